@@ -1,0 +1,315 @@
+//! The crate's error type.
+//!
+//! Every variant that involves an address carries it; the OS error, where
+//! there is one, is [`std::error::Error::source`]. Messages are lowercase,
+//! name the addresses, and say what to do where that helps.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::addr::{AddrParseError, Endpoint, Family, Role, ScopedIp};
+
+/// Errors from peerwire.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An address's text did not parse.
+    #[error(transparent)]
+    Parse(#[from] AddrParseError),
+
+    /// A link-local address has no scope. Raised before any socket exists.
+    #[error(
+        "{role} {address} is link-local and needs a scope: write it as {address}%IFNAME or %INDEX"
+    )]
+    MissingScope {
+        /// Which address it is.
+        role: Role,
+        /// The address without a scope.
+        address: ScopedIp,
+    },
+
+    /// A link-local source and destination name different interfaces.
+    /// Raised before any socket exists.
+    #[error(
+        "source {source_addr} and destination {destination} are on different links; a link-local source must use the destination's interface"
+    )]
+    ScopeMismatch {
+        /// The configured source.
+        source_addr: ScopedIp,
+        /// The destination.
+        destination: Endpoint,
+    },
+
+    /// A scope names an interface that this host does not have.
+    #[error("interface {name:?} in {role} {address} does not exist on this host")]
+    UnknownInterface {
+        /// Which address it is.
+        role: Role,
+        /// The scoped address.
+        address: ScopedIp,
+        /// The interface name.
+        name: String,
+        /// The OS error.
+        #[source]
+        error: io::Error,
+    },
+
+    /// Under [`FamilyPolicy::Strict`](crate::FamilyPolicy::Strict), the
+    /// destination's family has no source while the other family has one.
+    #[error(
+        "no {family} source is configured for destination {destination}, only an {configured} one; configure an {family} source, or opt in to FamilyPolicy::KernelChooses"
+    )]
+    NoSourceForFamily {
+        /// The destination.
+        destination: Endpoint,
+        /// The destination's family.
+        family: Family,
+        /// The family that has a source.
+        configured: Family,
+    },
+
+    /// The options contradict each other or are out of range.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
+    /// A socket could not be made, or an option that identity depends on
+    /// (device binding, `IPV6_V6ONLY`, freebind) could not be set.
+    #[error("failed to {what} for {address}: {error}")]
+    Socket {
+        /// What was being done, such as "set SO_BINDTODEVICE".
+        what: &'static str,
+        /// The destination or listen address.
+        address: Endpoint,
+        /// The OS error.
+        #[source]
+        error: io::Error,
+    },
+
+    /// Binding the configured source failed. No connection was attempted.
+    #[error("failed to bind source {}: {}", BindTarget(source_addr, *port), explain_bind(error, source_addr))]
+    Bind {
+        /// The configured source (the unspecified address when the kernel
+        /// chooses the IP but a port policy applies).
+        source_addr: ScopedIp,
+        /// The port tried, 0 for an ephemeral one.
+        port: u16,
+        /// The destination the socket was for.
+        destination: Endpoint,
+        /// The OS error.
+        #[source]
+        error: io::Error,
+    },
+
+    /// Every port of a range or of the privileged ports was in use.
+    #[error("no free port in {low}-{high} on source {source_addr} for {destination}")]
+    PortsExhausted {
+        /// The source.
+        source_addr: ScopedIp,
+        /// The destination.
+        destination: Endpoint,
+        /// Lowest port of the range.
+        low: u16,
+        /// Highest port of the range.
+        high: u16,
+    },
+
+    /// The TCP connect failed.
+    #[error(
+        "failed to connect to {destination} from {}: {}",
+        OrKernel(source_addr),
+        explain_connect(error, destination)
+    )]
+    Connect {
+        /// The bound local address, if the socket was bound.
+        source_addr: Option<SocketAddr>,
+        /// The destination.
+        destination: Endpoint,
+        /// The OS error.
+        #[source]
+        error: io::Error,
+    },
+
+    /// The TCP connect did not finish in time.
+    #[error(
+        "connect to {destination} from {} timed out after {timeout:?}",
+        OrKernel(source_addr)
+    )]
+    ConnectTimeout {
+        /// The bound local address, if the socket was bound.
+        source_addr: Option<SocketAddr>,
+        /// The destination.
+        destination: Endpoint,
+        /// The timeout that passed.
+        timeout: Duration,
+    },
+
+    /// After connecting, the socket's local address is not the configured
+    /// source. The connection has been closed.
+    #[error(
+        "connected to {destination} from {actual}, not from the configured source {configured}; closed"
+    )]
+    SourceMismatch {
+        /// The configured source.
+        configured: ScopedIp,
+        /// What `getsockname` returned.
+        actual: SocketAddr,
+        /// The destination.
+        destination: Endpoint,
+    },
+
+    /// Every Happy Eyeballs attempt failed; each is listed.
+    #[error("all {} connection attempts failed: {}", attempts.len(), AttemptList(attempts))]
+    AllAttemptsFailed {
+        /// The attempts, in the order they were started.
+        attempts: Vec<Attempt>,
+    },
+
+    /// A host name could not be resolved.
+    #[error("failed to resolve {host:?}: {error}")]
+    Resolve {
+        /// The name.
+        host: String,
+        /// The resolver's error.
+        #[source]
+        error: io::Error,
+    },
+
+    /// Nothing to connect to: the list was empty, or the name resolved to
+    /// no address.
+    #[error("no destination addresses for {0:?}")]
+    NoDestinations(String),
+
+    /// Listening failed.
+    #[error("failed to listen on {address}: {}", explain_listen(error, address))]
+    Listen {
+        /// The listen address.
+        address: Endpoint,
+        /// The OS error.
+        #[source]
+        error: io::Error,
+    },
+}
+
+/// One Happy Eyeballs attempt that failed.
+#[derive(Debug)]
+pub struct Attempt {
+    /// Where it tried to connect.
+    pub destination: Endpoint,
+    /// The source selected for it, or `None` when the kernel chose.
+    pub source: Option<ScopedIp>,
+    /// Why it failed.
+    pub error: Error,
+}
+
+impl fmt::Display for Attempt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.source {
+            Some(source) => write!(f, "{} from {source}: {}", self.destination, self.error),
+            None => write!(
+                f,
+                "{} from a kernel-chosen source: {}",
+                self.destination, self.error
+            ),
+        }
+    }
+}
+
+struct AttemptList<'a>(&'a [Attempt]);
+
+impl fmt::Display for AttemptList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, attempt) in self.0.iter().enumerate() {
+            write!(f, "{}({}) {attempt}", if i == 0 { "" } else { "; " }, i + 1)?;
+        }
+        Ok(())
+    }
+}
+
+struct OrKernel<'a>(&'a Option<SocketAddr>);
+
+impl fmt::Display for OrKernel<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(addr) => write!(f, "{addr}"),
+            None => f.write_str("a kernel-chosen source"),
+        }
+    }
+}
+
+struct BindTarget<'a>(&'a ScopedIp, u16);
+
+impl fmt::Display for BindTarget<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.1 {
+            0 => write!(f, "{}", self.0),
+            port => write!(f, "{}", Endpoint::new(self.0.clone(), port)),
+        }
+    }
+}
+
+fn os_code(error: &io::Error) -> Option<i32> {
+    error.raw_os_error()
+}
+
+fn explain_bind(error: &io::Error, source: &ScopedIp) -> String {
+    use nix::libc;
+    match os_code(error) {
+        Some(libc::EADDRNOTAVAIL) => format!(
+            "{error} (not assigned to this host, or still tentative during DAD; see ConnectOptions::wait_tentative and ConnectOptions::freebind)"
+        ),
+        Some(libc::EINVAL) if source.is_link_local() => format!(
+            "{error} (a link-local source needs the scope of the interface it is on, such as {}%eth0)",
+            source.ip()
+        ),
+        Some(libc::ENODEV) => format!("{error} (the scope names no interface on this host)"),
+        Some(libc::EACCES) => {
+            format!("{error} (ports below 1024 need root or CAP_NET_BIND_SERVICE)")
+        }
+        _ => error.to_string(),
+    }
+}
+
+fn explain_connect(error: &io::Error, destination: &Endpoint) -> String {
+    use nix::libc;
+    match os_code(error) {
+        Some(libc::EINVAL) if destination.host().is_link_local() => format!(
+            "{error} (a link-local destination needs the scope of the interface that reaches it)"
+        ),
+        Some(libc::EADDRNOTAVAIL) => format!(
+            "{error} (the source's ports toward this destination are all in use, or the source left this host)"
+        ),
+        _ => error.to_string(),
+    }
+}
+
+fn explain_listen(error: &io::Error, address: &Endpoint) -> String {
+    use nix::libc;
+    match os_code(error) {
+        Some(libc::EADDRNOTAVAIL) => {
+            format!("{error} (not assigned to this host, or still tentative during DAD)")
+        }
+        Some(libc::EADDRINUSE) => format!("{error} (another socket listens on {address})"),
+        Some(libc::EACCES) => {
+            format!("{error} (ports below 1024 need root or CAP_NET_BIND_SERVICE)")
+        }
+        _ => error.to_string(),
+    }
+}
+
+impl Error {
+    /// True when the cause is our own configuration rather than the network
+    /// or the peer: retrying will not help.
+    pub fn is_config(&self) -> bool {
+        matches!(
+            self,
+            Error::Parse(_)
+                | Error::MissingScope { .. }
+                | Error::ScopeMismatch { .. }
+                | Error::UnknownInterface { .. }
+                | Error::NoSourceForFamily { .. }
+                | Error::Config(_)
+        )
+    }
+}

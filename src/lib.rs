@@ -1,0 +1,84 @@
+//! # peerwire
+//!
+//! The RPC transport that cluster peers use to talk to each other: framed
+//! ONC RPC (RFC 5531) over TCP, like GlusterFS's transport, with one promise
+//! at its base: **every outgoing socket is bound to the configured source
+//! address, or the connect fails with an error that names it.** It never
+//! silently falls back to "any address", for IPv4 or IPv6, and it handles
+//! link-local IPv6 sources with a scope (`fe80::a%eth0`), which GlusterFS
+//! cannot bind and hyper and tonic cannot express.
+//!
+//! ## Layers
+//!
+//! ```text
+//!   peerd (examples/)     config, CLI, status: a user of the public API only
+//!   ───────────────────────────────────────────────────────────────────────
+//!   client / server       tokio drivers                            (planned)
+//!   peer                  identity: admission, handshake (pure)    (planned)
+//!   proto/                record marking, XDR, RPC messages (pure) (planned)
+//!   connect / listen      the sockets: source binding, ports,      [connect], [listen]
+//!                         Happy Eyeballs, listeners
+//!   addr                  addresses, scopes, families,             [addr]
+//!                         canonical comparison (pure)
+//! ```
+//!
+//! All raw socket code, `cfg(target_os)` and `unsafe` sit in one private
+//! module under `connect` and `listen`.
+//!
+//! ## What exists so far
+//!
+//! - [`ScopedIp`] and [`Endpoint`]: parse and display `192.0.2.10`,
+//!   `[2001:db8::10]:24007`, `fe80::a%eth0`, `[fe80::a%3]:24007`.
+//! - [`Sources`]: one source per family; the destination's family selects
+//!   it, under a [`FamilyPolicy`].
+//! - [`Connector`]: binds the source by a [`PortPolicy`] (ephemeral with
+//!   `IP_BIND_ADDRESS_NO_PORT`, a range, or privileged ports), checks
+//!   `getsockname` after connecting, and races several destinations by
+//!   Happy Eyeballs (RFC 8305).
+//! - [`listen()`]: listeners with `IPV6_V6ONLY` always explicit.
+//! - [`CanonicalIp`]: the form in which observed addresses are compared.
+//! - [`Error`]: one error type; every variant names its addresses.
+//!
+//! ## Example
+//!
+//! A listener on loopback, and a connection to it from the source
+//! `127.0.0.1`; the listener observes exactly that source.
+//!
+//! ```
+//! use peerwire::{ConnectOptions, Connector, ListenOptions, listen};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let listener = listen(&"127.0.0.1:0".parse()?, &ListenOptions::new())?;
+//! let port = listener.local_addr()?.port();
+//!
+//! let connector = Connector::new(ConnectOptions::new().source("127.0.0.1".parse::<peerwire::ScopedIp>()?));
+//! let connected = connector.connect(&format!("127.0.0.1:{port}").parse()?).await?;
+//! let (_stream, observed) = listener.accept().await?;
+//!
+//! assert_eq!(observed, connected.local_addr());
+//! assert_eq!(observed.ip().to_string(), "127.0.0.1");
+//! # Ok(())
+//! # }
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_op_in_unsafe_fn)]
+// Errors carry the addresses involved (source, destination, observed), which
+// makes them larger than clippy likes. They are built on cold paths only, and
+// a connect or a call costs far more than moving 150 bytes.
+#![allow(clippy::result_large_err)]
+
+pub mod addr;
+pub mod connect;
+mod error;
+pub mod listen;
+mod sock;
+
+pub use addr::{
+    AddrParseError, AddrParseErrorKind, CanonicalIp, Endpoint, Family, FamilyPolicy, Role, Scope,
+    ScopedIp, Sources,
+};
+pub use connect::{ConnectOptions, Connected, Connector, PortPolicy, Prepared};
+pub use error::{Attempt, Error};
+pub use listen::{ListenOptions, listen};
+pub use sock::Keepalive;

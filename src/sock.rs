@@ -1,0 +1,234 @@
+//! All raw socket code: socket creation, options, binding. The only module
+//! with `cfg(target_os)` and `unsafe`.
+//!
+//! Each helper makes one OS call, or one loop of them, and says which.
+//! Linux is the target; other Unixes compile, and the Linux-only options
+//! report [`io::ErrorKind::Unsupported`] there.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, SockAddr, Socket, TcpKeepalive, Type};
+
+use crate::addr::{Family, Role, Scope, ScopedIp};
+use crate::error::Error;
+
+/// A new non-blocking, close-on-exec TCP socket of `family`
+/// (`socket(2)`).
+pub(crate) fn tcp_socket(family: Family) -> io::Result<Socket> {
+    let domain = match family {
+        Family::V4 => Domain::IPV4,
+        Family::V6 => Domain::IPV6,
+    };
+    let socket = Socket::new(
+        domain,
+        Type::STREAM.nonblocking().cloexec(),
+        Some(Protocol::TCP),
+    )?;
+    Ok(socket)
+}
+
+/// Resolves a scope to an interface index (`if_nametoindex(3)` for names).
+pub(crate) fn resolve_scope(address: &ScopedIp, role: Role) -> Result<u32, Error> {
+    match address.scope() {
+        None => Ok(0),
+        Some(Scope::Index(index)) => Ok(*index),
+        Some(Scope::Name(name)) => interface_index(name).map_err(|error| Error::UnknownInterface {
+            role,
+            address: address.clone(),
+            name: name.clone(),
+            error,
+        }),
+    }
+}
+
+fn interface_index(name: &str) -> io::Result<u32> {
+    nix::net::if_::if_nametoindex(name).map_err(io::Error::from)
+}
+
+/// A socket address from an IP, a resolved scope and a port.
+pub(crate) fn socket_addr(ip: IpAddr, scope_id: u32, port: u16) -> SocketAddr {
+    match ip {
+        IpAddr::V4(v4) => SocketAddr::V4(SocketAddrV4::new(v4, port)),
+        IpAddr::V6(v6) => SocketAddr::V6(SocketAddrV6::new(v6, port, 0, scope_id)),
+    }
+}
+
+/// `bind(2)`.
+pub(crate) fn bind(socket: &Socket, addr: SocketAddr) -> io::Result<()> {
+    socket.bind(&SockAddr::from(addr))
+}
+
+/// `IP_BIND_ADDRESS_NO_PORT`: a bind with port 0 reserves no port; the
+/// kernel picks one at `connect`, per 4-tuple, so tens of thousands of
+/// connections can share one source IP. Applies to IPv6 sockets too.
+pub(crate) fn set_bind_address_no_port(socket: &Socket) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use nix::sys::socket::{setsockopt, sockopt};
+        setsockopt(socket, sockopt::IpBindAddressNoPort, &true).map_err(io::Error::from)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = socket;
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}
+
+/// `IP_LOCAL_PORT_RANGE` (Linux 6.3): the ephemeral ports this socket may
+/// use. Fails with `ENOPROTOOPT` on older kernels; the caller then falls
+/// back to a bind loop.
+pub(crate) fn set_local_port_range(socket: &Socket, low: u16, high: u16) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use nix::libc;
+        use std::os::fd::AsRawFd;
+        // Not in libc for every target; the value is from linux/in.h.
+        const IP_LOCAL_PORT_RANGE: libc::c_int = 51;
+        let range: u32 = (u32::from(high) << 16) | u32::from(low);
+        // SAFETY: the fd is a valid, open socket owned by `socket` for the
+        // duration of the call; the option value points at a live u32 whose
+        // size is passed exactly, and the kernel only reads it.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_IP,
+                IP_LOCAL_PORT_RANGE,
+                (&range as *const u32).cast(),
+                std::mem::size_of::<u32>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (socket, low, high);
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}
+
+/// True when an error means the kernel lacks an option.
+pub(crate) fn is_unsupported_option(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::Unsupported
+        || error.raw_os_error() == Some(nix::libc::ENOPROTOOPT)
+}
+
+/// True for `EADDRINUSE`.
+pub(crate) fn is_addr_in_use(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::AddrInUse
+}
+
+/// True for `EADDRNOTAVAIL`.
+pub(crate) fn is_addr_not_available(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::AddrNotAvailable
+}
+
+/// `IP_FREEBIND` / `IPV6_FREEBIND`: bind an address that is not (yet) on
+/// this host, or still tentative.
+pub(crate) fn set_freebind(socket: &Socket, family: Family) -> io::Result<()> {
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
+    {
+        match family {
+            Family::V4 => socket.set_freebind_v4(true),
+            Family::V6 => socket.set_freebind_v6(true),
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "fuchsia")))]
+    {
+        let _ = (socket, family);
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}
+
+/// `SO_BINDTODEVICE`: the socket sends and receives only through `device`.
+pub(crate) fn bind_device(socket: &Socket, device: &str) -> io::Result<()> {
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
+    {
+        socket.bind_device(Some(device.as_bytes()))
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "fuchsia")))]
+    {
+        let _ = (socket, device);
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}
+
+/// `IPV6_V6ONLY`.
+pub(crate) fn set_v6_only(socket: &Socket, only: bool) -> io::Result<()> {
+    socket.set_only_v6(only)
+}
+
+/// `SO_REUSEADDR`.
+pub(crate) fn set_reuse_address(socket: &Socket) -> io::Result<()> {
+    socket.set_reuse_address(true)
+}
+
+/// `listen(2)`.
+pub(crate) fn listen(socket: &Socket, backlog: u32) -> io::Result<()> {
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))
+}
+
+/// TCP keepalive settings: idle time before the first probe, the interval
+/// between probes, and how many unanswered probes close the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Idle time before the first probe (`TCP_KEEPIDLE`).
+    pub time: Duration,
+    /// Time between probes (`TCP_KEEPINTVL`).
+    pub interval: Duration,
+    /// Unanswered probes before the connection is dropped (`TCP_KEEPCNT`).
+    pub count: u32,
+}
+
+/// Tuning options. A failure to set one is logged, not fatal: none of them
+/// changes who the peer is.
+#[derive(Clone, Debug)]
+pub(crate) struct Tuning {
+    pub nodelay: bool,
+    pub keepalive: Option<Keepalive>,
+    pub user_timeout: Option<Duration>,
+    pub tos: Option<u8>,
+}
+
+/// Sets `TCP_NODELAY`, `SO_KEEPALIVE` with its three parameters,
+/// `TCP_USER_TIMEOUT` and `IP_TOS`/`IPV6_TCLASS`; logs each failure.
+pub(crate) fn apply_tuning(socket: &Socket, family: Family, tuning: &Tuning) {
+    let warn = |option: &str, result: io::Result<()>| {
+        if let Err(error) = result {
+            tracing::warn!(option, %error, "could not set socket option; continuing");
+        }
+    };
+    warn("TCP_NODELAY", socket.set_tcp_nodelay(tuning.nodelay));
+    if let Some(ka) = tuning.keepalive {
+        let params = TcpKeepalive::new().with_time(ka.time);
+        #[cfg(any(
+            target_os = "linux",
+            target_os = "android",
+            target_os = "freebsd",
+            target_os = "netbsd"
+        ))]
+        let params = params.with_interval(ka.interval).with_retries(ka.count);
+        warn("SO_KEEPALIVE", socket.set_tcp_keepalive(&params));
+    }
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
+    if let Some(timeout) = tuning.user_timeout {
+        warn(
+            "TCP_USER_TIMEOUT",
+            socket.set_tcp_user_timeout(Some(timeout)),
+        );
+    }
+    if let Some(tos) = tuning.tos {
+        match family {
+            Family::V4 => warn("IP_TOS", socket.set_tos_v4(u32::from(tos))),
+            #[cfg(not(any(target_os = "solaris", target_os = "illumos")))]
+            Family::V6 => warn("IPV6_TCLASS", socket.set_tclass_v6(u32::from(tos))),
+            #[cfg(any(target_os = "solaris", target_os = "illumos"))]
+            Family::V6 => {}
+        }
+    }
+}
