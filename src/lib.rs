@@ -82,3 +82,8 @@ pub use connect::{ConnectOptions, Connected, Connector, PortPolicy, Prepared};
 pub use error::{Attempt, Error};
 pub use listen::{ListenOptions, listen};
 pub use sock::Keepalive;
+
+/// The README's examples compile as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
