@@ -193,12 +193,12 @@ impl ConnectOptions {
     }
 
     fn check(&self) -> Result<(), Error> {
-        if let PortPolicy::Range { low, high } = self.port_policy {
-            if low == 0 || low > high {
-                return Err(Error::Config(format!(
-                    "port range {low}-{high} must satisfy 1 <= low <= high"
-                )));
-            }
+        if let PortPolicy::Range { low, high } = self.port_policy
+            && (low == 0 || low > high)
+        {
+            return Err(Error::Config(format!(
+                "port range {low}-{high} must satisfy 1 <= low <= high"
+            )));
         }
         if self.connect_timeout.is_zero() {
             return Err(Error::Config("connect timeout must be positive".into()));
@@ -596,14 +596,14 @@ impl Prepared {
         };
         let local = stream.local_addr().map_err(io_error)?;
         let remote = stream.peer_addr().map_err(io_error)?;
-        if let Some((configured, expected)) = &source {
-            if CanonicalIp::from(local) != *expected {
-                return Err(Error::SourceMismatch {
-                    configured: configured.clone(),
-                    actual: local,
-                    destination,
-                });
-            }
+        if let Some((configured, expected)) = &source
+            && CanonicalIp::from(local) != *expected
+        {
+            return Err(Error::SourceMismatch {
+                configured: configured.clone(),
+                actual: local,
+                remote,
+            });
         }
         debug!(%local, %remote, "connected");
         Ok(Connected {

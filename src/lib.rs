@@ -63,10 +63,6 @@
 //! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_op_in_unsafe_fn)]
-// Errors carry the addresses involved (source, destination, observed), which
-// makes them larger than clippy likes. They are built on cold paths only, and
-// a connect or a call costs far more than moving 150 bytes.
-#![allow(clippy::result_large_err)]
 
 pub mod addr;
 pub mod connect;
