@@ -65,9 +65,11 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 pub mod addr;
+pub mod codec;
 pub mod connect;
 mod error;
 pub mod listen;
+pub mod proto;
 mod sock;
 
 pub use addr::{

@@ -1,0 +1,362 @@
+//! Record marking (RFC 5531 §11): a record is a sequence of fragments, each
+//! with a 4-byte header whose top bit marks the last fragment and whose low
+//! 31 bits are the fragment's length.
+//!
+//! The decoder is a state machine over a `BytesMut` read buffer, in the
+//! manner of tokio-util's codecs: it returns `Ok(None)` until a whole record
+//! is there, and checks every limit on a fragment header *before* it
+//! reserves memory for the fragment.
+//!
+//! - A record of one fragment is handed out without copying: a `Bytes` slice
+//!   of the read buffer.
+//! - A record of several fragments is kept as a list of such slices and
+//!   copied exactly once, into a buffer of its final size, when its last
+//!   fragment arrives.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use super::error::{DecodeError, DecodeErrorKind};
+
+/// The last-fragment bit of a fragment header.
+pub const LAST_FRAGMENT: u32 = 0x8000_0000;
+
+/// The longest fragment the header can express: 2^31 - 1 bytes.
+pub const MAX_FRAGMENT_LEN: u32 = 0x7fff_ffff;
+
+/// The highest record limit that may be configured: 1 GiB, where GlusterFS
+/// fails a connection.
+pub const MAX_RECORD_CEILING: usize = 1 << 30;
+
+/// A fragment header: `len` with the last-fragment bit when `last`.
+///
+/// # Panics
+///
+/// If `len` exceeds [`MAX_FRAGMENT_LEN`].
+pub fn record_header(len: u32, last: bool) -> [u8; 4] {
+    assert!(len <= MAX_FRAGMENT_LEN, "fragment length {len} needs more than 31 bits");
+    (len | if last { LAST_FRAGMENT } else { 0 }).to_be_bytes()
+}
+
+/// Limits that bound what one record may cost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordLimits {
+    max_fragment: u32,
+    max_record: usize,
+    max_fragments: u32,
+}
+
+/// Limits that are zero or above their ceiling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InvalidLimits(&'static str);
+
+impl std::fmt::Display for InvalidLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid record limits: {}", self.0)
+    }
+}
+
+impl std::error::Error for InvalidLimits {}
+
+impl Default for RecordLimits {
+    /// 16 MiB per record and per fragment, 4096 fragments per record.
+    fn default() -> RecordLimits {
+        RecordLimits {
+            max_fragment: 16 << 20,
+            max_record: 16 << 20,
+            max_fragments: 4096,
+        }
+    }
+}
+
+impl RecordLimits {
+    /// Limits on one fragment's length, one record's length (at most
+    /// [`MAX_RECORD_CEILING`]) and the number of fragments in a record. The
+    /// fragment limit is capped at the record limit.
+    pub fn new(max_fragment: u32, max_record: usize, max_fragments: u32) -> Result<RecordLimits, InvalidLimits> {
+        if max_record == 0 || max_record > MAX_RECORD_CEILING {
+            return Err(InvalidLimits("the record limit must be from 1 byte to 1 GiB"));
+        }
+        if max_fragment == 0 || max_fragment > MAX_FRAGMENT_LEN {
+            return Err(InvalidLimits("the fragment limit must be from 1 byte to 2^31-1"));
+        }
+        if max_fragments == 0 {
+            return Err(InvalidLimits("a record needs at least one fragment"));
+        }
+        Ok(RecordLimits {
+            max_fragment: max_fragment.min(max_record as u32),
+            max_record,
+            max_fragments,
+        })
+    }
+
+    /// The default limits with another record limit (the fragment limit
+    /// follows it).
+    pub fn with_max_record(max_record: usize) -> Result<RecordLimits, InvalidLimits> {
+        let fragment = u32::try_from(max_record).unwrap_or(MAX_FRAGMENT_LEN);
+        RecordLimits::new(fragment, max_record, RecordLimits::default().max_fragments)
+    }
+
+    /// The longest fragment accepted.
+    pub fn max_fragment(&self) -> u32 {
+        self.max_fragment
+    }
+
+    /// The longest record accepted.
+    pub fn max_record(&self) -> usize {
+        self.max_record
+    }
+
+    /// The most fragments accepted in one record.
+    pub fn max_fragments(&self) -> u32 {
+        self.max_fragments
+    }
+}
+
+/// Reassembles records from a byte stream.
+#[derive(Debug)]
+pub struct RecordDecoder {
+    limits: RecordLimits,
+    /// The header of the fragment whose data we wait for.
+    pending: Option<Fragment>,
+    /// Earlier fragments of the current record.
+    parts: Vec<Bytes>,
+    /// Their total length.
+    parts_len: usize,
+    /// Stream offset of the read buffer's first byte.
+    offset: u64,
+    /// Stream offset where the current record began.
+    record_start: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Fragment {
+    len: usize,
+    last: bool,
+}
+
+impl RecordDecoder {
+    /// A decoder with these limits.
+    pub fn new(limits: RecordLimits) -> RecordDecoder {
+        RecordDecoder {
+            limits,
+            pending: None,
+            parts: Vec::new(),
+            parts_len: 0,
+            offset: 0,
+            record_start: 0,
+        }
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> &RecordLimits {
+        &self.limits
+    }
+
+    /// True when no partial record is held: the stream may end here.
+    pub fn is_idle(&self) -> bool {
+        self.pending.is_none() && self.parts.is_empty()
+    }
+
+    /// Takes the next whole record from the front of `buf`.
+    ///
+    /// Returns `Ok(None)` when more bytes are needed; the bytes seen so far
+    /// are consumed or kept as needed. An error leaves the stream out of
+    /// sync: the connection must be closed.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, DecodeError> {
+        loop {
+            let fragment = match self.pending {
+                Some(fragment) => fragment,
+                None => {
+                    if buf.len() < 4 {
+                        return Ok(None);
+                    }
+                    let fragment = self.check_header(u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]))?;
+                    if self.parts.is_empty() {
+                        self.record_start = self.offset;
+                    }
+                    buf.advance(4);
+                    self.offset += 4;
+                    self.pending = Some(fragment);
+                    fragment
+                }
+            };
+            if buf.len() < fragment.len {
+                // Bounded by the limits checked on the header.
+                buf.reserve(fragment.len - buf.len());
+                return Ok(None);
+            }
+            self.pending = None;
+            self.offset += fragment.len as u64;
+            let data = buf.split_to(fragment.len).freeze();
+            if !fragment.last {
+                self.parts_len += data.len();
+                self.parts.push(data);
+                continue;
+            }
+            if self.parts.is_empty() {
+                return Ok(Some(data));
+            }
+            let mut record = BytesMut::with_capacity(self.parts_len + data.len());
+            for part in self.parts.drain(..) {
+                record.extend_from_slice(&part);
+            }
+            record.extend_from_slice(&data);
+            self.parts_len = 0;
+            return Ok(Some(record.freeze()));
+        }
+    }
+
+    /// Like [`RecordDecoder::decode`], at the end of the stream: a partial
+    /// record left over is an error.
+    pub fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, DecodeError> {
+        match self.decode(buf)? {
+            Some(record) => Ok(Some(record)),
+            None if buf.is_empty() && self.is_idle() => Ok(None),
+            None => Err(DecodeError::new(DecodeErrorKind::TruncatedRecord, self.record_start)),
+        }
+    }
+
+    /// Checks a fragment header against the limits, before anything is
+    /// reserved for its data.
+    fn check_header(&self, raw: u32) -> Result<Fragment, DecodeError> {
+        let len = raw & MAX_FRAGMENT_LEN;
+        let last = raw & LAST_FRAGMENT != 0;
+        let fail = |kind| Err(DecodeError::new(kind, self.offset));
+        if len > self.limits.max_fragment {
+            return fail(DecodeErrorKind::FragmentTooLong {
+                len,
+                max: self.limits.max_fragment,
+            });
+        }
+        let total = self.parts_len as u64 + u64::from(len);
+        if total > self.limits.max_record as u64 {
+            return fail(DecodeErrorKind::RecordTooLong {
+                len: total,
+                max: self.limits.max_record as u64,
+            });
+        }
+        // The parts held plus this one. Counting empty fragments too keeps a
+        // flood of them from spinning or growing the list without bound.
+        if self.parts.len() as u64 + 1 > u64::from(self.limits.max_fragments) {
+            return fail(DecodeErrorKind::TooManyFragments {
+                max: self.limits.max_fragments,
+            });
+        }
+        Ok(Fragment {
+            len: len as usize,
+            last,
+        })
+    }
+}
+
+/// Writes records: one fragment by default, or fragments of at most a
+/// given size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordEncoder {
+    fragment_size: u32,
+}
+
+impl Default for RecordEncoder {
+    /// One fragment per record (GlusterFS and libtirpc peers expect no
+    /// more, and accept many).
+    fn default() -> RecordEncoder {
+        RecordEncoder {
+            fragment_size: MAX_FRAGMENT_LEN,
+        }
+    }
+}
+
+impl RecordEncoder {
+    /// Splits records into fragments of at most `fragment_size` bytes
+    /// (1 to 2^31-1; 0 is read as 1).
+    pub fn with_fragment_size(fragment_size: u32) -> RecordEncoder {
+        RecordEncoder {
+            fragment_size: fragment_size.clamp(1, MAX_FRAGMENT_LEN),
+        }
+    }
+
+    /// The largest fragment written.
+    pub fn fragment_size(&self) -> u32 {
+        self.fragment_size
+    }
+
+    /// The bytes `encode` writes for a record of `len` bytes.
+    pub fn encoded_len(&self, len: usize) -> usize {
+        let fragments = len.div_ceil(self.fragment_size as usize).max(1);
+        len + 4 * fragments
+    }
+
+    /// Appends `record` to `dst` as one or more fragments. An empty record
+    /// is one empty last fragment.
+    pub fn encode(&self, record: &[u8], dst: &mut BytesMut) {
+        dst.reserve(self.encoded_len(record.len()));
+        let mut chunks = record.chunks(self.fragment_size as usize).peekable();
+        if chunks.peek().is_none() {
+            dst.put_slice(&record_header(0, true));
+            return;
+        }
+        while let Some(chunk) = chunks.next() {
+            // A chunk is at most fragment_size <= 2^31-1 bytes.
+            dst.put_slice(&record_header(chunk.len() as u32, chunks.peek().is_none()));
+            dst.put_slice(chunk);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(frag: u32, record: usize, count: u32) -> RecordLimits {
+        RecordLimits::new(frag, record, count).unwrap()
+    }
+
+    #[test]
+    fn header_layout() {
+        assert_eq!(record_header(40, true), [0x80, 0, 0, 40]);
+        assert_eq!(record_header(0x7fff_ffff, false), [0x7f, 0xff, 0xff, 0xff]);
+    }
+
+    #[test]
+    fn limits_are_validated() {
+        assert!(RecordLimits::with_max_record(MAX_RECORD_CEILING).is_ok());
+        assert!(RecordLimits::with_max_record(MAX_RECORD_CEILING + 1).is_err());
+        assert!(RecordLimits::new(0, 10, 1).is_err());
+        assert!(RecordLimits::new(10, 10, 0).is_err());
+        assert_eq!(limits(100, 10, 1).max_fragment(), 10, "fragment limit capped at record limit");
+    }
+
+    #[test]
+    fn encodes_one_fragment_by_default_and_splits_on_request() {
+        let mut out = BytesMut::new();
+        RecordEncoder::default().encode(b"abcdefgh", &mut out);
+        assert_eq!(&out[..], b"\x80\x00\x00\x08abcdefgh");
+
+        let mut out = BytesMut::new();
+        RecordEncoder::with_fragment_size(3).encode(b"abcdefgh", &mut out);
+        assert_eq!(&out[..], b"\x00\x00\x00\x03abc\x00\x00\x00\x03def\x80\x00\x00\x02gh");
+        assert_eq!(RecordEncoder::with_fragment_size(3).encoded_len(8), out.len());
+
+        let mut out = BytesMut::new();
+        RecordEncoder::default().encode(b"", &mut out);
+        assert_eq!(&out[..], b"\x80\x00\x00\x00");
+    }
+
+    #[test]
+    fn waits_for_the_whole_record_then_consumes_it_exactly() {
+        let mut dec = RecordDecoder::new(RecordLimits::default());
+        let mut buf = BytesMut::from(&b"\x00\x00\x00\x02ab\x80\x00"[..]);
+        assert_eq!(dec.decode(&mut buf).unwrap(), None);
+        buf.extend_from_slice(b"\x00\x01cXYZ");
+        assert_eq!(dec.decode(&mut buf).unwrap().unwrap(), Bytes::from_static(b"abc"));
+        assert_eq!(&buf[..], b"XYZ", "bytes after the record stay in the buffer");
+    }
+
+    #[test]
+    fn empty_record_is_a_record() {
+        let mut dec = RecordDecoder::new(RecordLimits::default());
+        let mut buf = BytesMut::from(&b"\x80\x00\x00\x00"[..]);
+        assert_eq!(dec.decode(&mut buf).unwrap().unwrap(), Bytes::new());
+        assert!(dec.is_idle());
+    }
+}

@@ -1,0 +1,474 @@
+//! XDR (RFC 4506): big-endian, every item padded to a multiple of 4 bytes.
+//!
+//! [`XdrReader`] never panics and never allocates more than the remaining
+//! input could hold: a length is checked against its bound and against the
+//! bytes left before anything is reserved. Padding is written as zeros;
+//! non-zero padding is accepted on input, as libtirpc does.
+//!
+//! [`XdrEncode`] and [`XdrDecode`] give typed arguments and results.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::error::{DecodeError, DecodeErrorKind};
+
+/// Bytes of padding after `len` bytes of data (RFC 4506 §3).
+pub fn padding(len: usize) -> usize {
+    (4 - len % 4) % 4
+}
+
+/// Reads XDR items from a byte slice.
+#[derive(Clone, Debug)]
+pub struct XdrReader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    /// Offset of `buf[0]` in the record, for error offsets.
+    base: u64,
+}
+
+impl<'a> XdrReader<'a> {
+    /// A reader over `buf`.
+    pub fn new(buf: &'a [u8]) -> XdrReader<'a> {
+        XdrReader { buf, pos: 0, base: 0 }
+    }
+
+    /// A reader over `buf`, which starts `base` bytes into its record (so
+    /// that error offsets count from the record's start).
+    pub fn with_base(buf: &'a [u8], base: u64) -> XdrReader<'a> {
+        XdrReader { buf, pos: 0, base }
+    }
+
+    /// Bytes read so far.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// The bytes not yet read.
+    pub fn remaining(&self) -> &'a [u8] {
+        &self.buf[self.pos..]
+    }
+
+    /// True when everything has been read.
+    pub fn is_empty(&self) -> bool {
+        self.pos == self.buf.len()
+    }
+
+    /// An error of `kind` at the current position.
+    pub fn error(&self, kind: DecodeErrorKind) -> DecodeError {
+        DecodeError::new(kind, self.base + self.pos as u64)
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let left = self.buf.len() - self.pos;
+        if n > left {
+            let needed = u32::try_from(n - left).unwrap_or(u32::MAX);
+            return Err(self.error(DecodeErrorKind::UnexpectedEnd { needed }));
+        }
+        let out = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(out)
+    }
+
+    /// An unsigned int.
+    pub fn u32(&mut self) -> Result<u32, DecodeError> {
+        let b = self.take(4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// An int.
+    pub fn i32(&mut self) -> Result<i32, DecodeError> {
+        self.u32().map(|v| v as i32)
+    }
+
+    /// An unsigned hyper.
+    pub fn u64(&mut self) -> Result<u64, DecodeError> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_be_bytes(a))
+    }
+
+    /// A hyper.
+    pub fn i64(&mut self) -> Result<i64, DecodeError> {
+        self.u64().map(|v| v as i64)
+    }
+
+    /// A bool: 0 or 1, anything else is an error.
+    pub fn bool(&mut self) -> Result<bool, DecodeError> {
+        let at = self.clone();
+        match self.u32()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            v => Err(at.error(DecodeErrorKind::InvalidBool(v))),
+        }
+    }
+
+    /// An enum's discriminant (a signed int); the caller maps it.
+    pub fn enumeration(&mut self) -> Result<i32, DecodeError> {
+        self.i32()
+    }
+
+    /// Fixed-length opaque data of `len` bytes, and its padding.
+    pub fn opaque_fixed(&mut self, len: usize) -> Result<&'a [u8], DecodeError> {
+        let data = self.take(len)?;
+        self.take(padding(len))?;
+        Ok(data)
+    }
+
+    /// Variable-length opaque data of at most `max` bytes (`opaque<max>`).
+    pub fn opaque(&mut self, max: u32) -> Result<&'a [u8], DecodeError> {
+        let len = self.length(max)?;
+        self.opaque_fixed(len)
+    }
+
+    /// A string of at most `max` bytes (`string<max>`), as UTF-8.
+    pub fn string(&mut self, max: u32) -> Result<&'a str, DecodeError> {
+        let start = self.clone();
+        let bytes = self.opaque(max)?;
+        std::str::from_utf8(bytes).map_err(|_| start.error(DecodeErrorKind::InvalidUtf8))
+    }
+
+    /// Optional data (`T *`): a bool, then `T` when it is 1.
+    pub fn optional<T>(
+        &mut self,
+        item: impl FnOnce(&mut Self) -> Result<T, DecodeError>,
+    ) -> Result<Option<T>, DecodeError> {
+        if self.bool()? { item(self).map(Some) } else { Ok(None) }
+    }
+
+    /// A variable-length array of at most `max` items (`T<max>`). Each item
+    /// takes at least 4 bytes on the wire, so the count is also checked
+    /// against the bytes left before the vector is allocated.
+    pub fn array<T>(
+        &mut self,
+        max: u32,
+        mut item: impl FnMut(&mut Self) -> Result<T, DecodeError>,
+    ) -> Result<Vec<T>, DecodeError> {
+        let at = self.clone();
+        let count = self.u32()?;
+        if count > max {
+            return Err(at.error(DecodeErrorKind::LengthOverBound { len: count, max }));
+        }
+        let left = (self.buf.len() - self.pos) / 4;
+        if count as usize > left {
+            let needed = u32::try_from((count as usize - left) * 4).unwrap_or(u32::MAX);
+            return Err(self.error(DecodeErrorKind::UnexpectedEnd { needed }));
+        }
+        let mut out = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            out.push(item(self)?);
+        }
+        Ok(out)
+    }
+
+    /// A length prefix, checked against `max` and against the bytes left.
+    fn length(&mut self, max: u32) -> Result<usize, DecodeError> {
+        let at = self.clone();
+        let len = self.u32()?;
+        if len > max {
+            return Err(at.error(DecodeErrorKind::LengthOverBound { len, max }));
+        }
+        Ok(len as usize)
+    }
+}
+
+/// Appends XDR items to a buffer.
+#[derive(Debug)]
+pub struct XdrWriter<'a> {
+    buf: &'a mut BytesMut,
+}
+
+impl<'a> XdrWriter<'a> {
+    /// A writer appending to `buf`.
+    pub fn new(buf: &'a mut BytesMut) -> XdrWriter<'a> {
+        XdrWriter { buf }
+    }
+
+    /// An unsigned int.
+    pub fn u32(&mut self, v: u32) {
+        self.buf.put_u32(v);
+    }
+
+    /// An int.
+    pub fn i32(&mut self, v: i32) {
+        self.buf.put_i32(v);
+    }
+
+    /// An unsigned hyper.
+    pub fn u64(&mut self, v: u64) {
+        self.buf.put_u64(v);
+    }
+
+    /// A hyper.
+    pub fn i64(&mut self, v: i64) {
+        self.buf.put_i64(v);
+    }
+
+    /// A bool.
+    pub fn bool(&mut self, v: bool) {
+        self.u32(u32::from(v));
+    }
+
+    /// Fixed-length opaque data, then zero padding.
+    pub fn opaque_fixed(&mut self, data: &[u8]) {
+        self.buf.put_slice(data);
+        self.buf.put_bytes(0, padding(data.len()));
+    }
+
+    /// Variable-length opaque data: length, data, zero padding.
+    ///
+    /// # Panics
+    ///
+    /// If `data` is 4 GiB or longer, which XDR cannot express.
+    pub fn opaque(&mut self, data: &[u8]) {
+        let len = u32::try_from(data.len()).expect("XDR opaque data is shorter than 4 GiB");
+        self.u32(len);
+        self.opaque_fixed(data);
+    }
+
+    /// A string: length, bytes, zero padding.
+    pub fn string(&mut self, s: &str) {
+        self.opaque(s.as_bytes());
+    }
+
+    /// Optional data: a bool, then the item when present.
+    pub fn optional<T>(&mut self, value: Option<&T>, item: impl FnOnce(&mut Self, &T)) {
+        self.bool(value.is_some());
+        if let Some(v) = value {
+            item(self, v);
+        }
+    }
+
+    /// A variable-length array: count, then each item.
+    pub fn array<T>(&mut self, items: &[T], mut item: impl FnMut(&mut Self, &T)) {
+        let count = u32::try_from(items.len()).expect("XDR arrays have fewer than 2^32 items");
+        self.u32(count);
+        for v in items {
+            item(self, v);
+        }
+    }
+
+    /// Raw bytes, already in XDR form.
+    pub fn raw(&mut self, bytes: &[u8]) {
+        self.buf.put_slice(bytes);
+    }
+}
+
+/// A value with an XDR encoding.
+pub trait XdrEncode {
+    /// Appends the value.
+    fn encode(&self, w: &mut XdrWriter<'_>);
+}
+
+/// A value that can be read from XDR.
+pub trait XdrDecode: Sized {
+    /// Reads the value.
+    fn decode(r: &mut XdrReader<'_>) -> Result<Self, DecodeError>;
+}
+
+/// Encodes `value` into a new buffer.
+pub fn to_bytes<T: XdrEncode + ?Sized>(value: &T) -> Bytes {
+    let mut buf = BytesMut::new();
+    value.encode(&mut XdrWriter::new(&mut buf));
+    buf.freeze()
+}
+
+/// Decodes a `T` that must take all of `bytes`. Trailing bytes are an
+/// error of kind [`DecodeErrorKind::TrailingBytes`] at their offset.
+pub fn from_bytes<T: XdrDecode>(bytes: &[u8]) -> Result<T, DecodeError> {
+    let mut r = XdrReader::new(bytes);
+    let value = T::decode(&mut r)?;
+    if !r.is_empty() {
+        let len = u32::try_from(r.remaining().len()).unwrap_or(u32::MAX);
+        return Err(r.error(DecodeErrorKind::TrailingBytes { len }));
+    }
+    Ok(value)
+}
+
+macro_rules! xdr_int {
+    ($($t:ty => $m:ident),*) => {$(
+        impl XdrEncode for $t {
+            fn encode(&self, w: &mut XdrWriter<'_>) { w.$m(*self) }
+        }
+        impl XdrDecode for $t {
+            fn decode(r: &mut XdrReader<'_>) -> Result<Self, DecodeError> { r.$m() }
+        }
+    )*};
+}
+
+xdr_int!(u32 => u32, i32 => i32, u64 => u64, i64 => i64, bool => bool);
+
+impl XdrEncode for () {
+    fn encode(&self, _: &mut XdrWriter<'_>) {}
+}
+
+impl XdrDecode for () {
+    fn decode(_: &mut XdrReader<'_>) -> Result<Self, DecodeError> {
+        Ok(())
+    }
+}
+
+impl XdrEncode for str {
+    fn encode(&self, w: &mut XdrWriter<'_>) {
+        w.string(self)
+    }
+}
+
+impl XdrEncode for String {
+    fn encode(&self, w: &mut XdrWriter<'_>) {
+        w.string(self)
+    }
+}
+
+impl XdrDecode for String {
+    /// `string<>`: bounded only by the input.
+    fn decode(r: &mut XdrReader<'_>) -> Result<Self, DecodeError> {
+        r.string(u32::MAX).map(str::to_owned)
+    }
+}
+
+impl XdrEncode for Bytes {
+    fn encode(&self, w: &mut XdrWriter<'_>) {
+        w.opaque(self)
+    }
+}
+
+impl XdrDecode for Bytes {
+    /// `opaque<>`: bounded only by the input.
+    fn decode(r: &mut XdrReader<'_>) -> Result<Self, DecodeError> {
+        r.opaque(u32::MAX).map(Bytes::copy_from_slice)
+    }
+}
+
+impl<T: XdrEncode> XdrEncode for Option<T> {
+    fn encode(&self, w: &mut XdrWriter<'_>) {
+        w.optional(self.as_ref(), |w, v| v.encode(w))
+    }
+}
+
+impl<T: XdrDecode> XdrDecode for Option<T> {
+    fn decode(r: &mut XdrReader<'_>) -> Result<Self, DecodeError> {
+        r.optional(T::decode)
+    }
+}
+
+impl<T: XdrEncode> XdrEncode for Vec<T> {
+    fn encode(&self, w: &mut XdrWriter<'_>) {
+        w.array(self, |w, v| v.encode(w))
+    }
+}
+
+impl<T: XdrDecode> XdrDecode for Vec<T> {
+    /// `T<>`: bounded only by the input.
+    fn decode(r: &mut XdrReader<'_>) -> Result<Self, DecodeError> {
+        r.array(u32::MAX, T::decode)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn written(f: impl FnOnce(&mut XdrWriter<'_>)) -> Vec<u8> {
+        let mut buf = BytesMut::new();
+        f(&mut XdrWriter::new(&mut buf));
+        buf.to_vec()
+    }
+
+    #[test]
+    fn integers_are_big_endian() {
+        assert_eq!(written(|w| w.u32(0x0102_0304)), [1, 2, 3, 4]);
+        assert_eq!(written(|w| w.i32(-2)), [0xff, 0xff, 0xff, 0xfe]);
+        assert_eq!(written(|w| w.u64(0xcafe)), [0, 0, 0, 0, 0, 0, 0xca, 0xfe]);
+        assert_eq!(written(|w| w.bool(true)), [0, 0, 0, 1]);
+    }
+
+    #[test]
+    fn opaque_and_string_are_padded_with_zeros() {
+        assert_eq!(written(|w| w.string("abcde")), b"\0\0\0\x05abcde\0\0\0");
+        assert_eq!(written(|w| w.opaque(b"")), b"\0\0\0\0");
+        assert_eq!(written(|w| w.opaque_fixed(b"ab")), b"ab\0\0");
+    }
+
+    #[test]
+    fn nonzero_padding_is_accepted() {
+        let mut r = XdrReader::new(b"\0\0\0\x01a\xff\xff\xff");
+        assert_eq!(r.string(10).unwrap(), "a");
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn length_beyond_input_is_an_error_at_its_offset() {
+        let mut r = XdrReader::with_base(b"\0\0\0\x08abc", 100);
+        let err = r.opaque(u32::MAX).unwrap_err();
+        assert_eq!(err, DecodeError::new(DecodeErrorKind::UnexpectedEnd { needed: 5 }, 104));
+    }
+
+    #[test]
+    fn length_over_bound_is_an_error() {
+        let mut r = XdrReader::new(b"\0\0\0\x05abcde\0\0\0");
+        let err = r.string(4).unwrap_err();
+        assert_eq!(err.kind, DecodeErrorKind::LengthOverBound { len: 5, max: 4 });
+        assert_eq!(err.offset, 0);
+    }
+
+    #[test]
+    fn huge_array_count_does_not_allocate() {
+        // 2^32-1 items announced, 8 bytes present.
+        let mut r = XdrReader::new(b"\xff\xff\xff\xff\0\0\0\x01\0\0\0\x02");
+        let err = r.array(u32::MAX, |r| r.u32()).unwrap_err();
+        assert!(matches!(err.kind, DecodeErrorKind::UnexpectedEnd { .. }), "{err}");
+    }
+
+    #[test]
+    fn bool_other_than_0_or_1_is_an_error() {
+        let err = XdrReader::new(b"\0\0\0\x02").bool().unwrap_err();
+        assert_eq!(err.kind, DecodeErrorKind::InvalidBool(2));
+    }
+
+    #[test]
+    fn invalid_utf8_is_an_error() {
+        let err = XdrReader::new(b"\0\0\0\x01\xff\0\0\0").string(8).unwrap_err();
+        assert_eq!(err.kind, DecodeErrorKind::InvalidUtf8);
+    }
+
+    #[test]
+    fn trailing_bytes_are_an_error_for_from_bytes() {
+        let err = from_bytes::<u32>(b"\0\0\0\x01\0\0\0\x02").unwrap_err();
+        assert_eq!(err, DecodeError::new(DecodeErrorKind::TrailingBytes { len: 4 }, 4));
+    }
+
+    proptest! {
+        #[test]
+        fn typed_values_round_trip(
+            a in any::<u32>(), b in any::<i64>(), s in ".{0,40}",
+            v in proptest::collection::vec(any::<u64>(), 0..20),
+            o in proptest::option::of(any::<i32>()),
+            data in proptest::collection::vec(any::<u8>(), 0..50),
+        ) {
+            let value = (a, b, s.clone(), v.clone(), o, Bytes::from(data.clone()));
+            let mut buf = BytesMut::new();
+            let mut w = XdrWriter::new(&mut buf);
+            value.0.encode(&mut w); value.1.encode(&mut w); value.2.encode(&mut w);
+            value.3.encode(&mut w); value.4.encode(&mut w); value.5.encode(&mut w);
+            prop_assert_eq!(buf.len() % 4, 0);
+            let mut r = XdrReader::new(&buf);
+            prop_assert_eq!(u32::decode(&mut r).unwrap(), a);
+            prop_assert_eq!(i64::decode(&mut r).unwrap(), b);
+            prop_assert_eq!(String::decode(&mut r).unwrap(), s);
+            prop_assert_eq!(Vec::<u64>::decode(&mut r).unwrap(), v);
+            prop_assert_eq!(Option::<i32>::decode(&mut r).unwrap(), o);
+            prop_assert_eq!(Bytes::decode(&mut r).unwrap(), Bytes::from(data));
+            prop_assert!(r.is_empty());
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let mut r = XdrReader::new(&bytes);
+            let _ = r.string(16);
+            let _ = r.array(8, |r| r.opaque(8).map(<[u8]>::to_vec));
+            let _ = r.optional(|r| r.u64());
+            let _ = Vec::<String>::decode(&mut XdrReader::new(&bytes));
+        }
+    }
+}
