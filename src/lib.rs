@@ -15,7 +15,8 @@
 //!   ───────────────────────────────────────────────────────────────────────
 //!   client / server       tokio drivers                            (planned)
 //!   peer                  identity: admission, handshake (pure)    (planned)
-//!   proto/                record marking, XDR, RPC messages (pure) (planned)
+//!   codec                 tokio-util codec: records ⇄ messages     [codec]
+//!   proto/                record marking, XDR, RPC messages (pure) [proto]
 //!   connect / listen      the sockets: source binding, ports,      [connect], [listen]
 //!                         Happy Eyeballs, listeners
 //!   addr                  addresses, scopes, families,             [addr]
@@ -23,7 +24,8 @@
 //! ```
 //!
 //! All raw socket code, `cfg(target_os)` and `unsafe` sit in one private
-//! module under `connect` and `listen`.
+//! module under `connect` and `listen`. [`proto`] is pure: no tokio, no
+//! sockets, so fuzzers and property tests drive it directly.
 //!
 //! ## What exists so far
 //!
@@ -37,9 +39,58 @@
 //!   Happy Eyeballs (RFC 8305).
 //! - [`listen()`]: listeners with `IPV6_V6ONLY` always explicit.
 //! - [`CanonicalIp`]: the form in which observed addresses are compared.
+//! - [`proto`]: record marking with limits checked before allocation, XDR,
+//!   ONC RPC v2 calls and replies, AUTH_SYS and GlusterFS credentials.
+//! - [`codec::RpcCodec`]: the tokio-util codec over them.
 //! - [`Error`]: one error type; every variant names its addresses.
 //!
-//! ## Example
+//! ## The wire: record marking (RFC 5531 §11)
+//!
+//! Each RPC message is one *record*, sent as one or more *fragments*, each
+//! behind a 4-byte big-endian header:
+//!
+//! ```text
+//!  0                   1                   2                   3
+//!  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+//! +-+-------------------------------------------------------------+
+//! |L|              fragment length (31 bits, 0 to 2^31-1)         |
+//! +-+-------------------------------------------------------------+
+//! |                 fragment data (length bytes) ...              |
+//! +---------------------------------------------------------------+
+//!
+//! L = 1 on the last fragment of the record
+//! ```
+//!
+//! Decoding a record and its message; a single-fragment record is a slice
+//! of the read buffer, not a copy:
+//!
+//! ```
+//! use bytes::BytesMut;
+//! use peerwire::proto::{Message, MessageBody, RecordDecoder, RecordLimits};
+//!
+//! // A NULL call to the portmapper (100000 v2), as rpcinfo sends it.
+//! let mut wire = BytesMut::from(&[
+//!     0x80, 0, 0, 40,             // last fragment, 40 bytes
+//!     0x12, 0x34, 0x56, 0x78,     // xid
+//!     0, 0, 0, 0,                 // CALL
+//!     0, 0, 0, 2,                 // rpcvers 2
+//!     0, 1, 0x86, 0xa0,           // program 100000
+//!     0, 0, 0, 2,                 // version 2
+//!     0, 0, 0, 0,                 // procedure 0 (NULL)
+//!     0, 0, 0, 0, 0, 0, 0, 0,     // cred: AUTH_NONE, empty
+//!     0, 0, 0, 0, 0, 0, 0, 0,     // verf: AUTH_NONE, empty
+//! ][..]);
+//! let mut records = RecordDecoder::new(RecordLimits::default());
+//! let record = records.decode(&mut wire)?.expect("a whole record");
+//! let message = Message::decode(record)?;
+//! assert_eq!(message.xid, 0x1234_5678);
+//! let MessageBody::Call { header, args } = &message.body else { panic!("not a call") };
+//! assert_eq!((header.program, header.version, header.procedure), (100_000, 2, 0));
+//! assert!(args.is_empty());
+//! # Ok::<(), peerwire::proto::DecodeError>(())
+//! ```
+//!
+//! ## Binding a source
 //!
 //! A listener on loopback, and a connection to it from the source
 //! `127.0.0.1`; the listener observes exactly that source.

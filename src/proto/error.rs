@@ -65,7 +65,10 @@ impl fmt::Display for DecodeErrorKind {
                 write!(f, "fragment of {len} bytes exceeds the limit of {max}")
             }
             DecodeErrorKind::RecordTooLong { len, max } => {
-                write!(f, "record of at least {len} bytes exceeds the limit of {max}")
+                write!(
+                    f,
+                    "record of at least {len} bytes exceeds the limit of {max}"
+                )
             }
             DecodeErrorKind::TooManyFragments { max } => {
                 write!(f, "record has more than {max} fragments")

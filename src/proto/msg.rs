@@ -280,7 +280,10 @@ impl Message {
                 }
             }
             other => {
-                return Err(DecodeError::new(DecodeErrorKind::UnknownMessageType(other), at as u64));
+                return Err(DecodeError::new(
+                    DecodeErrorKind::UnknownMessageType(other),
+                    at as u64,
+                ));
             }
         };
         Ok(Message { xid, body })
@@ -383,7 +386,10 @@ fn decode_reply_body(r: &mut XdrReader<'_>, record: &Bytes) -> Result<ReplyBody,
                 4 => AcceptStatus::GarbageArgs,
                 5 => AcceptStatus::SystemErr,
                 other => {
-                    return Err(DecodeError::new(DecodeErrorKind::UnknownAcceptStat(other), at));
+                    return Err(DecodeError::new(
+                        DecodeErrorKind::UnknownAcceptStat(other),
+                        at,
+                    ));
                 }
             };
             Ok(ReplyBody::Accepted { verf, status })
@@ -397,11 +403,17 @@ fn decode_reply_body(r: &mut XdrReader<'_>, record: &Bytes) -> Result<ReplyBody,
                 },
                 AUTH_ERROR => Rejection::AuthError(AuthStat(r.u32()?)),
                 other => {
-                    return Err(DecodeError::new(DecodeErrorKind::UnknownRejectStat(other), at));
+                    return Err(DecodeError::new(
+                        DecodeErrorKind::UnknownRejectStat(other),
+                        at,
+                    ));
                 }
             };
             Ok(ReplyBody::Denied(rejection))
         }
-        other => Err(DecodeError::new(DecodeErrorKind::UnknownReplyStat(other), at)),
+        other => Err(DecodeError::new(
+            DecodeErrorKind::UnknownReplyStat(other),
+            at,
+        )),
     }
 }

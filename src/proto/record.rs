@@ -33,7 +33,10 @@ pub const MAX_RECORD_CEILING: usize = 1 << 30;
 ///
 /// If `len` exceeds [`MAX_FRAGMENT_LEN`].
 pub fn record_header(len: u32, last: bool) -> [u8; 4] {
-    assert!(len <= MAX_FRAGMENT_LEN, "fragment length {len} needs more than 31 bits");
+    assert!(
+        len <= MAX_FRAGMENT_LEN,
+        "fragment length {len} needs more than 31 bits"
+    );
     (len | if last { LAST_FRAGMENT } else { 0 }).to_be_bytes()
 }
 
@@ -72,12 +75,20 @@ impl RecordLimits {
     /// Limits on one fragment's length, one record's length (at most
     /// [`MAX_RECORD_CEILING`]) and the number of fragments in a record. The
     /// fragment limit is capped at the record limit.
-    pub fn new(max_fragment: u32, max_record: usize, max_fragments: u32) -> Result<RecordLimits, InvalidLimits> {
+    pub fn new(
+        max_fragment: u32,
+        max_record: usize,
+        max_fragments: u32,
+    ) -> Result<RecordLimits, InvalidLimits> {
         if max_record == 0 || max_record > MAX_RECORD_CEILING {
-            return Err(InvalidLimits("the record limit must be from 1 byte to 1 GiB"));
+            return Err(InvalidLimits(
+                "the record limit must be from 1 byte to 1 GiB",
+            ));
         }
         if max_fragment == 0 || max_fragment > MAX_FRAGMENT_LEN {
-            return Err(InvalidLimits("the fragment limit must be from 1 byte to 2^31-1"));
+            return Err(InvalidLimits(
+                "the fragment limit must be from 1 byte to 2^31-1",
+            ));
         }
         if max_fragments == 0 {
             return Err(InvalidLimits("a record needs at least one fragment"));
@@ -152,6 +163,12 @@ impl RecordDecoder {
         &self.limits
     }
 
+    /// Bytes of a partial record held between calls (earlier fragments);
+    /// never more than the record limit.
+    pub fn held_bytes(&self) -> usize {
+        self.parts_len
+    }
+
     /// True when no partial record is held: the stream may end here.
     pub fn is_idle(&self) -> bool {
         self.pending.is_none() && self.parts.is_empty()
@@ -170,7 +187,8 @@ impl RecordDecoder {
                     if buf.len() < 4 {
                         return Ok(None);
                     }
-                    let fragment = self.check_header(u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]))?;
+                    let fragment =
+                        self.check_header(u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]))?;
                     if self.parts.is_empty() {
                         self.record_start = self.offset;
                     }
@@ -212,7 +230,10 @@ impl RecordDecoder {
         match self.decode(buf)? {
             Some(record) => Ok(Some(record)),
             None if buf.is_empty() && self.is_idle() => Ok(None),
-            None => Err(DecodeError::new(DecodeErrorKind::TruncatedRecord, self.record_start)),
+            None => Err(DecodeError::new(
+                DecodeErrorKind::TruncatedRecord,
+                self.record_start,
+            )),
         }
     }
 
@@ -323,7 +344,11 @@ mod tests {
         assert!(RecordLimits::with_max_record(MAX_RECORD_CEILING + 1).is_err());
         assert!(RecordLimits::new(0, 10, 1).is_err());
         assert!(RecordLimits::new(10, 10, 0).is_err());
-        assert_eq!(limits(100, 10, 1).max_fragment(), 10, "fragment limit capped at record limit");
+        assert_eq!(
+            limits(100, 10, 1).max_fragment(),
+            10,
+            "fragment limit capped at record limit"
+        );
     }
 
     #[test]
@@ -334,8 +359,14 @@ mod tests {
 
         let mut out = BytesMut::new();
         RecordEncoder::with_fragment_size(3).encode(b"abcdefgh", &mut out);
-        assert_eq!(&out[..], b"\x00\x00\x00\x03abc\x00\x00\x00\x03def\x80\x00\x00\x02gh");
-        assert_eq!(RecordEncoder::with_fragment_size(3).encoded_len(8), out.len());
+        assert_eq!(
+            &out[..],
+            b"\x00\x00\x00\x03abc\x00\x00\x00\x03def\x80\x00\x00\x02gh"
+        );
+        assert_eq!(
+            RecordEncoder::with_fragment_size(3).encoded_len(8),
+            out.len()
+        );
 
         let mut out = BytesMut::new();
         RecordEncoder::default().encode(b"", &mut out);
@@ -348,8 +379,15 @@ mod tests {
         let mut buf = BytesMut::from(&b"\x00\x00\x00\x02ab\x80\x00"[..]);
         assert_eq!(dec.decode(&mut buf).unwrap(), None);
         buf.extend_from_slice(b"\x00\x01cXYZ");
-        assert_eq!(dec.decode(&mut buf).unwrap().unwrap(), Bytes::from_static(b"abc"));
-        assert_eq!(&buf[..], b"XYZ", "bytes after the record stay in the buffer");
+        assert_eq!(
+            dec.decode(&mut buf).unwrap().unwrap(),
+            Bytes::from_static(b"abc")
+        );
+        assert_eq!(
+            &buf[..],
+            b"XYZ",
+            "bytes after the record stay in the buffer"
+        );
     }
 
     #[test]

@@ -28,7 +28,11 @@ pub struct XdrReader<'a> {
 impl<'a> XdrReader<'a> {
     /// A reader over `buf`.
     pub fn new(buf: &'a [u8]) -> XdrReader<'a> {
-        XdrReader { buf, pos: 0, base: 0 }
+        XdrReader {
+            buf,
+            pos: 0,
+            base: 0,
+        }
     }
 
     /// A reader over `buf`, which starts `base` bytes into its record (so
@@ -132,7 +136,11 @@ impl<'a> XdrReader<'a> {
         &mut self,
         item: impl FnOnce(&mut Self) -> Result<T, DecodeError>,
     ) -> Result<Option<T>, DecodeError> {
-        if self.bool()? { item(self).map(Some) } else { Ok(None) }
+        if self.bool()? {
+            item(self).map(Some)
+        } else {
+            Ok(None)
+        }
     }
 
     /// A variable-length array of at most `max` items (`T<max>`). Each item
@@ -401,14 +409,20 @@ mod tests {
     fn length_beyond_input_is_an_error_at_its_offset() {
         let mut r = XdrReader::with_base(b"\0\0\0\x08abc", 100);
         let err = r.opaque(u32::MAX).unwrap_err();
-        assert_eq!(err, DecodeError::new(DecodeErrorKind::UnexpectedEnd { needed: 5 }, 104));
+        assert_eq!(
+            err,
+            DecodeError::new(DecodeErrorKind::UnexpectedEnd { needed: 5 }, 104)
+        );
     }
 
     #[test]
     fn length_over_bound_is_an_error() {
         let mut r = XdrReader::new(b"\0\0\0\x05abcde\0\0\0");
         let err = r.string(4).unwrap_err();
-        assert_eq!(err.kind, DecodeErrorKind::LengthOverBound { len: 5, max: 4 });
+        assert_eq!(
+            err.kind,
+            DecodeErrorKind::LengthOverBound { len: 5, max: 4 }
+        );
         assert_eq!(err.offset, 0);
     }
 
@@ -417,7 +431,10 @@ mod tests {
         // 2^32-1 items announced, 8 bytes present.
         let mut r = XdrReader::new(b"\xff\xff\xff\xff\0\0\0\x01\0\0\0\x02");
         let err = r.array(u32::MAX, |r| r.u32()).unwrap_err();
-        assert!(matches!(err.kind, DecodeErrorKind::UnexpectedEnd { .. }), "{err}");
+        assert!(
+            matches!(err.kind, DecodeErrorKind::UnexpectedEnd { .. }),
+            "{err}"
+        );
     }
 
     #[test]
@@ -428,14 +445,19 @@ mod tests {
 
     #[test]
     fn invalid_utf8_is_an_error() {
-        let err = XdrReader::new(b"\0\0\0\x01\xff\0\0\0").string(8).unwrap_err();
+        let err = XdrReader::new(b"\0\0\0\x01\xff\0\0\0")
+            .string(8)
+            .unwrap_err();
         assert_eq!(err.kind, DecodeErrorKind::InvalidUtf8);
     }
 
     #[test]
     fn trailing_bytes_are_an_error_for_from_bytes() {
         let err = from_bytes::<u32>(b"\0\0\0\x01\0\0\0\x02").unwrap_err();
-        assert_eq!(err, DecodeError::new(DecodeErrorKind::TrailingBytes { len: 4 }, 4));
+        assert_eq!(
+            err,
+            DecodeError::new(DecodeErrorKind::TrailingBytes { len: 4 }, 4)
+        );
     }
 
     proptest! {
