@@ -132,21 +132,25 @@ fn connect_from(
     })
 }
 
-/// Server and client joined by a veth pair (server `veth0`, client `veth1`).
-fn pair(tag: &str) -> (Host, Host) {
+/// Server and client joined by a veth pair (server `veth0`, client `veth1`),
+/// with these addresses (IPv6 ones usable at once: no DAD).
+fn pair(tag: &str, server_addrs: &[&str], client_addrs: &[&str]) -> (Host, Host) {
     let server = Host::new(&format!("{tag}s"));
     let client = Host::new(&format!("{tag}c"));
     link(&server, "veth0", &client, "veth1");
+    for cidr in server_addrs {
+        server.add_addr("veth0", cidr);
+    }
+    for cidr in client_addrs {
+        client.add_addr("veth1", cidr);
+    }
     (server, client)
 }
 
 /// a. IPv4, two addresses on one interface: the configured source is what
 /// the server sees; with none, the kernel's choice (the primary address).
 pub fn v4_multihomed_source_is_what_the_server_sees() {
-    let (server, client) = pair("a");
-    server.add_addr("veth0", "192.0.2.1/24");
-    client.add_addr("veth1", "192.0.2.10/24");
-    client.add_addr("veth1", "192.0.2.11/24");
+    let (server, client) = pair("a", &["192.0.2.1/24"], &["192.0.2.10/24", "192.0.2.11/24"]);
     let observer = Observer::start(&server, &["192.0.2.1:0"]);
     let dest = observer.endpoint(0, None);
 
@@ -171,10 +175,11 @@ pub fn v4_multihomed_source_is_what_the_server_sees() {
 /// b. IPv6, two global addresses on one interface (the GlusterFS #4365
 /// situation): each configured source is what the server sees.
 pub fn v6_multihomed_source_is_what_the_server_sees() {
-    let (server, client) = pair("b");
-    server.add_addr("veth0", "2001:db8:1::1/64");
-    client.add_addr("veth1", "2001:db8:1::10/64");
-    client.add_addr("veth1", "2001:db8:1::11/64");
+    let (server, client) = pair(
+        "b",
+        &["2001:db8:1::1/64"],
+        &["2001:db8:1::10/64", "2001:db8:1::11/64"],
+    );
     let observer = Observer::start(&server, &["[2001:db8:1::1]:0"]);
     let dest = observer.endpoint(0, None);
 
@@ -202,10 +207,7 @@ pub fn v6_multihomed_source_is_what_the_server_sees() {
 /// server sees the source with its own interface's scope. Missing and
 /// mismatched scopes fail before a socket exists.
 pub fn link_local_source_with_scope_by_name_and_index() {
-    let (server, client) = pair("c");
-    server.add_addr("veth0", "fe80::1/64");
-    client.add_addr("veth1", "fe80::a/64");
-    client.add_addr("veth1", "fe80::b/64");
+    let (server, client) = pair("c", &["fe80::1/64"], &["fe80::a/64", "fe80::b/64"]);
     let server_index = server.if_index("veth0");
     let client_index = client.if_index("veth1");
     let observer = Observer::start(&server, &["[fe80::1%veth0]:0"]);
@@ -308,8 +310,7 @@ pub fn link_local_source_with_scope_by_name_and_index() {
 /// DAD hint; with freebind the bind succeeds; with wait-and-retry the
 /// connect succeeds once DAD completes.
 pub fn tentative_source_fails_clearly_waits_or_freebinds() {
-    let (server, client) = pair("d");
-    server.add_addr("veth0", "2001:db8:2::1/64");
+    let (server, client) = pair("d", &["2001:db8:2::1/64"], &[]);
     client.add_addr_tentative("veth1", "2001:db8:2::10/64");
     let observer = Observer::start(&server, &["[2001:db8:2::1]:0"]);
     let dest = observer.endpoint(0, None);
@@ -363,17 +364,16 @@ pub fn tentative_source_fails_clearly_waits_or_freebinds() {
 /// family wins with its own source; with the IPv6 path blackholed the IPv4
 /// attempt wins after the delay, with the IPv4 source.
 pub fn happy_eyeballs_uses_each_familys_source() {
-    let (server, client) = pair("e");
-    server.add_addr("veth0", "192.0.2.1/24");
-    server.add_addr("veth0", "2001:db8:3::1/64");
-    for cidr in [
-        "192.0.2.20/24",
-        "192.0.2.21/24",
-        "2001:db8:3::20/64",
-        "2001:db8:3::21/64",
-    ] {
-        client.add_addr("veth1", cidr);
-    }
+    let (server, client) = pair(
+        "e",
+        &["192.0.2.1/24", "2001:db8:3::1/64"],
+        &[
+            "192.0.2.20/24",
+            "192.0.2.21/24",
+            "2001:db8:3::20/64",
+            "2001:db8:3::21/64",
+        ],
+    );
     let observer = Observer::start(&server, &["192.0.2.1:0", "[2001:db8:3::1]:0"]);
     let (v4, v6) = (observer.endpoint(0, None), observer.endpoint(1, None));
     let delay = Duration::from_millis(250);
@@ -429,17 +429,16 @@ pub fn happy_eyeballs_uses_each_familys_source() {
 /// f. The source is removed between two connects: the second fails with a
 /// bind error naming it, and nothing reaches the server from another address.
 pub fn removed_source_is_an_error_not_a_fallback() {
-    let (server, client) = pair("f");
-    server.add_addr("veth0", "192.0.2.1/24");
-    server.add_addr("veth0", "2001:db8:4::1/64");
-    for cidr in [
-        "192.0.2.30/24",
-        "192.0.2.31/24",
-        "2001:db8:4::30/64",
-        "2001:db8:4::31/64",
-    ] {
-        client.add_addr("veth1", cidr);
-    }
+    let (server, client) = pair(
+        "f",
+        &["192.0.2.1/24", "2001:db8:4::1/64"],
+        &[
+            "192.0.2.30/24",
+            "192.0.2.31/24",
+            "2001:db8:4::30/64",
+            "2001:db8:4::31/64",
+        ],
+    );
     let observer = Observer::start(&server, &["192.0.2.1:0", "[2001:db8:4::1]:0"]);
     for (i, source, cidr) in [
         (0, "192.0.2.31", "192.0.2.31/24"),
@@ -469,9 +468,7 @@ pub fn removed_source_is_an_error_not_a_fallback() {
 
 /// Privileged ports, as root of the sandbox: 1023 first, then downward.
 pub fn privileged_ports_count_down_from_1023() {
-    let (server, client) = pair("g");
-    server.add_addr("veth0", "198.51.100.1/24");
-    client.add_addr("veth1", "198.51.100.10/24");
+    let (server, client) = pair("g", &["198.51.100.1/24"], &["198.51.100.10/24"]);
     let observer = Observer::start(&server, &["198.51.100.1:0"]);
     let dest = observer.endpoint(0, None);
     let ports = client.block_on(|| async {
