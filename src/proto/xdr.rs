@@ -156,12 +156,22 @@ impl<'a> XdrReader<'a> {
         if count > max {
             return Err(at.error(DecodeErrorKind::LengthOverBound { len: count, max }));
         }
+        self.fixed_array(count as usize, item)
+    }
+
+    /// A fixed-length array of `count` items (`T[count]`), checked against
+    /// the bytes left before the vector is allocated.
+    pub fn fixed_array<T>(
+        &mut self,
+        count: usize,
+        mut item: impl FnMut(&mut Self) -> Result<T, DecodeError>,
+    ) -> Result<Vec<T>, DecodeError> {
         let left = (self.buf.len() - self.pos) / 4;
-        if count as usize > left {
-            let needed = u32::try_from((count as usize - left) * 4).unwrap_or(u32::MAX);
+        if count > left {
+            let needed = u32::try_from((count - left).saturating_mul(4)).unwrap_or(u32::MAX);
             return Err(self.error(DecodeErrorKind::UnexpectedEnd { needed }));
         }
-        let mut out = Vec::with_capacity(count as usize);
+        let mut out = Vec::with_capacity(count);
         for _ in 0..count {
             out.push(item(self)?);
         }
@@ -250,6 +260,13 @@ impl<'a> XdrWriter<'a> {
     pub fn array<T>(&mut self, items: &[T], mut item: impl FnMut(&mut Self, &T)) {
         let count = u32::try_from(items.len()).expect("XDR arrays have fewer than 2^32 items");
         self.u32(count);
+        for v in items {
+            item(self, v);
+        }
+    }
+
+    /// A fixed-length array: each item, no count.
+    pub fn fixed_array<T>(&mut self, items: &[T], mut item: impl FnMut(&mut Self, &T)) {
         for v in items {
             item(self, v);
         }
@@ -435,6 +452,20 @@ mod tests {
             matches!(err.kind, DecodeErrorKind::UnexpectedEnd { .. }),
             "{err}"
         );
+    }
+
+    #[test]
+    fn fixed_array_round_trips_and_is_bounded() {
+        let bytes = written(|w| w.fixed_array(&[1u32, 2, 3], |w, v| w.u32(*v)));
+        assert_eq!(bytes.len(), 12);
+        assert_eq!(
+            XdrReader::new(&bytes).fixed_array(3, |r| r.u32()).unwrap(),
+            [1, 2, 3]
+        );
+        let err = XdrReader::new(&bytes)
+            .fixed_array(usize::MAX, |r| r.u32())
+            .unwrap_err();
+        assert!(matches!(err.kind, DecodeErrorKind::UnexpectedEnd { .. }));
     }
 
     #[test]
