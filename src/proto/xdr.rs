@@ -149,7 +149,7 @@ impl<'a> XdrReader<'a> {
     pub fn array<T>(
         &mut self,
         max: u32,
-        mut item: impl FnMut(&mut Self) -> Result<T, DecodeError>,
+        item: impl FnMut(&mut Self) -> Result<T, DecodeError>,
     ) -> Result<Vec<T>, DecodeError> {
         let at = self.clone();
         let count = self.u32()?;
