@@ -80,7 +80,9 @@ impl fmt::Display for Scope {
 }
 
 impl Scope {
-    /// Parses the text after `%`: all digits is an index, anything else a name.
+    /// Parses the text after `%`: all digits is an index, anything else a
+    /// name of printable ASCII without `/`, `:`, `%`, `[` or `]` (brackets
+    /// would make `[address%scope]:port` ambiguous).
     fn parse(text: &str) -> Result<Scope, AddrParseErrorKind> {
         if text.is_empty() {
             return Err(AddrParseErrorKind::EmptyScope);
@@ -94,7 +96,7 @@ impl Scope {
         let valid = text.len() <= MAX_INTERFACE_NAME
             && text
                 .bytes()
-                .all(|b| b.is_ascii_graphic() && b != b'/' && b != b':' && b != b'%');
+                .all(|b| b.is_ascii_graphic() && !b"/:%[]".contains(&b));
         if valid {
             Ok(Scope::Name(text.to_owned()))
         } else {
@@ -670,6 +672,9 @@ mod tests {
             AddrParseErrorKind::InvalidScope
         );
         assert_eq!(kind("fe80::a%et/h0"), AddrParseErrorKind::InvalidScope);
+        // Brackets would break the `[address%scope]:port` form.
+        assert_eq!(kind("::%]"), AddrParseErrorKind::InvalidScope);
+        assert_eq!(kind("fe80::a%et[h0"), AddrParseErrorKind::InvalidScope);
         assert_eq!(kind("not-an-ip"), AddrParseErrorKind::InvalidIp);
         let kind = |t: &str| t.parse::<Endpoint>().unwrap_err().kind();
         assert_eq!(kind("192.0.2.10"), AddrParseErrorKind::MissingPort);

@@ -230,10 +230,16 @@ impl RecordDecoder {
         match self.decode(buf)? {
             Some(record) => Ok(Some(record)),
             None if buf.is_empty() && self.is_idle() => Ok(None),
-            None => Err(DecodeError::new(
-                DecodeErrorKind::TruncatedRecord,
-                self.record_start,
-            )),
+            None => {
+                // A partial header of a new record starts at the unread
+                // bytes; otherwise the record began at `record_start`.
+                let at = if self.is_idle() {
+                    self.offset
+                } else {
+                    self.record_start
+                };
+                Err(DecodeError::new(DecodeErrorKind::TruncatedRecord, at))
+            }
         }
     }
 
@@ -388,6 +394,15 @@ mod tests {
             b"XYZ",
             "bytes after the record stay in the buffer"
         );
+    }
+
+    #[test]
+    fn truncated_header_after_a_record_is_reported_where_it_starts() {
+        let mut dec = RecordDecoder::new(RecordLimits::default());
+        let mut buf = BytesMut::from(&b"\x80\x00\x00\x00\x01"[..]);
+        assert_eq!(dec.decode_eof(&mut buf).unwrap(), Some(Bytes::new()));
+        let err = dec.decode_eof(&mut buf).unwrap_err();
+        assert_eq!(err, DecodeError::new(DecodeErrorKind::TruncatedRecord, 4));
     }
 
     #[test]
