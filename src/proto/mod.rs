@@ -13,6 +13,7 @@
 //! - [`Credential`]: AUTH_SYS and GlusterFS credential bodies.
 
 mod auth;
+pub mod calls;
 mod error;
 mod msg;
 mod record;
