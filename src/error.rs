@@ -181,6 +181,91 @@ pub enum Error {
     #[error("no destination addresses for {0:?}")]
     NoDestinations(String),
 
+    /// A call's deadline passed before its reply came. When `sent`, the
+    /// request reached the socket and may have run.
+    #[error("call {program}/{version}/{procedure} to {peer} timed out after {after:?} ({})", SentOrNot(*sent))]
+    CallTimeout {
+        /// The peer the client serves.
+        peer: Endpoint,
+        /// The program.
+        program: u32,
+        /// The version.
+        version: u32,
+        /// The procedure.
+        procedure: u32,
+        /// The deadline that passed.
+        after: Duration,
+        /// Whether the request was written.
+        sent: bool,
+    },
+
+    /// The connection closed while the call was pending. When `sent`, the
+    /// request reached the socket and may have run; otherwise it is safe to
+    /// retry.
+    #[error("connection to {peer} lost ({cause}) with the call pending ({})", SentOrNot(*sent))]
+    Disconnected {
+        /// The peer the client serves.
+        peer: Endpoint,
+        /// Why the connection ended.
+        cause: DisconnectCause,
+        /// Whether the request was written.
+        sent: bool,
+    },
+
+    /// The circuit breaker is open after repeated connect failures: the call
+    /// failed at once, without being sent.
+    #[error("circuit open to {peer} after {failures} failed connects; next attempt in {:?}", next_attempt.saturating_duration_since(std::time::Instant::now()))]
+    CircuitOpen {
+        /// The peer the client serves.
+        peer: Endpoint,
+        /// Consecutive failed connects.
+        failures: u32,
+        /// When the next connect attempt (a single probe) may run.
+        next_attempt: std::time::Instant,
+    },
+
+    /// Connecting failed; the call was not sent.
+    #[error("cannot reach {peer}: {error}")]
+    Unreachable {
+        /// The peer the client serves.
+        peer: Endpoint,
+        /// The connect error.
+        #[source]
+        error: Box<Error>,
+    },
+
+    /// The server answered, but not with results.
+    #[error("{peer} refused the call {program}/{version}/{procedure}: {status}")]
+    CallRejected {
+        /// The peer that answered.
+        peer: Endpoint,
+        /// The program.
+        program: u32,
+        /// The version.
+        version: u32,
+        /// The procedure.
+        procedure: u32,
+        /// What it answered.
+        status: CallStatus,
+    },
+
+    /// The results of a call did not decode as the type asked for.
+    #[error("results from {peer} did not decode: {error}")]
+    BadResults {
+        /// The peer that answered.
+        peer: Endpoint,
+        /// The decode error.
+        #[source]
+        error: crate::proto::DecodeError,
+    },
+
+    /// The client was closed.
+    #[error("client for {peer} is closed")]
+    ClientClosed {
+        /// The peer the client served.
+        peer: Endpoint,
+    },
+
     /// Listening failed.
     #[error("failed to listen on {address}: {}", explain_listen(error, address))]
     Listen {
@@ -190,6 +275,99 @@ pub enum Error {
         #[source]
         error: io::Error,
     },
+}
+
+/// Why a client connection ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DisconnectCause {
+    /// The peer closed the connection.
+    Closed,
+    /// Reading or writing failed (reset, timeout of TCP_USER_TIMEOUT, ...).
+    Io(std::io::ErrorKind),
+    /// No answer to a ping within the ping timeout.
+    PingTimeout,
+    /// The peer's record marking broke or exceeded a limit.
+    BadRecord,
+    /// Too many calls timed out without a late reply: the peer is stuck.
+    Clogged,
+    /// The client was closed.
+    ClientClosed,
+}
+
+impl fmt::Display for DisconnectCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DisconnectCause::Closed => f.write_str("closed by the peer"),
+            DisconnectCause::Io(kind) => write!(f, "i/o error: {kind}"),
+            DisconnectCause::PingTimeout => {
+                f.write_str("no answer to pings within the ping timeout")
+            }
+            DisconnectCause::BadRecord => f.write_str("bad record from the peer"),
+            DisconnectCause::Clogged => f.write_str("too many calls left unanswered"),
+            DisconnectCause::ClientClosed => f.write_str("client closed"),
+        }
+    }
+}
+
+/// What a server answered instead of results.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CallStatus {
+    /// PROG_UNAVAIL.
+    ProgUnavail,
+    /// PROG_MISMATCH, with the versions served.
+    ProgMismatch {
+        /// Lowest version served.
+        low: u32,
+        /// Highest version served.
+        high: u32,
+    },
+    /// PROC_UNAVAIL.
+    ProcUnavail,
+    /// GARBAGE_ARGS.
+    GarbageArgs,
+    /// SYSTEM_ERR.
+    SystemErr,
+    /// MSG_DENIED with RPC_MISMATCH.
+    RpcMismatch {
+        /// Lowest RPC version served.
+        low: u32,
+        /// Highest RPC version served.
+        high: u32,
+    },
+    /// MSG_DENIED with AUTH_ERROR.
+    AuthError(crate::proto::AuthStat),
+}
+
+impl fmt::Display for CallStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallStatus::ProgUnavail => f.write_str("program unavailable"),
+            CallStatus::ProgMismatch { low, high } => {
+                write!(f, "version mismatch (serves {low} to {high})")
+            }
+            CallStatus::ProcUnavail => f.write_str("procedure unavailable"),
+            CallStatus::GarbageArgs => f.write_str("garbage arguments"),
+            CallStatus::SystemErr => f.write_str("system error"),
+            CallStatus::RpcMismatch { low, high } => {
+                write!(f, "RPC version mismatch (serves {low} to {high})")
+            }
+            CallStatus::AuthError(stat) => write!(f, "authentication error: {stat}"),
+        }
+    }
+}
+
+struct SentOrNot(bool);
+
+impl fmt::Display for SentOrNot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0 {
+            "request was sent and may have run"
+        } else {
+            "request was not sent; safe to retry"
+        })
+    }
 }
 
 /// One Happy Eyeballs attempt that failed.

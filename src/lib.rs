@@ -116,20 +116,25 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 pub mod addr;
+pub mod client;
 pub mod codec;
 pub mod connect;
 mod error;
 pub mod listen;
 pub mod proto;
+pub mod server;
 mod sock;
 
 pub use addr::{
     AddrParseError, AddrParseErrorKind, CanonicalIp, Endpoint, Family, FamilyPolicy, Role, Scope,
     ScopedIp, Sources,
 };
+pub use client::{CallOptions, Client, ClientOptions, ClientStats, ConnectionState};
 pub use connect::{ConnectOptions, Connected, Connector, PortPolicy, Prepared};
-pub use error::{Attempt, Error};
+pub use error::{Attempt, CallStatus, DisconnectCause, Error};
 pub use listen::{ListenOptions, listen};
+pub use proto::serve::ProcError;
+pub use server::{CallContext, RunningServer, Server, ServerOptions, ServerStats, Service};
 pub use sock::Keepalive;
 
 /// The README's examples compile as doctests.

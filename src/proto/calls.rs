@@ -211,19 +211,22 @@ impl<W> CallTable<W> {
     }
 
     /// Fails every call whose deadline is at or before `now`; their XIDs
-    /// stay reserved. Returns the waiters to fail with a timeout.
-    pub fn expire(&mut self, now: Instant) -> Vec<(u32, W)> {
+    /// stay reserved. Returns the waiters to fail with a timeout, and
+    /// whether each request had been sent.
+    pub fn expire(&mut self, now: Instant) -> Vec<Failed<W>> {
         let mut out = Vec::new();
         while let Some(&(deadline, xid)) = self.deadlines.first() {
             if deadline > now {
                 break;
             }
             self.deadlines.pop_first();
-            if let Some(Entry::Live { waiter, .. }) = self.entries.insert(xid, Entry::Reserved) {
+            if let Some(Entry::Live { waiter, sent, .. }) =
+                self.entries.insert(xid, Entry::Reserved)
+            {
                 self.live -= 1;
                 self.reserved += 1;
                 self.stats.timed_out += 1;
-                out.push((xid, waiter));
+                out.push(Failed { xid, waiter, sent });
             }
         }
         out
@@ -453,7 +456,15 @@ mod tests {
         let a = table.start(now + Duration::from_secs(1), 'a').unwrap();
         assert_eq!(table.next_deadline(), Some(now + Duration::from_secs(1)));
         assert!(table.expire(now).is_empty());
-        assert_eq!(table.expire(now + Duration::from_secs(1)), vec![(a, 'a')]);
+        table.mark_sent(a);
+        assert_eq!(
+            table.expire(now + Duration::from_secs(1)),
+            vec![Failed {
+                xid: a,
+                waiter: 'a',
+                sent: true
+            }]
+        );
         assert_eq!((table.live(), table.reserved()), (0, 1));
         // The counter wraps all the way round: `a` must not be reissued.
         table.next_xid = a;

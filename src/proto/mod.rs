@@ -17,6 +17,7 @@ pub mod calls;
 mod error;
 mod msg;
 mod record;
+pub mod serve;
 pub mod xdr;
 
 pub use auth::{

@@ -1,0 +1,885 @@
+//! The RPC client: a cloneable handle to one peer.
+//!
+//! One driver task per [`Client`] owns the connection and the pure
+//! [`CallTable`]. Callers send it requests and await their own oneshot
+//! answer; the driver matches replies by XID, fails calls at their deadline,
+//! pings while calls are outstanding, and reconnects with backoff behind a
+//! circuit breaker. One writer task per connection owns the socket's write
+//! half and writes whole records only, so a caller that drops its future
+//! never leaves half a record on the wire.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tokio_util::codec::FramedRead;
+use tracing::{debug, info, warn};
+
+use crate::addr::Endpoint;
+use crate::codec::{CodecError, RpcCodec};
+use crate::connect::{ConnectOptions, Connected, Connector};
+use crate::error::{CallStatus, DisconnectCause, Error};
+use crate::proto::calls::{Breaker, CallTable, Liveness, LivenessAction, Reconnect, ReplyFor};
+use crate::proto::xdr::{XdrDecode, XdrEncode, from_bytes, to_bytes};
+use crate::proto::{
+    AcceptStatus, CallHeader, Message, MessageBody, OpaqueAuth, RecordEncoder, RecordLimits,
+    Rejection, ReplyBody,
+};
+
+/// The program and version a client pings with NULL by default: peerwire's
+/// handshake program (any reply proves the peer alive, even PROG_UNAVAIL).
+pub const DEFAULT_PING_PROGRAM: (u32, u32) = (0x2050_5752, 1);
+
+/// Client settings. The defaults are listed on each field.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// How to connect: sources, ports, timeouts. Default: [`ConnectOptions::new`].
+    pub connect: ConnectOptions,
+    /// A call's deadline unless it sets its own. Default 60 s.
+    pub deadline: Duration,
+    /// Calls in flight on the connection; further callers wait. Default 64.
+    pub max_in_flight: usize,
+    /// Silence, with calls outstanding, before a ping. Default 10 s.
+    pub ping_interval: Duration,
+    /// Silence after which the connection is declared dead. Default 42 s.
+    pub ping_timeout: Duration,
+    /// The (program, version) whose NULL procedure is the ping.
+    pub ping_program: (u32, u32),
+    /// First reconnect delay. Default 200 ms.
+    pub backoff_base: Duration,
+    /// Largest reconnect delay. Default 15 s.
+    pub backoff_max: Duration,
+    /// Jitter on each delay, as a fraction (0.2 = ±20 %).
+    pub backoff_jitter: f64,
+    /// Consecutive connect failures that open the circuit breaker. Default 5.
+    pub breaker_threshold: u32,
+    /// Record limits for replies.
+    pub limits: RecordLimits,
+    /// XIDs of abandoned or timed-out calls kept reserved before the
+    /// connection is considered stuck and closed. Default 1024.
+    pub max_reserved: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> ClientOptions {
+        ClientOptions {
+            connect: ConnectOptions::new(),
+            deadline: Duration::from_secs(60),
+            max_in_flight: 64,
+            ping_interval: Duration::from_secs(10),
+            ping_timeout: Duration::from_secs(42),
+            ping_program: DEFAULT_PING_PROGRAM,
+            backoff_base: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(15),
+            backoff_jitter: 0.2,
+            breaker_threshold: 5,
+            limits: RecordLimits::default(),
+            max_reserved: 1024,
+        }
+    }
+}
+
+/// Per-call settings.
+#[derive(Clone, Debug, Default)]
+pub struct CallOptions {
+    /// The deadline, instead of [`ClientOptions::deadline`].
+    pub deadline: Option<Duration>,
+    /// The credential. Default AUTH_NONE.
+    pub cred: OpaqueAuth,
+    /// The verifier. Default AUTH_NONE.
+    pub verf: OpaqueAuth,
+}
+
+/// Where the client's connection stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Not connected, and no call needs it.
+    Idle,
+    /// A connect attempt is running.
+    Connecting,
+    /// Connected.
+    Connected {
+        /// Our address on the connection.
+        local: std::net::SocketAddr,
+        /// The peer's address.
+        remote: std::net::SocketAddr,
+    },
+    /// Waiting to retry after a failure.
+    Backoff {
+        /// When the next attempt starts.
+        until: std::time::Instant,
+    },
+    /// The circuit breaker is open: calls fail fast.
+    Open {
+        /// When the single probe may run.
+        until: std::time::Instant,
+    },
+    /// The client was closed.
+    Closed,
+}
+
+/// A snapshot of a client's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    /// Requests written to the socket.
+    pub sent: u64,
+    /// Calls answered with results.
+    pub succeeded: u64,
+    /// Calls that failed (any error but a timeout).
+    pub failed: u64,
+    /// Calls failed by their deadline.
+    pub timed_out: u64,
+    /// Replies that came after their call timed out or was abandoned.
+    pub late_replies: u64,
+    /// Replies matching no call.
+    pub unknown_replies: u64,
+    /// Connections made after the first.
+    pub reconnects: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    sent: AtomicU64,
+    succeeded: AtomicU64,
+    failed: AtomicU64,
+    timed_out: AtomicU64,
+    late_replies: AtomicU64,
+    unknown_replies: AtomicU64,
+    reconnects: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Shared {
+    peer: Endpoint,
+    options: ClientOptions,
+    counters: Counters,
+    state: watch::Sender<ConnectionState>,
+    next_id: AtomicU64,
+}
+
+type Answer = Result<Bytes, Error>;
+
+struct Request {
+    id: u64,
+    header: CallHeader,
+    args: Bytes,
+    deadline: Instant,
+    timeout: Duration,
+    answer: oneshot::Sender<Answer>,
+    _permit: OwnedSemaphorePermit,
+}
+
+enum Command {
+    Call(Request),
+    /// The caller of call `id` dropped its future.
+    Abandon(u64),
+    /// [`Client::close`].
+    Close,
+}
+
+/// A handle to one peer. Cheap to clone; all clones share the connection.
+/// The connection closes when the last clone is dropped or
+/// [`Client::close`] is called.
+#[derive(Clone, Debug)]
+pub struct Client {
+    commands: mpsc::UnboundedSender<Command>,
+    permits: Arc<Semaphore>,
+    shared: Arc<Shared>,
+}
+
+impl Client {
+    /// A client for the peer at `destinations` (tried by Happy Eyeballs).
+    /// It connects on the first call. Must be called inside a tokio runtime.
+    ///
+    /// # Panics
+    ///
+    /// If `destinations` is empty.
+    pub fn new(destinations: Vec<Endpoint>, options: ClientOptions) -> Client {
+        assert!(
+            !destinations.is_empty(),
+            "a client needs at least one destination"
+        );
+        let (state, _) = watch::channel(ConnectionState::Idle);
+        let shared = Arc::new(Shared {
+            peer: destinations[0].clone(),
+            options,
+            counters: Counters::default(),
+            state,
+            next_id: AtomicU64::new(0),
+        });
+        let permits = Arc::new(Semaphore::new(shared.options.max_in_flight.max(1)));
+        let (commands, rx) = mpsc::unbounded_channel();
+        tokio::spawn(Driver::new(destinations, shared.clone(), rx).run());
+        Client {
+            commands,
+            permits,
+            shared,
+        }
+    }
+
+    /// The peer this client serves (its first destination).
+    pub fn peer(&self) -> &Endpoint {
+        &self.shared.peer
+    }
+
+    /// The connection's state now.
+    pub fn state(&self) -> ConnectionState {
+        *self.shared.state.borrow()
+    }
+
+    /// A receiver that sees every change of state.
+    pub fn watch_state(&self) -> watch::Receiver<ConnectionState> {
+        self.shared.state.subscribe()
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> ClientStats {
+        let c = &self.shared.counters;
+        ClientStats {
+            sent: c.sent.load(Ordering::Relaxed),
+            succeeded: c.succeeded.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+            timed_out: c.timed_out.load(Ordering::Relaxed),
+            late_replies: c.late_replies.load(Ordering::Relaxed),
+            unknown_replies: c.unknown_replies.load(Ordering::Relaxed),
+            reconnects: c.reconnects.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Calls `procedure` of `program` version `version` with XDR-encoded
+    /// `args`; returns the undecoded results.
+    ///
+    /// Cancel-safe: dropping the future at any point leaves the connection
+    /// in sync. A request already queued is still written whole, and its
+    /// XID stays reserved until its reply arrives or the connection closes.
+    pub async fn call(
+        &self,
+        program: u32,
+        version: u32,
+        procedure: u32,
+        args: Bytes,
+    ) -> Result<Bytes, Error> {
+        self.call_with(program, version, procedure, args, &CallOptions::default())
+            .await
+    }
+
+    /// [`Client::call`] with per-call options.
+    pub async fn call_with(
+        &self,
+        program: u32,
+        version: u32,
+        procedure: u32,
+        args: Bytes,
+        options: &CallOptions,
+    ) -> Result<Bytes, Error> {
+        let timeout = options.deadline.unwrap_or(self.shared.options.deadline);
+        let deadline = Instant::now() + timeout;
+        let timed_out = || Error::CallTimeout {
+            peer: self.shared.peer.clone(),
+            program,
+            version,
+            procedure,
+            after: timeout,
+            sent: false,
+        };
+        // Wait for a slot, within the deadline. Cancel-safe: a dropped
+        // acquire takes nothing.
+        let permit =
+            match tokio::time::timeout_at(deadline, self.permits.clone().acquire_owned()).await {
+                Ok(Ok(permit)) => permit,
+                Ok(Err(_)) => return Err(self.closed()),
+                Err(_) => return Err(timed_out()),
+            };
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let (answer, answered) = oneshot::channel();
+        let header = CallHeader {
+            cred: options.cred.clone(),
+            verf: options.verf.clone(),
+            ..CallHeader::new(program, version, procedure)
+        };
+        let request = Request {
+            id,
+            header,
+            args,
+            deadline,
+            timeout,
+            answer,
+            _permit: permit,
+        };
+        if self.commands.send(Command::Call(request)).is_err() {
+            return Err(self.closed());
+        }
+        let mut guard = AbandonGuard {
+            id,
+            commands: &self.commands,
+            armed: true,
+        };
+        // The driver answers every request (its deadline included); if the
+        // driver is gone, the sender is dropped and we say so.
+        let answer = answered.await.unwrap_or_else(|_| Err(self.closed()));
+        guard.armed = false;
+        answer
+    }
+
+    /// Calls with typed arguments and results.
+    pub async fn call_xdr<A, R>(
+        &self,
+        program: u32,
+        version: u32,
+        procedure: u32,
+        args: &A,
+    ) -> Result<R, Error>
+    where
+        A: XdrEncode + ?Sized,
+        R: XdrDecode,
+    {
+        let results = self
+            .call(program, version, procedure, to_bytes(args))
+            .await?;
+        from_bytes(&results).map_err(|error| Error::BadResults {
+            peer: self.shared.peer.clone(),
+            error,
+        })
+    }
+
+    /// Calls NULL (procedure 0): a round trip that checks the peer serves
+    /// this program version.
+    pub async fn null(&self, program: u32, version: u32) -> Result<(), Error> {
+        self.call(program, version, 0, Bytes::new()).await.map(drop)
+    }
+
+    /// Closes the connection; pending calls fail with
+    /// [`DisconnectCause::ClientClosed`], and later calls with
+    /// [`Error::ClientClosed`].
+    pub fn close(&self) {
+        self.permits.close();
+        let _ = self.commands.send(Command::Close);
+    }
+
+    fn closed(&self) -> Error {
+        Error::ClientClosed {
+            peer: self.shared.peer.clone(),
+        }
+    }
+}
+
+/// Tells the driver when a caller drops its future mid-call.
+struct AbandonGuard<'a> {
+    id: u64,
+    commands: &'a mpsc::UnboundedSender<Command>,
+    armed: bool,
+}
+
+impl Drop for AbandonGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.commands.send(Command::Abandon(self.id));
+        }
+    }
+}
+
+/// What waits on an XID: a caller's request, or our own ping.
+enum Waiter {
+    Caller(Request),
+    Ping,
+}
+
+struct Driver {
+    destinations: Vec<Endpoint>,
+    connector: Connector,
+    shared: Arc<Shared>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    /// Requests waiting for a connection.
+    queue: VecDeque<Request>,
+    reconnect: Reconnect,
+    connections: u64,
+}
+
+/// How one connection ended, and whether the client is done.
+enum Ended {
+    Lost(DisconnectCause),
+    Closed,
+}
+
+impl Driver {
+    fn new(
+        destinations: Vec<Endpoint>,
+        shared: Arc<Shared>,
+        commands: mpsc::UnboundedReceiver<Command>,
+    ) -> Driver {
+        let o = &shared.options;
+        let reconnect = Reconnect::new(
+            o.backoff_base,
+            o.backoff_max,
+            o.backoff_jitter,
+            o.breaker_threshold,
+        );
+        Driver {
+            destinations,
+            connector: Connector::new(o.connect.clone()),
+            shared,
+            commands,
+            queue: VecDeque::new(),
+            reconnect,
+            connections: 0,
+        }
+    }
+
+    fn set_state(&self, state: ConnectionState) {
+        self.shared.state.send_replace(state);
+    }
+
+    async fn run(mut self) {
+        loop {
+            // Idle: wait for something to do.
+            self.expire_queue();
+            if self.queue.is_empty() {
+                self.set_state(ConnectionState::Idle);
+                match self.commands.recv().await {
+                    Some(command) => {
+                        if !self.accept(command) {
+                            break;
+                        }
+                        continue;
+                    }
+                    None => break,
+                }
+            }
+            // Calls wait: connect, unless the breaker says to fail fast.
+            let now = Instant::now();
+            match self.reconnect.breaker(now.into_std()) {
+                Breaker::Open { next_attempt } => {
+                    self.set_state(ConnectionState::Open {
+                        until: next_attempt,
+                    });
+                    self.fail_queue_fast(next_attempt);
+                    continue;
+                }
+                Breaker::HalfOpen => {
+                    self.reconnect.start_probe();
+                }
+                Breaker::Closed => {
+                    if let Some(next) = self.reconnect.next_attempt()
+                        && next > now.into_std()
+                    {
+                        self.set_state(ConnectionState::Backoff { until: next });
+                        if !self.wait_until(Instant::from_std(next)).await {
+                            break;
+                        }
+                        continue;
+                    }
+                }
+            }
+            self.set_state(ConnectionState::Connecting);
+            let connected = {
+                let (connector, destinations) = (self.connector.clone(), self.destinations.clone());
+                let attempt = async move { connector.connect_any(&destinations).await };
+                tokio::pin!(attempt);
+                loop {
+                    let deadline = self.queue.iter().map(|r| r.deadline).min();
+                    tokio::select! {
+                        result = &mut attempt => break Some(result),
+                        command = self.commands.recv() => match command {
+                            Some(command) => if !self.accept_during_connect(command) { break None },
+                            None => break None,
+                        },
+                        () = sleep_until(deadline) => self.expire_queue(),
+                    }
+                }
+            };
+            let Some(connected) = connected else { break };
+            match connected {
+                Ok(connected) => {
+                    self.reconnect.succeeded();
+                    if self.connections > 0 {
+                        self.shared
+                            .counters
+                            .reconnects
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                    self.connections += 1;
+                    match self.serve(connected).await {
+                        Ended::Lost(cause) => {
+                            info!(peer = %self.shared.peer, %cause, "connection lost")
+                        }
+                        Ended::Closed => break,
+                    }
+                }
+                Err(error) => {
+                    let next = self
+                        .reconnect
+                        .failed(Instant::now().into_std(), rand::random::<f64>());
+                    warn!(peer = %self.shared.peer, %error, failures = self.reconnect.failures(), "connect failed");
+                    if let Breaker::Open { .. } = self.reconnect.breaker(Instant::now().into_std())
+                    {
+                        self.fail_queue_fast(next);
+                    } else {
+                        // The calls keep waiting, within their deadlines,
+                        // for the next attempt; their error names the cause.
+                        debug!(queued = self.queue.len(), "calls wait for the next attempt");
+                    }
+                }
+            }
+        }
+        // Closed: fail whatever still waits.
+        self.set_state(ConnectionState::Closed);
+        self.commands.close();
+        while let Ok(Command::Call(request)) = self.commands.try_recv() {
+            self.queue.push_back(request);
+        }
+        for request in std::mem::take(&mut self.queue) {
+            self.answer_failed(
+                request,
+                self.disconnected(DisconnectCause::ClientClosed, false),
+            );
+        }
+    }
+
+    /// Takes a command while idle or waiting. Returns false when the client is closed.
+    fn accept(&mut self, command: Command) -> bool {
+        match command {
+            Command::Call(request) => self.queue.push_back(request),
+            Command::Close => return false,
+            Command::Abandon(id) => self.queue.retain(|r| r.id != id),
+        }
+        true
+    }
+
+    fn accept_during_connect(&mut self, command: Command) -> bool {
+        self.accept(command)
+    }
+
+    /// Waits until `until`, taking commands and expiring deadlines.
+    /// Returns false when the client is closed.
+    async fn wait_until(&mut self, until: Instant) -> bool {
+        loop {
+            let deadline = self.queue.iter().map(|r| r.deadline).min();
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => return true,
+                command = self.commands.recv() => match command {
+                    Some(command) => if !self.accept(command) { return false },
+                    None => return false,
+                },
+                () = sleep_until(deadline) => self.expire_queue(),
+            }
+        }
+    }
+
+    fn expire_queue(&mut self) {
+        let now = Instant::now();
+        let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.queue)
+            .into_iter()
+            .partition(|r| r.deadline <= now);
+        self.queue = kept.into();
+        for request in expired {
+            let error = self.timeout(&request, false);
+            self.shared
+                .counters
+                .timed_out
+                .fetch_add(1, Ordering::Relaxed);
+            let _ = request.answer.send(Err(error));
+        }
+    }
+
+    fn fail_queue_fast(&mut self, next_attempt: std::time::Instant) {
+        for request in std::mem::take(&mut self.queue) {
+            let error = Error::CircuitOpen {
+                peer: self.shared.peer.clone(),
+                failures: self.reconnect.failures(),
+                next_attempt,
+            };
+            self.answer_failed(request, error);
+        }
+    }
+
+    fn answer_failed(&self, request: Request, error: Error) {
+        self.shared.counters.failed.fetch_add(1, Ordering::Relaxed);
+        let _ = request.answer.send(Err(error));
+    }
+
+    fn timeout(&self, request: &Request, sent: bool) -> Error {
+        Error::CallTimeout {
+            peer: self.shared.peer.clone(),
+            program: request.header.program,
+            version: request.header.version,
+            procedure: request.header.procedure,
+            after: request.timeout,
+            sent,
+        }
+    }
+
+    fn disconnected(&self, cause: DisconnectCause, sent: bool) -> Error {
+        Error::Disconnected {
+            peer: self.shared.peer.clone(),
+            cause,
+            sent,
+        }
+    }
+
+    /// Runs one connection until it ends.
+    async fn serve(&mut self, connected: Connected) -> Ended {
+        let (local, remote) = (connected.local_addr(), connected.peer_addr());
+        self.set_state(ConnectionState::Connected { local, remote });
+        debug!(%local, %remote, "connected");
+        let o = self.shared.options.clone();
+        let (read_half, write_half) = connected.into_stream().into_split();
+        let mut reader =
+            FramedRead::new(read_half, RpcCodec::new(o.limits, RecordEncoder::default()));
+        let (records, records_rx) = mpsc::unbounded_channel::<(u32, Bytes)>();
+        let (sent_tx, mut sent_rx) = mpsc::unbounded_channel::<Vec<u32>>();
+        let mut writer = tokio::spawn(write_loop(write_half, records_rx, sent_tx));
+        let mut table: CallTable<Waiter> =
+            CallTable::new(rand::random(), usize::MAX, o.max_reserved);
+        let mut ids: HashMap<u64, u32> = HashMap::new();
+        let mut liveness =
+            Liveness::new(o.ping_interval, o.ping_timeout, Instant::now().into_std());
+        let mut stats_seen = table.stats();
+
+        let start = |request: Request,
+                     table: &mut CallTable<Waiter>,
+                     ids: &mut HashMap<u64, u32>| {
+            let (id, deadline) = (request.id, request.deadline);
+            let message_header = request.header.clone();
+            let args = request.args.clone();
+            match table.start(deadline.into_std(), Waiter::Caller(request)) {
+                Ok(xid) => {
+                    ids.insert(id, xid);
+                    let _ = records.send((xid, encode(Message::call(xid, message_header, args))));
+                }
+                Err(_) => unreachable!("the table has no limit of its own; permits bound it"),
+            }
+        };
+        for request in std::mem::take(&mut self.queue) {
+            start(request, &mut table, &mut ids);
+        }
+
+        let ended = loop {
+            let now = Instant::now();
+            for failed in table.expire(now.into_std()) {
+                if let Waiter::Caller(request) = failed.waiter {
+                    ids.remove(&request.id);
+                    self.shared
+                        .counters
+                        .timed_out
+                        .fetch_add(1, Ordering::Relaxed);
+                    let error = self.timeout(&request, failed.sent);
+                    let _ = request.answer.send(Err(error));
+                }
+            }
+            if table.is_clogged() {
+                break Ended::Lost(DisconnectCause::Clogged);
+            }
+            let wake = match liveness.poll(now.into_std(), table.live() > 0) {
+                LivenessAction::Dead => break Ended::Lost(DisconnectCause::PingTimeout),
+                LivenessAction::Ping => {
+                    let (program, version) = o.ping_program;
+                    let deadline = now + o.ping_timeout;
+                    if let Ok(xid) = table.start(deadline.into_std(), Waiter::Ping) {
+                        let _ = records.send((
+                            xid,
+                            encode(Message::call(
+                                xid,
+                                CallHeader::new(program, version, 0),
+                                Bytes::new(),
+                            )),
+                        ));
+                    }
+                    continue;
+                }
+                LivenessAction::Wait(at) => at,
+            };
+            let wake = [wake, table.next_deadline()]
+                .into_iter()
+                .flatten()
+                .min()
+                .map(Instant::from_std);
+            self.publish(&table, &mut stats_seen);
+            tokio::select! {
+                item = reader.next() => match item {
+                    Some(Ok(Ok(message))) => {
+                        liveness.heard(Instant::now().into_std());
+                        self.deliver(message, &mut table, &mut ids);
+                    }
+                    Some(Ok(Err(error))) => {
+                        liveness.heard(Instant::now().into_std());
+                        debug!(%error, "malformed reply dropped");
+                        self.shared.counters.unknown_replies.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Some(Err(CodecError::Io(error))) => break Ended::Lost(DisconnectCause::Io(error.kind())),
+                    Some(Err(_)) => break Ended::Lost(DisconnectCause::BadRecord),
+                    None => break Ended::Lost(DisconnectCause::Closed),
+                },
+                Some(xids) = sent_rx.recv() => {
+                    for xid in xids {
+                        table.mark_sent(xid);
+                        self.shared.counters.sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                command = self.commands.recv() => match command {
+                    Some(Command::Call(request)) => start(request, &mut table, &mut ids),
+                    Some(Command::Close) | None => break Ended::Closed,
+                    Some(Command::Abandon(id)) => {
+                        if let Some(xid) = ids.remove(&id) {
+                            // The request is queued or sent: keep its XID.
+                            drop(table.abandon(xid, true));
+                        }
+                    }
+                },
+                result = &mut writer => {
+                    let kind = match result {
+                        Ok(Err(error)) => error.kind(),
+                        _ => std::io::ErrorKind::BrokenPipe,
+                    };
+                    break Ended::Lost(DisconnectCause::Io(kind));
+                }
+                () = sleep_until(wake) => {}
+            }
+        };
+        // Every live call fails at once, saying whether it was sent.
+        drop(records);
+        writer.abort();
+        while let Ok(xids) = sent_rx.try_recv() {
+            for xid in xids {
+                table.mark_sent(xid);
+            }
+        }
+        let cause = match ended {
+            Ended::Lost(cause) => cause,
+            Ended::Closed => DisconnectCause::ClientClosed,
+        };
+        for failed in table.close() {
+            if let Waiter::Caller(request) = failed.waiter {
+                let error = self.disconnected(cause, failed.sent);
+                self.answer_failed(request, error);
+            }
+        }
+        self.publish(&table, &mut stats_seen);
+        ended
+    }
+
+    /// Hands a reply to its caller.
+    fn deliver(
+        &self,
+        message: Message,
+        table: &mut CallTable<Waiter>,
+        ids: &mut HashMap<u64, u32>,
+    ) {
+        let MessageBody::Reply { body, results } = message.body else {
+            debug!(xid = message.xid, "a call from the server; dropped");
+            return;
+        };
+        match table.reply(message.xid) {
+            ReplyFor::Caller(Waiter::Caller(request)) => {
+                ids.remove(&request.id);
+                let header = &request.header;
+                let status = match body {
+                    ReplyBody::Accepted {
+                        status: AcceptStatus::Success,
+                        ..
+                    } => None,
+                    ReplyBody::Accepted { status, .. } => Some(match status {
+                        AcceptStatus::Success => unreachable!(),
+                        AcceptStatus::ProgUnavail => CallStatus::ProgUnavail,
+                        AcceptStatus::ProgMismatch { low, high } => {
+                            CallStatus::ProgMismatch { low, high }
+                        }
+                        AcceptStatus::ProcUnavail => CallStatus::ProcUnavail,
+                        AcceptStatus::GarbageArgs => CallStatus::GarbageArgs,
+                        AcceptStatus::SystemErr => CallStatus::SystemErr,
+                    }),
+                    ReplyBody::Denied(Rejection::RpcMismatch { low, high }) => {
+                        Some(CallStatus::RpcMismatch { low, high })
+                    }
+                    ReplyBody::Denied(Rejection::AuthError(stat)) => {
+                        Some(CallStatus::AuthError(stat))
+                    }
+                };
+                let answer = match status {
+                    None => {
+                        self.shared
+                            .counters
+                            .succeeded
+                            .fetch_add(1, Ordering::Relaxed);
+                        Ok(results)
+                    }
+                    Some(status) => {
+                        self.shared.counters.failed.fetch_add(1, Ordering::Relaxed);
+                        Err(Error::CallRejected {
+                            peer: self.shared.peer.clone(),
+                            program: header.program,
+                            version: header.version,
+                            procedure: header.procedure,
+                            status,
+                        })
+                    }
+                };
+                let _ = request.answer.send(answer);
+            }
+            ReplyFor::Caller(Waiter::Ping) => {}
+            ReplyFor::Late | ReplyFor::Unknown => {}
+        }
+    }
+
+    /// Copies the table's reply counters into the shared ones.
+    fn publish(&self, table: &CallTable<Waiter>, seen: &mut crate::proto::calls::CallStats) {
+        let now = table.stats();
+        let c = &self.shared.counters;
+        c.late_replies
+            .fetch_add(now.late_replies - seen.late_replies, Ordering::Relaxed);
+        c.unknown_replies.fetch_add(
+            now.unknown_replies - seen.unknown_replies,
+            Ordering::Relaxed,
+        );
+        *seen = now;
+    }
+}
+
+fn encode(message: Message) -> Bytes {
+    let mut body = BytesMut::with_capacity(message.encoded_len());
+    message.encode(&mut body);
+    let mut out = BytesMut::with_capacity(body.len() + 4);
+    RecordEncoder::default().encode(&body, &mut out);
+    out.freeze()
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Owns the write half: writes whole records, batching what is queued, and
+/// reports the XIDs written.
+async fn write_loop(
+    mut writer: tokio::net::tcp::OwnedWriteHalf,
+    mut records: mpsc::UnboundedReceiver<(u32, Bytes)>,
+    sent: mpsc::UnboundedSender<Vec<u32>>,
+) -> std::io::Result<()> {
+    let mut batch = BytesMut::new();
+    let mut xids = Vec::new();
+    while let Some((xid, record)) = records.recv().await {
+        batch.clear();
+        xids.clear();
+        batch.extend_from_slice(&record);
+        xids.push(xid);
+        while batch.len() < 64 * 1024 {
+            match records.try_recv() {
+                Ok((xid, record)) => {
+                    batch.extend_from_slice(&record);
+                    xids.push(xid);
+                }
+                Err(_) => break,
+            }
+        }
+        writer.write_all(&batch).await?;
+        let _ = sent.send(std::mem::take(&mut xids));
+    }
+    writer.shutdown().await
+}

@@ -1,0 +1,394 @@
+//! The server's pure per-connection state: records in, decisions out.
+//!
+//! [`ServerConnection`] decodes calls from the read buffer and decides, for
+//! each, without I/O: answer at once (NULL, RPC_MISMATCH, PROG_UNAVAIL,
+//! PROG_MISMATCH, GARBAGE_ARGS for a call whose header is malformed), hand it
+//! to a handler ([`Inbound::Dispatch`]), or drop it (anything that is not a
+//! call). It counts the calls in progress, so the driver knows when to stop
+//! reading and let TCP push back.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bytes::{Bytes, BytesMut};
+
+use super::error::DecodeError;
+use super::msg::{
+    AcceptStatus, Message, MessageBody, OpaqueAuth, RPC_VERSION, Rejection, ReplyBody,
+};
+use super::record::{RecordDecoder, RecordLimits};
+
+/// The programs and versions a server serves.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Registry {
+    programs: BTreeMap<u32, BTreeSet<u32>>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    /// Adds a program version.
+    pub fn add(&mut self, program: u32, version: u32) {
+        self.programs.entry(program).or_default().insert(version);
+    }
+
+    /// True when the program version is served.
+    pub fn contains(&self, program: u32, version: u32) -> bool {
+        self.programs
+            .get(&program)
+            .is_some_and(|v| v.contains(&version))
+    }
+
+    /// The lowest and highest version of a program, if it is served.
+    pub fn versions(&self, program: u32) -> Option<(u32, u32)> {
+        let versions = self.programs.get(&program)?;
+        Some((*versions.first()?, *versions.last()?))
+    }
+}
+
+/// Why a handler did not produce results.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProcError {
+    /// The procedure does not exist (PROC_UNAVAIL).
+    ProcUnavail,
+    /// The arguments did not decode (GARBAGE_ARGS).
+    GarbageArgs,
+    /// The handler failed or panicked (SYSTEM_ERR).
+    SystemErr,
+}
+
+impl ProcError {
+    fn status(self) -> AcceptStatus {
+        match self {
+            ProcError::ProcUnavail => AcceptStatus::ProcUnavail,
+            ProcError::GarbageArgs => AcceptStatus::GarbageArgs,
+            ProcError::SystemErr => AcceptStatus::SystemErr,
+        }
+    }
+}
+
+/// A call for a handler.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dispatch {
+    /// The XID to answer with.
+    pub xid: u32,
+    /// The program.
+    pub program: u32,
+    /// The version.
+    pub version: u32,
+    /// The procedure (never 0: NULL is answered here).
+    pub procedure: u32,
+    /// The caller's credential.
+    pub cred: OpaqueAuth,
+    /// The arguments, undecoded.
+    pub args: Bytes,
+}
+
+/// Why an incoming record was dropped without an answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dropped {
+    /// A reply: a server expects calls only.
+    NotACall,
+    /// Not even an XID and a message type could be read.
+    Malformed(DecodeError),
+}
+
+/// What to do with one incoming record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Inbound {
+    /// Send this reply now.
+    Reply(Message),
+    /// Run a handler; answer with [`ServerConnection::complete`].
+    Dispatch(Dispatch),
+    /// Dropped, and counted.
+    Dropped(Dropped),
+}
+
+/// Counters of one server connection.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServeStats {
+    /// Calls dispatched to handlers.
+    pub dispatched: u64,
+    /// Calls answered here (NULL and the error replies).
+    pub answered_here: u64,
+    /// Records dropped without an answer.
+    pub dropped: u64,
+}
+
+/// One server connection's protocol state.
+#[derive(Debug)]
+pub struct ServerConnection {
+    records: RecordDecoder,
+    in_progress: usize,
+    limit: usize,
+    stats: ServeStats,
+}
+
+impl ServerConnection {
+    /// A connection with these record limits and at most `limit` calls in
+    /// progress at once.
+    pub fn new(limits: RecordLimits, limit: usize) -> ServerConnection {
+        ServerConnection {
+            records: RecordDecoder::new(limits),
+            in_progress: 0,
+            limit: limit.max(1),
+            stats: ServeStats::default(),
+        }
+    }
+
+    /// True while another call may be read: at the limit, the driver stops
+    /// reading and TCP pushes back on the peer.
+    pub fn can_read(&self) -> bool {
+        self.in_progress < self.limit
+    }
+
+    /// Calls handed to handlers and not yet completed.
+    pub fn in_progress(&self) -> usize {
+        self.in_progress
+    }
+
+    /// Bytes of a partial record held between reads.
+    pub fn held_bytes(&self) -> usize {
+        self.records.held_bytes()
+    }
+
+    /// True when no partial record is held.
+    pub fn is_idle(&self) -> bool {
+        self.records.is_idle()
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> ServeStats {
+        self.stats
+    }
+
+    /// Takes the next record from `buf` and decides about it. `Ok(None)`:
+    /// more bytes are needed. An error means the record marking is broken
+    /// or over a limit: close the connection.
+    ///
+    /// Call it only while [`ServerConnection::can_read`] holds.
+    pub fn receive(
+        &mut self,
+        buf: &mut BytesMut,
+        registry: &Registry,
+    ) -> Result<Option<Inbound>, DecodeError> {
+        let Some(record) = self.records.decode(buf)? else {
+            return Ok(None);
+        };
+        Ok(Some(self.decide(record, registry)))
+    }
+
+    /// Like [`ServerConnection::receive`] once the peer has closed its
+    /// side: a partial record is an error.
+    pub fn receive_eof(
+        &mut self,
+        buf: &mut BytesMut,
+        registry: &Registry,
+    ) -> Result<Option<Inbound>, DecodeError> {
+        let Some(record) = self.records.decode_eof(buf)? else {
+            return Ok(None);
+        };
+        Ok(Some(self.decide(record, registry)))
+    }
+
+    fn decide(&mut self, record: Bytes, registry: &Registry) -> Inbound {
+        let message = match Message::decode(record.clone()) {
+            Ok(message) => message,
+            Err(error) => {
+                // A call whose header is malformed still gets an answer, if
+                // its XID and type can be read.
+                if record.len() >= 8 && record[4..8] == [0, 0, 0, 0] {
+                    let xid = u32::from_be_bytes([record[0], record[1], record[2], record[3]]);
+                    return self.answer(xid, ReplyBody::accepted(AcceptStatus::GarbageArgs));
+                }
+                self.stats.dropped += 1;
+                return Inbound::Dropped(Dropped::Malformed(error));
+            }
+        };
+        let MessageBody::Call { header, args } = message.body else {
+            self.stats.dropped += 1;
+            return Inbound::Dropped(Dropped::NotACall);
+        };
+        let xid = message.xid;
+        if header.rpcvers != RPC_VERSION {
+            let low_high = Rejection::RpcMismatch {
+                low: RPC_VERSION,
+                high: RPC_VERSION,
+            };
+            return self.answer(xid, ReplyBody::Denied(low_high));
+        }
+        let Some((low, high)) = registry.versions(header.program) else {
+            return self.answer(xid, ReplyBody::accepted(AcceptStatus::ProgUnavail));
+        };
+        if !registry.contains(header.program, header.version) {
+            return self.answer(
+                xid,
+                ReplyBody::accepted(AcceptStatus::ProgMismatch { low, high }),
+            );
+        }
+        if header.procedure == 0 {
+            return self.answer(xid, ReplyBody::accepted(AcceptStatus::Success));
+        }
+        self.in_progress += 1;
+        self.stats.dispatched += 1;
+        Inbound::Dispatch(Dispatch {
+            xid,
+            program: header.program,
+            version: header.version,
+            procedure: header.procedure,
+            cred: header.cred,
+            args,
+        })
+    }
+
+    fn answer(&mut self, xid: u32, body: ReplyBody) -> Inbound {
+        self.stats.answered_here += 1;
+        Inbound::Reply(Message::reply(xid, body, Bytes::new()))
+    }
+
+    /// A handler finished: builds its reply and frees its slot.
+    pub fn complete(&mut self, xid: u32, outcome: Result<Bytes, ProcError>) -> Message {
+        self.in_progress = self.in_progress.saturating_sub(1);
+        match outcome {
+            Ok(results) => Message::reply(xid, ReplyBody::accepted(AcceptStatus::Success), results),
+            Err(error) => Message::reply(xid, ReplyBody::accepted(error.status()), Bytes::new()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::{CallHeader, RecordEncoder};
+
+    fn registry() -> Registry {
+        let mut r = Registry::new();
+        r.add(100, 1);
+        r.add(100, 3);
+        r
+    }
+
+    fn wire(message: &Message) -> BytesMut {
+        let mut body = BytesMut::new();
+        message.encode(&mut body);
+        let mut out = BytesMut::new();
+        RecordEncoder::default().encode(&body, &mut out);
+        out
+    }
+
+    fn decide(message: &Message) -> Inbound {
+        let mut conn = ServerConnection::new(RecordLimits::default(), 4);
+        conn.receive(&mut wire(message), &registry())
+            .unwrap()
+            .unwrap()
+    }
+
+    fn reply_status(inbound: Inbound) -> ReplyBody {
+        match inbound {
+            Inbound::Reply(Message {
+                body: MessageBody::Reply { body, .. },
+                ..
+            }) => body,
+            other => panic!("expected a reply, got {other:?}"),
+        }
+    }
+
+    fn call(program: u32, version: u32, procedure: u32) -> Message {
+        Message::call(
+            7,
+            CallHeader::new(program, version, procedure),
+            Bytes::from_static(b"args"),
+        )
+    }
+
+    #[test]
+    fn null_is_answered_for_every_registered_version() {
+        assert_eq!(
+            reply_status(decide(&call(100, 3, 0))),
+            ReplyBody::accepted(AcceptStatus::Success)
+        );
+    }
+
+    #[test]
+    fn unknown_program_and_version() {
+        assert_eq!(
+            reply_status(decide(&call(200, 1, 1))),
+            ReplyBody::accepted(AcceptStatus::ProgUnavail)
+        );
+        assert_eq!(
+            reply_status(decide(&call(100, 2, 1))),
+            ReplyBody::accepted(AcceptStatus::ProgMismatch { low: 1, high: 3 })
+        );
+    }
+
+    #[test]
+    fn other_rpc_version_gets_rpc_mismatch() {
+        let mut m = call(100, 1, 1);
+        if let MessageBody::Call { header, .. } = &mut m.body {
+            header.rpcvers = 3;
+        }
+        assert_eq!(
+            reply_status(decide(&m)),
+            ReplyBody::Denied(Rejection::RpcMismatch { low: 2, high: 2 })
+        );
+    }
+
+    #[test]
+    fn calls_are_dispatched_until_the_limit() {
+        let mut conn = ServerConnection::new(RecordLimits::default(), 2);
+        let mut buf = BytesMut::new();
+        for _ in 0..3 {
+            buf.extend_from_slice(&wire(&call(100, 1, 5)));
+        }
+        for _ in 0..2 {
+            assert!(conn.can_read());
+            let inbound = conn.receive(&mut buf, &registry()).unwrap().unwrap();
+            assert!(matches!(
+                inbound,
+                Inbound::Dispatch(Dispatch { procedure: 5, .. })
+            ));
+        }
+        assert!(!conn.can_read(), "at the limit the driver stops reading");
+        let reply = conn.complete(7, Err(ProcError::SystemErr));
+        assert!(matches!(
+            reply.body,
+            MessageBody::Reply {
+                body: ReplyBody::Accepted {
+                    status: AcceptStatus::SystemErr,
+                    ..
+                },
+                ..
+            }
+        ));
+        assert!(conn.can_read());
+    }
+
+    #[test]
+    fn malformed_call_header_gets_garbage_args_and_replies_are_dropped() {
+        let mut conn = ServerConnection::new(RecordLimits::default(), 2);
+        let mut buf = BytesMut::new();
+        // xid 9, CALL, then a truncated header.
+        RecordEncoder::default().encode(b"\0\0\0\x09\0\0\0\0\0\0\0\x02", &mut buf);
+        let reply = conn.receive(&mut buf, &registry()).unwrap().unwrap();
+        assert_eq!(
+            reply,
+            Inbound::Reply(Message::reply(
+                9,
+                ReplyBody::accepted(AcceptStatus::GarbageArgs),
+                Bytes::new()
+            ))
+        );
+        let mut buf = wire(&Message::reply(
+            3,
+            ReplyBody::accepted(AcceptStatus::Success),
+            Bytes::new(),
+        ));
+        assert_eq!(
+            conn.receive(&mut buf, &registry()).unwrap().unwrap(),
+            Inbound::Dropped(Dropped::NotACall)
+        );
+        assert_eq!(conn.stats().dropped, 1);
+    }
+}

@@ -1,0 +1,523 @@
+//! The RPC server: listeners, one task per connection, handlers.
+//!
+//! A connection's task reads records while fewer than
+//! [`ServerOptions::max_in_progress`] calls are in progress; at the limit it
+//! stops reading, so TCP pushes back on the peer. Handlers run as their own
+//! tasks and may finish in any order; a panicking handler is answered with
+//! SYSTEM_ERR and the server lives on. One writer task owns each socket's
+//! write half and writes whole records only, batching what is queued.
+//!
+//! Shutdown order: stop accepting; stop reading new calls; let calls in
+//! progress finish within the grace period; close.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+use crate::addr::Endpoint;
+use crate::error::Error;
+use crate::listen::{ListenOptions, listen};
+use crate::proto::serve::{Dispatch, Inbound, ProcError, Registry, ServerConnection};
+use crate::proto::{Message, OpaqueAuth, RecordEncoder, RecordLimits};
+
+/// What a handler learns about its call.
+#[derive(Clone, Debug)]
+pub struct CallContext {
+    /// The peer's address as this server observed it.
+    pub observed: SocketAddr,
+    /// The local address the call arrived on.
+    pub local: SocketAddr,
+    /// The call's XID.
+    pub xid: u32,
+    /// The program.
+    pub program: u32,
+    /// The version.
+    pub version: u32,
+    /// The caller's credential.
+    pub cred: OpaqueAuth,
+}
+
+/// The future a [`Service`] returns.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Bytes, ProcError>> + Send>>;
+
+/// A program version's procedures. NULL (procedure 0) is answered by the
+/// server and never reaches the service.
+///
+/// Closures `Fn(CallContext, u32, Bytes) -> impl Future<Output =
+/// Result<Bytes, ProcError>>` are services.
+pub trait Service: Send + Sync + 'static {
+    /// Runs `procedure` with its undecoded `args`; returns the undecoded
+    /// results. Return [`ProcError::ProcUnavail`] for an unknown procedure.
+    fn call(&self, ctx: CallContext, procedure: u32, args: Bytes) -> HandlerFuture;
+}
+
+impl<F, Fut> Service for F
+where
+    F: Fn(CallContext, u32, Bytes) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Bytes, ProcError>> + Send + 'static,
+{
+    fn call(&self, ctx: CallContext, procedure: u32, args: Bytes) -> HandlerFuture {
+        Box::pin(self(ctx, procedure, args))
+    }
+}
+
+/// Server limits and timeouts.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// Connections served at once; accepting pauses at the limit. Default 1024.
+    pub max_connections: usize,
+    /// Calls in progress per connection; reading pauses at the limit. Default 64.
+    pub max_in_progress: usize,
+    /// A connection with no calls in progress that sends nothing for this
+    /// long is closed (this also ends a partial record sent slowly). Default 5 min.
+    pub idle_timeout: Duration,
+    /// A write that cannot finish in this time (the peer stopped reading)
+    /// closes the connection. Default 30 s.
+    pub write_timeout: Duration,
+    /// How long calls in progress may run after shutdown starts. Default 10 s.
+    pub shutdown_grace: Duration,
+    /// Record limits for incoming calls.
+    pub limits: RecordLimits,
+    /// Options for the listening sockets.
+    pub listen: ListenOptions,
+}
+
+impl Default for ServerOptions {
+    fn default() -> ServerOptions {
+        ServerOptions {
+            max_connections: 1024,
+            max_in_progress: 64,
+            idle_timeout: Duration::from_secs(300),
+            write_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
+            limits: RecordLimits::default(),
+            listen: ListenOptions::default(),
+        }
+    }
+}
+
+/// Counters of a running server.
+#[derive(Debug, Default)]
+struct Counters {
+    accepted: AtomicU64,
+    closed: AtomicU64,
+    calls: AtomicU64,
+    panics: AtomicU64,
+    dropped: AtomicU64,
+}
+
+/// A snapshot of a server's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Connections closed.
+    pub closed: u64,
+    /// Calls dispatched to handlers.
+    pub calls: u64,
+    /// Handlers that panicked (answered with SYSTEM_ERR).
+    pub panics: u64,
+    /// Records dropped without an answer.
+    pub dropped: u64,
+}
+
+/// Registers services, then [`Server::serve`]s them.
+pub struct Server {
+    registry: Registry,
+    services: HashMap<(u32, u32), Arc<dyn Service>>,
+    options: ServerOptions,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("registry", &self.registry)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Shared {
+    registry: Registry,
+    services: HashMap<(u32, u32), Arc<dyn Service>>,
+    options: ServerOptions,
+    counters: Counters,
+}
+
+/// A server that is running. Dropping it does not stop the server: call
+/// [`RunningServer::shutdown`].
+#[derive(Debug)]
+pub struct RunningServer {
+    local_addrs: Vec<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    shared: Arc<SharedHandle>,
+    tasks: JoinSet<()>,
+}
+
+/// The part of [`Shared`] the handle reads.
+struct SharedHandle(Arc<Shared>);
+
+impl std::fmt::Debug for SharedHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedHandle")
+    }
+}
+
+impl Default for Server {
+    fn default() -> Server {
+        Server::new(ServerOptions::default())
+    }
+}
+
+impl Server {
+    /// A server with these options and no services.
+    pub fn new(options: ServerOptions) -> Server {
+        Server {
+            registry: Registry::new(),
+            services: HashMap::new(),
+            options,
+        }
+    }
+
+    /// Serves `service` as `program` version `version`.
+    pub fn service(mut self, program: u32, version: u32, service: impl Service) -> Server {
+        self.registry.add(program, version);
+        self.services.insert((program, version), Arc::new(service));
+        self
+    }
+
+    /// Listens on each address and serves. Must be called inside a tokio
+    /// runtime. Port 0 picks a free port; see [`RunningServer::local_addrs`].
+    pub fn serve(self, addresses: &[Endpoint]) -> Result<RunningServer, Error> {
+        let mut listeners = Vec::new();
+        for address in addresses {
+            listeners.push(listen(address, &self.options.listen)?);
+        }
+        let local_addrs = listeners
+            .iter()
+            .map(|l| l.local_addr())
+            .collect::<io::Result<Vec<_>>>()
+            .map_err(|error| Error::Listen {
+                address: addresses[0].clone(),
+                error,
+            })?;
+        let shared = Arc::new(Shared {
+            registry: self.registry,
+            services: self.services,
+            counters: Counters::default(),
+            options: self.options,
+        });
+        let (shutdown, watch) = watch::channel(false);
+        let slots = Arc::new(Semaphore::new(shared.options.max_connections));
+        let mut tasks = JoinSet::new();
+        for listener in listeners {
+            tasks.spawn(accept_loop(
+                listener,
+                shared.clone(),
+                slots.clone(),
+                watch.clone(),
+            ));
+        }
+        Ok(RunningServer {
+            local_addrs,
+            shutdown,
+            shared: Arc::new(SharedHandle(shared)),
+            tasks,
+        })
+    }
+}
+
+impl RunningServer {
+    /// The addresses listened on, with the ports chosen.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> ServerStats {
+        let c = &self.shared.0.counters;
+        ServerStats {
+            accepted: c.accepted.load(Ordering::Relaxed),
+            closed: c.closed.load(Ordering::Relaxed),
+            calls: c.calls.load(Ordering::Relaxed),
+            panics: c.panics.load(Ordering::Relaxed),
+            dropped: c.dropped.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Graceful shutdown: stop accepting, stop reading new calls, let calls
+    /// in progress finish within the grace period, then close everything.
+    /// Returns when every connection is closed.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    slots: Arc<Semaphore>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        // Take a slot first: at the connection limit, accepting pauses and
+        // the kernel's backlog holds new peers.
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            () = stopped(&mut shutdown) => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = stopped(&mut shutdown) => break,
+        };
+        let (stream, observed) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        shared.counters.accepted.fetch_add(1, Ordering::Relaxed);
+        let shared = shared.clone();
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            let local = stream.local_addr().ok();
+            if let Err(error) = serve_connection(stream, observed, shared.clone(), shutdown).await {
+                debug!(%observed, ?local, %error, "connection ended with an error");
+            }
+            shared.counters.closed.fetch_add(1, Ordering::Relaxed);
+            drop(permit);
+        });
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+}
+
+/// Why a connection ended.
+#[derive(Debug, thiserror::Error)]
+enum ConnectionEnd {
+    #[error("i/o: {0}")]
+    Io(#[from] io::Error),
+    #[error("bad record: {0}")]
+    Record(crate::proto::DecodeError),
+    #[error("idle for {0:?}")]
+    Idle(Duration),
+    #[error("peer stopped reading")]
+    WriteStalled,
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    observed: SocketAddr,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), ConnectionEnd> {
+    let local = stream.local_addr()?;
+    let opts = &shared.options;
+    let _ = stream.set_nodelay(true);
+    let (mut reader, writer) = stream.into_split();
+    let (out_tx, out_rx) = mpsc::channel::<Bytes>(opts.max_in_progress.max(1) * 2);
+    let mut writer_task = tokio::spawn(write_loop(writer, out_rx, opts.write_timeout));
+    let mut conn = ServerConnection::new(opts.limits, opts.max_in_progress);
+    let mut handlers: JoinSet<(u32, Result<Bytes, ProcError>)> = JoinSet::new();
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    let mut eof = false;
+    let mut stopping = false;
+    let idle = tokio::time::sleep(opts.idle_timeout);
+    tokio::pin!(idle);
+    let grace = tokio::time::sleep(Duration::MAX.min(Duration::from_secs(86_400 * 365)));
+    tokio::pin!(grace);
+
+    let result = loop {
+        // Decide about everything already buffered, while there is room.
+        while conn.can_read() && !stopping {
+            let inbound = if eof {
+                conn.receive_eof(&mut buf, &shared.registry)
+            } else {
+                conn.receive(&mut buf, &shared.registry)
+            };
+            match inbound {
+                Ok(Some(Inbound::Reply(message))) => send(&out_tx, &message).await,
+                Ok(Some(Inbound::Dispatch(call))) => {
+                    shared.counters.calls.fetch_add(1, Ordering::Relaxed);
+                    spawn_handler(&mut handlers, &shared, call, observed, local);
+                }
+                Ok(Some(Inbound::Dropped(why))) => {
+                    shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    debug!(%observed, ?why, "record dropped");
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    stopping = true;
+                    if handlers.is_empty() {
+                        drop(out_tx);
+                        let _ = writer_task.await;
+                        return Err(ConnectionEnd::Record(error));
+                    }
+                    warn!(%observed, %error, "bad record; closing once calls in progress finish");
+                }
+            }
+        }
+        if (eof || stopping) && handlers.is_empty() {
+            break Ok(());
+        }
+        let reading = conn.can_read() && !eof && !stopping;
+        tokio::select! {
+            read = reader.read_buf(&mut buf), if reading => match read {
+                Ok(0) => eof = true,
+                Ok(_) => {
+                    if handlers.is_empty() {
+                        idle.as_mut().reset(tokio::time::Instant::now() + opts.idle_timeout);
+                    }
+                }
+                Err(error) => break Err(error.into()),
+            },
+            Some(done) = handlers.join_next(), if !handlers.is_empty() => {
+                let (xid, outcome) = match done {
+                    Ok(done) => done,
+                    Err(join) => {
+                        // The task's id is the only trace of its XID here,
+                        // so handlers carry their XID; a panic loses it. See
+                        // spawn_handler, which catches panics itself.
+                        warn!(%observed, error = %join, "handler task failed");
+                        continue;
+                    }
+                };
+                let reply = conn.complete(xid, outcome);
+                send(&out_tx, &reply).await;
+                if handlers.is_empty() {
+                    idle.as_mut().reset(tokio::time::Instant::now() + opts.idle_timeout);
+                }
+            }
+            () = &mut idle, if handlers.is_empty() && !stopping => {
+                break Err(ConnectionEnd::Idle(opts.idle_timeout));
+            }
+            () = stopped(&mut shutdown), if !stopping => {
+                stopping = true;
+                grace.as_mut().reset(tokio::time::Instant::now() + opts.shutdown_grace);
+            }
+            () = &mut grace, if stopping => {
+                warn!(%observed, left = handlers.len(), "shutdown grace period over; abandoning calls in progress");
+                handlers.abort_all();
+                break Ok(());
+            }
+            _ = &mut writer_task => break Err(ConnectionEnd::WriteStalled),
+        }
+    };
+    // Let queued replies out, then close.
+    drop(out_tx);
+    if !writer_task.is_finished() {
+        let _ = writer_task.await;
+    }
+    result
+}
+
+/// Resolves once shutdown has been asked for (or the server is gone).
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await.map(drop);
+}
+
+fn spawn_handler(
+    handlers: &mut JoinSet<(u32, Result<Bytes, ProcError>)>,
+    shared: &Arc<Shared>,
+    call: Dispatch,
+    observed: SocketAddr,
+    local: SocketAddr,
+) {
+    let Dispatch {
+        xid,
+        program,
+        version,
+        procedure,
+        cred,
+        args,
+    } = call;
+    let Some(service) = shared.services.get(&(program, version)).cloned() else {
+        handlers.spawn(async move { (xid, Err(ProcError::ProcUnavail)) });
+        return;
+    };
+    let ctx = CallContext {
+        observed,
+        local,
+        xid,
+        program,
+        version,
+        cred,
+    };
+    let shared = shared.clone();
+    handlers.spawn(async move {
+        // The handler runs in a task of its own so that a panic is caught
+        // there and answered with SYSTEM_ERR, with the XID still known here.
+        match tokio::spawn(service.call(ctx, procedure, args)).await {
+            Ok(outcome) => (xid, outcome),
+            Err(join) => {
+                if join.is_panic() {
+                    shared.counters.panics.fetch_add(1, Ordering::Relaxed);
+                    warn!(
+                        xid,
+                        program, version, procedure, "handler panicked; answered SYSTEM_ERR"
+                    );
+                }
+                (xid, Err(ProcError::SystemErr))
+            }
+        }
+    });
+}
+
+async fn send(out: &mpsc::Sender<Bytes>, message: &Message) {
+    let mut buf = BytesMut::with_capacity(message.encoded_len() + 4);
+    let mut body = BytesMut::with_capacity(message.encoded_len());
+    message.encode(&mut body);
+    RecordEncoder::default().encode(&body, &mut buf);
+    // A closed channel means the writer has stopped; the loop notices.
+    let _ = out.send(buf.freeze()).await;
+}
+
+/// Owns the write half: writes whole records, batching what is queued, each
+/// write bounded by `timeout`.
+async fn write_loop(
+    mut writer: tokio::net::tcp::OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Bytes>,
+    timeout: Duration,
+) {
+    let mut batch = BytesMut::new();
+    while let Some(first) = rx.recv().await {
+        batch.clear();
+        batch.extend_from_slice(&first);
+        while batch.len() < 64 * 1024 {
+            match rx.try_recv() {
+                Ok(more) => batch.extend_from_slice(&more),
+                Err(_) => break,
+            }
+        }
+        match tokio::time::timeout(timeout, writer.write_all(&batch)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                debug!(%error, "write failed");
+                return;
+            }
+            Err(_) => {
+                info!(?timeout, "peer stopped reading; closing");
+                return;
+            }
+        }
+    }
+    let _ = writer.shutdown().await;
+}

@@ -1,0 +1,112 @@
+//! The client and server together on loopback.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use peerwire::{
+    CallContext, CallStatus, Client, ClientOptions, Endpoint, Error, ProcError, Server,
+    ServerOptions,
+};
+
+const PROG: u32 = 0x2000_0001;
+
+async fn echo(ctx: CallContext, procedure: u32, args: Bytes) -> Result<Bytes, ProcError> {
+    match procedure {
+        1 => Ok(args),
+        2 => Ok(Bytes::from(ctx.observed.to_string())),
+        3 => {
+            tokio::time::sleep(Duration::from_millis(u64::from(args[0]) * 10)).await;
+            Ok(args)
+        }
+        4 => panic!("handler panics on purpose"),
+        5 => Err(ProcError::GarbageArgs),
+        _ => Err(ProcError::ProcUnavail),
+    }
+}
+
+fn start(options: ServerOptions) -> (peerwire::RunningServer, Endpoint) {
+    let server = Server::new(options)
+        .service(PROG, 1, echo)
+        .service(PROG, 3, echo);
+    let running = server.serve(&["127.0.0.1:0".parse().unwrap()]).unwrap();
+    let addr = Endpoint::from(running.local_addrs()[0]);
+    (running, addr)
+}
+
+#[tokio::test]
+async fn calls_round_trip_and_see_the_observed_address() {
+    let (server, addr) = start(ServerOptions::default());
+    let client = Client::new(vec![addr], ClientOptions::default());
+    let out = client
+        .call(PROG, 1, 1, Bytes::from_static(b"abcd"))
+        .await
+        .unwrap();
+    assert_eq!(&out[..], b"abcd");
+    let observed = client.call(PROG, 1, 2, Bytes::new()).await.unwrap();
+    let peerwire::ConnectionState::Connected { local, .. } = client.state() else {
+        panic!("not connected: {:?}", client.state())
+    };
+    assert_eq!(std::str::from_utf8(&observed).unwrap(), local.to_string());
+    client.null(PROG, 3).await.unwrap();
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn server_error_replies_reach_the_caller() {
+    let (server, addr) = start(ServerOptions::default());
+    let client = Client::new(vec![addr], ClientOptions::default());
+    let status = |r: Result<Bytes, Error>| match r {
+        Err(Error::CallRejected { status, .. }) => status,
+        other => panic!("expected a rejection, got {other:?}"),
+    };
+    assert_eq!(
+        status(client.call(PROG + 1, 1, 1, Bytes::new()).await),
+        CallStatus::ProgUnavail
+    );
+    assert_eq!(
+        status(client.call(PROG, 2, 1, Bytes::new()).await),
+        CallStatus::ProgMismatch { low: 1, high: 3 }
+    );
+    assert_eq!(
+        status(client.call(PROG, 1, 9, Bytes::new()).await),
+        CallStatus::ProcUnavail
+    );
+    assert_eq!(
+        status(client.call(PROG, 1, 5, Bytes::new()).await),
+        CallStatus::GarbageArgs
+    );
+    assert_eq!(
+        status(client.call(PROG, 1, 4, Bytes::new()).await),
+        CallStatus::SystemErr
+    );
+    // The server lives on after the panic.
+    client
+        .call(PROG, 1, 1, Bytes::from_static(b"ok"))
+        .await
+        .unwrap();
+    assert_eq!(server.stats().panics, 1);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn concurrent_calls_complete_out_of_order() {
+    let (server, addr) = start(ServerOptions::default());
+    let client = Client::new(vec![addr], ClientOptions::default());
+    let mut tasks = Vec::new();
+    for i in 0..40u8 {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let delay = 40 - i;
+            let out = client
+                .call(PROG, 1, 3, Bytes::from(vec![delay, i]))
+                .await
+                .unwrap();
+            assert_eq!(&out[..], &[delay, i]);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(client.stats().succeeded, 40);
+    server.shutdown().await;
+}
