@@ -9,13 +9,16 @@
 //! never leaves half a record on the wire.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, WriteHalf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
@@ -35,6 +38,50 @@ use crate::proto::{
 /// The program and version a client pings with NULL by default: peerwire's
 /// handshake program (any reply proves the peer alive, even PROG_UNAVAIL).
 pub const DEFAULT_PING_PROGRAM: (u32, u32) = (0x2050_5752, 1);
+
+/// A byte stream a client can run over.
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
+
+/// A connected byte stream and the addresses it runs between.
+pub struct Link {
+    io: Box<dyn Io>,
+    local: SocketAddr,
+    remote: SocketAddr,
+}
+
+impl Link {
+    /// A link over `io`, between `local` and `remote`.
+    pub fn new(io: impl Io, local: SocketAddr, remote: SocketAddr) -> Link {
+        Link {
+            io: Box::new(io),
+            local,
+            remote,
+        }
+    }
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link")
+            .field("local", &self.local)
+            .field("remote", &self.remote)
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<Connected> for Link {
+    fn from(connected: Connected) -> Link {
+        let (local, remote) = (connected.local_addr(), connected.peer_addr());
+        Link::new(connected.into_stream(), local, remote)
+    }
+}
+
+/// The future a transport's connect function returns.
+pub type LinkFuture = Pin<Box<dyn Future<Output = Result<Link, Error>> + Send>>;
+
+type ConnectFn = Arc<dyn Fn() -> LinkFuture + Send + Sync>;
 
 /// Client settings. The defaults are listed on each field.
 #[derive(Clone, Debug)]
@@ -205,9 +252,31 @@ impl Client {
             !destinations.is_empty(),
             "a client needs at least one destination"
         );
+        let connector = Connector::new(options.connect.clone());
+        let peer = destinations[0].clone();
+        let connect: ConnectFn = Arc::new(move || {
+            let (connector, destinations) = (connector.clone(), destinations.clone());
+            Box::pin(async move { connector.connect_any(&destinations).await.map(Link::from) })
+        });
+        Client::start(peer, options, connect)
+    }
+
+    /// A client over a transport of your own: `connect` is called for each
+    /// connection attempt. `peer` names the peer in errors. Useful for
+    /// tunnels, Unix sockets and tests; [`ClientOptions::connect`] is unused.
+    /// Must be called inside a tokio runtime.
+    pub fn with_transport<F, Fut>(peer: Endpoint, options: ClientOptions, connect: F) -> Client
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Link, Error>> + Send + 'static,
+    {
+        Client::start(peer, options, Arc::new(move || Box::pin(connect())))
+    }
+
+    fn start(peer: Endpoint, options: ClientOptions, connect: ConnectFn) -> Client {
         let (state, _) = watch::channel(ConnectionState::Idle);
         let shared = Arc::new(Shared {
-            peer: destinations[0].clone(),
+            peer,
             options,
             counters: Counters::default(),
             state,
@@ -215,7 +284,7 @@ impl Client {
         });
         let permits = Arc::new(Semaphore::new(shared.options.max_in_flight.max(1)));
         let (commands, rx) = mpsc::unbounded_channel();
-        tokio::spawn(Driver::new(destinations, shared.clone(), rx).run());
+        tokio::spawn(Driver::new(connect, shared.clone(), rx).run());
         Client {
             commands,
             permits,
@@ -391,8 +460,7 @@ enum Waiter {
 }
 
 struct Driver {
-    destinations: Vec<Endpoint>,
-    connector: Connector,
+    connect: ConnectFn,
     shared: Arc<Shared>,
     commands: mpsc::UnboundedReceiver<Command>,
     /// Requests waiting for a connection.
@@ -409,7 +477,7 @@ enum Ended {
 
 impl Driver {
     fn new(
-        destinations: Vec<Endpoint>,
+        connect: ConnectFn,
         shared: Arc<Shared>,
         commands: mpsc::UnboundedReceiver<Command>,
     ) -> Driver {
@@ -421,8 +489,7 @@ impl Driver {
             o.breaker_threshold,
         );
         Driver {
-            destinations,
-            connector: Connector::new(o.connect.clone()),
+            connect,
             shared,
             commands,
             queue: VecDeque::new(),
@@ -478,8 +545,7 @@ impl Driver {
             }
             self.set_state(ConnectionState::Connecting);
             let connected = {
-                let (connector, destinations) = (self.connector.clone(), self.destinations.clone());
-                let attempt = async move { connector.connect_any(&destinations).await };
+                let attempt = (self.connect)();
                 tokio::pin!(attempt);
                 loop {
                     let deadline = self.queue.iter().map(|r| r.deadline).min();
@@ -623,12 +689,12 @@ impl Driver {
     }
 
     /// Runs one connection until it ends.
-    async fn serve(&mut self, connected: Connected) -> Ended {
-        let (local, remote) = (connected.local_addr(), connected.peer_addr());
+    async fn serve(&mut self, link: Link) -> Ended {
+        let (local, remote) = (link.local, link.remote);
         self.set_state(ConnectionState::Connected { local, remote });
         debug!(%local, %remote, "connected");
         let o = self.shared.options.clone();
-        let (read_half, write_half) = connected.into_stream().into_split();
+        let (read_half, write_half) = tokio::io::split(link.io);
         let mut reader =
             FramedRead::new(read_half, RpcCodec::new(o.limits, RecordEncoder::default()));
         let (records, records_rx) = mpsc::unbounded_channel::<(u32, Bytes)>();
@@ -858,7 +924,7 @@ async fn sleep_until(at: Option<Instant>) {
 /// Owns the write half: writes whole records, batching what is queued, and
 /// reports the XIDs written.
 async fn write_loop(
-    mut writer: tokio::net::tcp::OwnedWriteHalf,
+    mut writer: WriteHalf<Box<dyn Io>>,
     mut records: mpsc::UnboundedReceiver<(u32, Bytes)>,
     sent: mpsc::UnboundedSender<Vec<u32>>,
 ) -> std::io::Result<()> {

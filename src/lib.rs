@@ -129,7 +129,7 @@ pub use addr::{
     AddrParseError, AddrParseErrorKind, CanonicalIp, Endpoint, Family, FamilyPolicy, Role, Scope,
     ScopedIp, Sources,
 };
-pub use client::{CallOptions, Client, ClientOptions, ClientStats, ConnectionState};
+pub use client::{CallOptions, Client, ClientOptions, ClientStats, ConnectionState, Link};
 pub use connect::{ConnectOptions, Connected, Connector, PortPolicy, Prepared};
 pub use error::{Attempt, CallStatus, DisconnectCause, Error};
 pub use listen::{ListenOptions, listen};
