@@ -498,6 +498,20 @@ impl Driver {
         }
     }
 
+    /// The state while no call waits: what a call arriving now would meet.
+    fn resting_state(&self) -> ConnectionState {
+        let now = Instant::now().into_std();
+        match self.reconnect.breaker(now) {
+            Breaker::Open { next_attempt } => ConnectionState::Open {
+                until: next_attempt,
+            },
+            _ => match self.reconnect.next_attempt() {
+                Some(until) if until > now => ConnectionState::Backoff { until },
+                _ => ConnectionState::Idle,
+            },
+        }
+    }
+
     fn set_state(&self, state: ConnectionState) {
         self.shared.state.send_replace(state);
     }
@@ -507,7 +521,7 @@ impl Driver {
             // Idle: wait for something to do.
             self.expire_queue();
             if self.queue.is_empty() {
-                self.set_state(ConnectionState::Idle);
+                self.set_state(self.resting_state());
                 match self.commands.recv().await {
                     Some(command) => {
                         if !self.accept(command) {

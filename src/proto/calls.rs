@@ -260,6 +260,9 @@ pub struct Liveness {
     timeout: Duration,
     last_heard: Instant,
     ping_outstanding: bool,
+    /// Whether calls were outstanding at the last poll: silence counts only
+    /// from the moment calls are waiting.
+    watching: bool,
 }
 
 /// What the driver should do about liveness now.
@@ -281,6 +284,7 @@ impl Liveness {
             timeout,
             last_heard: now,
             ping_outstanding: false,
+            watching: false,
         }
     }
 
@@ -293,7 +297,14 @@ impl Liveness {
     /// Decides, given whether calls are outstanding.
     pub fn poll(&mut self, now: Instant, outstanding: bool) -> LivenessAction {
         if !outstanding && !self.ping_outstanding {
+            self.watching = false;
             return LivenessAction::Wait(None);
+        }
+        if !self.watching {
+            // A quiet, idle connection is not a silent peer: the clock
+            // starts when calls begin to wait.
+            self.watching = true;
+            self.last_heard = self.last_heard.max(now);
         }
         let dead_at = self.last_heard + self.timeout;
         if now >= dead_at {
@@ -548,6 +559,8 @@ mod tests {
             "idle: no pings"
         );
         live.heard(now);
+        // A call starts waiting at `now`; silence counts from there.
+        assert_eq!(live.poll(now, true), LivenessAction::Wait(Some(now + s(5))));
         assert_eq!(
             live.poll(now + s(1), true),
             LivenessAction::Wait(Some(now + s(5)))
@@ -563,6 +576,21 @@ mod tests {
             live.poll(now + s(44), true),
             LivenessAction::Wait(Some(now + s(48)))
         );
+    }
+
+    #[test]
+    fn silence_counts_only_while_calls_wait() {
+        let now = t0();
+        let s = Duration::from_secs;
+        let mut live = Liveness::new(s(5), s(42), now);
+        assert_eq!(live.poll(now + s(1), false), LivenessAction::Wait(None));
+        // An hour idle, then a call: not dead, and no ping yet.
+        let later = now + s(3600);
+        assert_eq!(
+            live.poll(later, true),
+            LivenessAction::Wait(Some(later + s(5)))
+        );
+        assert_eq!(live.poll(later + s(5), true), LivenessAction::Ping);
     }
 
     #[test]
