@@ -13,7 +13,7 @@
 //! ```text
 //!   peerd (examples/)     config, CLI, status: a user of the public API only
 //!   ───────────────────────────────────────────────────────────────────────
-//!   client / server       tokio drivers                            (planned)
+//!   client / server       tokio drivers: tasks, timers, sockets    [client], [server]
 //!   peer                  identity: admission, handshake (pure)    (planned)
 //!   codec                 tokio-util codec: records ⇄ messages     [codec]
 //!   proto/                record marking, XDR, RPC messages (pure) [proto]
@@ -42,6 +42,13 @@
 //! - [`proto`]: record marking with limits checked before allocation, XDR,
 //!   ONC RPC v2 calls and replies, AUTH_SYS and GlusterFS credentials.
 //! - [`codec::RpcCodec`]: the tokio-util codec over them.
+//! - [`Client`]: many calls in flight on one connection, matched by XID,
+//!   with deadlines, an in-flight limit, heartbeats, reconnect with backoff
+//!   and a circuit breaker; cancel-safe calls.
+//! - [`Server`]: services per (program, version), NULL and the RPC error
+//!   replies answered for you, concurrent handlers, backpressure at the
+//!   per-connection limit, connection limit, idle and write timeouts,
+//!   graceful shutdown.
 //! - [`Error`]: one error type; every variant names its addresses.
 //!
 //! ## The wire: record marking (RFC 5531 §11)
@@ -88,6 +95,37 @@
 //! assert_eq!((header.program, header.version, header.procedure), (100_000, 2, 0));
 //! assert!(args.is_empty());
 //! # Ok::<(), peerwire::proto::DecodeError>(())
+//! ```
+//!
+//! ## A server and a call
+//!
+//! ```
+//! use bytes::Bytes;
+//! use peerwire::{CallContext, Client, ClientOptions, Endpoint, ProcError, Server, ServerOptions};
+//!
+//! const ECHO: u32 = 0x2000_0001;
+//!
+//! async fn echo(_ctx: CallContext, procedure: u32, args: Bytes) -> Result<Bytes, ProcError> {
+//!     match procedure {
+//!         1 => Ok(args),
+//!         _ => Err(ProcError::ProcUnavail),
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), peerwire::Error> {
+//! let server = Server::new(ServerOptions::default())
+//!     .service(ECHO, 1, echo)
+//!     .serve(&["127.0.0.1:0".parse()?])?;
+//! let address = Endpoint::from(server.local_addrs()[0]);
+//!
+//! let client = Client::new(vec![address], ClientOptions::default());
+//! let reply = client.call(ECHO, 1, 1, Bytes::from_static(b"ping")).await?;
+//! assert_eq!(&reply[..], b"ping");
+//!
+//! server.shutdown().await;
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! ## Binding a source
