@@ -159,6 +159,7 @@ pub mod codec;
 pub mod connect;
 mod error;
 pub mod listen;
+pub mod peer;
 pub mod proto;
 pub mod server;
 mod sock;

@@ -51,6 +51,8 @@ pub enum DecodeErrorKind {
     UnknownAcceptStat(u32),
     /// `reject_stat` is neither RPC_MISMATCH (0) nor AUTH_ERROR (1).
     UnknownRejectStat(u32),
+    /// A value that decoded but breaks its type's rules.
+    Invalid(&'static str),
     /// Bytes were left after a value that should have used them all.
     TrailingBytes {
         /// How many.
@@ -86,6 +88,7 @@ impl fmt::Display for DecodeErrorKind {
             DecodeErrorKind::UnknownReplyStat(v) => write!(f, "unknown reply_stat {v}"),
             DecodeErrorKind::UnknownAcceptStat(v) => write!(f, "unknown accept_stat {v}"),
             DecodeErrorKind::UnknownRejectStat(v) => write!(f, "unknown reject_stat {v}"),
+            DecodeErrorKind::Invalid(what) => f.write_str(what),
             DecodeErrorKind::TrailingBytes { len } => write!(f, "{len} unexpected trailing bytes"),
         }
     }
