@@ -18,16 +18,20 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, WriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 use tracing::{debug, info, warn};
 
-use crate::addr::Endpoint;
+use crate::addr::{CanonicalIp, Endpoint};
 use crate::codec::{CodecError, RpcCodec};
 use crate::connect::{ConnectOptions, Connected, Connector};
 use crate::error::{CallStatus, DisconnectCause, Error};
+use crate::peer::{
+    HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO, Hello, HelloReply, NodeId, PROTOCOL_VERSIONS,
+};
+use crate::proto::RecordDecoder;
 use crate::proto::calls::{Breaker, CallTable, Liveness, LivenessAction, Reconnect, ReplyFor};
 use crate::proto::xdr::{XdrDecode, XdrEncode, from_bytes, to_bytes};
 use crate::proto::{
@@ -49,6 +53,8 @@ pub struct Link {
     io: Box<dyn Io>,
     local: SocketAddr,
     remote: SocketAddr,
+    /// Bytes read past the handshake reply, for the codec.
+    leftover: BytesMut,
 }
 
 impl Link {
@@ -58,6 +64,7 @@ impl Link {
             io: Box::new(io),
             local,
             remote,
+            leftover: BytesMut::new(),
         }
     }
 }
@@ -82,6 +89,46 @@ impl From<Connected> for Link {
 pub type LinkFuture = Pin<Box<dyn Future<Output = Result<Link, Error>> + Send>>;
 
 type ConnectFn = Arc<dyn Fn() -> LinkFuture + Send + Sync>;
+
+/// What to do when the server observed another source than we bound.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MismatchPolicy {
+    /// Fail the connection with [`Error::ObservedMismatch`].
+    #[default]
+    Fail,
+    /// Log a warning and go on (behind NAT, say).
+    Warn,
+}
+
+/// A client's side of identity: who it is, and whom it means to reach.
+/// With it, every connection starts with a HELLO (see [`crate::peer`]).
+#[derive(Clone, Debug)]
+pub struct ClientIdentity {
+    /// Our node ID.
+    pub node: NodeId,
+    /// Our cluster, if the servers require one.
+    pub cluster: Option<String>,
+    /// The node we mean to reach: any other answering is an error.
+    pub expect: NodeId,
+    /// What to do when the server saw another source than we bound.
+    /// Default: fail.
+    pub observed_mismatch: MismatchPolicy,
+    /// How long the HELLO may take. Default 10 s.
+    pub timeout: Duration,
+}
+
+impl ClientIdentity {
+    /// We are `node`, and mean to reach `expect`.
+    pub fn new(node: NodeId, expect: NodeId) -> ClientIdentity {
+        ClientIdentity {
+            node,
+            cluster: None,
+            expect,
+            observed_mismatch: MismatchPolicy::Fail,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
 
 /// Client settings. The defaults are listed on each field.
 #[derive(Clone, Debug)]
@@ -111,6 +158,10 @@ pub struct ClientOptions {
     /// XIDs of abandoned or timed-out calls kept reserved before the
     /// connection is considered stuck and closed. Default 1024.
     pub max_reserved: usize,
+    /// Identity: when set, every connection and reconnection starts with a
+    /// HELLO, and the server's node ID and the address it observed are
+    /// checked. Default: none.
+    pub identity: Option<ClientIdentity>,
 }
 
 impl Default for ClientOptions {
@@ -128,6 +179,7 @@ impl Default for ClientOptions {
             breaker_threshold: 5,
             limits: RecordLimits::default(),
             max_reserved: 1024,
+            identity: None,
         }
     }
 }
@@ -559,7 +611,15 @@ impl Driver {
             }
             self.set_state(ConnectionState::Connecting);
             let connected = {
-                let attempt = (self.connect)();
+                let link = (self.connect)();
+                let (shared, limits) = (self.shared.clone(), self.shared.options.limits);
+                let attempt = async move {
+                    let link = link.await?;
+                    match &shared.options.identity {
+                        Some(identity) => handshake(link, identity, &shared.peer, limits).await,
+                        None => Ok(link),
+                    }
+                };
                 tokio::pin!(attempt);
                 loop {
                     let deadline = self.queue.iter().map(|r| r.deadline).min();
@@ -596,7 +656,14 @@ impl Driver {
                         .reconnect
                         .failed(Instant::now().into_std(), rand::random::<f64>());
                     warn!(peer = %self.shared.peer, %error, failures = self.reconnect.failures(), "connect failed");
-                    if let Breaker::Open { .. } = self.reconnect.breaker(Instant::now().into_std())
+                    if error.identity_copy().is_some() {
+                        // A definite answer: waiting will not change it.
+                        for request in std::mem::take(&mut self.queue) {
+                            let copy = error.identity_copy().expect("checked above");
+                            self.answer_failed(request, copy);
+                        }
+                    } else if let Breaker::Open { .. } =
+                        self.reconnect.breaker(Instant::now().into_std())
                     {
                         self.fail_queue_fast(next);
                     } else {
@@ -711,6 +778,7 @@ impl Driver {
         let (read_half, write_half) = tokio::io::split(link.io);
         let mut reader =
             FramedRead::new(read_half, RpcCodec::new(o.limits, RecordEncoder::default()));
+        reader.read_buffer_mut().extend_from_slice(&link.leftover);
         let (records, records_rx) = mpsc::unbounded_channel::<(u32, Bytes)>();
         let (sent_tx, mut sent_rx) = mpsc::unbounded_channel::<Vec<u32>>();
         let mut writer = tokio::spawn(write_loop(write_half, records_rx, sent_tx));
@@ -918,6 +986,105 @@ impl Driver {
         );
         *seen = now;
     }
+}
+
+/// Says HELLO on a fresh link and checks the answer: the node that answers
+/// must be the one we mean to reach, and it must have seen the source we
+/// bound.
+async fn handshake(
+    mut link: Link,
+    identity: &ClientIdentity,
+    peer: &Endpoint,
+    limits: RecordLimits,
+) -> Result<Link, Error> {
+    let io_error = |error: std::io::Error| Error::Connect {
+        source_addr: Some(link.local),
+        destination: peer.clone(),
+        error,
+    };
+    let broken = |reason| Error::Handshake {
+        peer: peer.clone(),
+        reason,
+    };
+    let xid: u32 = rand::random();
+    let hello = Hello {
+        node: identity.node.clone(),
+        versions: PROTOCOL_VERSIONS.to_vec(),
+        cluster: identity.cluster.clone(),
+    };
+    let call = Message::call(
+        xid,
+        CallHeader::new(HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO),
+        to_bytes(&hello),
+    );
+    let exchange = async {
+        link.io.write_all(&encode(call)).await.map_err(io_error)?;
+        let mut records = RecordDecoder::new(limits);
+        let mut buf = BytesMut::new();
+        let record = loop {
+            if let Some(record) = records.decode(&mut buf).map_err(|_| broken("bad record"))? {
+                break record;
+            }
+            if link.io.read_buf(&mut buf).await.map_err(io_error)? == 0 {
+                return Err(broken("the server closed the connection during HELLO"));
+            }
+        };
+        Ok((record, buf))
+    };
+    let (record, leftover) = tokio::time::timeout(identity.timeout, exchange)
+        .await
+        .map_err(|_| broken("no answer to HELLO within the timeout"))??;
+    let reply = Message::decode(record).map_err(|_| broken("malformed HELLO reply"))?;
+    if reply.xid != xid {
+        return Err(broken("the HELLO reply has another XID"));
+    }
+    let results = match reply.body {
+        MessageBody::Reply {
+            body:
+                ReplyBody::Accepted {
+                    status: AcceptStatus::Success,
+                    ..
+                },
+            results,
+        } => results,
+        MessageBody::Reply {
+            body: ReplyBody::Denied(Rejection::AuthError(stat)),
+            ..
+        } => {
+            return Err(Error::IdentityRefused {
+                peer: peer.clone(),
+                stat,
+            });
+        }
+        _ => return Err(broken("the server does not speak the handshake program")),
+    };
+    let answer: HelloReply = from_bytes(&results).map_err(|_| broken("malformed HELLO results"))?;
+    if answer.node != identity.expect {
+        return Err(Error::WrongPeer {
+            peer: peer.clone(),
+            expected: identity.expect.clone(),
+            answered: answer.node,
+        });
+    }
+    // The scope of a link-local address is the server's own interface, so
+    // only the IPs compare.
+    if CanonicalIp::from(answer.observed).ip() != CanonicalIp::from(link.local).ip() {
+        match identity.observed_mismatch {
+            MismatchPolicy::Fail => {
+                return Err(Error::ObservedMismatch {
+                    remote: link.remote,
+                    bound: link.local,
+                    observed: answer.observed,
+                });
+            }
+            MismatchPolicy::Warn => {
+                warn!(%peer, bound = %link.local, observed = %answer.observed, "the server saw another source than we bound");
+            }
+        }
+    }
+    debug!(%peer, node = %answer.node, observed = %answer.observed, "HELLO accepted");
+    link.leftover = leftover;
+    Ok(link)
 }
 
 fn encode(message: Message) -> Bytes {

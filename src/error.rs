@@ -259,6 +259,51 @@ pub enum Error {
         error: crate::proto::DecodeError,
     },
 
+    /// The server refused our HELLO (AUTH_ERROR): it does not accept our
+    /// node ID from the address it observed, or we called before HELLO.
+    #[error("{peer} refused our identity: {stat}")]
+    IdentityRefused {
+        /// The peer.
+        peer: Endpoint,
+        /// Its AUTH_ERROR status.
+        stat: crate::proto::AuthStat,
+    },
+
+    /// The server answered HELLO with another node ID than the one we meant
+    /// to reach. The connection was closed.
+    #[error("{peer} is node {answered:?}, not {expected:?}; closed")]
+    WrongPeer {
+        /// The address we connected to.
+        peer: Endpoint,
+        /// The node we meant to reach.
+        expected: crate::peer::NodeId,
+        /// The node that answered.
+        answered: crate::peer::NodeId,
+    },
+
+    /// The server observed another source address than the one we bound:
+    /// NAT, or a source silently not used. The connection was closed.
+    #[error(
+        "{remote} saw us as {observed}, but we are bound to {bound} (NAT, or the source was not used); closed"
+    )]
+    ObservedMismatch {
+        /// The peer's address on the connection.
+        remote: SocketAddr,
+        /// Our bound local address.
+        bound: SocketAddr,
+        /// The address the server reported.
+        observed: SocketAddr,
+    },
+
+    /// The peer broke the handshake protocol.
+    #[error("handshake with {peer} failed: {reason}")]
+    Handshake {
+        /// The peer.
+        peer: Endpoint,
+        /// What went wrong.
+        reason: &'static str,
+    },
+
     /// The client was closed.
     #[error("client for {peer} is closed")]
     ClientClosed {
@@ -477,6 +522,36 @@ fn explain_listen(error: &io::Error, address: &Endpoint) -> String {
 }
 
 impl Error {
+    /// A copy of an identity error (refused, wrong peer, observed
+    /// mismatch), which every waiting call is failed with.
+    pub(crate) fn identity_copy(&self) -> Option<Error> {
+        Some(match self {
+            Error::IdentityRefused { peer, stat } => Error::IdentityRefused {
+                peer: peer.clone(),
+                stat: *stat,
+            },
+            Error::WrongPeer {
+                peer,
+                expected,
+                answered,
+            } => Error::WrongPeer {
+                peer: peer.clone(),
+                expected: expected.clone(),
+                answered: answered.clone(),
+            },
+            Error::ObservedMismatch {
+                remote,
+                bound,
+                observed,
+            } => Error::ObservedMismatch {
+                remote: *remote,
+                bound: *bound,
+                observed: *observed,
+            },
+            _ => return None,
+        })
+    }
+
     /// True when the cause is our own configuration rather than the network
     /// or the peer: retrying will not help.
     pub fn is_config(&self) -> bool {

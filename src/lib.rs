@@ -168,12 +168,18 @@ pub use addr::{
     AddrParseError, AddrParseErrorKind, CanonicalIp, Endpoint, Family, FamilyPolicy, Role, Scope,
     ScopedIp, Sources,
 };
-pub use client::{CallOptions, Client, ClientOptions, ClientStats, ConnectionState, Link};
+pub use client::{
+    CallOptions, Client, ClientIdentity, ClientOptions, ClientStats, ConnectionState, Link,
+    MismatchPolicy,
+};
 pub use connect::{ConnectOptions, Connected, Connector, PortPolicy, Prepared};
 pub use error::{Attempt, CallStatus, DisconnectCause, Error};
 pub use listen::{ListenOptions, listen};
+pub use peer::{Admission, AllowedAddress, IdentityMode, NodeId, PeerTable, ServerIdentity};
 pub use proto::serve::ProcError;
-pub use server::{CallContext, RunningServer, Server, ServerOptions, ServerStats, Service};
+pub use server::{
+    CallContext, ConnectionInfo, RunningServer, Server, ServerOptions, ServerStats, Service,
+};
 pub use sock::Keepalive;
 
 /// The README's examples compile as doctests.

@@ -26,9 +26,10 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
-use crate::addr::Endpoint;
+use crate::addr::{CanonicalIp, Endpoint};
 use crate::error::Error;
 use crate::listen::{ListenOptions, listen};
+use crate::peer::{Admission, NodeId, ServerIdentity};
 use crate::proto::serve::{Dispatch, Inbound, ProcError, Registry, ServerConnection};
 use crate::proto::{Message, OpaqueAuth, RecordEncoder, RecordLimits};
 
@@ -47,6 +48,9 @@ pub struct CallContext {
     pub version: u32,
     /// The caller's credential.
     pub cred: OpaqueAuth,
+    /// The peer's node ID, when the server has an identity and the peer's
+    /// HELLO succeeded (always, for calls that reach a handler then).
+    pub peer: Option<NodeId>,
 }
 
 /// The future a [`Service`] returns.
@@ -92,6 +96,14 @@ pub struct ServerOptions {
     pub limits: RecordLimits,
     /// Options for the listening sockets.
     pub listen: ListenOptions,
+    /// Address admission, applied before a byte is read. Default: admit all.
+    pub admission: Admission,
+    /// Who this server is and whom it accepts. With an identity, every
+    /// connection must complete a HELLO before any other call. Default: none.
+    pub identity: Option<ServerIdentity>,
+    /// A connection that has not completed its HELLO in this time is
+    /// closed. Default 10 s.
+    pub handshake_timeout: Duration,
 }
 
 impl Default for ServerOptions {
@@ -104,6 +116,9 @@ impl Default for ServerOptions {
             shutdown_grace: Duration::from_secs(10),
             limits: RecordLimits::default(),
             listen: ListenOptions::default(),
+            admission: Admission::default(),
+            identity: None,
+            handshake_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -116,6 +131,8 @@ struct Counters {
     calls: AtomicU64,
     panics: AtomicU64,
     dropped: AtomicU64,
+    refused: AtomicU64,
+    rejected: AtomicU64,
 }
 
 /// A snapshot of a server's counters.
@@ -131,6 +148,23 @@ pub struct ServerStats {
     pub panics: u64,
     /// Records dropped without an answer.
     pub dropped: u64,
+    /// Connections refused by admission, closed unread.
+    pub refused: u64,
+    /// Connections closed for failing the handshake.
+    pub rejected: u64,
+}
+
+/// One open connection, as [`RunningServer::connections`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    /// A process-unique id for logs.
+    pub id: u64,
+    /// The peer's node ID, once its HELLO succeeded.
+    pub peer: Option<NodeId>,
+    /// The peer's address as observed.
+    pub observed: SocketAddr,
+    /// The local address.
+    pub local: SocketAddr,
 }
 
 /// Registers services, then [`Server::serve`]s them.
@@ -153,7 +187,12 @@ struct Shared {
     registry: Registry,
     services: HashMap<(u32, u32), Arc<dyn Service>>,
     options: ServerOptions,
+    identity: Option<Arc<ServerIdentity>>,
     counters: Counters,
+    connections: std::sync::Mutex<HashMap<u64, ConnectionInfo>>,
+    /// Connection ids: a random start, then a counter, so ids from two
+    /// servers (or two runs) are not easily confused in logs.
+    next_id: AtomicU64,
 }
 
 /// A server that is running. Dropping it does not stop the server: call
@@ -213,11 +252,21 @@ impl Server {
                 address: addresses[0].clone(),
                 error,
             })?;
+        let identity = self.options.identity.clone().map(|mut identity| {
+            let missing = identity.peers.resolve_scopes(|name| nix::net::if_::if_nametoindex(name).ok());
+            for name in missing {
+                warn!(interface = %name, "peer table names an interface this host lacks; its entries match nothing");
+            }
+            Arc::new(identity)
+        });
         let shared = Arc::new(Shared {
             registry: self.registry,
             services: self.services,
             counters: Counters::default(),
             options: self.options,
+            identity,
+            connections: std::sync::Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(rand::random::<u64>() >> 16),
         });
         let (shutdown, watch) = watch::channel(false);
         let slots = Arc::new(Semaphore::new(shared.options.max_connections));
@@ -254,7 +303,22 @@ impl RunningServer {
             calls: c.calls.load(Ordering::Relaxed),
             panics: c.panics.load(Ordering::Relaxed),
             dropped: c.dropped.load(Ordering::Relaxed),
+            refused: c.refused.load(Ordering::Relaxed),
+            rejected: c.rejected.load(Ordering::Relaxed),
         }
+    }
+
+    /// The open connections, with each peer's node ID and addresses.
+    pub fn connections(&self) -> Vec<ConnectionInfo> {
+        let map = self
+            .shared
+            .0
+            .connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut list: Vec<ConnectionInfo> = map.values().cloned().collect();
+        list.sort_by_key(|c| c.id);
+        list
     }
 
     /// Graceful shutdown: stop accepting, stop reading new calls, let calls
@@ -294,6 +358,13 @@ async fn accept_loop(
                 continue;
             }
         };
+        // Admission runs before a single byte is read.
+        if !shared.options.admission.admits(CanonicalIp::from(observed)) {
+            shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+            warn!(%observed, "connection refused by admission; closed unread");
+            drop(stream);
+            continue;
+        }
         shared.counters.accepted.fetch_add(1, Ordering::Relaxed);
         let shared = shared.clone();
         let shutdown = shutdown.clone();
@@ -321,6 +392,10 @@ enum ConnectionEnd {
     Idle(Duration),
     #[error("peer stopped reading")]
     WriteStalled,
+    #[error("no HELLO within {0:?}")]
+    HandshakeTimeout(Duration),
+    #[error("handshake refused")]
+    Refused,
 }
 
 async fn serve_connection(
@@ -336,6 +411,22 @@ async fn serve_connection(
     let (out_tx, out_rx) = mpsc::channel::<Bytes>(opts.max_in_progress.max(1) * 2);
     let mut writer_task = tokio::spawn(write_loop(writer, out_rx, opts.write_timeout));
     let mut conn = ServerConnection::new(opts.limits, opts.max_in_progress);
+    if let Some(identity) = &shared.identity {
+        conn = conn.with_identity(identity.clone(), observed);
+    }
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let _registered = Registered::new(
+        &shared,
+        ConnectionInfo {
+            id,
+            peer: None,
+            observed,
+            local,
+        },
+    );
+    let handshake = tokio::time::sleep(opts.handshake_timeout);
+    tokio::pin!(handshake);
+    let mut refused = false;
     let mut handlers: JoinSet<(u32, Result<Bytes, ProcError>)> = JoinSet::new();
     let mut buf = BytesMut::with_capacity(8 * 1024);
     let mut eof = false;
@@ -354,10 +445,36 @@ async fn serve_connection(
                 conn.receive(&mut buf, &shared.registry)
             };
             match inbound {
-                Ok(Some(Inbound::Reply(message))) => send(&out_tx, &message).await,
+                Ok(Some(Inbound::Reply(message))) => {
+                    send(&out_tx, &message).await;
+                    if let Some(peer) = conn.peer() {
+                        _registered.identify(peer);
+                    }
+                }
                 Ok(Some(Inbound::Dispatch(call))) => {
                     shared.counters.calls.fetch_add(1, Ordering::Relaxed);
-                    spawn_handler(&mut handlers, &shared, call, observed, local);
+                    let peer = conn.peer().cloned();
+                    spawn_handler(&mut handlers, &shared, call, observed, local, peer);
+                }
+                Ok(Some(Inbound::Refuse {
+                    reply,
+                    claimed,
+                    refusal,
+                })) => {
+                    send(&out_tx, &reply).await;
+                    shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                    match (&claimed, &refusal) {
+                        (Some(claimed), Some(refusal)) => warn!(
+                            conn = id, %observed, %claimed, %refusal,
+                            "HELLO refused; closing"
+                        ),
+                        (Some(claimed), None) => {
+                            warn!(conn = id, %observed, %claimed, "second HELLO with another node ID; closing")
+                        }
+                        _ => warn!(conn = id, %observed, "call before HELLO; closing"),
+                    }
+                    stopping = true;
+                    refused = true;
                 }
                 Ok(Some(Inbound::Dropped(why))) => {
                     shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
@@ -406,6 +523,10 @@ async fn serve_connection(
                     idle.as_mut().reset(tokio::time::Instant::now() + opts.idle_timeout);
                 }
             }
+            () = &mut handshake, if conn.awaiting_hello() && !stopping => {
+                warn!(conn = id, %observed, "no HELLO within the handshake timeout; closing");
+                break Err(ConnectionEnd::HandshakeTimeout(opts.handshake_timeout));
+            }
             () = &mut idle, if handlers.is_empty() && !stopping => {
                 break Err(ConnectionEnd::Idle(opts.idle_timeout));
             }
@@ -426,7 +547,51 @@ async fn serve_connection(
     if !writer_task.is_finished() {
         let _ = writer_task.await;
     }
+    if refused {
+        return Err(ConnectionEnd::Refused);
+    }
     result
+}
+
+/// Keeps a connection in the server's list while it lives.
+struct Registered<'a> {
+    shared: &'a Shared,
+    id: u64,
+}
+
+impl<'a> Registered<'a> {
+    fn new(shared: &'a Shared, info: ConnectionInfo) -> Registered<'a> {
+        let id = info.id;
+        shared
+            .connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, info);
+        Registered { shared, id }
+    }
+
+    fn identify(&self, peer: &NodeId) {
+        let mut map = self
+            .shared
+            .connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(info) = map.get_mut(&self.id)
+            && info.peer.as_ref() != Some(peer)
+        {
+            info.peer = Some(peer.clone());
+        }
+    }
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.shared
+            .connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
+    }
 }
 
 /// Resolves once shutdown has been asked for (or the server is gone).
@@ -440,6 +605,7 @@ fn spawn_handler(
     call: Dispatch,
     observed: SocketAddr,
     local: SocketAddr,
+    peer: Option<NodeId>,
 ) {
     let Dispatch {
         xid,
@@ -460,6 +626,7 @@ fn spawn_handler(
         program,
         version,
         cred,
+        peer,
     };
     let shared = shared.clone();
     handlers.spawn(async move {

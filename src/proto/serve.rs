@@ -8,14 +8,22 @@
 //! reading and let TCP push back.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
 use super::error::DecodeError;
+use super::msg::AuthStat;
 use super::msg::{
     AcceptStatus, Message, MessageBody, OpaqueAuth, RPC_VERSION, Rejection, ReplyBody,
 };
 use super::record::{RecordDecoder, RecordLimits};
+use super::xdr::{from_bytes, to_bytes};
+use crate::addr::CanonicalIp;
+use crate::peer::{
+    HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO, Hello, HelloReply, NodeId, Refusal, ServerIdentity,
+};
 
 /// The programs and versions a server serves.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -104,6 +112,24 @@ pub enum Inbound {
     Dispatch(Dispatch),
     /// Dropped, and counted.
     Dropped(Dropped),
+    /// Send this AUTH_ERROR reply, then close the connection: the caller
+    /// failed the handshake, or called before it.
+    Refuse {
+        /// The reply to send.
+        reply: Message,
+        /// The node ID the caller claimed, if it sent a HELLO.
+        claimed: Option<NodeId>,
+        /// Why its HELLO was refused; `None` for a call before HELLO.
+        refusal: Option<Refusal>,
+    },
+}
+
+/// The handshake gate of a connection whose server has an identity.
+#[derive(Debug)]
+struct Gate {
+    identity: Arc<ServerIdentity>,
+    observed: SocketAddr,
+    peer: Option<NodeId>,
 }
 
 /// Counters of one server connection.
@@ -124,6 +150,7 @@ pub struct ServerConnection {
     in_progress: usize,
     limit: usize,
     stats: ServeStats,
+    gate: Option<Gate>,
 }
 
 impl ServerConnection {
@@ -135,7 +162,33 @@ impl ServerConnection {
             in_progress: 0,
             limit: limit.max(1),
             stats: ServeStats::default(),
+            gate: None,
         }
+    }
+
+    /// Requires a successful HELLO from the peer at `observed` before any
+    /// call but NULL and HELLO is served.
+    pub fn with_identity(
+        mut self,
+        identity: Arc<ServerIdentity>,
+        observed: SocketAddr,
+    ) -> ServerConnection {
+        self.gate = Some(Gate {
+            identity,
+            observed,
+            peer: None,
+        });
+        self
+    }
+
+    /// The peer's node ID, once its HELLO succeeded.
+    pub fn peer(&self) -> Option<&NodeId> {
+        self.gate.as_ref()?.peer.as_ref()
+    }
+
+    /// True when the connection still waits for its HELLO.
+    pub fn awaiting_hello(&self) -> bool {
+        self.gate.as_ref().is_some_and(|g| g.peer.is_none())
     }
 
     /// True while another call may be read: at the limit, the driver stops
@@ -219,6 +272,25 @@ impl ServerConnection {
             };
             return self.answer(xid, ReplyBody::Denied(low_high));
         }
+        if let Some(gate) = &self.gate {
+            if header.program == HANDSHAKE_PROGRAM {
+                if header.version != HANDSHAKE_VERSION {
+                    let status = AcceptStatus::ProgMismatch {
+                        low: HANDSHAKE_VERSION,
+                        high: HANDSHAKE_VERSION,
+                    };
+                    return self.answer(xid, ReplyBody::accepted(status));
+                }
+                return match header.procedure {
+                    0 => self.answer(xid, ReplyBody::accepted(AcceptStatus::Success)),
+                    HELLO => self.hello(xid, &args),
+                    _ => self.answer(xid, ReplyBody::accepted(AcceptStatus::ProcUnavail)),
+                };
+            }
+            if gate.peer.is_none() {
+                return self.refuse(xid, AuthStat::TOO_WEAK, None, None);
+            }
+        }
         let Some((low, high)) = registry.versions(header.program) else {
             return self.answer(xid, ReplyBody::accepted(AcceptStatus::ProgUnavail));
         };
@@ -241,6 +313,62 @@ impl ServerConnection {
             cred: header.cred,
             args,
         })
+    }
+
+    fn hello(&mut self, xid: u32, args: &Bytes) -> Inbound {
+        let Ok(hello) = from_bytes::<Hello>(args) else {
+            return self.answer(xid, ReplyBody::accepted(AcceptStatus::GarbageArgs));
+        };
+        let gate = self
+            .gate
+            .as_mut()
+            .expect("hello is only called with a gate");
+        let verdict = gate
+            .identity
+            .decide(&hello, CanonicalIp::from(gate.observed));
+        match verdict {
+            // A second HELLO must not change who the peer is.
+            Ok(_) if gate.peer.as_ref().is_some_and(|p| *p != hello.node) => {
+                self.refuse(xid, AuthStat::REJECTED_CRED, Some(hello.node), None)
+            }
+            Ok(version) => {
+                let reply = HelloReply {
+                    node: gate.identity.node.clone(),
+                    observed: gate.observed,
+                    version,
+                };
+                gate.peer = Some(hello.node);
+                self.stats.answered_here += 1;
+                let body = ReplyBody::accepted(AcceptStatus::Success);
+                Inbound::Reply(Message::reply(xid, body, to_bytes(&reply)))
+            }
+            Err(refusal) => self.refuse(
+                xid,
+                AuthStat::REJECTED_CRED,
+                Some(hello.node),
+                Some(refusal),
+            ),
+        }
+    }
+
+    fn refuse(
+        &mut self,
+        xid: u32,
+        stat: AuthStat,
+        claimed: Option<NodeId>,
+        refusal: Option<Refusal>,
+    ) -> Inbound {
+        self.stats.answered_here += 1;
+        let reply = Message::reply(
+            xid,
+            ReplyBody::Denied(Rejection::AuthError(stat)),
+            Bytes::new(),
+        );
+        Inbound::Refuse {
+            reply,
+            claimed,
+            refusal,
+        }
     }
 
     fn answer(&mut self, xid: u32, body: ReplyBody) -> Inbound {

@@ -1,0 +1,360 @@
+//! Peer identity on loopback: admission, HELLO verdicts, and the client's
+//! checks of the answer.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
+use peerwire::codec::RpcCodec;
+use peerwire::peer::{HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO, HelloReply};
+use peerwire::proto::xdr::to_bytes;
+use peerwire::proto::{
+    AcceptStatus, AuthStat, CallHeader, Message, MessageBody, Rejection, ReplyBody,
+};
+use peerwire::{
+    Admission, CallContext, Client, ClientIdentity, ClientOptions, ConnectOptions, Endpoint, Error,
+    IdentityMode, MismatchPolicy, NodeId, PeerTable, ProcError, RunningServer, ScopedIp, Server,
+    ServerIdentity, ServerOptions,
+};
+use tokio::net::TcpListener;
+use tokio_util::codec::Framed;
+
+const PROG: u32 = 0x2000_0042;
+
+fn id(s: &str) -> NodeId {
+    s.parse().unwrap()
+}
+
+/// Log lines written while a test runs, for asserting on what was logged.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::WARN)
+            .with_writer(move || writer.clone())
+            .finish();
+        (logs.clone(), tracing::subscriber::set_default(subscriber))
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// A server known as "srv" that accepts "a" from 127.0.0.2 and "b" from
+/// 127.0.0.3; procedure 1 returns the caller's node ID.
+fn server(admission: Admission, calls: Arc<AtomicUsize>) -> (RunningServer, Endpoint) {
+    let peers = PeerTable::new()
+        .allow(id("a"), ["127.0.0.2".parse().unwrap()])
+        .allow(id("b"), ["127.0.0.3".parse().unwrap()]);
+    let options = ServerOptions {
+        identity: Some(ServerIdentity {
+            node: id("srv"),
+            cluster: Some("c1".into()),
+            peers,
+            mode: IdentityMode::Strict,
+        }),
+        admission,
+        ..ServerOptions::default()
+    };
+    let service = move |ctx: CallContext, procedure: u32, _args: Bytes| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        async move {
+            match (procedure, ctx.peer) {
+                (1, Some(peer)) => Ok(Bytes::from(peer.to_string())),
+                _ => Err(ProcError::ProcUnavail),
+            }
+        }
+    };
+    let running = Server::new(options)
+        .service(PROG, 1, service)
+        .serve(&["127.0.0.1:0".parse().unwrap()])
+        .unwrap();
+    let address = Endpoint::from(running.local_addrs()[0]);
+    (running, address)
+}
+
+fn client(address: &Endpoint, source: &str, node: &str, expect: &str) -> Client {
+    let mut identity = ClientIdentity::new(id(node), id(expect));
+    identity.cluster = Some("c1".into());
+    let options = ClientOptions {
+        connect: ConnectOptions::new().source(source.parse::<ScopedIp>().unwrap()),
+        identity: Some(identity),
+        deadline: Duration::from_secs(5),
+        ..ClientOptions::default()
+    };
+    Client::new(vec![address.clone()], options)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn known_peers_from_their_addresses_are_accepted() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (server, address) = server(Admission::default(), calls.clone());
+    let a = client(&address, "127.0.0.2", "a", "srv");
+    let b = client(&address, "127.0.0.3", "b", "srv");
+    assert_eq!(&a.call(PROG, 1, 1, Bytes::new()).await.unwrap()[..], b"a");
+    assert_eq!(&b.call(PROG, 1, 1, Bytes::new()).await.unwrap()[..], b"b");
+    let mut peers: Vec<(String, String)> = server
+        .connections()
+        .iter()
+        .map(|c| {
+            (
+                c.peer.as_ref().unwrap().to_string(),
+                c.observed.ip().to_string(),
+            )
+        })
+        .collect();
+    peers.sort();
+    assert_eq!(
+        peers,
+        [
+            ("a".into(), "127.0.0.2".into()),
+            ("b".into(), "127.0.0.3".into())
+        ]
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_impostor_is_refused_and_the_log_names_both_addresses() {
+    let (logs, _guard) = Logs::capture();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (server, address) = server(Admission::default(), calls.clone());
+    let impostor = client(&address, "127.0.0.9", "a", "srv");
+    let err = impostor.call(PROG, 1, 1, Bytes::new()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::IdentityRefused {
+                stat: AuthStat::REJECTED_CRED,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "no handler ran");
+    let log = logs.text();
+    assert!(log.contains("claimed=a"), "{log}");
+    assert!(log.contains("127.0.0.9"), "the observed address: {log}");
+    assert!(log.contains("127.0.0.2"), "the expected address: {log}");
+    assert_eq!(server.stats().rejected, 1);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_unknown_id_and_our_own_id_are_refused() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (server, address) = server(Admission::default(), calls.clone());
+    for node in ["stranger", "srv"] {
+        let c = client(&address, "127.0.0.2", node, "srv");
+        let err = c.call(PROG, 1, 1, Bytes::new()).await.unwrap_err();
+        assert!(
+            matches!(err, Error::IdentityRefused { .. }),
+            "{node}: {err:?}"
+        );
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_rejected_address_is_closed_unread_and_no_handler_runs() {
+    let (logs, _guard) = Logs::capture();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let admission = Admission {
+        reject: vec!["127.0.0.8/32".parse().unwrap()],
+        allow: vec![],
+    };
+    let (server, address) = server(admission, calls.clone());
+    let refused = client(&address, "127.0.0.8", "a", "srv");
+    let err = refused.call(PROG, 1, 1, Bytes::new()).await.unwrap_err();
+    // Each attempt is closed during HELLO; the breaker then opens (or,
+    // on a very slow machine, the deadline passes first).
+    assert!(
+        matches!(
+            err,
+            Error::CircuitOpen { failures: 5, .. } | Error::CallTimeout { sent: false, .. }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    assert!(server.stats().refused >= 1);
+    assert_eq!(server.stats().accepted, 0, "never admitted");
+    assert!(logs.text().contains("127.0.0.8"), "{}", logs.text());
+    // Others still get in.
+    let a = client(&address, "127.0.0.2", "a", "srv");
+    a.call(PROG, 1, 1, Bytes::new()).await.unwrap();
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn calls_before_hello_are_refused_and_the_connection_closes() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (server, address) = server(Admission::default(), calls.clone());
+    let stream = tokio::net::TcpStream::connect(address.to_string())
+        .await
+        .unwrap();
+    let mut framed = Framed::new(stream, RpcCodec::default());
+    let call = Message::call(77, CallHeader::new(PROG, 1, 1), Bytes::new());
+    framed.send(&call).await.unwrap();
+    let reply = framed.next().await.unwrap().unwrap().unwrap();
+    assert_eq!(reply.xid, 77);
+    assert!(matches!(
+        reply.body,
+        MessageBody::Reply {
+            body: ReplyBody::Denied(Rejection::AuthError(AuthStat::TOO_WEAK)),
+            ..
+        }
+    ));
+    assert!(
+        framed.next().await.is_none(),
+        "the server closed the connection"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_client_catches_a_server_with_another_node_id() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (server, address) = server(Admission::default(), calls.clone());
+    let c = client(&address, "127.0.0.2", "a", "someone-else");
+    let err = c.call(PROG, 1, 1, Bytes::new()).await.unwrap_err();
+    match err {
+        Error::WrongPeer {
+            expected, answered, ..
+        } => {
+            assert_eq!(
+                (expected.as_str(), answered.as_str()),
+                ("someone-else", "srv")
+            );
+        }
+        other => panic!("expected a wrong-peer error, got {other:?}"),
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    server.shutdown().await;
+}
+
+/// A scripted server that answers HELLO claiming to have seen 192.0.2.99,
+/// then echoes calls.
+async fn lying_server() -> (Endpoint, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = Endpoint::from(listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut framed = Framed::new(stream, RpcCodec::default());
+                while let Some(Ok(Ok(message))) = framed.next().await {
+                    let MessageBody::Call { header, args } = message.body else {
+                        continue;
+                    };
+                    let results = if (header.program, header.version, header.procedure)
+                        == (HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO)
+                    {
+                        to_bytes(&HelloReply {
+                            node: "srv".parse().unwrap(),
+                            observed: "192.0.2.99:4000".parse().unwrap(),
+                            version: 1,
+                        })
+                    } else {
+                        args
+                    };
+                    let reply = Message::reply(
+                        message.xid,
+                        ReplyBody::accepted(AcceptStatus::Success),
+                        results,
+                    );
+                    if framed.send(&reply).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (address, task)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_observed_address_other_than_our_source_is_an_error_or_a_warning() {
+    let (logs, _guard) = Logs::capture();
+    let (address, task) = lying_server().await;
+    let strict = client(&address, "127.0.0.2", "a", "srv");
+    match strict.call(PROG, 1, 1, Bytes::new()).await.unwrap_err() {
+        Error::ObservedMismatch {
+            bound, observed, ..
+        } => {
+            assert_eq!(bound.ip().to_string(), "127.0.0.2");
+            assert_eq!(observed.to_string(), "192.0.2.99:4000");
+        }
+        other => panic!("expected an observed-address mismatch, got {other:?}"),
+    }
+
+    let mut identity = ClientIdentity::new(id("a"), id("srv"));
+    identity.observed_mismatch = MismatchPolicy::Warn;
+    let lenient = Client::new(
+        vec![address.clone()],
+        ClientOptions {
+            connect: ConnectOptions::new().source("127.0.0.2".parse::<ScopedIp>().unwrap()),
+            identity: Some(identity),
+            ..ClientOptions::default()
+        },
+    );
+    let out = lenient
+        .call(PROG, 1, 1, Bytes::from_static(b"hi"))
+        .await
+        .unwrap();
+    assert_eq!(&out[..], b"hi");
+    assert!(logs.text().contains("192.0.2.99"), "{}", logs.text());
+    task.abort();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_silent_connection_is_closed_at_the_handshake_timeout() {
+    let peers = PeerTable::new();
+    let options = ServerOptions {
+        identity: Some(ServerIdentity {
+            node: id("srv"),
+            cluster: None,
+            peers,
+            mode: IdentityMode::Open,
+        }),
+        handshake_timeout: Duration::from_millis(200),
+        ..ServerOptions::default()
+    };
+    let server = Server::new(options)
+        .serve(&["127.0.0.1:0".parse().unwrap()])
+        .unwrap();
+    let mut stream = tokio::net::TcpStream::connect(server.local_addrs()[0])
+        .await
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let mut buf = BytesMut::new();
+    let n = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read_buf(&mut stream, &mut buf),
+    )
+    .await
+    .expect("the server never closed the silent connection")
+    .unwrap();
+    assert_eq!(n, 0, "closed without a word");
+    assert!(started.elapsed() >= Duration::from_millis(190));
+    server.shutdown().await;
+}
