@@ -260,6 +260,8 @@ struct Shared {
     counters: Counters,
     state: watch::Sender<ConnectionState>,
     next_id: AtomicU64,
+    /// The last HELLO answer: who the peer is, and how it saw us.
+    hello: std::sync::Mutex<Option<HelloReply>>,
 }
 
 type Answer = Result<Bytes, Error>;
@@ -333,6 +335,7 @@ impl Client {
             counters: Counters::default(),
             state,
             next_id: AtomicU64::new(0),
+            hello: std::sync::Mutex::new(None),
         });
         let permits = Arc::new(Semaphore::new(shared.options.max_in_flight.max(1)));
         let (commands, rx) = mpsc::unbounded_channel();
@@ -347,6 +350,16 @@ impl Client {
     /// The peer this client serves (its first destination).
     pub fn peer(&self) -> &Endpoint {
         &self.shared.peer
+    }
+
+    /// The peer's last HELLO answer, with identity on: its node ID and the
+    /// address it observed for us (already checked against our source).
+    pub fn hello(&self) -> Option<HelloReply> {
+        self.shared
+            .hello
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The connection's state now.
@@ -616,7 +629,12 @@ impl Driver {
                 let attempt = async move {
                     let link = link.await?;
                     match &shared.options.identity {
-                        Some(identity) => handshake(link, identity, &shared.peer, limits).await,
+                        Some(identity) => {
+                            let (link, answer) =
+                                handshake(link, identity, &shared.peer, limits).await?;
+                            *shared.hello.lock().unwrap_or_else(|p| p.into_inner()) = Some(answer);
+                            Ok::<Link, Error>(link)
+                        }
                         None => Ok(link),
                     }
                 };
@@ -996,7 +1014,7 @@ async fn handshake(
     identity: &ClientIdentity,
     peer: &Endpoint,
     limits: RecordLimits,
-) -> Result<Link, Error> {
+) -> Result<(Link, HelloReply), Error> {
     let io_error = |error: std::io::Error| Error::Connect {
         source_addr: Some(link.local),
         destination: peer.clone(),
@@ -1084,7 +1102,7 @@ async fn handshake(
     }
     debug!(%peer, node = %answer.node, observed = %answer.observed, "HELLO accepted");
     link.leftover = leftover;
-    Ok(link)
+    Ok((link, answer))
 }
 
 fn encode(message: Message) -> Bytes {

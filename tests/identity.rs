@@ -112,6 +112,13 @@ async fn known_peers_from_their_addresses_are_accepted() {
     let b = client(&address, "127.0.0.3", "b", "srv");
     assert_eq!(&a.call(PROG, 1, 1, Bytes::new()).await.unwrap()[..], b"a");
     assert_eq!(&b.call(PROG, 1, 1, Bytes::new()).await.unwrap()[..], b"b");
+    // Each client sees how the server saw it: exactly its bound source.
+    let hello = a.hello().expect("HELLO answered");
+    assert_eq!(
+        (hello.node.as_str(), hello.observed.ip().to_string()),
+        ("srv", "127.0.0.2".into())
+    );
+    assert_eq!(b.hello().unwrap().observed.ip().to_string(), "127.0.0.3");
     let mut peers: Vec<(String, String)> = server
         .connections()
         .iter()
