@@ -444,6 +444,16 @@ impl CanonicalIp {
     }
 }
 
+/// A socket address in canonical form: an IPv4-mapped IPv6 address becomes
+/// IPv4, and a scope id is kept only for link-local addresses.
+pub fn canonical_socket_addr(addr: SocketAddr) -> SocketAddr {
+    let canonical = CanonicalIp::from(addr);
+    match canonical.ip {
+        IpAddr::V4(v4) => SocketAddr::V4(std::net::SocketAddrV4::new(v4, addr.port())),
+        IpAddr::V6(v6) => SocketAddr::V6(SocketAddrV6::new(v6, addr.port(), 0, canonical.scope_id)),
+    }
+}
+
 impl From<SocketAddr> for CanonicalIp {
     fn from(addr: SocketAddr) -> CanonicalIp {
         match addr {
@@ -732,6 +742,15 @@ mod tests {
         let ll_b = SocketAddr::V6(SocketAddrV6::new("fe80::a".parse().unwrap(), 1, 0, 3));
         assert_ne!(CanonicalIp::from(ll_a), CanonicalIp::from(ll_b));
         assert_eq!(CanonicalIp::from(ll_a).to_string(), "fe80::a%2");
+    }
+
+    #[test]
+    fn canonical_socket_addresses() {
+        let c = |s: &str| canonical_socket_addr(s.parse().unwrap()).to_string();
+        assert_eq!(c("[::ffff:192.0.2.10]:7"), "192.0.2.10:7");
+        assert_eq!(c("[fe80::a%3]:7"), "[fe80::a%3]:7");
+        let global = SocketAddr::V6(SocketAddrV6::new("2001:db8::1".parse().unwrap(), 7, 0, 4));
+        assert_eq!(canonical_socket_addr(global).to_string(), "[2001:db8::1]:7");
     }
 
     #[test]

@@ -166,7 +166,7 @@ mod sock;
 
 pub use addr::{
     AddrParseError, AddrParseErrorKind, CanonicalIp, Endpoint, Family, FamilyPolicy, Role, Scope,
-    ScopedIp, Sources,
+    ScopedIp, Sources, canonical_socket_addr,
 };
 pub use client::{
     CallOptions, Client, ClientIdentity, ClientOptions, ClientStats, ConnectionState, Link,

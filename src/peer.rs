@@ -306,7 +306,8 @@ pub struct Hello {
 pub struct HelloReply {
     /// The server's node ID.
     pub node: NodeId,
-    /// The caller's address as the server observed it. For a link-local
+    /// The caller's address as the server observed it, in canonical form
+    /// (IPv4-mapped addresses as IPv4). For a link-local
     /// address the scope is the server's own interface index.
     pub observed: SocketAddr,
     /// The protocol version chosen.

@@ -334,7 +334,7 @@ impl ServerConnection {
             Ok(version) => {
                 let reply = HelloReply {
                     node: gate.identity.node.clone(),
-                    observed: gate.observed,
+                    observed: crate::addr::canonical_socket_addr(gate.observed),
                     version,
                 };
                 gate.peer = Some(hello.node);
