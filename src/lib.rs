@@ -160,6 +160,7 @@ pub mod connect;
 mod error;
 pub mod listen;
 pub mod peer;
+pub mod programs;
 pub mod proto;
 pub mod server;
 mod sock;
