@@ -428,7 +428,13 @@ impl Client {
             match tokio::time::timeout_at(deadline, self.permits.clone().acquire_owned()).await {
                 Ok(Ok(permit)) => permit,
                 Ok(Err(_)) => return Err(self.closed()),
-                Err(_) => return Err(timed_out()),
+                Err(_) => {
+                    self.shared
+                        .counters
+                        .timed_out
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Err(timed_out());
+                }
             };
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let (answer, answered) = oneshot::channel();

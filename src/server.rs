@@ -84,8 +84,9 @@ pub struct ServerOptions {
     pub max_connections: usize,
     /// Calls in progress per connection; reading pauses at the limit. Default 64.
     pub max_in_progress: usize,
-    /// A connection with no calls in progress that sends nothing for this
-    /// long is closed (this also ends a partial record sent slowly). Default 5 min.
+    /// A connection with no calls in progress that completes no record for
+    /// this long is closed, so a record trickled in a byte at a time cannot
+    /// hold a connection open. Default 5 min.
     pub idle_timeout: Duration,
     /// A write that cannot finish in this time (the peer stopped reading)
     /// closes the connection. Default 30 s.
@@ -202,7 +203,9 @@ pub struct RunningServer {
     local_addrs: Vec<SocketAddr>,
     shutdown: watch::Sender<bool>,
     shared: Arc<SharedHandle>,
-    tasks: JoinSet<()>,
+    /// The accept loops. Held as plain handles: dropping one detaches the
+    /// task, so dropping the RunningServer leaves the server running.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// The part of [`Shared`] the handle reads.
@@ -270,14 +273,14 @@ impl Server {
         });
         let (shutdown, watch) = watch::channel(false);
         let slots = Arc::new(Semaphore::new(shared.options.max_connections));
-        let mut tasks = JoinSet::new();
+        let mut tasks = Vec::new();
         for listener in listeners {
-            tasks.spawn(accept_loop(
+            tasks.push(tokio::spawn(accept_loop(
                 listener,
                 shared.clone(),
                 slots.clone(),
                 watch.clone(),
-            ));
+            )));
         }
         Ok(RunningServer {
             local_addrs,
@@ -326,7 +329,9 @@ impl RunningServer {
     /// Returns when every connection is closed.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
-        while self.tasks.join_next().await.is_some() {}
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
+        }
     }
 }
 
@@ -444,6 +449,12 @@ async fn serve_connection(
             } else {
                 conn.receive(&mut buf, &shared.registry)
             };
+            if let Ok(Some(_)) = &inbound {
+                // Only a whole record is progress: a record trickled in a
+                // byte at a time does not keep the connection open.
+                idle.as_mut()
+                    .reset(tokio::time::Instant::now() + opts.idle_timeout);
+            }
             match inbound {
                 Ok(Some(Inbound::Reply(message))) => {
                     send(&out_tx, &message).await;
@@ -499,11 +510,7 @@ async fn serve_connection(
         tokio::select! {
             read = reader.read_buf(&mut buf), if reading => match read {
                 Ok(0) => eof = true,
-                Ok(_) => {
-                    if handlers.is_empty() {
-                        idle.as_mut().reset(tokio::time::Instant::now() + opts.idle_timeout);
-                    }
-                }
+                Ok(_) => {}
                 Err(error) => break Err(error.into()),
             },
             Some(done) = handlers.join_next(), if !handlers.is_empty() => {
@@ -594,9 +601,12 @@ impl Drop for Registered<'_> {
     }
 }
 
-/// Resolves once shutdown has been asked for (or the server is gone).
+/// Resolves once shutdown has been asked for. A dropped RunningServer
+/// asks nothing: the server runs on until the runtime ends.
 async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await.map(drop);
+    if shutdown.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 fn spawn_handler(
