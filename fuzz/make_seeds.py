@@ -65,6 +65,74 @@ def call(xid, cred_flavor, cred_body, args=b""):
     return u32(xid, 0, 2, 1238437, 2, 1) + u32(cred_flavor) + opaque(cred_body) + u32(0) + opaque(b"") + args
 
 
+def server_connection_seeds(bins, null_call):
+    """Seeds for server_connection: control byte (flags: bits 0-1 = the
+    in-progress limit less one, bit 2 = tight record limits) and read sizes,
+    then a length byte and that many schedule bytes (low 2 bits = outcome
+    Ok/PROC_UNAVAIL/GARBAGE_ARGS/SYSTEM_ERR, high 6 bits = delay), then the
+    stream."""
+
+    def seed(flags, sizes, schedule, stream):
+        control = bytes([(flags << 4) | len(sizes)]) + bytes(sizes)
+        return control + bytes([len(schedule)]) + bytes(schedule) + stream
+
+    # Delays 0, 5, 1, 9 with each outcome in turn.
+    mixed = [0 << 2 | 0, 5 << 2 | 1, 1 << 2 | 2, 9 << 2 | 3]
+    for path in bins:
+        # Calls and replies alike (the replies are dropped); limit 4.
+        write("server_connection", path.stem, seed(3, [7, 40], mixed, path.read_bytes()))
+
+    def capture(name):
+        return (DATA / f"{name}.bin").read_bytes()
+
+    dump = capture("glusterd_gf_dump_call")
+    ping = capture("glusterd_gf_ping_call")
+    portmap_dump = capture("portmap_dump_call")
+    # NULL, PROG_MISMATCH, three dispatches and the probe stream, back to
+    # back: a limit of 1 stops reading after each dispatch.
+    back_to_back = (
+        capture("glusterd_null_call")
+        + capture("rpcinfo_v5_null_call")
+        + dump
+        + ping
+        + portmap_dump
+        + capture("rpcinfo_probe_calls_stream")
+    )
+    write("server_connection", "back_to_back_limit_1", seed(0, [255], [3 << 2], back_to_back))
+    write("server_connection", "back_to_back_limit_4", seed(3, [13], mixed, back_to_back))
+    # Long handlers, finishing out of order, one byte per read.
+    write("server_connection", "out_of_order", seed(3, [], [40 << 2, 2 << 2 | 1, 20 << 2 | 3], back_to_back))
+
+    dump_record = records(dump)[0]
+    split = fragment(dump_record[:5], False) + fragment(b"", False) + fragment(dump_record[5:30], False) + fragment(dump_record[30:], True)
+    write("server_connection", "call_in_fragments", seed(1, [3, 11], mixed, split + ping))
+    write("server_connection", "call_in_fragments_tight", seed(5, [64], mixed, split + ping))
+
+    reply = capture("rpcbind_null_reply")
+    write("server_connection", "reply_dropped_between_calls", seed(1, [50], mixed, dump + reply + ping))
+
+    malformed = {
+        # XID 9, CALL, then a truncated header: GARBAGE_ARGS.
+        "malformed_call_header": fragment(u32(9, 0, 2), True),
+        # A call whose credential length runs past the record: GARBAGE_ARGS.
+        "malformed_call_cred": fragment(u32(10, 0, 2, 100000, 2, 1, 1, 400), True),
+        # Message type 7, and a record too short for an XID and a type: dropped.
+        "malformed_type": fragment(u32(11, 7, 2), True),
+        "malformed_short": fragment(b"\0\0\0\x0c\0\0", True),
+        "malformed_empty": fragment(b"", True),
+        # RPC version 3: RPC_MISMATCH 2..2.
+        "rpc_version_3": fragment(u32(12, 0, 3, 100000, 2, 1, 0, 0, 0, 0), True),
+    }
+    for name, record in malformed.items():
+        write("server_connection", name, seed(1, [9], mixed, dump + record + ping))
+
+    # Record-marking errors after calls in progress: each call before the
+    # error still gets its answer.
+    write("server_connection", "fragment_over_limit", seed(3, [200], [30 << 2], dump + ping + u32(0x8000_0101) + bytes(8)))
+    write("server_connection", "too_many_fragments_tight", seed(7, [17], mixed, dump + fragment(b"", False) * 5))
+    write("server_connection", "truncated_after_calls", seed(2, [20], mixed, dump + ping + fragment(null_call, True)[:30]))
+
+
 def main():
     bins = sorted(DATA.glob("*.bin"))
     assert bins, f"no captures in {DATA}"
@@ -99,6 +167,8 @@ def main():
         write("codec_stream", name, data)
     # Written back in 7-byte fragments (flag bits 1-2 = 2).
     write("codec_stream", "three_fragments_write_back_7", b"\x42\x03\x05" + three)
+
+    server_connection_seeds(bins, null_call)
 
     write("message", "call_auth_sys", call(1, 1, AUTH_SYS, u32(0xCAFE)))
     write("message", "call_glusterfs_v2", call(2, 390039, GLUSTERFS_V2))

@@ -10,6 +10,10 @@ mod support;
 
 #[path = "netns/binding.rs"]
 mod binding;
+#[path = "netns/identity.rs"]
+mod identity;
+#[path = "netns/runtime.rs"]
+mod runtime;
 
 use std::fs;
 use std::io;
@@ -58,6 +62,26 @@ fn main() {
         (
             "privileged_ports_count_down_from_1023",
             binding::privileged_ports_count_down_from_1023,
+        ),
+        (
+            "unbound_client_is_refused_bound_client_is_accepted",
+            identity::unbound_client_is_refused_bound_client_is_accepted,
+        ),
+        (
+            "an_impostor_on_the_same_link_is_refused",
+            identity::an_impostor_on_the_same_link_is_refused,
+        ),
+        (
+            "dual_stack_listener_matches_ipv4_peers_by_their_ipv4_entry",
+            identity::dual_stack_listener_matches_ipv4_peers_by_their_ipv4_entry,
+        ),
+        (
+            "link_local_peers_are_identified_by_scoped_entries",
+            identity::link_local_peers_are_identified_by_scoped_entries,
+        ),
+        (
+            "link_down_mid_call_declares_the_connection_dead_then_reconnects",
+            runtime::link_down_mid_call_declares_the_connection_dead_then_reconnects,
         ),
         ("support_hosts_talk_over_veth", support_hosts_talk_over_veth),
         (

@@ -254,6 +254,9 @@ impl ServerConnection {
                 // its XID and type can be read.
                 if record.len() >= 8 && record[4..8] == [0, 0, 0, 0] {
                     let xid = u32::from_be_bytes([record[0], record[1], record[2], record[3]]);
+                    if self.awaiting_hello() {
+                        return self.refuse(xid, AuthStat::TOO_WEAK, None, None);
+                    }
                     return self.answer(xid, ReplyBody::accepted(AcceptStatus::GarbageArgs));
                 }
                 self.stats.dropped += 1;
