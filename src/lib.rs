@@ -180,6 +180,7 @@ pub use peer::{Admission, AllowedAddress, IdentityMode, NodeId, PeerTable, Serve
 pub use proto::serve::ProcError;
 pub use server::{
     CallContext, ConnectionInfo, RunningServer, Server, ServerOptions, ServerStats, Service,
+    Verdict,
 };
 pub use sock::Keepalive;
 

@@ -155,6 +155,24 @@ pub struct ServerStats {
     pub rejected: u64,
 }
 
+/// How many inbound verdicts [`RunningServer::verdicts`] keeps.
+pub const VERDICTS_KEPT: usize = 64;
+
+/// What the server decided about one inbound connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// The peer's address as observed.
+    pub observed: SocketAddr,
+    /// The node ID it claimed, if it sent a HELLO.
+    pub peer: Option<NodeId>,
+    /// Accepted (admitted, and identified where the server has an identity).
+    pub accepted: bool,
+    /// Why it was refused.
+    pub reason: Option<String>,
+    /// When.
+    pub at: std::time::SystemTime,
+}
+
 /// One open connection, as [`RunningServer::connections`] lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConnectionInfo {
@@ -191,6 +209,7 @@ struct Shared {
     identity: Option<Arc<ServerIdentity>>,
     counters: Counters,
     connections: std::sync::Mutex<HashMap<u64, ConnectionInfo>>,
+    verdicts: std::sync::Mutex<std::collections::VecDeque<Verdict>>,
     /// Connection ids: a random start, then a counter, so ids from two
     /// servers (or two runs) are not easily confused in logs.
     next_id: AtomicU64,
@@ -269,6 +288,7 @@ impl Server {
             options: self.options,
             identity,
             connections: std::sync::Mutex::new(HashMap::new()),
+            verdicts: std::sync::Mutex::new(std::collections::VecDeque::new()),
             next_id: AtomicU64::new(rand::random::<u64>() >> 16),
         });
         let (shutdown, watch) = watch::channel(false);
@@ -309,6 +329,17 @@ impl RunningServer {
             refused: c.refused.load(Ordering::Relaxed),
             rejected: c.rejected.load(Ordering::Relaxed),
         }
+    }
+
+    /// The last [`VERDICTS_KEPT`] inbound verdicts, newest first.
+    pub fn verdicts(&self) -> Vec<Verdict> {
+        let list = self
+            .shared
+            .0
+            .verdicts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        list.iter().cloned().collect()
     }
 
     /// The open connections, with each peer's node ID and addresses.
@@ -367,10 +398,15 @@ async fn accept_loop(
         if !shared.options.admission.admits(CanonicalIp::from(observed)) {
             shared.counters.refused.fetch_add(1, Ordering::Relaxed);
             warn!(%observed, "connection refused by admission; closed unread");
+            record_verdict(&shared, observed, None, Some("address not admitted".into()));
             drop(stream);
             continue;
         }
         shared.counters.accepted.fetch_add(1, Ordering::Relaxed);
+        if shared.identity.is_none() {
+            // Admission is the whole verdict; with an identity, HELLO is.
+            record_verdict(&shared, observed, None, None);
+        }
         let shared = shared.clone();
         let shutdown = shutdown.clone();
         connections.spawn(async move {
@@ -458,8 +494,10 @@ async fn serve_connection(
             match inbound {
                 Ok(Some(Inbound::Reply(message))) => {
                     send(&out_tx, &message).await;
-                    if let Some(peer) = conn.peer() {
-                        _registered.identify(peer);
+                    if let Some(peer) = conn.peer()
+                        && _registered.identify(peer)
+                    {
+                        record_verdict(&shared, observed, Some(peer.clone()), None);
                     }
                 }
                 Ok(Some(Inbound::Dispatch(call))) => {
@@ -474,6 +512,12 @@ async fn serve_connection(
                 })) => {
                     send(&out_tx, &reply).await;
                     shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                    let reason = match &refusal {
+                        Some(refusal) => refusal.to_string(),
+                        None if claimed.is_some() => "a second HELLO with another node ID".into(),
+                        None => "a call before HELLO".into(),
+                    };
+                    record_verdict(&shared, observed, claimed.clone(), Some(reason));
                     match (&claimed, &refusal) {
                         (Some(claimed), Some(refusal)) => warn!(
                             conn = id, %observed, %claimed, %refusal,
@@ -532,6 +576,7 @@ async fn serve_connection(
             }
             () = &mut handshake, if conn.awaiting_hello() && !stopping => {
                 warn!(conn = id, %observed, "no HELLO within the handshake timeout; closing");
+                record_verdict(&shared, observed, None, Some("no HELLO within the handshake timeout".into()));
                 break Err(ConnectionEnd::HandshakeTimeout(opts.handshake_timeout));
             }
             () = &mut idle, if handlers.is_empty() && !stopping => {
@@ -577,18 +622,40 @@ impl<'a> Registered<'a> {
         Registered { shared, id }
     }
 
-    fn identify(&self, peer: &NodeId) {
+    /// Records the peer's node ID; true the first time.
+    fn identify(&self, peer: &NodeId) -> bool {
         let mut map = self
             .shared
             .connections
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if let Some(info) = map.get_mut(&self.id)
-            && info.peer.as_ref() != Some(peer)
-        {
-            info.peer = Some(peer.clone());
+        match map.get_mut(&self.id) {
+            Some(info) if info.peer.as_ref() != Some(peer) => {
+                info.peer = Some(peer.clone());
+                true
+            }
+            _ => false,
         }
     }
+}
+
+fn record_verdict(
+    shared: &Shared,
+    observed: SocketAddr,
+    peer: Option<NodeId>,
+    reason: Option<String>,
+) {
+    let mut list = shared.verdicts.lock().unwrap_or_else(|p| p.into_inner());
+    if list.len() == VERDICTS_KEPT {
+        list.pop_back();
+    }
+    list.push_front(Verdict {
+        observed,
+        peer,
+        accepted: reason.is_none(),
+        reason,
+        at: std::time::SystemTime::now(),
+    });
 }
 
 impl Drop for Registered<'_> {

@@ -163,6 +163,16 @@ async fn an_impostor_is_refused_and_the_log_names_both_addresses() {
     assert!(log.contains("127.0.0.9"), "the observed address: {log}");
     assert!(log.contains("127.0.0.2"), "the expected address: {log}");
     assert_eq!(server.stats().rejected, 1);
+    let verdicts = server.verdicts();
+    let last = &verdicts[0];
+    assert!(!last.accepted);
+    assert_eq!(last.peer.as_ref().map(NodeId::as_str), Some("a"));
+    assert_eq!(last.observed.ip().to_string(), "127.0.0.9");
+    let reason = last.reason.as_deref().unwrap();
+    assert!(
+        reason.contains("127.0.0.2"),
+        "the reason names the expected address: {reason}"
+    );
     server.shutdown().await;
 }
 
