@@ -14,7 +14,7 @@
 //!   peerd (examples/)     config, CLI, status: a user of the public API only
 //!   ───────────────────────────────────────────────────────────────────────
 //!   client / server       tokio drivers: tasks, timers, sockets    [client], [server]
-//!   peer                  identity: admission, handshake (pure)    (planned)
+//!   peer                  identity: admission, handshake (pure)    [peer]
 //!   codec                 tokio-util codec: records ⇄ messages     [codec]
 //!   proto/                record marking, XDR, RPC messages (pure) [proto]
 //!   connect / listen      the sockets: source binding, ports,      [connect], [listen]
@@ -49,7 +49,31 @@
 //!   replies answered for you, concurrent handlers, backpressure at the
 //!   per-connection limit, connection limit, idle and write timeouts,
 //!   graceful shutdown.
+//! - [`peer`]: node IDs, peer tables, admission lists and the HELLO
+//!   handshake, checked against the observed address in both directions.
+//! - [`programs`]: typed XDR for the portmapper and GlusterFS's GF-DUMP.
 //! - [`Error`]: one error type; every variant names its addresses.
+//!
+//! ## Identity
+//!
+//! A peer is who the address the server *observed* says it is. With
+//! [`ServerOptions::identity`] set, a server admits connections by address
+//! ([`Admission`], before a byte is read), then requires a HELLO (program
+//! `0x2050_5752`, see [`peer`] for the XDR layout) whose claimed
+//! [`NodeId`] must be allowed from the observed address in its
+//! [`PeerTable`]. The server answers with its own node ID and the address
+//! it observed; with [`ClientOptions::identity`] set, the client checks
+//! that the node is the one it meant to reach and that the observed address
+//! is the source it bound, so NAT or a silently unused source shows up.
+//! Addresses are compared canonically: IPv4-mapped IPv6 as IPv4, and the
+//! scope (the receiving interface) only for link-local addresses.
+//!
+//! **The limit of this model:** an address is not a secret. Anyone who can
+//! forge a source address on the link, or controls a router on the path,
+//! can claim that address and the identity bound to it. Admission lists
+//! narrow who can try; closing the gap takes cryptography: mutual TLS whose
+//! certificates name the peer's IP address, checked against the observed
+//! address in the same way.
 //!
 //! ## The wire: record marking (RFC 5531 §11)
 //!
