@@ -950,29 +950,7 @@ impl Driver {
             ReplyFor::Caller(Waiter::Caller(request)) => {
                 ids.remove(&request.id);
                 let header = &request.header;
-                let status = match body {
-                    ReplyBody::Accepted {
-                        status: AcceptStatus::Success,
-                        ..
-                    } => None,
-                    ReplyBody::Accepted { status, .. } => Some(match status {
-                        AcceptStatus::Success => unreachable!(),
-                        AcceptStatus::ProgUnavail => CallStatus::ProgUnavail,
-                        AcceptStatus::ProgMismatch { low, high } => {
-                            CallStatus::ProgMismatch { low, high }
-                        }
-                        AcceptStatus::ProcUnavail => CallStatus::ProcUnavail,
-                        AcceptStatus::GarbageArgs => CallStatus::GarbageArgs,
-                        AcceptStatus::SystemErr => CallStatus::SystemErr,
-                    }),
-                    ReplyBody::Denied(Rejection::RpcMismatch { low, high }) => {
-                        Some(CallStatus::RpcMismatch { low, high })
-                    }
-                    ReplyBody::Denied(Rejection::AuthError(stat)) => {
-                        Some(CallStatus::AuthError(stat))
-                    }
-                };
-                let answer = match status {
+                let answer = match CallStatus::of(&body) {
                     None => {
                         self.shared
                             .counters

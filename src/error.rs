@@ -385,6 +385,27 @@ pub enum CallStatus {
     AuthError(crate::proto::AuthStat),
 }
 
+impl CallStatus {
+    /// What a reply body says instead of results; `None` for SUCCESS.
+    pub(crate) fn of(body: &crate::proto::ReplyBody) -> Option<CallStatus> {
+        use crate::proto::{AcceptStatus, Rejection, ReplyBody};
+        Some(match *body {
+            ReplyBody::Accepted { ref status, .. } => match *status {
+                AcceptStatus::Success => return None,
+                AcceptStatus::ProgUnavail => CallStatus::ProgUnavail,
+                AcceptStatus::ProgMismatch { low, high } => CallStatus::ProgMismatch { low, high },
+                AcceptStatus::ProcUnavail => CallStatus::ProcUnavail,
+                AcceptStatus::GarbageArgs => CallStatus::GarbageArgs,
+                AcceptStatus::SystemErr => CallStatus::SystemErr,
+            },
+            ReplyBody::Denied(Rejection::RpcMismatch { low, high }) => {
+                CallStatus::RpcMismatch { low, high }
+            }
+            ReplyBody::Denied(Rejection::AuthError(stat)) => CallStatus::AuthError(stat),
+        })
+    }
+}
+
 impl fmt::Display for CallStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
