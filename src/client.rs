@@ -262,6 +262,8 @@ struct Shared {
     next_id: AtomicU64,
     /// The last HELLO answer: who the peer is, and how it saw us.
     hello: std::sync::Mutex<Option<HelloReply>>,
+    /// Why the last connect attempt failed; cleared when one succeeds.
+    last_connect_error: std::sync::Mutex<Option<Arc<Error>>>,
 }
 
 type Answer = Result<Bytes, Error>;
@@ -336,6 +338,7 @@ impl Client {
             state,
             next_id: AtomicU64::new(0),
             hello: std::sync::Mutex::new(None),
+            last_connect_error: std::sync::Mutex::new(None),
         });
         let permits = Arc::new(Semaphore::new(shared.options.max_in_flight.max(1)));
         let (commands, rx) = mpsc::unbounded_channel();
@@ -357,6 +360,18 @@ impl Client {
     pub fn hello(&self) -> Option<HelloReply> {
         self.shared
             .hello
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Why the last connection attempt failed (connect, source binding or
+    /// HELLO), or `None` once an attempt has succeeded. Calls waiting for a
+    /// connection fail with a timeout or [`Error::CircuitOpen`]; this is
+    /// the cause behind them.
+    pub fn last_connect_error(&self) -> Option<Arc<Error>> {
+        self.shared
+            .last_connect_error
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
@@ -587,6 +602,14 @@ impl Driver {
         self.shared.state.send_replace(state);
     }
 
+    fn set_last_connect_error(&self, error: Option<Arc<Error>>) {
+        *self
+            .shared
+            .last_connect_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = error;
+    }
+
     async fn run(mut self) {
         loop {
             // Idle: wait for something to do.
@@ -661,6 +684,7 @@ impl Driver {
             match connected {
                 Ok(connected) => {
                     self.reconnect.succeeded();
+                    self.set_last_connect_error(None);
                     if self.connections > 0 {
                         self.shared
                             .counters
@@ -680,6 +704,8 @@ impl Driver {
                         .reconnect
                         .failed(Instant::now().into_std(), rand::random::<f64>());
                     warn!(peer = %self.shared.peer, %error, failures = self.reconnect.failures(), "connect failed");
+                    let error = Arc::new(error);
+                    self.set_last_connect_error(Some(error.clone()));
                     if error.identity_copy().is_some() {
                         // A definite answer: waiting will not change it.
                         for request in std::mem::take(&mut self.queue) {

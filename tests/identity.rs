@@ -375,3 +375,37 @@ async fn a_silent_connection_is_closed_at_the_handshake_timeout() {
     assert!(started.elapsed() >= Duration::from_millis(190));
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn last_connect_error_names_the_cause_until_a_connect_succeeds() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (server, address) = server(Admission::default(), calls);
+
+    // Nothing listens here: the cause is the connect error, not the timeout.
+    let closed = {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Endpoint::from(listener.local_addr().unwrap())
+    };
+    let options = ClientOptions {
+        deadline: Duration::from_millis(300),
+        breaker_threshold: 1,
+        ..ClientOptions::default()
+    };
+    let nobody = Client::new(vec![closed], options);
+    assert!(nobody.last_connect_error().is_none());
+    assert!(nobody.null(PROG, 1).await.is_err());
+    let cause = nobody.last_connect_error().expect("a failed connect");
+    assert!(matches!(*cause, Error::Connect { .. }), "{cause:?}");
+
+    // An identity refusal is kept as such.
+    let impostor = client(&address, "127.0.0.9", "a", "srv");
+    assert!(impostor.null(PROG, 1).await.is_err());
+    let cause = impostor.last_connect_error().expect("a refused HELLO");
+    assert!(matches!(*cause, Error::IdentityRefused { .. }), "{cause:?}");
+
+    // A successful connect clears it.
+    let a = client(&address, "127.0.0.2", "a", "srv");
+    a.null(PROG, 1).await.unwrap();
+    assert!(a.last_connect_error().is_none());
+    server.shutdown().await;
+}

@@ -48,6 +48,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+mod support;
+
 use libtest_mimic::{Arguments, Completion, Trial};
 use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, unshare};
@@ -121,6 +123,18 @@ fn main() {
         (
             "client_calls_glusterd_gf_dump_and_ping",
             client_calls_glusterd_gf_dump_and_ping,
+        ),
+        (
+            "peerd_pings_rpcbind_from_a_chosen_source",
+            peerd_pings_rpcbind_from_a_chosen_source,
+        ),
+        (
+            "peerd_ping_to_a_closed_port_exits_1",
+            peerd_ping_to_a_closed_port_exits_1,
+        ),
+        (
+            "peerd_gluster_dump_lists_glusterds_programs",
+            peerd_gluster_dump_lists_glusterds_programs,
         ),
     ];
 
@@ -1053,4 +1067,88 @@ fn client_calls_glusterd_gf_dump_and_ping() {
         assert_eq!(stats.succeeded, 2, "DUMP and PING: {stats:?}");
         client.close();
     });
+}
+
+// ─────────────────────── the peerd example's CLI ───────────────────────
+
+/// Runs the peerd example with `args`.
+fn peerd(args: &[&str]) -> Output {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    run_tool(support::peerd::binary(), &args)
+}
+
+fn peerd_pings_rpcbind_from_a_chosen_source() {
+    let out = peerd(&[
+        "ping", RPCBIND_V4, "--prog", "100000", "--vers", "2", "--source", SECOND_V4,
+    ]);
+    assert!(out.status.success(), "{out}");
+    assert!(
+        out.stdout.contains(&format!("local {SECOND_V4}:")),
+        "the local address used is not printed: {out}"
+    );
+    let rtt_us: u64 = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("rtt_us "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no round-trip time: {out}"));
+    assert!(rtt_us < TOOL_LIMIT.as_micros() as u64, "{out}");
+
+    // A version rpcbind does not serve: an answer, but not a success.
+    let out = peerd(&[
+        "ping", RPCBIND_V4, "--prog", "100000", "--vers", "9", "--source", SECOND_V4,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out}");
+    assert!(
+        out.stderr.contains("PROG_MISMATCH") || out.stderr.contains("mismatch"),
+        "{out}"
+    );
+}
+
+fn peerd_ping_to_a_closed_port_exits_1() {
+    // A port that was free a moment ago, on loopback in this namespace.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let out = peerd(&[
+        "ping",
+        &addr,
+        "--prog",
+        "100000",
+        "--vers",
+        "2",
+        "--source",
+        SECOND_V4,
+        "--timeout",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out}");
+    assert!(
+        out.stderr.contains("refused") && out.stderr.contains(SECOND_V4),
+        "the error should name the refusal and the source: {out}"
+    );
+}
+
+fn peerd_gluster_dump_lists_glusterds_programs() {
+    // glusterd accepts before it is ready: retry until it answers.
+    let start = Instant::now();
+    let out = loop {
+        let out = peerd(&["gluster-dump", GLUSTERD, "--source", SECOND_V4]);
+        if out.status.success() || start.elapsed() > READY_LIMIT {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert!(out.status.success(), "{out}");
+    assert!(
+        out.stdout.contains("\"GlusterD svc peer\" 1238437 v2"),
+        "{out}"
+    );
+    assert!(out.stdout.contains("\"GF-DUMP\" 123451501 v1"), "{out}");
+    assert!(
+        out.stdout.contains(&format!("from {SECOND_V4}:")),
+        "the source used is not printed: {out}"
+    );
 }

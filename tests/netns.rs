@@ -12,6 +12,8 @@ mod support;
 mod binding;
 #[path = "netns/identity.rs"]
 mod identity;
+#[path = "netns/peerd.rs"]
+mod peerd;
 #[path = "netns/runtime.rs"]
 mod runtime;
 
@@ -82,6 +84,18 @@ fn main() {
         (
             "link_down_mid_call_declares_the_connection_dead_then_reconnects",
             runtime::link_down_mid_call_declares_the_connection_dead_then_reconnects,
+        ),
+        (
+            "peerd_nodes_connect_over_ipv4_and_ipv6_from_their_sources",
+            peerd::peerd_nodes_connect_over_ipv4_and_ipv6_from_their_sources,
+        ),
+        (
+            "peerd_nodes_connect_over_link_local",
+            peerd::peerd_nodes_connect_over_link_local,
+        ),
+        (
+            "peerd_peer_with_the_wrong_source_is_rejected",
+            peerd::peerd_peer_with_the_wrong_source_is_rejected,
         ),
         ("support_hosts_talk_over_veth", support_hosts_talk_over_veth),
         (

@@ -1,0 +1,451 @@
+//! The node's TOML configuration: parsing, validation, and errors that name
+//! the key and the line.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+use peerwire::{AllowedAddress, Endpoint, NodeId, ScopedIp};
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A validated node configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub node_id: NodeId,
+    pub listen: Vec<Endpoint>,
+    /// The status listener: loopback only.
+    pub admin: Option<Endpoint>,
+    pub source_v4: Option<ScopedIp>,
+    pub source_v6: Option<ScopedIp>,
+    pub peers: Vec<PeerConfig>,
+    pub timeouts: Timeouts,
+}
+
+/// One `[[peer]]`.
+#[derive(Clone, Debug)]
+pub struct PeerConfig {
+    pub id: NodeId,
+    /// Tried by Happy Eyeballs, in this order.
+    pub dial: Vec<Endpoint>,
+    /// The addresses this peer may connect to us from.
+    pub allow: Vec<AllowedAddress>,
+}
+
+/// `[timeouts]`, in seconds in the file.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// TCP connect. Default 5 s.
+    pub connect: Duration,
+    /// A call's deadline, including the periodic ping. Default 5 s.
+    pub call: Duration,
+    /// How often each peer is pinged (NULL). Default 2 s.
+    pub ping_interval: Duration,
+    /// Silence after which a connection is declared dead. Default 10 s.
+    pub ping_timeout: Duration,
+    /// HELLO, both ways. Default 5 s.
+    pub handshake: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts {
+            connect: Duration::from_secs(5),
+            call: Duration::from_secs(5),
+            ping_interval: Duration::from_secs(2),
+            ping_timeout: Duration::from_secs(10),
+            handshake: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A configuration error: where, which key, and what is wrong.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ", line {line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ", key `{key}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    node_id: Spanned<String>,
+    listen: Spanned<Vec<Spanned<String>>>,
+    admin: Option<Spanned<String>>,
+    #[serde(default)]
+    source: RawSource,
+    #[serde(default, rename = "peer")]
+    peers: Vec<Spanned<RawPeer>>,
+    #[serde(default)]
+    timeouts: RawTimeouts,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    v4: Option<Spanned<String>>,
+    v6: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPeer {
+    id: Spanned<String>,
+    dial: Spanned<Vec<Spanned<String>>>,
+    allow: Spanned<Vec<Spanned<String>>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTimeouts {
+    connect: Option<Spanned<f64>>,
+    call: Option<Spanned<f64>>,
+    ping_interval: Option<Spanned<f64>>,
+    ping_timeout: Option<Spanned<f64>>,
+    handshake: Option<Spanned<f64>>,
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            line: None,
+            key: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        Config::parse(&file, &text)
+    }
+
+    /// Parses and validates `text`; `file` names it in errors.
+    pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
+        let cx = Cx { file, text };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let span = e.span();
+            let message = e
+                .message()
+                .trim()
+                .replace("expected f64", "expected a number of seconds");
+            let written = span.clone().and_then(|s| cx.key_at(s));
+            // toml names unknown and missing fields without their table;
+            // the line they are on gives it.
+            let key = match (quoted_field(&message), written) {
+                (Some(field), Some(written)) if written.ends_with(&field) => Some(written),
+                (Some(field), _) => Some(field),
+                (None, written) => written,
+            };
+            ConfigError {
+                file: file.to_owned(),
+                line: span.map(|s| cx.line_of(s.start)),
+                key,
+                message,
+            }
+        })?;
+        cx.validate(raw)
+    }
+}
+
+struct Cx<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Cx<'_> {
+    fn line_of(&self, offset: usize) -> usize {
+        let offset = offset.min(self.text.len());
+        self.text[..offset].matches('\n').count() + 1
+    }
+
+    fn error(&self, span: Range<usize>, key: impl Into<String>, message: String) -> ConfigError {
+        ConfigError {
+            file: self.file.to_owned(),
+            line: Some(self.line_of(span.start)),
+            key: Some(key.into()),
+            message,
+        }
+    }
+
+    /// The key written on the line of `span`, with its table: `timeouts.call`,
+    /// `peer[1].dial`. For errors toml reports without naming the key.
+    fn key_at(&self, span: Range<usize>) -> Option<String> {
+        let line_no = self.line_of(span.start);
+        let mut table = String::new();
+        let mut peers = 0usize;
+        for (i, line) in self.text.lines().enumerate() {
+            let trimmed = line.trim();
+            if i + 1 > line_no {
+                break;
+            }
+            if trimmed.starts_with("[[") {
+                let name = trimmed.trim_matches(|c| c == '[' || c == ']').trim();
+                table = if name == "peer" {
+                    peers += 1;
+                    format!("peer[{}]", peers - 1)
+                } else {
+                    name.to_owned()
+                };
+            } else if trimmed.starts_with('[') {
+                table = trimmed
+                    .trim_matches(|c| c == '[' || c == ']')
+                    .trim()
+                    .to_owned();
+            }
+            if i + 1 == line_no {
+                let key = trimmed.split_once('=')?.0.trim().trim_matches('"');
+                return Some(if table.is_empty() {
+                    key.to_owned()
+                } else {
+                    format!("{table}.{key}")
+                });
+            }
+        }
+        None
+    }
+
+    fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let node_id = self.node_id(&raw.node_id, "node_id")?;
+
+        if raw.listen.get_ref().is_empty() {
+            return Err(self.error(
+                raw.listen.span(),
+                "listen",
+                "at least one listen address is needed".into(),
+            ));
+        }
+        let mut listen = Vec::new();
+        for (i, item) in raw.listen.get_ref().iter().enumerate() {
+            listen.push(self.endpoint(item, &format!("listen[{i}]"))?);
+        }
+
+        let admin = match &raw.admin {
+            None => None,
+            Some(text) => {
+                let admin = self.endpoint(text, "admin")?;
+                if !admin.ip().is_loopback() {
+                    return Err(self.error(
+                        text.span(),
+                        "admin",
+                        format!(
+                            "{admin} is not a loopback address; the status listener has no \
+                             authentication, so only 127.0.0.0/8 or ::1 is allowed"
+                        ),
+                    ));
+                }
+                Some(admin)
+            }
+        };
+
+        let source_v4 = self.source(raw.source.v4.as_ref(), "source.v4", true)?;
+        let source_v6 = self.source(raw.source.v6.as_ref(), "source.v6", false)?;
+
+        let mut peers: Vec<PeerConfig> = Vec::new();
+        for (i, peer) in raw.peers.iter().enumerate() {
+            let at = |key: &str| format!("peer[{i}].{key}");
+            let peer = peer.get_ref();
+            let id = self.node_id(&peer.id, &at("id"))?;
+            if id == node_id {
+                return Err(self.error(
+                    peer.id.span(),
+                    at("id"),
+                    format!("\"{id}\" is this node's own node_id"),
+                ));
+            }
+            if peers.iter().any(|p| p.id == id) {
+                return Err(self.error(
+                    peer.id.span(),
+                    at("id"),
+                    format!("peer \"{id}\" is listed twice"),
+                ));
+            }
+            if peer.dial.get_ref().is_empty() {
+                return Err(self.error(
+                    peer.dial.span(),
+                    at("dial"),
+                    "at least one address to dial is needed".into(),
+                ));
+            }
+            let mut dial = Vec::new();
+            for (j, item) in peer.dial.get_ref().iter().enumerate() {
+                let endpoint = self.endpoint(item, &at(&format!("dial[{j}]")))?;
+                if endpoint.port() == 0 {
+                    return Err(self.error(
+                        item.span(),
+                        at(&format!("dial[{j}]")),
+                        format!("{:?} has no port", item.get_ref()),
+                    ));
+                }
+                dial.push(endpoint);
+            }
+            if peer.allow.get_ref().is_empty() {
+                return Err(self.error(
+                    peer.allow.span(),
+                    at("allow"),
+                    "at least one allowed address is needed, or the peer can never connect".into(),
+                ));
+            }
+            let mut allow = Vec::new();
+            for (j, item) in peer.allow.get_ref().iter().enumerate() {
+                let key = at(&format!("allow[{j}]"));
+                let entry = item.get_ref().parse::<AllowedAddress>().map_err(|e| {
+                    self.error(
+                        item.span(),
+                        key,
+                        format!(
+                            "{:?} is not an address or network (e.g. 192.0.2.20/32, \
+                             2001:db8::/48, fe80::b%eth0): {e}",
+                            item.get_ref()
+                        ),
+                    )
+                })?;
+                allow.push(entry);
+            }
+            peers.push(PeerConfig { id, dial, allow });
+        }
+
+        let defaults = Timeouts::default();
+        let t = &raw.timeouts;
+        let timeouts = Timeouts {
+            connect: self.seconds(t.connect.as_ref(), "timeouts.connect", defaults.connect)?,
+            call: self.seconds(t.call.as_ref(), "timeouts.call", defaults.call)?,
+            ping_interval: self.seconds(
+                t.ping_interval.as_ref(),
+                "timeouts.ping_interval",
+                defaults.ping_interval,
+            )?,
+            ping_timeout: self.seconds(
+                t.ping_timeout.as_ref(),
+                "timeouts.ping_timeout",
+                defaults.ping_timeout,
+            )?,
+            handshake: self.seconds(
+                t.handshake.as_ref(),
+                "timeouts.handshake",
+                defaults.handshake,
+            )?,
+        };
+
+        Ok(Config {
+            node_id,
+            listen,
+            admin,
+            source_v4,
+            source_v6,
+            peers,
+            timeouts,
+        })
+    }
+
+    fn node_id(&self, text: &Spanned<String>, key: &str) -> Result<NodeId, ConfigError> {
+        text.get_ref()
+            .parse::<NodeId>()
+            .map_err(|e| self.error(text.span(), key, format!("bad node ID: {e}")))
+    }
+
+    fn endpoint(&self, text: &Spanned<String>, key: &str) -> Result<Endpoint, ConfigError> {
+        let endpoint = text.get_ref().parse::<Endpoint>().map_err(|e| {
+            self.error(
+                text.span(),
+                key,
+                format!(
+                    "{:?} is not an IP address and port (e.g. 192.0.2.10:24007, \
+                     [2001:db8::10]:24007, [fe80::a%eth0]:24007): {e}",
+                    text.get_ref()
+                ),
+            )
+        })?;
+        if endpoint.host().is_link_local() && endpoint.host().scope().is_none() {
+            return Err(self.error(
+                text.span(),
+                key,
+                format!(
+                    "{endpoint} is link-local and needs a scope, e.g. [fe80::a%eth0]:{}",
+                    endpoint.port()
+                ),
+            ));
+        }
+        Ok(endpoint)
+    }
+
+    fn source(
+        &self,
+        text: Option<&Spanned<String>>,
+        key: &str,
+        v4: bool,
+    ) -> Result<Option<ScopedIp>, ConfigError> {
+        let Some(text) = text else { return Ok(None) };
+        let ip = text.get_ref().parse::<ScopedIp>().map_err(|e| {
+            self.error(
+                text.span(),
+                key,
+                format!("{:?} is not an IP address: {e}", text.get_ref()),
+            )
+        })?;
+        let family_ok = matches!(
+            (ip.ip(), v4),
+            (IpAddr::V4(_), true) | (IpAddr::V6(_), false)
+        );
+        if !family_ok {
+            let want = if v4 { "an IPv4" } else { "an IPv6" };
+            return Err(self.error(text.span(), key, format!("{ip} is not {want} address")));
+        }
+        if ip.is_link_local() && ip.scope().is_none() {
+            return Err(self.error(
+                text.span(),
+                key,
+                format!("{ip} is link-local and needs a scope: write {ip}%IFNAME or {ip}%INDEX"),
+            ));
+        }
+        Ok(Some(ip))
+    }
+
+    fn seconds(
+        &self,
+        value: Option<&Spanned<f64>>,
+        key: &str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        let Some(value) = value else {
+            return Ok(default);
+        };
+        let secs = *value.get_ref();
+        if !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0) {
+            return Err(self.error(
+                value.span(),
+                key,
+                format!("{secs} is not a number of seconds above 0 and at most 86400"),
+            ));
+        }
+        Ok(Duration::from_secs_f64(secs))
+    }
+}
+
+/// The field a serde message names in backquotes: "unknown field `x`",
+/// "missing field `x`".
+fn quoted_field(message: &str) -> Option<String> {
+    for prefix in ["unknown field `", "missing field `", "duplicate key `"] {
+        if let Some(rest) = message.find(prefix).map(|at| &message[at + prefix.len()..]) {
+            return rest.split('`').next().map(str::to_owned);
+        }
+    }
+    None
+}

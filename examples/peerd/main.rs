@@ -1,0 +1,342 @@
+//! peerd: peerwire's example peer daemon and diagnostic CLI.
+//!
+//! ```text
+//! cargo run --example peerd -- demo                    # three nodes and an impostor, on loopback
+//! peerd run --config node.toml                         # one node
+//! peerd status --admin 127.0.0.1:24100 [--json]        # a running node's view
+//! peerd ping 192.0.2.20:111 --prog 100000 --vers 2 --source 192.0.2.10
+//! peerd gluster-dump 192.0.2.20:24007 --source 192.0.2.10
+//! ```
+//!
+//! It uses only peerwire's public API. See the README's "peerd" section for
+//! the config reference and the status JSON schema.
+
+mod config;
+mod demo;
+mod node;
+mod status;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use peerwire::programs::gf_dump::{self, GfDumpRequest, GfDumpResponse};
+use peerwire::{Client, ClientOptions, ConnectOptions, Connector, Endpoint, Error, Link, ScopedIp};
+use tracing_subscriber::EnvFilter;
+
+/// Exit code for a bad configuration or command line.
+const EXIT_CONFIG: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "peerd",
+    version,
+    about = "peerwire's example peer daemon and diagnostic CLI"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Three nodes at 127.0.0.1-3 in a full mesh (plus an IPv6 link over ::1
+    /// where it works) and an impostor at 127.0.0.9 claiming node-2's ID.
+    /// Exits 0 when every verdict is as expected.
+    Demo,
+    /// Runs one node from a TOML config until SIGINT or SIGTERM.
+    Run {
+        /// The node's config file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Shows a running node's view, from its admin listener.
+    Status {
+        /// The node's admin address (its `admin` key).
+        #[arg(long)]
+        admin: Endpoint,
+        /// Print the JSON (the schema is in the README) instead of tables.
+        #[arg(long)]
+        json: bool,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 5.0)]
+        timeout: f64,
+    },
+    /// Calls NULL of a program version from a chosen source, like rpcinfo
+    /// over TCP. Exits 0 when it succeeds, 1 otherwise.
+    Ping {
+        /// The server, e.g. 192.0.2.20:111 or [fe80::b%eth0]:24007.
+        addr: Endpoint,
+        /// The program number.
+        #[arg(long)]
+        prog: u32,
+        /// The version.
+        #[arg(long)]
+        vers: u32,
+        /// The source to bind, e.g. 192.0.2.10 or fe80::a%eth0.
+        #[arg(long)]
+        source: Option<ScopedIp>,
+        /// Seconds to wait for the connection and the answer.
+        #[arg(long, default_value_t = 5.0)]
+        timeout: f64,
+    },
+    /// Calls GF-DUMP on a glusterd (or brick) and prints its programs.
+    GlusterDump {
+        /// The glusterd, e.g. 192.0.2.20:24007.
+        addr: Endpoint,
+        /// The source to bind.
+        #[arg(long)]
+        source: Option<ScopedIp>,
+        /// Seconds to wait for the connection and the answer.
+        #[arg(long, default_value_t = 10.0)]
+        timeout: f64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_filter = match cli.command {
+        Command::Run { .. } => "info",
+        _ => "error",
+    };
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let code = runtime.block_on(async move {
+        match cli.command {
+            Command::Demo => demo::run().await,
+            Command::Run { config } => run(config).await,
+            Command::Status {
+                admin,
+                json,
+                timeout,
+            } => status_command(admin, json, seconds(timeout)?).await,
+            Command::Ping {
+                addr,
+                prog,
+                vers,
+                source,
+                timeout,
+            } => ping(addr, prog, vers, source, seconds(timeout)?).await,
+            Command::GlusterDump {
+                addr,
+                source,
+                timeout,
+            } => gluster_dump(addr, source, seconds(timeout)?).await,
+        }
+    });
+    // Dropping the runtime ends every task: nothing is left running.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    code.unwrap_or_else(|code| code)
+}
+
+fn seconds(secs: f64) -> Result<Duration, ExitCode> {
+    if secs.is_finite() && secs > 0.0 && secs <= 86_400.0 {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        eprintln!("error: --timeout {secs} is not a number of seconds above 0");
+        Err(ExitCode::from(EXIT_CONFIG))
+    }
+}
+
+/// `peerd run --config FILE`.
+async fn run(path: PathBuf) -> Result<ExitCode, ExitCode> {
+    let config = match config::Config::load(&path) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
+    use tokio::signal::unix::{SignalKind, signal};
+    // Installed first, so a signal during start-up is not lost.
+    let (mut interrupt, mut terminate) = match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(i), Ok(t)) => (i, t),
+        _ => {
+            eprintln!("error: cannot install the SIGINT and SIGTERM handlers");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let node = match node::Node::start(&config) {
+        Ok(node) => node,
+        Err(error) => {
+            eprintln!("error: node {} cannot start: {error}", config.node_id);
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let which = tokio::select! {
+        _ = interrupt.recv() => "SIGINT",
+        _ = terminate.recv() => "SIGTERM",
+    };
+    tracing::info!(signal = which, "shutting down");
+    node.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `peerd status`.
+async fn status_command(
+    admin: Endpoint,
+    json: bool,
+    timeout: Duration,
+) -> Result<ExitCode, ExitCode> {
+    match status::fetch(&admin, timeout).await {
+        Ok(status) if json => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&status).expect("status serialises")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(status) => {
+            status::print_human(&status);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            eprintln!("error: no status from {admin}: {error}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// The (local, remote) addresses of a probe's last connection.
+type Seen = Arc<Mutex<Option<(std::net::SocketAddr, std::net::SocketAddr)>>>;
+
+/// A client that binds `source` and reports the addresses of each
+/// connection it makes, and fails at once when connecting fails.
+fn probe_client(addr: &Endpoint, source: Option<ScopedIp>, timeout: Duration) -> (Client, Seen) {
+    let mut connect = ConnectOptions::new().connect_timeout(timeout);
+    if let Some(source) = source {
+        connect = connect.source(source);
+    }
+    let options = ClientOptions {
+        deadline: timeout,
+        breaker_threshold: 1,
+        ..ClientOptions::default()
+    };
+    let connector = Connector::new(connect);
+    let seen = Arc::new(Mutex::new(None));
+    let (seen_by_connect, destination) = (seen.clone(), addr.clone());
+    let client = Client::with_transport(addr.clone(), options, move || {
+        let (connector, destination, seen) = (
+            connector.clone(),
+            destination.clone(),
+            seen_by_connect.clone(),
+        );
+        async move {
+            let connected = connector.connect(&destination).await?;
+            *seen.lock().unwrap() = Some((connected.local_addr(), connected.peer_addr()));
+            Ok(Link::from(connected))
+        }
+    });
+    (client, seen)
+}
+
+/// Explains a failed call, with the connect error behind it.
+fn explain(error: &Error, client: &Client) -> String {
+    match client.last_connect_error() {
+        Some(cause) => format!("{cause}"),
+        None => error.to_string(),
+    }
+}
+
+/// `peerd ping`.
+async fn ping(
+    addr: Endpoint,
+    prog: u32,
+    vers: u32,
+    source: Option<ScopedIp>,
+    timeout: Duration,
+) -> Result<ExitCode, ExitCode> {
+    let (client, seen) = probe_client(&addr, source, timeout);
+    let start = Instant::now();
+    let result = client.null(prog, vers).await;
+    let rtt = start.elapsed();
+    let addresses = *seen.lock().unwrap();
+    let code = match (result, addresses) {
+        (Ok(()), Some((local, remote))) => {
+            println!(
+                "program {prog} version {vers} at {} answered NULL from {} in {:.3} ms",
+                status::fmt_addr(remote),
+                status::fmt_addr(local),
+                rtt.as_secs_f64() * 1000.0
+            );
+            println!("local {}", status::fmt_addr(local));
+            println!("rtt_us {}", rtt.as_micros());
+            ExitCode::SUCCESS
+        }
+        (Ok(()), None) => unreachable!("a call answered without a connection"),
+        (Err(error), addresses) => {
+            if let Some((local, _)) = addresses {
+                println!("local {}", status::fmt_addr(local));
+            }
+            eprintln!(
+                "error: program {prog} version {vers} at {addr}: {}",
+                explain(&error, &client)
+            );
+            ExitCode::FAILURE
+        }
+    };
+    client.close();
+    Ok(code)
+}
+
+/// `peerd gluster-dump`.
+async fn gluster_dump(
+    addr: Endpoint,
+    source: Option<ScopedIp>,
+    timeout: Duration,
+) -> Result<ExitCode, ExitCode> {
+    let (client, seen) = probe_client(&addr, source, timeout);
+    let result: Result<GfDumpResponse, Error> = client
+        .call_xdr(
+            gf_dump::PROGRAM,
+            gf_dump::VERSION,
+            gf_dump::PROC_DUMP,
+            &GfDumpRequest::default(),
+        )
+        .await;
+    let addresses = *seen.lock().unwrap();
+    let code = match result {
+        Ok(dump) => {
+            if let Some((local, remote)) = addresses {
+                println!(
+                    "GF-DUMP of {} from {}: op_ret {}, op_errno {}, {} programs",
+                    status::fmt_addr(remote),
+                    status::fmt_addr(local),
+                    dump.op_ret,
+                    dump.op_errno,
+                    dump.programs.len()
+                );
+            }
+            for p in &dump.programs {
+                println!("{:?} {} v{}", p.name, p.number, p.version);
+            }
+            if dump.op_ret == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(error) => {
+            eprintln!("error: GF-DUMP at {addr}: {}", explain(&error, &client));
+            ExitCode::FAILURE
+        }
+    };
+    client.close();
+    Ok(code)
+}

@@ -1,0 +1,340 @@
+//! One running node: its server (with identity), a client per peer that
+//! pings it, and the status listener.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use peerwire::peer::{HANDSHAKE_PROGRAM, HANDSHAKE_VERSION};
+use peerwire::{
+    CallOptions, Client, ClientIdentity, ClientOptions, ConnectOptions, ConnectionState, Endpoint,
+    Error, IdentityMode, PeerTable, RunningServer, Server, ServerIdentity, ServerOptions, Sources,
+};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::config::{Config, PeerConfig};
+use crate::status::{self, InboundStatus, PeerStatus, Status};
+
+/// What the last ping of a peer found.
+#[derive(Clone, Debug, Default)]
+struct Report {
+    rtt: Option<Duration>,
+    last_error: Option<String>,
+    /// The peer refused our identity, or is not who we expected, or saw
+    /// another source than ours.
+    rejected: bool,
+    /// Pings answered since the last failure.
+    answered: u64,
+}
+
+/// Our side of one peer.
+struct PeerLink {
+    id: String,
+    client: Client,
+    report: Mutex<Report>,
+}
+
+impl PeerLink {
+    fn status(&self) -> PeerStatus {
+        let report = self.report.lock().unwrap().clone();
+        let (state, local, remote) = match self.client.state() {
+            ConnectionState::Connected { local, remote } => {
+                ("connected", Some(local), Some(remote))
+            }
+            ConnectionState::Backoff { .. } => ("backoff", None, None),
+            ConnectionState::Open { .. } => ("circuit_open", None, None),
+            ConnectionState::Connecting | ConnectionState::Idle | ConnectionState::Closed => {
+                ("connecting", None, None)
+            }
+        };
+        let state = if report.rejected && local.is_none() {
+            "rejected"
+        } else {
+            state
+        };
+        let observed = local
+            .and(self.client.hello())
+            .map(|hello| status::fmt_foreign_addr(hello.observed));
+        PeerStatus {
+            id: self.id.clone(),
+            state: state.into(),
+            remote: remote.map(status::fmt_addr),
+            local: local.map(status::fmt_addr),
+            observed_by_peer: observed,
+            rtt_us: report
+                .rtt
+                .filter(|_| local.is_some())
+                .map(|rtt| rtt.as_micros() as u64),
+            last_error: report.last_error,
+        }
+    }
+}
+
+struct Shared {
+    node_id: String,
+    listen: Vec<SocketAddr>,
+    server: Mutex<Option<RunningServer>>,
+    /// Set once, by [`Node::dial`].
+    peers: OnceLock<Vec<Arc<PeerLink>>>,
+}
+
+impl Shared {
+    fn peers(&self) -> &[Arc<PeerLink>] {
+        self.peers.get().map_or(&[], Vec::as_slice)
+    }
+}
+
+impl Shared {
+    fn status(&self) -> Status {
+        let inbound = match &*self.server.lock().unwrap() {
+            Some(server) => server
+                .verdicts()
+                .into_iter()
+                .map(|v| InboundStatus {
+                    observed: status::fmt_addr(v.observed),
+                    peer: v.peer.map(|p| p.to_string()),
+                    verdict: if v.accepted { "accepted" } else { "rejected" }.into(),
+                    reason: v.reason,
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        Status {
+            node_id: self.node_id.clone(),
+            listen: self.listen.iter().copied().map(status::fmt_addr).collect(),
+            peers: self.peers().iter().map(|p| p.status()).collect(),
+            inbound,
+        }
+    }
+}
+
+/// A running node. [`Node::shutdown`] stops it.
+pub struct Node {
+    shared: Arc<Shared>,
+    admin: Option<RunningServer>,
+    admin_addr: Option<SocketAddr>,
+    pingers: Vec<JoinHandle<()>>,
+}
+
+/// Errors starting a node: a listener that cannot bind, say.
+pub type StartError = Error;
+
+impl Node {
+    /// Starts the node: its listeners, then its peers.
+    pub fn start(config: &Config) -> Result<Node, StartError> {
+        let mut node = Node::listen(config)?;
+        node.dial(config);
+        Ok(node)
+    }
+
+    /// Starts the node's listener (with the peer table of `config`) and its
+    /// admin listener, without dialling anyone yet.
+    pub fn listen(config: &Config) -> Result<Node, StartError> {
+        let mut table = PeerTable::new();
+        for peer in &config.peers {
+            table = table.allow(peer.id.clone(), peer.allow.iter().cloned());
+        }
+        let options = ServerOptions {
+            identity: Some(ServerIdentity {
+                node: config.node_id.clone(),
+                cluster: None,
+                peers: table,
+                mode: IdentityMode::Strict,
+            }),
+            handshake_timeout: config.timeouts.handshake,
+            shutdown_grace: Duration::from_secs(2),
+            ..ServerOptions::default()
+        };
+        let server = Server::new(options).serve(&config.listen)?;
+        let listen = server.local_addrs().to_vec();
+        for addr in &listen {
+            info!(node = %config.node_id, listen = %status::fmt_addr(*addr), "listening");
+        }
+        let shared = Arc::new(Shared {
+            node_id: config.node_id.to_string(),
+            listen,
+            server: Mutex::new(Some(server)),
+            peers: OnceLock::new(),
+        });
+        let (admin, admin_addr) = match &config.admin {
+            Some(admin) => {
+                let status_of = shared.clone();
+                let running = status::serve_admin(admin, move || status_of.status())?;
+                let addr = running.local_addrs()[0];
+                info!(admin = %status::fmt_addr(addr), "status listener");
+                (Some(running), Some(addr))
+            }
+            None => (None, None),
+        };
+        Ok(Node {
+            shared,
+            admin,
+            admin_addr,
+            pingers: Vec::new(),
+        })
+    }
+
+    /// Makes a client for each peer of `config` and starts pinging it.
+    /// Only the first call counts.
+    pub fn dial(&mut self, config: &Config) {
+        let peers = config
+            .peers
+            .iter()
+            .map(|peer| Arc::new(PeerLink::new(config, peer)))
+            .collect::<Vec<_>>();
+        if self.shared.peers.set(peers).is_err() {
+            return;
+        }
+        let interval = config.timeouts.ping_interval;
+        self.pingers = self
+            .shared
+            .peers()
+            .iter()
+            .map(|peer| tokio::spawn(ping_loop(peer.clone(), interval)))
+            .collect();
+    }
+
+    /// The addresses listened on, with the ports chosen.
+    pub fn listen_addrs(&self) -> &[SocketAddr] {
+        &self.shared.listen
+    }
+
+    /// The status listener's address.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// The node's view now (what the admin listener serves).
+    pub fn status(&self) -> Status {
+        self.shared.status()
+    }
+
+    /// Stops pinging, closes every client, then shuts the listeners down.
+    pub async fn shutdown(self) {
+        for pinger in &self.pingers {
+            pinger.abort();
+        }
+        for peer in self.shared.peers() {
+            peer.client.close();
+        }
+        if let Some(admin) = self.admin {
+            admin.shutdown().await;
+        }
+        let server = self.shared.server.lock().unwrap().take();
+        if let Some(server) = server {
+            server.shutdown().await;
+        }
+        info!(node = %self.shared.node_id, "stopped");
+    }
+}
+
+impl PeerLink {
+    fn new(config: &Config, peer: &PeerConfig) -> PeerLink {
+        let mut sources = Sources::new();
+        if let Some(v4) = &config.source_v4 {
+            sources = sources.with(v4.clone());
+        }
+        if let Some(v6) = &config.source_v6 {
+            sources = sources.with(v6.clone());
+        }
+        let t = config.timeouts;
+        let mut identity = ClientIdentity::new(config.node_id.clone(), peer.id.clone());
+        identity.timeout = t.handshake;
+        let options = ClientOptions {
+            connect: ConnectOptions::new()
+                .sources(sources)
+                .connect_timeout(t.connect),
+            deadline: t.call,
+            ping_interval: t.ping_interval,
+            ping_timeout: t.ping_timeout,
+            backoff_base: Duration::from_millis(100),
+            backoff_max: (t.ping_interval * 4).max(Duration::from_secs(1)),
+            identity: Some(identity),
+            ..ClientOptions::default()
+        };
+        let dial: Vec<Endpoint> = peer.dial.clone();
+        PeerLink {
+            id: peer.id.to_string(),
+            client: Client::new(dial, options),
+            report: Mutex::new(Report::default()),
+        }
+    }
+}
+
+/// True for the errors that say the peer is not who we think, or does not
+/// accept who we are: waiting will not change them.
+fn is_identity(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::IdentityRefused { .. } | Error::WrongPeer { .. } | Error::ObservedMismatch { .. }
+    )
+}
+
+/// Pings `peer` (a NULL call to the handshake program) every `interval`,
+/// timing it, for as long as the node runs. The calls also keep the
+/// connection up and make the client reconnect after a loss.
+async fn ping_loop(peer: Arc<PeerLink>, interval: Duration) {
+    let options = CallOptions::default();
+    loop {
+        let start = Instant::now();
+        let result = peer
+            .client
+            .call_with(
+                HANDSHAKE_PROGRAM,
+                HANDSHAKE_VERSION,
+                0,
+                Default::default(),
+                &options,
+            )
+            .await;
+        let rtt = start.elapsed();
+        let cause = peer.client.last_connect_error();
+        record(&peer, result.map(drop), rtt, cause);
+        tokio::time::sleep(interval.saturating_sub(start.elapsed())).await;
+    }
+}
+
+/// Writes one ping's outcome into the peer's report.
+fn record(peer: &PeerLink, result: Result<(), Error>, rtt: Duration, cause: Option<Arc<Error>>) {
+    let mut report = peer.report.lock().unwrap();
+    {
+        match result {
+            Ok(_) => {
+                if report.last_error.is_some() {
+                    info!(peer = %peer.id, "peer answers again");
+                }
+                report.rtt = Some(rtt);
+                report.last_error = None;
+                report.rejected = false;
+                report.answered += 1;
+                debug!(peer = %peer.id, ?rtt, "ping");
+            }
+            Err(error) => {
+                let rejected = is_identity(&error) || cause.as_deref().is_some_and(is_identity);
+                let text = match &cause {
+                    Some(cause) if !is_identity(&error) => {
+                        format!("{error}; last connect: {cause}")
+                    }
+                    _ => error.to_string(),
+                };
+                if report.last_error.as_deref() != Some(text.as_str()) {
+                    warn!(peer = %peer.id, error = %text, "ping failed");
+                }
+                report.rtt = None;
+                report.last_error = Some(text);
+                report.rejected = rejected;
+                report.answered = 0;
+            }
+        }
+    }
+}
+
+/// How many pings of each peer were answered in a row (for the demo's wait).
+pub fn answered(node: &Node) -> Vec<(String, u64)> {
+    node.shared
+        .peers()
+        .iter()
+        .map(|p| (p.id.clone(), p.report.lock().unwrap().answered))
+        .collect()
+}

@@ -1,0 +1,248 @@
+//! The status a node reports, the admin RPC program that serves it, and how
+//! it is printed.
+//!
+//! The admin program is peerwire itself: program [`ADMIN_PROGRAM`] version 1,
+//! procedure [`PROC_STATUS`] takes no arguments and answers the status JSON
+//! as an XDR `string<>`. Its listener is loopback only.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use bytes::Bytes;
+use peerwire::proto::xdr::to_bytes;
+use peerwire::{
+    Admission, CallContext, Client, ClientOptions, ConnectOptions, Endpoint, ProcError,
+    RunningServer, Server, ServerOptions,
+};
+use serde::{Deserialize, Serialize};
+
+/// peerd's admin program (user-defined range), next to peerwire's handshake
+/// program 0x2050_5752.
+pub const ADMIN_PROGRAM: u32 = 0x2050_5753;
+/// Its version.
+pub const ADMIN_VERSION: u32 = 1;
+/// STATUS: no arguments; the status JSON as `string<>`.
+pub const PROC_STATUS: u32 = 1;
+
+/// A node's view, as `peerd status --json` prints it. Stable: see the README.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Status {
+    pub node_id: String,
+    pub listen: Vec<String>,
+    pub peers: Vec<PeerStatus>,
+    pub inbound: Vec<InboundStatus>,
+}
+
+/// One configured peer, as this node's client to it sees it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PeerStatus {
+    pub id: String,
+    /// "connected", "connecting", "backoff", "circuit_open" or "rejected".
+    pub state: String,
+    pub remote: Option<String>,
+    pub local: Option<String>,
+    pub observed_by_peer: Option<String>,
+    pub rtt_us: Option<u64>,
+    pub last_error: Option<String>,
+}
+
+/// One inbound connection's verdict.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InboundStatus {
+    pub observed: String,
+    pub peer: Option<String>,
+    /// "accepted" or "rejected".
+    pub verdict: String,
+    pub reason: Option<String>,
+}
+
+/// Writes an address as the config does: `192.0.2.10:24007`,
+/// `[2001:db8::1]:24007`, `[fe80::a%eth0]:24007`. A link-local scope is
+/// written as this host's interface name where it has one, else as the
+/// index.
+pub fn fmt_addr(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(v4) => v4.to_string(),
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()).to_string(),
+            None if v6.scope_id() != 0 => {
+                let scope = nix::net::if_::if_indextoname(v6.scope_id())
+                    .ok()
+                    .and_then(|name| name.into_string().ok())
+                    .unwrap_or_else(|| v6.scope_id().to_string());
+                format!("[{}%{scope}]:{}", v6.ip(), v6.port())
+            }
+            None => format!("[{}]:{}", v6.ip(), v6.port()),
+        },
+    }
+}
+
+/// An address another host reported (its scope id is an interface index
+/// of *that* host, so it is written as a number).
+pub fn fmt_foreign_addr(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V6(v6) if v6.scope_id() != 0 => {
+            format!("[{}%{}]:{}", v6.ip(), v6.scope_id(), v6.port())
+        }
+        other => fmt_addr(other),
+    }
+}
+
+/// Serves `status()` as JSON on `admin` (loopback only; admission refuses
+/// anything else before reading a byte).
+pub fn serve_admin<F>(admin: &Endpoint, status: F) -> Result<RunningServer, peerwire::Error>
+where
+    F: Fn() -> Status + Send + Sync + 'static,
+{
+    let status = std::sync::Arc::new(status);
+    let service = move |_ctx: CallContext, procedure: u32, _args: Bytes| {
+        let status = status.clone();
+        async move {
+            match procedure {
+                PROC_STATUS => {
+                    let json =
+                        serde_json::to_string(&status()).map_err(|_| ProcError::SystemErr)?;
+                    Ok(to_bytes(&json))
+                }
+                _ => Err(ProcError::ProcUnavail),
+            }
+        }
+    };
+    let options = ServerOptions {
+        admission: Admission {
+            reject: Vec::new(),
+            allow: vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()],
+        },
+        ..ServerOptions::default()
+    };
+    Server::new(options)
+        .service(ADMIN_PROGRAM, ADMIN_VERSION, service)
+        .serve(std::slice::from_ref(admin))
+}
+
+/// Asks the node whose admin listener is `admin` for its status.
+pub async fn fetch(admin: &Endpoint, timeout: Duration) -> Result<Status, String> {
+    let options = ClientOptions {
+        connect: ConnectOptions::new().connect_timeout(timeout),
+        deadline: timeout,
+        breaker_threshold: 1,
+        ..ClientOptions::default()
+    };
+    let client = Client::new(vec![admin.clone()], options);
+    let result = client
+        .call_xdr::<_, String>(ADMIN_PROGRAM, ADMIN_VERSION, PROC_STATUS, &())
+        .await;
+    let cause = client.last_connect_error();
+    client.close();
+    let json = result.map_err(|e| match cause {
+        Some(cause) => format!("{e} ({cause})"),
+        None => e.to_string(),
+    })?;
+    serde_json::from_str(&json).map_err(|e| format!("the status from {admin} did not parse: {e}"))
+}
+
+/// Prints rows as columns, the first row being the header.
+pub fn print_table(rows: &[Vec<String>]) {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            if c + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}  ", width = widths[c]));
+            }
+        }
+        println!("{}", line.trim_end());
+    }
+}
+
+/// "85 µs", "1.2 ms", "-".
+pub fn fmt_rtt(rtt_us: Option<u64>) -> String {
+    match rtt_us {
+        None => "-".into(),
+        Some(us) if us < 1000 => format!("{us} µs"),
+        Some(us) => format!("{:.1} ms", us as f64 / 1000.0),
+    }
+}
+
+fn or_dash(value: &Option<String>) -> String {
+    value.clone().unwrap_or_else(|| "-".into())
+}
+
+/// The peer rows of a status table (with the node's ID in the first column).
+pub fn peer_rows(status: &Status) -> Vec<Vec<String>> {
+    status
+        .peers
+        .iter()
+        .map(|p| {
+            vec![
+                status.node_id.clone(),
+                p.id.clone(),
+                or_dash(&p.local),
+                or_dash(&p.remote),
+                or_dash(&p.observed_by_peer),
+                p.state.clone(),
+                fmt_rtt(p.rtt_us),
+            ]
+        })
+        .collect()
+}
+
+/// The header of [`peer_rows`].
+pub fn peer_header() -> Vec<String> {
+    [
+        "node",
+        "peer",
+        "local source",
+        "remote",
+        "observed by peer",
+        "state",
+        "rtt",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// `peerd status` without `--json`.
+pub fn print_human(status: &Status) {
+    println!(
+        "node {}, listening on {}",
+        status.node_id,
+        status.listen.join(", ")
+    );
+    println!();
+    let mut rows = vec![peer_header()];
+    rows.extend(peer_rows(status));
+    print_table(&rows);
+    for p in &status.peers {
+        if let Some(error) = &p.last_error {
+            println!("  {}: {error}", p.id);
+        }
+    }
+    println!();
+    println!("inbound (newest first):");
+    let mut rows = vec![
+        ["observed", "peer", "verdict", "reason"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for v in &status.inbound {
+        rows.push(vec![
+            v.observed.clone(),
+            or_dash(&v.peer),
+            v.verdict.clone(),
+            or_dash(&v.reason),
+        ]);
+    }
+    print_table(&rows);
+}

@@ -1,0 +1,447 @@
+//! `peerd run` processes on namespace hosts, checked through
+//! `peerd status --json`: peers connect from their configured sources over
+//! IPv4, IPv6 and link-local IPv6, each sees what the other observed, and a
+//! peer configured with the wrong source is rejected with a reason.
+
+use std::fs::{self, File};
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+use crate::support::netns::{Host, link};
+use crate::support::peerd;
+
+/// How long peers may take to connect, or a verdict to show.
+const SETTLE: Duration = Duration::from_secs(15);
+
+/// A `peerd run` in a host; killed if still running when dropped.
+struct Daemon {
+    name: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Writes `config` and starts `peerd run` on it in `host`.
+    fn start(host: &Host, dir: &std::path::Path, name: &str, config: &str) -> Daemon {
+        let path = dir.join(format!("{name}.toml"));
+        fs::write(&path, config).unwrap();
+        let log = dir.join(format!("{name}.log"));
+        let child = host
+            .command(peerd::binary().to_str().unwrap())
+            .args(["run", "--config", path.to_str().unwrap()])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(File::create(&log).unwrap())
+            .stderr(File::create(&log).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting peerd for {name}: {e}"));
+        Daemon {
+            name: name.to_owned(),
+            child: Some(child),
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then the exit must be clean and quick.
+    fn stop(mut self) {
+        let mut child = self.child.take().unwrap();
+        // `ip netns exec` execs peerd in place: the child is peerd.
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{} did not stop on SIGTERM:\n{}", self.name, self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(
+            status.success(),
+            "{} ended with {status} after SIGTERM:\n{}",
+            self.name,
+            self.log()
+        );
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+            eprintln!("--- {} log ---\n{}", self.name, self.log());
+        }
+    }
+}
+
+/// A fresh directory on the sandbox's private /run.
+fn work_dir() -> PathBuf {
+    use std::hash::{BuildHasher, RandomState};
+    let random = RandomState::new().hash_one(std::process::id());
+    let dir = PathBuf::from(format!("/run/peerd-{}-{random:016x}", std::process::id()));
+    fs::create_dir(&dir).unwrap();
+    dir
+}
+
+/// `peerd status --admin ADDR --json` in `host`.
+fn status(host: &Host, admin: &str) -> Option<Value> {
+    let output = host
+        .command(peerd::binary().to_str().unwrap())
+        .args(["status", "--admin", admin, "--json", "--timeout", "2"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    if !output.status.success() {
+        return None;
+    }
+    Some(serde_json::from_slice(&output.stdout).expect("status --json is JSON"))
+}
+
+/// Polls the status until `done` holds for it; panics with the last one
+/// and the logs otherwise.
+fn wait_status(
+    host: &Host,
+    admin: &str,
+    daemons: &[&Daemon],
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let start = Instant::now();
+    let mut last = None;
+    while start.elapsed() < SETTLE {
+        if let Some(status) = status(host, admin) {
+            if done(&status) {
+                return status;
+            }
+            last = Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let logs: Vec<String> = daemons
+        .iter()
+        .map(|d| format!("--- {} ---\n{}", d.name, d.log()))
+        .collect();
+    panic!(
+        "status of {admin} in {} did not settle within {SETTLE:?}; last: {last:#?}\n{}",
+        host.name(),
+        logs.join("\n")
+    );
+}
+
+fn peer<'a>(status: &'a Value, id: &str) -> &'a Value {
+    status["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == id)
+        .unwrap_or_else(|| panic!("no peer {id} in {status:#}"))
+}
+
+fn all_connected(status: &Value) -> bool {
+    status["peers"].as_array().is_some_and(|peers| {
+        peers
+            .iter()
+            .all(|p| p["state"] == "connected" && p["rtt_us"].is_u64())
+    })
+}
+
+/// The IP part of "ip:port", "[ip]:port" or "[ip%scope]:port".
+fn host_part(addr: &Value) -> String {
+    let text = addr
+        .as_str()
+        .unwrap_or_else(|| panic!("not an address: {addr}"));
+    let (host, _port) = text.rsplit_once(':').unwrap();
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned()
+}
+
+fn node_config(
+    id: &str,
+    listen: &[&str],
+    v4: Option<&str>,
+    v6: Option<&str>,
+    peer: (&str, &[&str], &[&str]),
+) -> String {
+    let list = |items: &[&str]| {
+        items
+            .iter()
+            .map(|s| format!("\"{s}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut text = format!(
+        "node_id = \"{id}\"\nlisten = [{}]\nadmin = \"127.0.0.1:24100\"\n[source]\n",
+        list(listen)
+    );
+    if let Some(v4) = v4 {
+        text.push_str(&format!("v4 = \"{v4}\"\n"));
+    }
+    if let Some(v6) = v6 {
+        text.push_str(&format!("v6 = \"{v6}\"\n"));
+    }
+    let (peer_id, dial, allow) = peer;
+    text.push_str(&format!(
+        "[[peer]]\nid = \"{peer_id}\"\ndial = [{}]\nallow = [{}]\n[timeouts]\nping_interval = 0.2\nconnect = 2\ncall = 2\n",
+        list(dial),
+        list(allow)
+    ));
+    text
+}
+
+/// Two multi-homed hosts: a dials b over IPv6 from its second IPv6
+/// address, b dials a over IPv4 from its own. Each side's status shows the
+/// link connected from the configured source, and the other side observed
+/// exactly that source.
+pub fn peerd_nodes_connect_over_ipv4_and_ipv6_from_their_sources() {
+    let a = Host::new("pda");
+    let b = Host::new("pdb");
+    link(&a, "veth0", &b, "veth0");
+    for cidr in [
+        "192.0.2.10/24",
+        "192.0.2.11/24",
+        "2001:db8:1::10/64",
+        "2001:db8:1::11/64",
+    ] {
+        a.add_addr("veth0", cidr);
+    }
+    b.add_addr("veth0", "192.0.2.20/24");
+    b.add_addr("veth0", "2001:db8:1::20/64");
+    let dir = work_dir();
+    let da = Daemon::start(
+        &a,
+        &dir,
+        "node-a",
+        &node_config(
+            "node-a",
+            &["192.0.2.10:24007", "[2001:db8:1::10]:24007"],
+            Some("192.0.2.11"),
+            Some("2001:db8:1::11"),
+            (
+                "node-b",
+                &["[2001:db8:1::20]:24007"],
+                &["192.0.2.20/32", "2001:db8:1::20/128"],
+            ),
+        ),
+    );
+    let db = Daemon::start(
+        &b,
+        &dir,
+        "node-b",
+        &node_config(
+            "node-b",
+            &["192.0.2.20:24007", "[2001:db8:1::20]:24007"],
+            Some("192.0.2.20"),
+            Some("2001:db8:1::20"),
+            (
+                "node-a",
+                &["192.0.2.10:24007"],
+                &["192.0.2.11", "2001:db8:1::11"],
+            ),
+        ),
+    );
+    let sa = wait_status(&a, "127.0.0.1:24100", &[&da, &db], all_connected);
+    let sb = wait_status(&b, "127.0.0.1:24100", &[&da, &db], all_connected);
+
+    assert_eq!(sa["node_id"], "node-a");
+    assert_eq!(
+        sa["listen"],
+        serde_json::json!(["192.0.2.10:24007", "[2001:db8:1::10]:24007"])
+    );
+    let ab = peer(&sa, "node-b");
+    assert_eq!(ab["remote"], "[2001:db8:1::20]:24007", "{sa:#}");
+    assert_eq!(host_part(&ab["local"]), "2001:db8:1::11", "{sa:#}");
+    assert_eq!(ab["observed_by_peer"], ab["local"], "{sa:#}");
+    assert!(ab["last_error"].is_null(), "{sa:#}");
+
+    let ba = peer(&sb, "node-a");
+    assert_eq!(ba["remote"], "192.0.2.10:24007", "{sb:#}");
+    assert_eq!(host_part(&ba["local"]), "192.0.2.20", "{sb:#}");
+    assert_eq!(ba["observed_by_peer"], ba["local"], "{sb:#}");
+
+    // Each side's inbound verdicts: the other accepted, from its source.
+    // Each status was read once its own links were up, maybe before the
+    // other side's link had connected: read again until the verdict shows
+    // (the HELLO answer goes out just before the verdict is recorded).
+    let accepted = |from: &Value, id: &str| {
+        let (from, id) = (from.clone(), id.to_owned());
+        move |status: &Value| {
+            status["inbound"].as_array().unwrap().iter().any(|v| {
+                v["observed"] == from
+                    && v["peer"] == id.as_str()
+                    && v["verdict"] == "accepted"
+                    && v["reason"].is_null()
+            })
+        }
+    };
+    wait_status(
+        &b,
+        "127.0.0.1:24100",
+        &[&da, &db],
+        accepted(&ab["local"], "node-a"),
+    );
+    wait_status(
+        &a,
+        "127.0.0.1:24100",
+        &[&da, &db],
+        accepted(&ba["local"], "node-b"),
+    );
+    da.stop();
+    db.stop();
+}
+
+/// Two hosts joined only by link-local addresses: sources, listeners and
+/// allow entries all carry the interface, and the status writes them as
+/// the config does.
+pub fn peerd_nodes_connect_over_link_local() {
+    let a = Host::new("pla");
+    let b = Host::new("plb");
+    link(&a, "veth0", &b, "veth1");
+    a.add_addr("veth0", "fe80::a/64");
+    b.add_addr("veth1", "fe80::b/64");
+    let dir = work_dir();
+    let da = Daemon::start(
+        &a,
+        &dir,
+        "node-a",
+        &node_config(
+            "node-a",
+            &["[fe80::a%veth0]:24007"],
+            None,
+            Some("fe80::a%veth0"),
+            ("node-b", &["[fe80::b%veth0]:24007"], &["fe80::b%veth0"]),
+        ),
+    );
+    let db = Daemon::start(
+        &b,
+        &dir,
+        "node-b",
+        &node_config(
+            "node-b",
+            &["[fe80::b%veth1]:24007"],
+            None,
+            Some("fe80::b%veth1"),
+            ("node-a", &["[fe80::a%veth1]:24007"], &["fe80::a%veth1"]),
+        ),
+    );
+    let sa = wait_status(&a, "127.0.0.1:24100", &[&da, &db], all_connected);
+    let sb = wait_status(&b, "127.0.0.1:24100", &[&da, &db], all_connected);
+    assert_eq!(sa["listen"], serde_json::json!(["[fe80::a%veth0]:24007"]));
+
+    let ab = peer(&sa, "node-b");
+    assert_eq!(ab["remote"], "[fe80::b%veth0]:24007", "{sa:#}");
+    assert_eq!(host_part(&ab["local"]), "fe80::a%veth0", "{sa:#}");
+    // b saw us on its own interface, written by index (a's host has no
+    // way to name b's interfaces).
+    let port = ab["local"].as_str().unwrap().rsplit_once(':').unwrap().1;
+    let b_index = b.if_index("veth1");
+    assert_eq!(
+        ab["observed_by_peer"],
+        format!("[fe80::a%{b_index}]:{port}"),
+        "{sa:#}"
+    );
+
+    let ba = peer(&sb, "node-a");
+    assert_eq!(ba["remote"], "[fe80::a%veth1]:24007", "{sb:#}");
+    assert_eq!(host_part(&ba["local"]), "fe80::b%veth1", "{sb:#}");
+    let port = ba["local"].as_str().unwrap().rsplit_once(':').unwrap().1;
+    let a_index = a.if_index("veth0");
+    assert_eq!(
+        ba["observed_by_peer"],
+        format!("[fe80::b%{a_index}]:{port}"),
+        "{sb:#}"
+    );
+    // b's inbound verdict names a's address with b's interface (read
+    // again until it shows: see the IPv4/IPv6 scenario).
+    let expected = ab["local"].as_str().unwrap().replace("%veth0", "%veth1");
+    wait_status(&b, "127.0.0.1:24100", &[&da, &db], |s| {
+        s["inbound"].as_array().unwrap().iter().any(|v| {
+            v["peer"] == "node-a"
+                && v["verdict"] == "accepted"
+                && v["observed"] == expected.as_str()
+        })
+    });
+    da.stop();
+    db.stop();
+}
+
+/// b is configured with a source a does not allow for it: b's status shows
+/// a as rejected with the error, and a's shows the inbound rejection with
+/// the observed and the expected addresses.
+pub fn peerd_peer_with_the_wrong_source_is_rejected() {
+    let a = Host::new("pwa");
+    let b = Host::new("pwb");
+    link(&a, "veth0", &b, "veth0");
+    a.add_addr("veth0", "192.0.2.10/24");
+    b.add_addr("veth0", "192.0.2.20/24");
+    b.add_addr("veth0", "192.0.2.21/24");
+    let dir = work_dir();
+    let da = Daemon::start(
+        &a,
+        &dir,
+        "node-a",
+        &node_config(
+            "node-a",
+            &["192.0.2.10:24007"],
+            Some("192.0.2.10"),
+            None,
+            ("node-b", &["192.0.2.20:24007"], &["192.0.2.20"]),
+        ),
+    );
+    let db = Daemon::start(
+        &b,
+        &dir,
+        "node-b",
+        &node_config(
+            "node-b",
+            &["192.0.2.20:24007"],
+            Some("192.0.2.21"), // wrong: a allows node-b only from .20
+            None,
+            ("node-a", &["192.0.2.10:24007"], &["192.0.2.10"]),
+        ),
+    );
+    let sb = wait_status(&b, "127.0.0.1:24100", &[&da, &db], |s| {
+        peer(s, "node-a")["state"] == "rejected"
+    });
+    let ba = peer(&sb, "node-a");
+    assert!(ba["local"].is_null() && ba["rtt_us"].is_null(), "{sb:#}");
+    let error = ba["last_error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no last_error: {sb:#}"));
+    assert!(error.contains("refused our identity"), "{error}");
+
+    let sa = wait_status(&a, "127.0.0.1:24100", &[&da, &db], |s| {
+        all_connected(s)
+            && s["inbound"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|v| v["verdict"] == "rejected")
+    });
+    let verdict = sa["inbound"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["verdict"] == "rejected")
+        .unwrap();
+    assert_eq!(verdict["peer"], "node-b", "{sa:#}");
+    assert_eq!(host_part(&verdict["observed"]), "192.0.2.21", "{sa:#}");
+    let reason = verdict["reason"].as_str().unwrap();
+    assert!(reason.contains("expected 192.0.2.20"), "{reason}");
+    // a's own link to b is fine: b allows a's source.
+    assert_eq!(peer(&sa, "node-b")["state"], "connected", "{sa:#}");
+    da.stop();
+    db.stop();
+}
