@@ -111,3 +111,19 @@ impl Encoder<Message> for RpcCodec {
         Encoder::<&Message>::encode(self, &message, dst)
     }
 }
+
+/// Appends `message` to `dst` as a record of one fragment (of several when
+/// it is over 2^31-1 bytes, as [`RecordEncoder::default`] writes it),
+/// encoding it in place rather than through a buffer of its own.
+pub(crate) fn encode_record(message: &Message, dst: &mut BytesMut) {
+    let len = message.encoded_len();
+    if len <= MAX_FRAGMENT_LEN as usize {
+        dst.reserve(4 + len);
+        dst.extend_from_slice(&record_header(len as u32, true));
+        message.encode(dst);
+    } else {
+        let mut body = BytesMut::with_capacity(len);
+        message.encode(&mut body);
+        RecordEncoder::default().encode(&body, dst);
+    }
+}

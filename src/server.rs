@@ -31,7 +31,7 @@ use crate::error::Error;
 use crate::listen::{ListenOptions, listen};
 use crate::peer::{Admission, NodeId, ServerIdentity};
 use crate::proto::serve::{Dispatch, Inbound, ProcError, Registry, ServerConnection};
-use crate::proto::{Message, OpaqueAuth, RecordEncoder, RecordLimits};
+use crate::proto::{Message, OpaqueAuth, RecordLimits};
 
 /// What a handler learns about its call.
 #[derive(Clone, Debug)]
@@ -449,7 +449,9 @@ async fn serve_connection(
     let opts = &shared.options;
     let _ = stream.set_nodelay(true);
     let (mut reader, writer) = stream.into_split();
-    let (out_tx, out_rx) = mpsc::channel::<Bytes>(opts.max_in_progress.max(1) * 2);
+    // Replies go to the writer unencoded: it encodes each straight into its
+    // batch buffer.
+    let (out_tx, out_rx) = mpsc::channel::<Message>(opts.max_in_progress.max(1) * 2);
     let mut writer_task = tokio::spawn(write_loop(writer, out_rx, opts.write_timeout));
     let mut conn = ServerConnection::new(opts.limits, opts.max_in_progress);
     if let Some(identity) = &shared.identity {
@@ -493,7 +495,7 @@ async fn serve_connection(
             }
             match inbound {
                 Ok(Some(Inbound::Reply(message))) => {
-                    send(&out_tx, &message).await;
+                    send(&out_tx, message).await;
                     if let Some(peer) = conn.peer()
                         && _registered.identify(peer)
                     {
@@ -510,7 +512,7 @@ async fn serve_connection(
                     claimed,
                     refusal,
                 })) => {
-                    send(&out_tx, &reply).await;
+                    send(&out_tx, reply).await;
                     shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
                     let reason = match &refusal {
                         Some(refusal) => refusal.to_string(),
@@ -569,7 +571,7 @@ async fn serve_connection(
                     }
                 };
                 let reply = conn.complete(xid, outcome);
-                send(&out_tx, &reply).await;
+                send(&out_tx, reply).await;
                 if handlers.is_empty() {
                     idle.as_mut().reset(tokio::time::Instant::now() + opts.idle_timeout);
                 }
@@ -725,29 +727,26 @@ fn spawn_handler(
     });
 }
 
-async fn send(out: &mpsc::Sender<Bytes>, message: &Message) {
-    let mut buf = BytesMut::with_capacity(message.encoded_len() + 4);
-    let mut body = BytesMut::with_capacity(message.encoded_len());
-    message.encode(&mut body);
-    RecordEncoder::default().encode(&body, &mut buf);
+async fn send(out: &mpsc::Sender<Message>, message: Message) {
     // A closed channel means the writer has stopped; the loop notices.
-    let _ = out.send(buf.freeze()).await;
+    let _ = out.send(message).await;
 }
 
-/// Owns the write half: writes whole records, batching what is queued, each
-/// write bounded by `timeout`.
+/// Owns the write half: encodes queued replies into one batch of whole
+/// records (reusing the buffer), each write bounded by `timeout`.
 async fn write_loop(
     mut writer: tokio::net::tcp::OwnedWriteHalf,
-    mut rx: mpsc::Receiver<Bytes>,
+    mut rx: mpsc::Receiver<Message>,
     timeout: Duration,
 ) {
     let mut batch = BytesMut::new();
     while let Some(first) = rx.recv().await {
         batch.clear();
-        batch.extend_from_slice(&first);
+        crate::codec::encode_record(&first, &mut batch);
+        drop(first);
         while batch.len() < 64 * 1024 {
             match rx.try_recv() {
-                Ok(more) => batch.extend_from_slice(&more),
+                Ok(more) => crate::codec::encode_record(&more, &mut batch),
                 Err(_) => break,
             }
         }
