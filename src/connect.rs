@@ -62,6 +62,7 @@ pub struct ConnectOptions {
     sources: Sources,
     family_policy: FamilyPolicy,
     port_policy: PortPolicy,
+    bind_address_no_port: bool,
     freebind: bool,
     wait_tentative: Option<Duration>,
     device: Option<String>,
@@ -76,6 +77,7 @@ impl Default for ConnectOptions {
             sources: Sources::new(),
             family_policy: FamilyPolicy::Strict,
             port_policy: PortPolicy::Ephemeral,
+            bind_address_no_port: true,
             freebind: false,
             wait_tentative: None,
             device: None,
@@ -126,6 +128,22 @@ impl ConnectOptions {
     /// Which local ports to use. Default: [`PortPolicy::Ephemeral`].
     pub fn port_policy(mut self, policy: PortPolicy) -> Self {
         self.port_policy = policy;
+        self
+    }
+
+    /// Sets `IP_BIND_ADDRESS_NO_PORT` before binding a source with port 0
+    /// ([`PortPolicy::Ephemeral`], and [`PortPolicy::Range`] through
+    /// `IP_LOCAL_PORT_RANGE`). Default: on.
+    ///
+    /// With it, the kernel picks the port at `connect`, per 4-tuple, so one
+    /// source IP carries a full ephemeral range of connections to *each*
+    /// destination. Without it, `bind` must reserve a port that is free for
+    /// every destination, and one source IP runs out after one ephemeral
+    /// range in all (about 28,000 ports with Linux's default
+    /// `net.ipv4.ip_local_port_range` of 32768–60999): `bind` then fails
+    /// with `EADDRINUSE`. Turn it off only to show that limit.
+    pub fn bind_address_no_port(mut self, on: bool) -> Self {
+        self.bind_address_no_port = on;
         self
     }
 
@@ -388,6 +406,9 @@ impl Connector {
         };
         let bind_at = |port: u16| sock::bind(&socket, sock::socket_addr(bind_ip.ip(), scope, port));
         let ephemeral = |socket: &Socket| {
+            if !opts.bind_address_no_port {
+                return bind_at(0).map_err(|e| bind_error(0, e));
+            }
             if let Err(error) = sock::set_bind_address_no_port(socket) {
                 warn!(%error, "could not set IP_BIND_ADDRESS_NO_PORT; the port is reserved at bind");
             }
