@@ -14,12 +14,14 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -709,18 +711,19 @@ fn spawn_handler(
     };
     let shared = shared.clone();
     handlers.spawn(async move {
-        // The handler runs in a task of its own so that a panic is caught
-        // there and answered with SYSTEM_ERR, with the XID still known here.
-        match tokio::spawn(service.call(ctx, procedure, args)).await {
+        // A panic is caught here, inside the handler's task, so that it is
+        // answered with SYSTEM_ERR with the XID still known. The call is
+        // made inside the guarded future: a handler that panics before
+        // returning its future is caught too.
+        let guarded = AssertUnwindSafe(async move { service.call(ctx, procedure, args).await });
+        match guarded.catch_unwind().await {
             Ok(outcome) => (xid, outcome),
-            Err(join) => {
-                if join.is_panic() {
-                    shared.counters.panics.fetch_add(1, Ordering::Relaxed);
-                    warn!(
-                        xid,
-                        program, version, procedure, "handler panicked; answered SYSTEM_ERR"
-                    );
-                }
+            Err(_) => {
+                shared.counters.panics.fetch_add(1, Ordering::Relaxed);
+                warn!(
+                    xid,
+                    program, version, procedure, "handler panicked; answered SYSTEM_ERR"
+                );
                 (xid, Err(ProcError::SystemErr))
             }
         }

@@ -110,3 +110,37 @@ async fn concurrent_calls_complete_out_of_order() {
     assert_eq!(client.stats().succeeded, 40);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_handler_that_panics_before_returning_its_future_gets_system_err() {
+    let eager = |_ctx: CallContext, procedure: u32, args: Bytes| {
+        assert_ne!(procedure, 6, "panics while building its future");
+        async move { Ok::<Bytes, ProcError>(args) }
+    };
+    let server = Server::new(ServerOptions::default())
+        .service(PROG, 1, eager)
+        .serve(&["127.0.0.1:0".parse().unwrap()])
+        .unwrap();
+    let client = Client::new(
+        vec![Endpoint::from(server.local_addrs()[0])],
+        ClientOptions::default(),
+    );
+    let err = client.call(PROG, 1, 6, Bytes::new()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::CallRejected {
+                status: CallStatus::SystemErr,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let out = client
+        .call(PROG, 1, 1, Bytes::from_static(b"after"))
+        .await
+        .unwrap();
+    assert_eq!(&out[..], b"after");
+    assert_eq!(server.stats().panics, 1);
+    server.shutdown().await;
+}
