@@ -39,10 +39,10 @@
 
 use std::fmt;
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
@@ -458,21 +458,7 @@ fn run_ip(tools: &Tools, args: &[&str]) -> Result<(), String> {
 /// ends (`PR_SET_PDEATHSIG`).
 fn command(program: &Path) -> Command {
     let mut cmd = Command::new(program);
-    // SAFETY: the closure runs in the child between fork and exec; it makes
-    // one async-signal-safe system call and touches no memory of the parent.
-    unsafe {
-        cmd.pre_exec(|| {
-            let rc = nix::libc::prctl(
-                nix::libc::PR_SET_PDEATHSIG,
-                nix::libc::SIGKILL as nix::libc::c_ulong,
-            );
-            if rc == -1 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(())
-            }
-        });
-    }
+    support::die_with_parent(&mut cmd);
     cmd
 }
 

@@ -107,7 +107,6 @@ use std::fs::{self, File};
 use std::future::Future;
 use std::io;
 use std::ops::{Deref, DerefMut};
-use std::os::unix::process::CommandExt;
 use std::panic;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -520,21 +519,7 @@ impl Host {
     pub fn command(&self, program: &str) -> Command {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", self.name.as_str(), program]);
-        // SAFETY: the closure runs in the child between fork and exec and
-        // only makes one async-signal-safe system call.
-        unsafe {
-            cmd.pre_exec(|| {
-                let rc = nix::libc::prctl(
-                    nix::libc::PR_SET_PDEATHSIG,
-                    nix::libc::SIGKILL as nix::libc::c_ulong,
-                );
-                if rc == -1 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(())
-                }
-            });
-        }
+        super::die_with_parent(&mut cmd);
         cmd
     }
 
