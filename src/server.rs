@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
@@ -450,7 +450,7 @@ async fn serve_connection(
     let local = stream.local_addr()?;
     let opts = &shared.options;
     let _ = stream.set_nodelay(true);
-    let (mut reader, writer) = stream.into_split();
+    let (reader, writer) = stream.into_split();
     // Replies go to the writer unencoded: it encodes each straight into its
     // batch buffer.
     let (out_tx, out_rx) = mpsc::channel::<Message>(opts.max_in_progress.max(1) * 2);
@@ -473,7 +473,9 @@ async fn serve_connection(
     tokio::pin!(handshake);
     let mut refused = false;
     let mut handlers: JoinSet<(u32, Result<Bytes, ProcError>)> = JoinSet::new();
-    let mut buf = BytesMut::with_capacity(8 * 1024);
+    // The read buffer is allocated when bytes arrive and given back when
+    // the connection goes quiet, so an idle connection holds none.
+    let mut buf = BytesMut::new();
     let mut eof = false;
     let mut stopping = false;
     let idle = tokio::time::sleep(opts.idle_timeout);
@@ -555,12 +557,24 @@ async fn serve_connection(
             break Ok(());
         }
         let reading = conn.can_read() && !eof && !stopping;
+        if buf.is_empty() && handlers.is_empty() && conn.is_idle() {
+            buf = BytesMut::new();
+        }
         tokio::select! {
-            read = reader.read_buf(&mut buf), if reading => match read {
-                Ok(0) => eof = true,
-                Ok(_) => {}
-                Err(error) => break Err(error.into()),
-            },
+            ready = reader.readable(), if reading => {
+                if let Err(error) = ready {
+                    break Err(error.into());
+                }
+                if buf.capacity() - buf.len() < READ_CHUNK / 2 {
+                    buf.reserve(READ_CHUNK);
+                }
+                match reader.try_read_buf(&mut buf) {
+                    Ok(0) => eof = true,
+                    Ok(_) => {}
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(error) => break Err(error.into()),
+                }
+            }
             Some(done) = handlers.join_next(), if !handlers.is_empty() => {
                 let (xid, outcome) = match done {
                     Ok(done) => done,
@@ -608,6 +622,9 @@ async fn serve_connection(
     }
     result
 }
+
+/// Bytes reserved for a read when the buffer runs low.
+const READ_CHUNK: usize = 8 * 1024;
 
 /// Keeps a connection in the server's list while it lives.
 struct Registered<'a> {
