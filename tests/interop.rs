@@ -50,7 +50,7 @@ use std::time::{Duration, Instant};
 
 mod support;
 
-use libtest_mimic::{Arguments, Completion, Trial};
+use libtest_mimic::Arguments;
 use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, unshare};
 use nix::unistd::geteuid;
@@ -160,21 +160,10 @@ fn main() {
         }
     };
 
-    let trials = tests
-        .into_iter()
-        .map(|(name, test)| match &skipped {
-            None => Trial::test(name, move || {
-                test();
-                Ok(())
-            }),
-            Some(reason) => {
-                // Even with `--ignored`, never run outside the namespace.
-                let reason = format!("interop environment unavailable: {reason}");
-                Trial::ignorable_test(name, move || Ok(Completion::ignored_with(reason)))
-                    .with_ignored_flag(true)
-            }
-        })
-        .collect();
+    let skipped_why = skipped
+        .as_ref()
+        .map(|r| format!("interop environment unavailable: {r}"));
+    let trials = support::trials(tests, skipped_why.as_deref());
 
     let conclusion = libtest_mimic::run(&args, trials);
     if let Some(environment) = environment {

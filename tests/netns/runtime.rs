@@ -15,7 +15,7 @@ use peerwire::{
     DisconnectCause, Endpoint, Error, ProcError, ScopedIp, Server, ServerOptions,
 };
 
-use crate::support::netns::{Host, join, link};
+use crate::support::netns::{Host, link, stop_and_join};
 
 /// Upper bound for a step that normally takes milliseconds.
 const STEP: Duration = Duration::from_secs(10);
@@ -90,16 +90,7 @@ impl RunningIn {
 
 impl Drop for RunningIn {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            if std::thread::panicking() {
-                let _ = thread.join();
-            } else {
-                join(thread);
-            }
-        }
+        stop_and_join(&mut self.stop, &mut self.thread);
     }
 }
 

@@ -113,7 +113,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
 
-use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use libtest_mimic::Arguments;
 use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, setns, unshare};
 use nix::unistd::{getgid, getuid};
@@ -250,19 +250,8 @@ pub fn run_harness(tests: Vec<(&'static str, fn())>) -> ! {
         }
     };
 
-    let trials = tests
-        .into_iter()
-        .map(|(name, scenario)| match &skipped {
-            None => Trial::test(name, move || run_scenario(scenario)),
-            Some(reason) => {
-                // Even if someone asks for ignored tests (`--ignored`), the
-                // scenario must not run outside the sandbox.
-                let reason = format!("no netns sandbox: {reason}");
-                Trial::ignorable_test(name, move || Ok(Completion::ignored_with(reason)))
-                    .with_ignored_flag(true)
-            }
-        })
-        .collect();
+    let skipped_why = skipped.as_ref().map(|r| format!("no netns sandbox: {r}"));
+    let trials = super::trials(tests, skipped_why.as_deref());
 
     let conclusion = libtest_mimic::run(&args, trials);
     if let Some(reason) = &skipped {
@@ -280,18 +269,22 @@ fn print_skip_banner(reason: &str) {
     );
 }
 
-/// Runs one scenario, turning a panic into a failure carrying its message.
-fn run_scenario(scenario: fn()) -> Result<(), Failed> {
-    panic::catch_unwind(scenario).map_err(|payload| Failed::from(panic_message(&*payload)))
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        format!("test panicked: {s}")
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        format!("test panicked: {s}")
-    } else {
-        "test panicked (with a payload that is not a string)".to_owned()
+/// Stops a server thread from its `Drop`: signals `stop`, then joins the
+/// thread. While the test is already panicking, the thread's own panic is
+/// swallowed rather than raised a second time (which would abort).
+pub fn stop_and_join(
+    stop: &mut Option<tokio::sync::oneshot::Sender<()>>,
+    thread: &mut Option<JoinHandle<()>>,
+) {
+    if let Some(stop) = stop.take() {
+        let _ = stop.send(());
+    }
+    if let Some(thread) = thread.take() {
+        if thread::panicking() {
+            let _ = thread.join();
+        } else {
+            join(thread);
+        }
     }
 }
 
