@@ -294,7 +294,7 @@ fn client_child(args: &Args, ports: &[u16]) {
             while !stopped && next < args.connections && pending.len() < args.parallel {
                 let port = ports[next % ports.len()];
                 let dest = Endpoint::from(SocketAddr::from(([127, 0, 0, 1], port)));
-                let client = Client::new(vec![dest], options.clone());
+                let client = Client::new(vec![dest], options.clone()).expect("a destination");
                 next += 1;
                 pending.push(async move {
                     let result = client.null(PROGRAM, 1).await;

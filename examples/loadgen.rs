@@ -29,6 +29,24 @@
 //! 1 MiB buffers are reused instead of returned to the kernel and faulted
 //! in again; `--malloc default` keeps glibc's defaults.
 //!
+//! Wake-ups: the JSON line gives, for the client's thread and the
+//! server's separately, the voluntary and involuntary context switches in
+//! the measured window (`client_cs`, `server_cs`, from each thread's
+//! `/proc` status, read by the client's thread at the window's start and
+//! end, so that sampling never wakes the server) and, per call in the
+//! window, the voluntary ones (`*_wakeups_per_call`: each is the thread
+//! blocking, then being woken) and the involuntary ones
+//! (`*_preemptions_per_call`).
+//!
+//! `--perf-ctl CTL --perf-ack ACK` are for `perf stat -D -1 --control
+//! fifo:CTL,ACK -t ...` (see `benches/percall.sh`): the run prints its
+//! client's and server's thread IDs to stderr when both have started, opens
+//! the FIFOs before connecting, and sends perf `enable` at the window's
+//! start and `disable` at its end, each time waiting for perf's ack, so
+//! that perf counts the window only (and, of the run's own, only the
+//! `disable` write and the ack read). Use it with one run per process (one
+//! mode, one round).
+//!
 //! Prints one JSON line per run; exits with status 1 if any call failed.
 //!
 //! ```text
@@ -107,6 +125,13 @@ struct Args {
     rounds: usize,
     #[arg(long, value_enum, default_value = "retain")]
     malloc: Malloc,
+    /// A `perf stat --control` FIFO: `enable` at the window's start,
+    /// `disable` at its end; thread IDs printed to stderr.
+    #[arg(long)]
+    perf_ctl: Option<std::path::PathBuf>,
+    /// perf's ack FIFO, with --perf-ctl: each command waits for its ack.
+    #[arg(long, requires = "perf_ctl")]
+    perf_ack: Option<std::path::PathBuf>,
 }
 
 struct Outcome {
@@ -114,6 +139,78 @@ struct Outcome {
     errors: u64,
     elapsed: Duration,
     latency: Histogram<u64>,
+    /// Context switches in the window: the client's thread, the server's.
+    switches: (Switches, Switches),
+}
+
+/// A thread's context switches, from its `/proc` status.
+#[derive(Clone, Copy, Debug, Default)]
+struct Switches {
+    /// The thread blocked (and was woken later).
+    voluntary: u64,
+    /// The thread was preempted.
+    involuntary: u64,
+}
+
+impl Switches {
+    fn read(status: &str) -> Switches {
+        let text = std::fs::read_to_string(status).unwrap_or_default();
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|value| value.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        Switches {
+            voluntary: field("voluntary_ctxt_switches:"),
+            involuntary: field("nonvoluntary_ctxt_switches:"),
+        }
+    }
+
+    fn since(self, start: Switches) -> Switches {
+        Switches {
+            voluntary: self.voluntary - start.voluntary,
+            involuntary: self.involuntary - start.involuntary,
+        }
+    }
+
+    fn json(self, calls: u64) -> (serde_json::Value, f64, f64) {
+        let per_call = |n: u64| (n as f64 / calls.max(1) as f64 * 1e4).round() / 1e4;
+        (
+            serde_json::json!({"voluntary": self.voluntary, "involuntary": self.involuntary}),
+            per_call(self.voluntary),
+            per_call(self.involuntary),
+        )
+    }
+}
+
+/// `perf stat --control`'s FIFOs.
+struct PerfControl {
+    ctl: std::fs::File,
+    ack: Option<std::fs::File>,
+}
+
+impl PerfControl {
+    /// Opens the FIFOs (each open waits for perf to open its end).
+    fn open(args: &Args) -> Option<PerfControl> {
+        let ctl = std::fs::OpenOptions::new()
+            .write(true)
+            .open(args.perf_ctl.as_ref()?)
+            .expect("the perf control FIFO");
+        let ack =
+            (args.perf_ack.as_ref()).map(|ack| std::fs::File::open(ack).expect("the ack FIFO"));
+        Some(PerfControl { ctl, ack })
+    }
+
+    /// Sends `command`; waits for perf's ack.
+    fn send(&mut self, command: &str) {
+        use std::io::{Read, Write};
+        writeln!(self.ctl, "{command}").expect("perf's control FIFO");
+        if let Some(ack) = &mut self.ack {
+            let mut ok = [0u8; 4];
+            ack.read_exact(&mut ok).expect("perf's ack");
+        }
+    }
 }
 
 fn main() {
@@ -146,6 +243,10 @@ fn main() {
         let rate = outcome.calls as f64 / outcome.elapsed.as_secs_f64();
         rates.entry(name).or_default().push(rate);
         let q = |q: f64| outcome.latency.value_at_quantile(q) as f64 / 1000.0;
+        let (client_cs, client_wakeups, client_preemptions) =
+            outcome.switches.0.json(outcome.calls);
+        let (server_cs, server_wakeups, server_preemptions) =
+            outcome.switches.1.json(outcome.calls);
         let line = serde_json::json!({
             "mode": name,
             "concurrency": args.concurrency,
@@ -160,6 +261,12 @@ fn main() {
             "p50_us": q(0.5),
             "p99_us": q(0.99),
             "p999_us": q(0.999),
+            "client_cs": client_cs,
+            "server_cs": server_cs,
+            "client_wakeups_per_call": client_wakeups,
+            "server_wakeups_per_call": server_wakeups,
+            "client_preemptions_per_call": client_preemptions,
+            "server_preemptions_per_call": server_preemptions,
         });
         println!("{line}");
     }
@@ -209,17 +316,18 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// One measured run: a server thread and a client thread.
 fn run(mode: Mode, args: &Args) -> Outcome {
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel::<SocketAddr>();
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel::<(SocketAddr, i32)>();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let server_pin = args.pin;
     let max = args.concurrency.max(1);
     let server = std::thread::spawn(move || {
         pin(0, server_pin);
+        let tid = nix::unistd::gettid().as_raw();
         runtime().block_on(async move {
             match mode {
                 Mode::Raw => {
                     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-                    addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                    addr_tx.send((listener.local_addr().unwrap(), tid)).unwrap();
                     let accept = async {
                         loop {
                             let (stream, _) = listener.accept().await.unwrap();
@@ -249,18 +357,22 @@ fn run(mode: Mode, args: &Args) -> Outcome {
                         )
                         .serve(&["127.0.0.1:0".parse().unwrap()])
                         .unwrap();
-                    addr_tx.send(server.local_addrs()[0]).unwrap();
+                    addr_tx.send((server.local_addrs()[0], tid)).unwrap();
                     let _ = stop_rx.await;
                     drop(server);
                 }
             }
         });
     });
-    let addr = addr_rx.recv().expect("the server started");
+    let (addr, server_tid) = addr_rx.recv().expect("the server started");
     let client_args = args.clone();
     let client = std::thread::spawn(move || {
         pin(1, client_args.pin);
-        runtime().block_on(drive(mode, addr, client_args))
+        if client_args.perf_ctl.is_some() {
+            let tid = nix::unistd::gettid().as_raw();
+            eprintln!("loadgen: client_tid={tid} server_tid={server_tid}");
+        }
+        runtime().block_on(drive(mode, addr, server_tid, client_args))
     });
     let outcome = client.join().expect("the client thread");
     let _ = stop_tx.send(());
@@ -275,8 +387,9 @@ struct Window {
     end: Instant,
 }
 
-async fn drive(mode: Mode, addr: SocketAddr, args: Args) -> Outcome {
+async fn drive(mode: Mode, addr: SocketAddr, server_tid: i32, args: Args) -> Outcome {
     let payload = Bytes::from((0..args.payload).map(|i| i as u8).collect::<Vec<u8>>());
+    let mut perf = PerfControl::open(&args);
     // Connect everything before the clock starts.
     let mut callers: Vec<Arc<dyn Caller>> = Vec::new();
     for _ in 0..args.connections.max(1) {
@@ -287,7 +400,7 @@ async fn drive(mode: Mode, addr: SocketAddr, args: Args) -> Outcome {
                     max_in_flight: args.concurrency.max(1),
                     ..ClientOptions::default()
                 };
-                let client = Client::new(vec![Endpoint::from(addr)], options);
+                let client = Client::new(vec![Endpoint::from(addr)], options).expect("a destination");
                 client.null(PROGRAM, VERSION).await.expect("connected");
                 Arc::new(client)
             }
@@ -299,6 +412,26 @@ async fn drive(mode: Mode, addr: SocketAddr, args: Args) -> Outcome {
         start: now + Duration::from_secs_f64(args.warmup),
         end: now + Duration::from_secs_f64(args.warmup + args.seconds),
     };
+    // Reads both threads' context switches, from this (the client's)
+    // thread, at the window's start and end; turns perf on in between.
+    let server_status = format!("/proc/self/task/{server_tid}/status");
+    let sampler = tokio::spawn(async move {
+        let read = || {
+            let client = Switches::read("/proc/thread-self/status");
+            (client, Switches::read(&server_status))
+        };
+        tokio::time::sleep_until(window.start.into()).await;
+        let start = read();
+        if let Some(perf) = &mut perf {
+            perf.send("enable");
+        }
+        tokio::time::sleep_until(window.end.into()).await;
+        if let Some(perf) = &mut perf {
+            perf.send("disable");
+        }
+        let end = read();
+        (end.0.since(start.0), end.1.since(start.1))
+    });
     // Plain tokio tasks (not a LocalSet): a LocalSet task woken from
     // outside the set's own poll goes through its remote queue and an
     // eventfd write, which would tax both modes for nothing.
@@ -342,6 +475,7 @@ async fn drive(mode: Mode, addr: SocketAddr, args: Args) -> Outcome {
         errors,
         elapsed: window.end - window.start,
         latency,
+        switches: sampler.await.expect("the sampler"),
     }
 }
 

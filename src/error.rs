@@ -224,14 +224,15 @@ pub enum Error {
         next_attempt: std::time::Instant,
     },
 
-    /// Connecting failed; the call was not sent.
+    /// [`crate::Client::connect`]: the connection (or its HELLO) failed.
     #[error("cannot reach {peer}: {error}")]
     Unreachable {
         /// The peer the client serves.
         peer: Endpoint,
-        /// The connect error.
+        /// The connect error, as [`crate::Client::last_connect_error`]
+        /// also shows it.
         #[source]
-        error: Box<Error>,
+        error: std::sync::Arc<Error>,
     },
 
     /// The server answered, but not with results.
@@ -296,12 +297,13 @@ pub enum Error {
     },
 
     /// The peer broke the handshake protocol.
-    #[error("handshake with {peer} failed: {reason}")]
+    #[error("handshake with {peer} failed: {error}")]
     Handshake {
         /// The peer.
         peer: Endpoint,
         /// What went wrong.
-        reason: &'static str,
+        #[source]
+        error: HandshakeError,
     },
 
     /// The client was closed.
@@ -320,6 +322,41 @@ pub enum Error {
         #[source]
         error: io::Error,
     },
+}
+
+/// How a peer broke the HELLO exchange (see [`crate::peer`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandshakeError {
+    /// The reply's record marking is broken or over a limit.
+    #[error("bad record: {0}")]
+    BadRecord(#[source] crate::proto::DecodeError),
+    /// The server closed the connection before answering.
+    #[error("the server closed the connection during HELLO")]
+    Closed,
+    /// No answer within the identity's timeout.
+    #[error("no answer to HELLO within {0:?}")]
+    Timeout(Duration),
+    /// The reply is not a well-formed RPC message.
+    #[error("malformed HELLO reply: {0}")]
+    MalformedReply(#[source] crate::proto::DecodeError),
+    /// The server sent a call instead of a reply.
+    #[error("the server answered HELLO with a call")]
+    NotAReply,
+    /// The reply is for another call.
+    #[error("the HELLO reply has XID {got:#x}, not {sent:#x}")]
+    WrongXid {
+        /// The XID of our HELLO.
+        sent: u32,
+        /// The XID of the reply.
+        got: u32,
+    },
+    /// The server does not serve the handshake program.
+    #[error("the server does not speak the handshake program: {0}")]
+    Unsupported(CallStatus),
+    /// The results do not decode as a HELLO answer.
+    #[error("malformed HELLO results: {0}")]
+    MalformedResults(#[source] crate::proto::DecodeError),
 }
 
 /// Why a client connection ended.

@@ -143,7 +143,7 @@
 //!     .serve(&["127.0.0.1:0".parse()?])?;
 //! let address = Endpoint::from(server.local_addrs()[0]);
 //!
-//! let client = Client::new(vec![address], ClientOptions::default());
+//! let client = Client::new(vec![address], ClientOptions::default())?;
 //! let reply = client.call(ECHO, 1, 1, Bytes::from_static(b"ping")).await?;
 //! assert_eq!(&reply[..], b"ping");
 //!
@@ -180,14 +180,26 @@
 pub mod addr;
 pub mod client;
 pub mod codec;
+mod conn;
 pub mod connect;
 mod error;
+mod limits;
 pub mod listen;
 pub mod peer;
 pub mod programs;
 pub mod proto;
 pub mod server;
 mod sock;
+mod stream;
+
+/// Internals that tests and fuzz targets drive directly: the pure
+/// per-connection state machines and the address helpers behind the
+/// connector. Not public API: no stability promise of any kind.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::addr::{interleave, select_source};
+    pub use crate::conn::*;
+}
 
 pub use addr::{
     AddrParseError, AddrParseErrorKind, CanonicalIp, Endpoint, Family, FamilyPolicy, Role, Scope,
@@ -197,14 +209,14 @@ pub use client::{
     CallOptions, Client, ClientIdentity, ClientOptions, ClientStats, ConnectionState, Link,
     MismatchPolicy,
 };
+pub use limits::Limits;
 pub use connect::{ConnectOptions, Connected, Connector, PortPolicy, Prepared};
-pub use error::{Attempt, CallStatus, DisconnectCause, Error};
+pub use error::{Attempt, CallStatus, DisconnectCause, Error, HandshakeError};
 pub use listen::{ListenOptions, listen};
 pub use peer::{Admission, AllowedAddress, IdentityMode, NodeId, PeerTable, ServerIdentity};
-pub use proto::serve::ProcError;
 pub use server::{
-    CallContext, ConnectionInfo, RunningServer, Server, ServerOptions, ServerStats, Service,
-    Verdict,
+    CallContext, ConnectionInfo, ProcError, RunningServer, Server, ServerOptions, ServerStats,
+    Service, Stopper, Verdict,
 };
 pub use sock::Keepalive;
 

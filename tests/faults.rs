@@ -151,7 +151,7 @@ async fn server_closing_mid_call_fails_pending_calls_as_sent() {
         }
         // Both calls are read whole; close without answering.
     });
-    let client = Client::new(vec![addr], client_options());
+    let client = Client::new(vec![addr], client_options()).expect("a destination");
     let start = Instant::now();
     let (a, b) = tokio::join!(
         client.call(PROG, 1, 1, Bytes::from_static(b"a")),
@@ -205,7 +205,7 @@ async fn server_killed_mid_call_fails_the_call_as_sent() {
         runtime.shutdown_background();
     });
     let addr = addr_rx.await.unwrap();
-    let client = Client::new(vec![addr], client_options());
+    let client = Client::new(vec![addr], client_options()).expect("a destination");
     let call = tokio::spawn({
         let client = client.clone();
         async move { client.call(PROG, 1, 1, Bytes::from_static(b"x")).await }
@@ -231,12 +231,15 @@ async fn server_killed_mid_call_fails_the_call_as_sent() {
 }
 
 /// The server closes while the request is still half written (it never
-/// read, and the request is larger than the socket buffers): the calls
-/// fail with `sent: false`, safe to retry, the one queued behind too.
+/// read, and the request is larger than the socket buffers): the call whose
+/// bytes partly reached the kernel fails with `sent: true` (bytes of it
+/// left this host, so it may have run as far as we can know), and the one
+/// queued behind it, none of whose bytes were written, with `sent: false`,
+/// safe to retry.
 #[tokio::test]
 async fn server_gone_before_the_request_was_written_fails_as_not_sent() {
     let (addr, close, mut accepted) = deaf_server().await;
-    let client = Client::new(vec![addr], client_options());
+    let client = Client::new(vec![addr], client_options()).expect("a destination");
     let big = Bytes::from(vec![0x5a; more_than_socket_buffers()]);
     let calls = tokio::spawn({
         let client = client.clone();
@@ -251,15 +254,17 @@ async fn server_gone_before_the_request_was_written_fails_as_not_sent() {
     // Let the writer fill both buffers and block.
     sleep(ms(300)).await;
     assert!(!calls.is_finished());
-    assert_eq!(client.stats().sent, 0);
+    assert_eq!(client.stats().sent, 1, "only the big call has bytes out");
     drop(close);
     let (big, small) = timeout(GENEROUS, calls).await.unwrap().unwrap();
-    for result in [big, small] {
-        assert!(
-            matches!(result, Err(Error::Disconnected { sent: false, .. })),
-            "{result:?}"
-        );
-    }
+    assert!(
+        matches!(big, Err(Error::Disconnected { sent: true, .. })),
+        "{big:?}"
+    );
+    assert!(
+        matches!(small, Err(Error::Disconnected { sent: false, .. })),
+        "{small:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -281,7 +286,7 @@ async fn backoff_then_breaker_then_recovery() {
         breaker_threshold: 3,
         ..client_options()
     };
-    let client = Client::new(vec![addr.clone()], options);
+    let client = Client::new(vec![addr.clone()], options).expect("a destination");
 
     // Record every state with when it was seen. On this current-thread
     // runtime the recorder runs whenever the driver waits, so it sees each
@@ -399,11 +404,12 @@ async fn backoff_then_breaker_then_recovery() {
 // ---------------------------------------------------------------------------
 
 /// The server accepts and never reads; the request is larger than the
-/// socket buffers, so the write cannot finish. The deadline still fires.
+/// socket buffers, so the write cannot finish. The deadline still fires;
+/// the request's first bytes did reach the kernel, so it says `sent`.
 #[tokio::test]
 async fn a_server_that_stops_reading_cannot_hold_a_call_past_its_deadline() {
     let (addr, _close, mut accepted) = deaf_server().await;
-    let client = Client::new(vec![addr], client_options());
+    let client = Client::new(vec![addr], client_options()).expect("a destination");
     let big = Bytes::from(vec![0xa5; more_than_socket_buffers()]);
     let start = Instant::now();
     let call = tokio::spawn({
@@ -417,7 +423,7 @@ async fn a_server_that_stops_reading_cannot_hold_a_call_past_its_deadline() {
         matches!(
             result,
             Err(Error::CallTimeout {
-                sent: false,
+                sent: true,
                 after,
                 ..
             }) if after == ms(500)
@@ -466,7 +472,7 @@ async fn a_partial_record_header_is_closed_at_the_idle_timeout() {
     })
     .await;
     // The server still serves others.
-    let client = Client::new(vec![addr], client_options());
+    let client = Client::new(vec![addr], client_options()).expect("a destination");
     client
         .call(PROG, 1, 1, Bytes::from_static(b"ok"))
         .await
@@ -529,8 +535,8 @@ async fn connections_beyond_the_limit_wait_until_one_closes() {
         },
         echo,
     );
-    let first = Client::new(vec![addr.clone()], client_options());
-    let second = Client::new(vec![addr.clone()], client_options());
+    let first = Client::new(vec![addr.clone()], client_options()).expect("a destination");
+    let second = Client::new(vec![addr.clone()], client_options()).expect("a destination");
     first
         .call(PROG, 1, 1, Bytes::from_static(b"1"))
         .await
@@ -539,7 +545,7 @@ async fn connections_beyond_the_limit_wait_until_one_closes() {
         .call(PROG, 1, 1, Bytes::from_static(b"2"))
         .await
         .unwrap();
-    let third = Client::new(vec![addr], client_options());
+    let third = Client::new(vec![addr], client_options()).expect("a destination");
     let call = tokio::spawn({
         let third = third.clone();
         async move { third.call(PROG, 1, 1, Bytes::from_static(b"3")).await }
@@ -570,7 +576,7 @@ async fn connections_beyond_the_limit_wait_until_one_closes() {
 #[tokio::test]
 async fn a_panicking_handler_gets_system_err_and_the_connection_lives_on() {
     let (server, addr) = start(ServerOptions::default(), echo);
-    let client = Client::new(vec![addr], client_options());
+    let client = Client::new(vec![addr], client_options()).expect("a destination");
     client
         .call(PROG, 1, 1, Bytes::from_static(b"warm"))
         .await
@@ -637,7 +643,7 @@ async fn calls_beyond_the_in_progress_limit_wait_for_a_handler_to_finish() {
             }
         },
     );
-    let client = Client::new(vec![addr], client_options());
+    let client = Client::new(vec![addr], client_options()).expect("a destination");
     let calls: Vec<_> = (0..3u8)
         .map(|i| {
             let client = client.clone();
@@ -715,7 +721,7 @@ async fn graceful_shutdown_lets_the_call_in_progress_finish() {
         gated(gate.clone(), entered_tx),
     );
     let listen_addr = server.local_addrs()[0];
-    let client = Client::new(vec![addr], client_options());
+    let client = Client::new(vec![addr], client_options()).expect("a destination");
     let call = tokio::spawn({
         let client = client.clone();
         async move {
@@ -763,7 +769,7 @@ async fn shutdown_abandons_calls_still_running_after_the_grace_period() {
         },
         gated(gate, entered_tx),
     );
-    let client = Client::new(vec![addr], client_options());
+    let client = Client::new(vec![addr], client_options()).expect("a destination");
     let call = tokio::spawn({
         let client = client.clone();
         async move { client.call(PROG, 1, 1, Bytes::from_static(b"stuck")).await }
@@ -791,7 +797,7 @@ async fn dropping_the_running_server_handle_does_not_stop_it() {
         !refused(listen_addr).await,
         "the listener closed when the handle was dropped"
     );
-    let client = Client::new(vec![addr], client_options());
+    let client = Client::new(vec![addr], client_options()).expect("a destination");
     let result = client
         .call_with(PROG, 1, 1, Bytes::from_static(b"x"), &within(ms(5_000)))
         .await;

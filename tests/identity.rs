@@ -101,7 +101,7 @@ fn client(address: &Endpoint, source: &str, node: &str, expect: &str) -> Client 
         deadline: Duration::from_secs(5),
         ..ClientOptions::default()
     };
-    Client::new(vec![address.clone()], options)
+    Client::new(vec![address.clone()], options).expect("a destination")
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -333,7 +333,7 @@ async fn an_observed_address_other_than_our_source_is_an_error_or_a_warning() {
             identity: Some(identity),
             ..ClientOptions::default()
         },
-    );
+    ).expect("a destination");
     let out = lenient
         .call(PROG, 1, 1, Bytes::from_static(b"hi"))
         .await
@@ -391,7 +391,7 @@ async fn last_connect_error_names_the_cause_until_a_connect_succeeds() {
         breaker_threshold: 1,
         ..ClientOptions::default()
     };
-    let nobody = Client::new(vec![closed], options);
+    let nobody = Client::new(vec![closed], options).expect("a destination");
     assert!(nobody.last_connect_error().is_none());
     assert!(nobody.null(PROG, 1).await.is_err());
     let cause = nobody.last_connect_error().expect("a failed connect");

@@ -114,9 +114,6 @@ struct Script {
     ping_interval: u64,
     /// The first connection's server hangs up at this time.
     hangup: Option<u64>,
-    /// [`ClientOptions::max_reserved`]: small values make the client close
-    /// connections as clogged by unanswered calls.
-    max_reserved: usize,
 }
 
 fn answer() -> impl Strategy<Value = Answer> {
@@ -155,16 +152,14 @@ fn script() -> impl Strategy<Value = Script> {
         prop_oneof![Just(1usize), Just(2), Just(3), Just(8), Just(64)],
         prop_oneof![Just(20u64), Just(75), Just(500), Just(3_600_000)],
         prop::option::weighted(0.2, 0u64..400),
-        prop_oneof![3 => Just(1024usize), 1 => Just(2), 1 => Just(6)],
     )
         .prop_map(
-            |(calls, unknown, max_in_flight, ping_interval, hangup, max_reserved)| Script {
+            |(calls, unknown, max_in_flight, ping_interval, hangup)| Script {
                 calls,
                 unknown,
                 max_in_flight,
                 ping_interval,
                 hangup,
-                max_reserved,
             },
         )
 }
@@ -374,7 +369,6 @@ fn run_script(script: Script) -> Result<(), TestCaseError> {
             max_in_flight: script.max_in_flight,
             ping_interval: ms(script.ping_interval),
             ping_timeout: Duration::from_secs(36_000),
-            max_reserved: script.max_reserved,
             backoff_base: ms(1),
             breaker_threshold: 1_000,
             ..ClientOptions::default()
@@ -480,9 +474,6 @@ fn run_script(script: Script) -> Result<(), TestCaseError> {
                     match cause {
                         DisconnectCause::Closed | DisconnectCause::Io(_) => {
                             prop_assert!(script.hangup.is_some(), "{}", context)
-                        }
-                        DisconnectCause::Clogged => {
-                            prop_assert!(script.max_reserved < 1024, "{}", context)
                         }
                         _ => prop_assert!(false, "{}", context),
                     }

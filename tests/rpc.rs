@@ -36,7 +36,7 @@ fn start(options: ServerOptions) -> (peerwire::RunningServer, Endpoint) {
 #[tokio::test]
 async fn calls_round_trip_and_see_the_observed_address() {
     let (server, addr) = start(ServerOptions::default());
-    let client = Client::new(vec![addr], ClientOptions::default());
+    let client = Client::new(vec![addr], ClientOptions::default()).expect("a destination");
     let out = client
         .call(PROG, 1, 1, Bytes::from_static(b"abcd"))
         .await
@@ -54,7 +54,7 @@ async fn calls_round_trip_and_see_the_observed_address() {
 #[tokio::test]
 async fn server_error_replies_reach_the_caller() {
     let (server, addr) = start(ServerOptions::default());
-    let client = Client::new(vec![addr], ClientOptions::default());
+    let client = Client::new(vec![addr], ClientOptions::default()).expect("a destination");
     let status = |r: Result<Bytes, Error>| match r {
         Err(Error::CallRejected { status, .. }) => status,
         other => panic!("expected a rejection, got {other:?}"),
@@ -91,7 +91,7 @@ async fn server_error_replies_reach_the_caller() {
 #[tokio::test]
 async fn concurrent_calls_complete_out_of_order() {
     let (server, addr) = start(ServerOptions::default());
-    let client = Client::new(vec![addr], ClientOptions::default());
+    let client = Client::new(vec![addr], ClientOptions::default()).expect("a destination");
     let mut tasks = Vec::new();
     for i in 0..40u8 {
         let client = client.clone();
@@ -124,7 +124,7 @@ async fn a_handler_that_panics_before_returning_its_future_gets_system_err() {
     let client = Client::new(
         vec![Endpoint::from(server.local_addrs()[0])],
         ClientOptions::default(),
-    );
+    ).expect("a destination");
     let err = client.call(PROG, 1, 6, Bytes::new()).await.unwrap_err();
     assert!(
         matches!(

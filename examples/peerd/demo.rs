@@ -265,7 +265,7 @@ async fn impostor(node1: &[SocketAddr]) -> Result<(), Error> {
         breaker_threshold: 1,
         ..ClientOptions::default()
     };
-    let client = Client::new(vec![Endpoint::from(*target)], options);
+    let client = Client::new(vec![Endpoint::from(*target)], options).expect("a destination");
     let result = client.null(HANDSHAKE_PROGRAM, HANDSHAKE_VERSION).await;
     client.close();
     result

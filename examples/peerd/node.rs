@@ -256,7 +256,7 @@ impl PeerLink {
         let dial: Vec<Endpoint> = peer.dial.clone();
         PeerLink {
             id: peer.id.to_string(),
-            client: Client::new(dial, options),
+            client: Client::new(dial, options).expect("a destination"),
             report: Mutex::new(Report::default()),
         }
     }

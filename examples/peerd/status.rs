@@ -128,7 +128,7 @@ pub async fn fetch(admin: &Endpoint, timeout: Duration) -> Result<Status, String
         breaker_threshold: 1,
         ..ClientOptions::default()
     };
-    let client = Client::new(vec![admin.clone()], options);
+    let client = Client::new(vec![admin.clone()], options).expect("a destination");
     let result = client
         .call_xdr::<_, String>(ADMIN_PROGRAM, ADMIN_VERSION, PROC_STATUS, &())
         .await;

@@ -17,7 +17,7 @@
 //! use peerwire::{Client, ClientOptions};
 //!
 //! # async fn dump() -> Result<(), peerwire::Error> {
-//! let client = Client::new(vec!["127.0.0.1:24007".parse().unwrap()], ClientOptions::default());
+//! let client = Client::new(vec!["127.0.0.1:24007".parse().unwrap()], ClientOptions::default()).unwrap();
 //! let dump: GfDumpResponse = client
 //!     .call_xdr(gf_dump::PROGRAM, gf_dump::VERSION, gf_dump::PROC_DUMP, &GfDumpRequest::default())
 //!     .await?;

@@ -42,6 +42,7 @@
 //! [`Client::call_xdr`]: crate::Client::call_xdr
 
 pub mod gf_dump;
+pub mod hello;
 pub mod portmap;
 
 use crate::proto::xdr::{XdrReader, XdrWriter};

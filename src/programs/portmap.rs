@@ -16,7 +16,7 @@
 //! use peerwire::{Client, ClientOptions};
 //!
 //! # async fn dump() -> Result<(), peerwire::Error> {
-//! let client = Client::new(vec!["127.0.0.1:111".parse().unwrap()], ClientOptions::default());
+//! let client = Client::new(vec!["127.0.0.1:111".parse().unwrap()], ClientOptions::default()).unwrap();
 //! let MappingList(mappings) = client
 //!     .call_xdr(portmap::PROGRAM, portmap::VERSION, portmap::PROC_DUMP, &())
 //!     .await?;

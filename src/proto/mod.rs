@@ -13,11 +13,9 @@
 //! - [`Credential`]: AUTH_SYS and GlusterFS credential bodies.
 
 mod auth;
-pub mod calls;
 mod error;
 mod msg;
 mod record;
-pub mod serve;
 pub mod xdr;
 
 pub use auth::{

@@ -52,6 +52,12 @@ pub struct RecordLimits {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InvalidLimits(&'static str);
 
+impl InvalidLimits {
+    pub(crate) fn new(why: &'static str) -> InvalidLimits {
+        InvalidLimits(why)
+    }
+}
+
 impl std::fmt::Display for InvalidLimits {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "invalid record limits: {}", self.0)

@@ -90,7 +90,7 @@ fn call_as(
         ..ClientOptions::default()
     };
     client.block_on(|| async {
-        let c = Client::new(vec![dest.clone()], options);
+        let c = Client::new(vec![dest.clone()], options).expect("a destination");
         let answer = c.call(PROG, 1, 1, Bytes::new()).await?;
         if let Some(source) = source {
             // e. The server's view of us, as the client checked it.

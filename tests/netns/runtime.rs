@@ -146,7 +146,7 @@ pub fn link_down_mid_call_declares_the_connection_dead_then_reconnects() {
     };
 
     client_host.block_on(|| async {
-        let client = Client::new(vec![destination], options);
+        let client = Client::new(vec![destination], options).expect("a destination");
 
         // A healthy connection first, from the configured source.
         let seen = observed(&client, STEP)

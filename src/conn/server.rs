@@ -5,24 +5,28 @@
 //! PROG_MISMATCH, GARBAGE_ARGS for a call whose header is malformed), hand it
 //! to a handler ([`Inbound::Dispatch`]), or drop it (anything that is not a
 //! call). It counts the calls in progress, so the driver knows when to stop
-//! reading and let TCP push back.
+//! reading and let TCP push back, and it keeps the connection's timers
+//! (HELLO and idle), with time passed in: the driver arms one timer at
+//! [`ServerConnection::next_timeout`] and calls
+//! [`ServerConnection::timeout`] when it fires, whatever else the
+//! connection is waiting for.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
-use super::error::DecodeError;
-use super::msg::AuthStat;
-use super::msg::{
-    AcceptStatus, Message, MessageBody, OpaqueAuth, RPC_VERSION, Rejection, ReplyBody,
-};
-use super::record::{RecordDecoder, RecordLimits};
-use super::xdr::{from_bytes, to_bytes};
 use crate::addr::CanonicalIp;
-use crate::peer::{
-    HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO, Hello, HelloReply, NodeId, Refusal, ServerIdentity,
+use crate::peer::{Refusal, ServerIdentity};
+use crate::programs::hello::{
+    HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO, Hello, HelloReply, NodeId,
+};
+use crate::proto::xdr::{from_bytes, to_bytes};
+use crate::proto::{
+    AcceptStatus, AuthStat, DecodeError, Message, MessageBody, OpaqueAuth, RPC_VERSION,
+    RecordDecoder, RecordLimits, Rejection, ReplyBody,
 };
 
 /// The programs and versions a server serves.
@@ -143,6 +147,24 @@ pub struct ServeStats {
     pub dropped: u64,
 }
 
+/// A timer of the connection that ran out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expired {
+    /// No successful HELLO within the handshake timeout.
+    Handshake(Duration),
+    /// No call in progress and no whole record received for the idle
+    /// timeout.
+    Idle(Duration),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Timers {
+    idle: Duration,
+    idle_deadline: Instant,
+    handshake: Duration,
+    handshake_deadline: Instant,
+}
+
 /// One server connection's protocol state.
 #[derive(Debug)]
 pub struct ServerConnection {
@@ -151,6 +173,7 @@ pub struct ServerConnection {
     limit: usize,
     stats: ServeStats,
     gate: Option<Gate>,
+    timers: Option<Timers>,
 }
 
 impl ServerConnection {
@@ -163,6 +186,48 @@ impl ServerConnection {
             limit: limit.max(1),
             stats: ServeStats::default(),
             gate: None,
+            timers: None,
+        }
+    }
+
+    /// Arms the idle timer and, with an identity, the HELLO timer, both
+    /// counted from `now`.
+    pub fn with_timeouts(mut self, now: Instant, idle: Duration, handshake: Duration) -> Self {
+        self.timers = Some(Timers {
+            idle,
+            idle_deadline: now + idle,
+            handshake,
+            handshake_deadline: now + handshake,
+        });
+        self
+    }
+
+    /// When the driver must call [`ServerConnection::timeout`] next.
+    pub fn next_timeout(&self) -> Option<Instant> {
+        let timers = self.timers.as_ref()?;
+        let idle = (self.in_progress == 0).then_some(timers.idle_deadline);
+        let hello = self.awaiting_hello().then_some(timers.handshake_deadline);
+        idle.into_iter().chain(hello).min()
+    }
+
+    /// Which timer, if any, has run out at `now`. The connection must then
+    /// be closed.
+    pub fn timeout(&self, now: Instant) -> Option<Expired> {
+        let timers = self.timers.as_ref()?;
+        if self.awaiting_hello() && now >= timers.handshake_deadline {
+            return Some(Expired::Handshake(timers.handshake));
+        }
+        if self.in_progress == 0 && now >= timers.idle_deadline {
+            return Some(Expired::Idle(timers.idle));
+        }
+        None
+    }
+
+    /// Something counted as activity happened at `now`: the idle timer
+    /// starts again.
+    fn active(&mut self, now: Instant) {
+        if let Some(timers) = &mut self.timers {
+            timers.idle_deadline = now + timers.idle;
         }
     }
 
@@ -222,14 +287,18 @@ impl ServerConnection {
     /// or over a limit: close the connection.
     ///
     /// Call it only while [`ServerConnection::can_read`] holds.
+    /// Only a whole record counts as activity for the idle timer: a record
+    /// trickled in a byte at a time does not keep the connection open.
     pub fn receive(
         &mut self,
         buf: &mut BytesMut,
         registry: &Registry,
+        now: Instant,
     ) -> Result<Option<Inbound>, DecodeError> {
         let Some(record) = self.records.decode(buf)? else {
             return Ok(None);
         };
+        self.active(now);
         Ok(Some(self.decide(record, registry)))
     }
 
@@ -239,10 +308,12 @@ impl ServerConnection {
         &mut self,
         buf: &mut BytesMut,
         registry: &Registry,
+        now: Instant,
     ) -> Result<Option<Inbound>, DecodeError> {
         let Some(record) = self.records.decode_eof(buf)? else {
             return Ok(None);
         };
+        self.active(now);
         Ok(Some(self.decide(record, registry)))
     }
 
@@ -285,7 +356,7 @@ impl ServerConnection {
                     return self.answer(xid, ReplyBody::accepted(status));
                 }
                 return match header.procedure {
-                    0 => self.answer(xid, ReplyBody::accepted(AcceptStatus::Success)),
+                            0 => self.answer(xid, ReplyBody::accepted(AcceptStatus::Success)),
                     HELLO => self.hello(xid, &args),
                     _ => self.answer(xid, ReplyBody::accepted(AcceptStatus::ProcUnavail)),
                 };
@@ -379,9 +450,17 @@ impl ServerConnection {
         Inbound::Reply(Message::reply(xid, body, Bytes::new()))
     }
 
-    /// A handler finished: builds its reply and frees its slot.
-    pub fn complete(&mut self, xid: u32, outcome: Result<Bytes, ProcError>) -> Message {
+    /// A handler finished at `now`: builds its reply and frees its slot.
+    pub fn complete(
+        &mut self,
+        xid: u32,
+        outcome: Result<Bytes, ProcError>,
+        now: Instant,
+    ) -> Message {
         self.in_progress = self.in_progress.saturating_sub(1);
+        if self.in_progress == 0 {
+            self.active(now);
+        }
         match outcome {
             Ok(results) => Message::reply(xid, ReplyBody::accepted(AcceptStatus::Success), results),
             Err(error) => Message::reply(xid, ReplyBody::accepted(error.status()), Bytes::new()),
@@ -393,6 +472,10 @@ impl ServerConnection {
 mod tests {
     use super::*;
     use crate::proto::{CallHeader, RecordEncoder};
+
+    fn now() -> Instant {
+        Instant::now()
+    }
 
     fn registry() -> Registry {
         let mut r = Registry::new();
@@ -411,7 +494,7 @@ mod tests {
 
     fn decide(message: &Message) -> Inbound {
         let mut conn = ServerConnection::new(RecordLimits::default(), 4);
-        conn.receive(&mut wire(message), &registry())
+        conn.receive(&mut wire(message), &registry(), now())
             .unwrap()
             .unwrap()
     }
@@ -475,14 +558,14 @@ mod tests {
         }
         for _ in 0..2 {
             assert!(conn.can_read());
-            let inbound = conn.receive(&mut buf, &registry()).unwrap().unwrap();
+            let inbound = conn.receive(&mut buf, &registry(), now()).unwrap().unwrap();
             assert!(matches!(
                 inbound,
                 Inbound::Dispatch(Dispatch { procedure: 5, .. })
             ));
         }
         assert!(!conn.can_read(), "at the limit the driver stops reading");
-        let reply = conn.complete(7, Err(ProcError::SystemErr));
+        let reply = conn.complete(7, Err(ProcError::SystemErr), now());
         assert!(matches!(
             reply.body,
             MessageBody::Reply {
@@ -502,7 +585,7 @@ mod tests {
         let mut buf = BytesMut::new();
         // xid 9, CALL, then a truncated header.
         RecordEncoder::default().encode(b"\0\0\0\x09\0\0\0\0\0\0\0\x02", &mut buf);
-        let reply = conn.receive(&mut buf, &registry()).unwrap().unwrap();
+        let reply = conn.receive(&mut buf, &registry(), now()).unwrap().unwrap();
         assert_eq!(
             reply,
             Inbound::Reply(Message::reply(
@@ -517,7 +600,7 @@ mod tests {
             Bytes::new(),
         ));
         assert_eq!(
-            conn.receive(&mut buf, &registry()).unwrap().unwrap(),
+            conn.receive(&mut buf, &registry(), now()).unwrap().unwrap(),
             Inbound::Dropped(Dropped::NotACall)
         );
         assert_eq!(conn.stats().dropped, 1);

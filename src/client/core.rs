@@ -1,0 +1,389 @@
+//! The state a client's callers and its connection task share, under one
+//! short lock.
+//!
+//! A caller takes an in-flight slot (a semaphore permit), then, under the
+//! lock, registers a waiter and, when connected, encodes its record straight
+//! into the connection's outbox. It wakes the connection task only when the
+//! task is not already due to look (one wake-up per batch, not per call).
+//! The task writes the outbox, reads replies, and fills each waiter's
+//! outcome under the lock; the caller's own task takes it. No channel, no
+//! per-call allocation, no hand-off through another task on the way out.
+//!
+//! Slots: a call holds its permit from the moment it is queued until its
+//! XID is freed (see [`crate::conn::calls`]): by its reply, its late reply,
+//! the connection closing, or, for a call still waiting for a connection,
+//! its deadline or its caller going away.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::task::AtomicWaker;
+use tokio::sync::{Semaphore, watch};
+use tokio::time::Instant;
+
+use super::{ClientOptions, ClientStats, ConnectionState};
+use crate::addr::Endpoint;
+use crate::conn::{CallTable, Outbox};
+use crate::error::Error;
+use crate::programs::hello::HelloReply;
+use crate::proto::{CallHeader, Message};
+
+/// A call's outcome.
+pub(super) type Answer = Result<Bytes, Error>;
+
+/// What waits on an XID: a caller's slot, or our own ping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Waiter {
+    Call(usize),
+    Ping,
+}
+
+/// What a caller needs to name its call in an error.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct CallInfo {
+    pub program: u32,
+    pub version: u32,
+    pub procedure: u32,
+    pub timeout: Duration,
+}
+
+#[derive(Debug)]
+enum SlotState {
+    Free,
+    /// The call waits; `xid` once it is in the connection's table.
+    Waiting {
+        waker: Option<Waker>,
+        xid: Option<u32>,
+    },
+    Done(Answer),
+}
+
+#[derive(Debug)]
+struct Slot {
+    /// Bumped each time the slot is reused, so a stale key finds nothing.
+    generation: u32,
+    info: CallInfo,
+    state: SlotState,
+}
+
+/// A caller's handle on its slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Key {
+    index: usize,
+    generation: u32,
+}
+
+/// Waiters, reused from call to call.
+#[derive(Debug, Default)]
+pub(super) struct Slots {
+    slots: Vec<Slot>,
+    free: Vec<usize>,
+}
+
+impl Slots {
+    fn insert(&mut self, info: CallInfo) -> Key {
+        let state = SlotState::Waiting {
+            waker: None,
+            xid: None,
+        };
+        match self.free.pop() {
+            Some(index) => {
+                let slot = &mut self.slots[index];
+                slot.generation = slot.generation.wrapping_add(1);
+                slot.info = info;
+                slot.state = state;
+                Key {
+                    index,
+                    generation: slot.generation,
+                }
+            }
+            None => {
+                self.slots.push(Slot {
+                    generation: 0,
+                    info,
+                    state,
+                });
+                Key {
+                    index: self.slots.len() - 1,
+                    generation: 0,
+                }
+            }
+        }
+    }
+
+    fn get(&mut self, key: Key) -> Option<&mut Slot> {
+        self.slots
+            .get_mut(key.index)
+            .filter(|s| s.generation == key.generation && !matches!(s.state, SlotState::Free))
+    }
+
+    fn remove(&mut self, index: usize) {
+        self.slots[index].state = SlotState::Free;
+        self.free.push(index);
+        if self.free.len() == self.slots.len() && self.slots.capacity() > 8 {
+            // Every slot is free: give the memory back (an idle client).
+            self.slots = Vec::new();
+            self.free = Vec::new();
+        }
+    }
+
+    /// Records the XID a queued call got on a new connection.
+    pub(super) fn set_xid(&mut self, index: usize, xid: u32) {
+        if let SlotState::Waiting { xid: slot_xid, .. } = &mut self.slots[index].state {
+            *slot_xid = Some(xid);
+        }
+    }
+
+    pub(super) fn info(&self, index: usize) -> CallInfo {
+        self.slots[index].info
+    }
+
+    /// Fills a waiting slot's outcome; returns its waker.
+    pub(super) fn finish(&mut self, index: usize, answer: Answer) -> Option<Waker> {
+        let slot = &mut self.slots[index];
+        match std::mem::replace(&mut slot.state, SlotState::Done(answer)) {
+            SlotState::Waiting { waker, .. } => waker,
+            other => {
+                slot.state = other;
+                None
+            }
+        }
+    }
+}
+
+/// A call waiting for a connection.
+#[derive(Debug)]
+pub(super) struct Queued {
+    pub slot: usize,
+    pub header: CallHeader,
+    pub args: Bytes,
+    pub deadline: Instant,
+}
+
+/// The live connection's share of the state.
+#[derive(Debug)]
+pub(super) struct Live {
+    pub table: CallTable<Waiter>,
+    /// Records queued by callers, not yet taken by the task.
+    pub outbox: Outbox<u32>,
+}
+
+/// Everything under the lock.
+#[derive(Debug, Default)]
+pub(super) struct Core {
+    pub slots: Slots,
+    /// Calls waiting for a connection.
+    pub queue: VecDeque<Queued>,
+    /// Set while connected.
+    pub live: Option<Live>,
+    /// The client was closed.
+    pub closed: bool,
+    /// [`super::Client::connect`] waits for a connection.
+    pub want_connect: bool,
+    /// The task has been woken and has not looked yet: no need to wake it
+    /// again.
+    pub woken: bool,
+    /// The instant the task's timer is armed for: a call with an earlier
+    /// deadline must wake it.
+    pub timer: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    pub sent: AtomicU64,
+    pub succeeded: AtomicU64,
+    pub failed: AtomicU64,
+    pub timed_out: AtomicU64,
+    pub late_replies: AtomicU64,
+    pub unknown_replies: AtomicU64,
+    pub unexpected_calls: AtomicU64,
+    pub reconnects: AtomicU64,
+}
+
+impl Counters {
+    pub(super) fn bump(counter: &AtomicU64, by: u64) {
+        if by > 0 {
+            counter.fetch_add(by, Ordering::Relaxed);
+        }
+    }
+
+    pub(super) fn snapshot(&self) -> ClientStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ClientStats {
+            sent: get(&self.sent),
+            succeeded: get(&self.succeeded),
+            failed: get(&self.failed),
+            timed_out: get(&self.timed_out),
+            late_replies: get(&self.late_replies),
+            unknown_replies: get(&self.unknown_replies),
+            unexpected_calls: get(&self.unexpected_calls),
+            reconnects: get(&self.reconnects),
+        }
+    }
+}
+
+/// What the client's handles and its task share.
+#[derive(Debug)]
+pub(super) struct Inner {
+    pub peer: Endpoint,
+    pub options: ClientOptions,
+    pub counters: Counters,
+    pub state: watch::Sender<ConnectionState>,
+    /// Connection attempts finished, for [`super::Client::connect`].
+    pub attempts: AtomicU64,
+    pub hello: Mutex<Option<HelloReply>>,
+    pub last_connect_error: Mutex<Option<Arc<Error>>>,
+    /// In-flight slots.
+    pub permits: Semaphore,
+    pub core: Mutex<Core>,
+    /// The connection task's waker.
+    pub task: AtomicWaker,
+}
+
+/// What a caller must do after registering its call.
+pub(super) struct Registered {
+    pub key: Key,
+    wake: bool,
+}
+
+impl Inner {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Core> {
+        // A panic under the lock leaves plain data behind; go on with it.
+        self.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wakes the connection task.
+    pub(super) fn wake_task(&self) {
+        self.task.wake();
+    }
+
+    /// Closes the client: the task fails what is pending and ends; callers
+    /// waiting for a slot fail at once.
+    pub(super) fn close(&self) {
+        self.lock().closed = true;
+        self.permits.close();
+        self.wake_task();
+    }
+
+    /// Registers a call that holds a permit: into the live connection's
+    /// table and outbox, or into the queue for the next connection.
+    pub(super) fn register(
+        &self,
+        info: CallInfo,
+        header: CallHeader,
+        args: Bytes,
+        deadline: Instant,
+    ) -> Result<Registered, Error> {
+        let mut core = self.lock();
+        if core.closed {
+            drop(core);
+            self.permits.add_permits(1);
+            return Err(Error::ClientClosed {
+                peer: self.peer.clone(),
+            });
+        }
+        let key = core.slots.insert(info);
+        let core = &mut *core;
+        let mut wake = core.timer.is_none_or(|at| deadline < at);
+        match &mut core.live {
+            Some(live) => {
+                let xid = live
+                    .table
+                    .start(deadline.into_std(), Waiter::Call(key.index), true);
+                core.slots.set_xid(key.index, xid);
+                live.outbox.push(xid, &Message::call(xid, header, args));
+                wake |= live.outbox.records_waiting() == 1;
+            }
+            None => {
+                core.queue.push_back(Queued {
+                    slot: key.index,
+                    header,
+                    args,
+                    deadline,
+                });
+                wake = true;
+            }
+        }
+        // One wake-up until the task looks again.
+        let wake = wake && !std::mem::replace(&mut core.woken, true);
+        Ok(Registered { key, wake })
+    }
+
+    /// Wakes the task if the registration asked for it.
+    pub(super) fn kick(&self, registered: &Registered) {
+        if registered.wake {
+            self.wake_task();
+        }
+    }
+
+    /// Polls a caller's slot for its outcome.
+    pub(super) fn poll_answer(&self, key: Key, cx: &mut Context<'_>) -> Poll<Answer> {
+        let mut core = self.lock();
+        let Some(slot) = core.slots.get(key) else {
+            // Unreachable while the caller holds its key; answer anyway.
+            return Poll::Ready(Err(Error::ClientClosed {
+                peer: self.peer.clone(),
+            }));
+        };
+        match &mut slot.state {
+            SlotState::Waiting { waker, .. } => {
+                match waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => *waker = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+            SlotState::Done(_) => {
+                let SlotState::Done(answer) = std::mem::replace(&mut slot.state, SlotState::Free)
+                else {
+                    unreachable!("matched as done above");
+                };
+                core.slots.remove(key.index);
+                drop(core);
+                let counter = match &answer {
+                    Ok(_) => &self.counters.succeeded,
+                    Err(Error::CallTimeout { .. }) => &self.counters.timed_out,
+                    Err(_) => &self.counters.failed,
+                };
+                Counters::bump(counter, 1);
+                Poll::Ready(answer)
+            }
+            SlotState::Free => unreachable!("get() skips free slots"),
+        }
+    }
+
+    /// The caller went away before taking its outcome. A call in the
+    /// connection's table keeps its XID reserved, and its permit, until the
+    /// reply or the connection's end; a call still queued is dropped and
+    /// its permit returned.
+    pub(super) fn abandon(&self, key: Key) {
+        let mut core = self.lock();
+        let core = &mut *core;
+        let Some(slot) = core.slots.get(key) else {
+            return;
+        };
+        let mut release = false;
+        match slot.state {
+            SlotState::Waiting { xid: Some(xid), .. } => {
+                if let Some(live) = &mut core.live {
+                    live.table.abandon(xid, Instant::now().into_std());
+                }
+            }
+            SlotState::Waiting { xid: None, .. } => {
+                core.queue.retain(|q| q.slot != key.index);
+                release = true;
+            }
+            // The outcome was filled but not taken: its permit is already
+            // back.
+            SlotState::Done(_) | SlotState::Free => {}
+        }
+        core.slots.remove(key.index);
+        if release {
+            self.permits.add_permits(1);
+        }
+    }
+}

@@ -1,0 +1,613 @@
+//! The client's one task: connect with backoff behind a circuit breaker,
+//! then run the connection — read, write, deadlines, heartbeat — from a
+//! single poll function with one timer.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use tokio::time::{Instant, Sleep};
+use tracing::{debug, info, warn};
+
+use super::core::{Answer, CallInfo, Core, Counters, Inner, Live, Waiter};
+use super::handshake::handshake;
+use super::link::{ConnectFn, Link};
+use super::ConnectionState;
+use crate::conn::{Breaker, CallTable, Liveness, LivenessAction, Outbox, Reconnect, ReplyFor};
+use crate::error::{CallStatus, DisconnectCause, Error};
+use crate::proto::{CallHeader, Message, MessageBody, RecordDecoder};
+use crate::stream::{Transport, poll_flush};
+
+/// Turns of the connection's poll loop before it yields to other tasks.
+const TURNS: usize = 32;
+
+/// How one connection ended, and whether the client is done.
+enum Ended {
+    Lost(DisconnectCause),
+    Closed,
+}
+
+/// The error of a call whose deadline passed.
+pub(super) fn timeout(inner: &Inner, info: CallInfo, sent: bool) -> Error {
+    Error::CallTimeout {
+        peer: inner.peer.clone(),
+        program: info.program,
+        version: info.version,
+        procedure: info.procedure,
+        after: info.timeout,
+        sent,
+    }
+}
+
+fn set_state(inner: &Inner, state: ConnectionState) {
+    inner.state.send_if_modified(|now| {
+        let changed = *now != state;
+        *now = state;
+        changed
+    });
+}
+
+fn set_last_connect_error(inner: &Inner, error: Option<Arc<Error>>) {
+    *inner
+        .last_connect_error
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = error;
+}
+
+/// The state while no call waits: what a call arriving now would meet.
+fn resting_state(reconnect: &Reconnect) -> ConnectionState {
+    let now = std::time::Instant::now();
+    match reconnect.breaker(now) {
+        Breaker::Open { next_attempt } => ConnectionState::Open {
+            until: next_attempt,
+        },
+        _ => match reconnect.next_attempt() {
+            Some(until) if until > now => ConnectionState::Backoff { until },
+            _ => ConnectionState::Idle,
+        },
+    }
+}
+
+/// Fails every queued call with `error()`, returning their permits.
+fn fail_queue(inner: &Inner, core: &mut Core, mut error: impl FnMut(CallInfo) -> Error) {
+    let mut wakers = Vec::new();
+    let mut released = 0;
+    while let Some(queued) = core.queue.pop_front() {
+        let answer = Err(error(core.slots.info(queued.slot)));
+        wakers.extend(core.slots.finish(queued.slot, answer));
+        released += 1;
+    }
+    inner.permits.add_permits(released);
+    wakers.into_iter().for_each(|w| w.wake());
+}
+
+/// Fails queued calls whose deadline has passed.
+fn expire_queue(inner: &Inner, core: &mut Core, now: Instant) {
+    if core.queue.iter().all(|q| q.deadline > now) {
+        return;
+    }
+    let mut released = 0;
+    let queue = std::mem::take(&mut core.queue);
+    for queued in queue {
+        if queued.deadline > now {
+            core.queue.push_back(queued);
+            continue;
+        }
+        let error = timeout(inner, core.slots.info(queued.slot), false);
+        if let Some(waker) = core.slots.finish(queued.slot, Err(error)) {
+            waker.wake();
+        }
+        released += 1;
+    }
+    inner.permits.add_permits(released);
+}
+
+/// Waits until `ready(core)` holds (true) or until `until` or a queued
+/// call's deadline (false). Expired queued calls are failed on the way.
+async fn wait(inner: &Inner, until: Option<Instant>, ready: impl Fn(&Core) -> bool) -> bool {
+    let mut sleep: Option<std::pin::Pin<Box<Sleep>>> = None;
+    std::future::poll_fn(|cx| {
+        inner.task.register(cx.waker());
+        let now = Instant::now();
+        let wake = {
+            let mut core = inner.lock();
+            core.woken = false;
+            expire_queue(inner, &mut core, now);
+            if ready(&core) {
+                return Poll::Ready(true);
+            }
+            let queued = core.queue.iter().map(|q| q.deadline).min();
+            let wake = until.into_iter().chain(queued).min();
+            core.timer = wake;
+            wake
+        };
+        let Some(wake) = wake else {
+            return Poll::Pending;
+        };
+        if wake <= now {
+            return Poll::Ready(false);
+        }
+        let timer = sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(wake)));
+        if timer.deadline() != wake {
+            timer.as_mut().reset(wake);
+        }
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(false),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
+use std::future::Future;
+
+/// Connects, then says HELLO when the client has an identity.
+async fn attempt(inner: Arc<Inner>, connect: ConnectFn) -> Result<Link, Error> {
+    let link = connect().await?;
+    match &inner.options.identity {
+        Some(identity) => {
+            let limits = inner.options.limits.record_limits();
+            let (link, answer) = handshake(link, identity, &inner.peer, limits).await?;
+            *inner.hello.lock().unwrap_or_else(|p| p.into_inner()) = Some(answer);
+            Ok(link)
+        }
+        None => Ok(link),
+    }
+}
+
+/// The client's task: runs until the client is closed or dropped.
+pub(super) async fn run(inner: Arc<Inner>, connect: ConnectFn) {
+    let o = &inner.options;
+    let mut reconnect = Reconnect::new(
+        o.backoff_base,
+        o.backoff_max,
+        o.backoff_jitter,
+        o.breaker_threshold,
+    );
+    let mut connections = 0u64;
+    loop {
+        let now = Instant::now();
+        let demand = {
+            let mut core = inner.lock();
+            core.woken = false;
+            expire_queue(&inner, &mut core, now);
+            if core.closed {
+                break;
+            }
+            core.want_connect || !core.queue.is_empty()
+        };
+        if !demand {
+            set_state(&inner, resting_state(&reconnect));
+            wait(&inner, None, |core| {
+                core.closed || core.want_connect || !core.queue.is_empty()
+            })
+            .await;
+            continue;
+        }
+        match reconnect.breaker(now.into_std()) {
+            Breaker::Open { next_attempt } => {
+                set_state(
+                    &inner,
+                    ConnectionState::Open {
+                        until: next_attempt,
+                    },
+                );
+                fail_fast(&inner, &reconnect, next_attempt);
+                continue;
+            }
+            Breaker::HalfOpen => {
+                reconnect.start_probe();
+            }
+            Breaker::Closed => {
+                if let Some(next) = reconnect.next_attempt()
+                    && next > now.into_std()
+                {
+                    set_state(&inner, ConnectionState::Backoff { until: next });
+                    wait(&inner, Some(Instant::from_std(next)), |core| core.closed).await;
+                    continue;
+                }
+            }
+        }
+        set_state(&inner, ConnectionState::Connecting);
+        let connecting = attempt(inner.clone(), connect.clone());
+        tokio::pin!(connecting);
+        let result = loop {
+            tokio::select! {
+                result = &mut connecting => break Some(result),
+                closed = wait(&inner, None, |core| core.closed) => if closed { break None },
+            }
+        };
+        let Some(result) = result else { break };
+        let finished = |inner: &Inner| {
+            inner.lock().want_connect = false;
+            inner.attempts.fetch_add(1, Ordering::Release);
+        };
+        match result {
+            Ok(link) => {
+                reconnect.succeeded();
+                set_last_connect_error(&inner, None);
+                if connections > 0 {
+                    Counters::bump(&inner.counters.reconnects, 1);
+                }
+                connections += 1;
+                finished(&inner);
+                match serve(&inner, link).await {
+                    Ended::Lost(cause) => info!(peer = %inner.peer, %cause, "connection lost"),
+                    Ended::Closed => break,
+                }
+            }
+            Err(error) => {
+                let next = reconnect.failed(Instant::now().into_std(), rand::random::<f64>());
+                warn!(peer = %inner.peer, %error, failures = reconnect.failures(), "connect failed");
+                let error = Arc::new(error);
+                set_last_connect_error(&inner, Some(error.clone()));
+                if error.identity_copy().is_some() {
+                    // A definite answer: waiting will not change it.
+                    let mut core = inner.lock();
+                    fail_queue(&inner, &mut core, |_| {
+                        error.identity_copy().expect("checked above")
+                    });
+                } else if let Breaker::Open { .. } = reconnect.breaker(Instant::now().into_std()) {
+                    fail_fast(&inner, &reconnect, next);
+                } else {
+                    // The calls keep waiting, within their deadlines, for
+                    // the next attempt; their error names the cause.
+                    debug!(peer = %inner.peer, "calls wait for the next attempt");
+                }
+                finished(&inner);
+            }
+        }
+    }
+    // Closed: fail whatever still waits.
+    set_state(&inner, ConnectionState::Closed);
+    let mut core = inner.lock();
+    fail_queue(&inner, &mut core, |_| Error::Disconnected {
+        peer: inner.peer.clone(),
+        cause: DisconnectCause::ClientClosed,
+        sent: false,
+    });
+}
+
+/// The breaker is open: queued calls fail at once, and so does a waiting
+/// [`super::Client::connect`].
+fn fail_fast(inner: &Inner, reconnect: &Reconnect, next_attempt: std::time::Instant) {
+    let mut core = inner.lock();
+    fail_queue(inner, &mut core, |_| Error::CircuitOpen {
+        peer: inner.peer.clone(),
+        failures: reconnect.failures(),
+        next_attempt,
+    });
+    if std::mem::take(&mut core.want_connect) {
+        inner.attempts.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// Runs one connection until it ends.
+async fn serve(inner: &Arc<Inner>, link: Link) -> Ended {
+    let Link {
+        transport,
+        local,
+        remote,
+        leftover,
+    } = link;
+    let o = &inner.options;
+    let now = Instant::now();
+    {
+        let mut core = inner.lock();
+        let core = &mut *core;
+        let mut live = Live {
+            table: CallTable::new(rand::random()),
+            outbox: Outbox::new(),
+        };
+        // Calls that waited for the connection go out first, in order.
+        while let Some(queued) = core.queue.pop_front() {
+            let xid = live.table.start(
+                queued.deadline.into_std(),
+                Waiter::Call(queued.slot),
+                true,
+            );
+            core.slots.set_xid(queued.slot, xid);
+            live.outbox
+                .push(xid, &Message::call(xid, queued.header, queued.args));
+        }
+        core.live = Some(live);
+    }
+    set_state(inner, ConnectionState::Connected { local, remote });
+    debug!(%local, %remote, "connected");
+    let mut conn = Connection {
+        inner,
+        transport,
+        read: leftover,
+        records: RecordDecoder::new(o.limits.record_limits()),
+        out: Outbox::new(),
+        liveness: Liveness::new(o.ping_interval, o.ping_timeout, now.into_std()),
+        timer: Box::pin(tokio::time::sleep_until(now)),
+        armed: None,
+        sent: Vec::new(),
+        wakers: Vec::new(),
+        records_read: Vec::new(),
+        live_calls: 0,
+    };
+    let ended = std::future::poll_fn(|cx| conn.poll(cx)).await;
+    let cause = match ended {
+        Ended::Lost(cause) => cause,
+        Ended::Closed => DisconnectCause::ClientClosed,
+    };
+    conn.close(cause);
+    ended
+}
+
+/// One connection's task-side state.
+struct Connection<'a> {
+    inner: &'a Inner,
+    transport: Transport,
+    /// Allocated when bytes arrive; given back while no call is live.
+    read: BytesMut,
+    records: RecordDecoder,
+    /// Records taken from the shared outbox, being written.
+    out: Outbox<u32>,
+    liveness: Liveness,
+    /// One timer for the connection, moved only earlier: when the next
+    /// wake moves later (every reply pushes the ping back), it fires early
+    /// once and is re-armed, instead of a timer-wheel update per event.
+    timer: std::pin::Pin<Box<Sleep>>,
+    armed: Option<Instant>,
+    /// Reused buffers.
+    sent: Vec<u32>,
+    wakers: Vec<std::task::Waker>,
+    records_read: Vec<Bytes>,
+    /// Live calls at the last look under the lock.
+    live_calls: usize,
+}
+
+impl Connection<'_> {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Ended> {
+        self.inner.task.register(cx.waker());
+        for _ in 0..TURNS {
+            let mut progress = false;
+            // Read and deliver what has arrived.
+            match self.transport.poll_read_into(cx, &mut self.read) {
+                Poll::Ready(Ok(0)) => {
+                    let _ = self.deliver(true);
+                    return Poll::Ready(Ended::Lost(DisconnectCause::Closed));
+                }
+                Poll::Ready(Ok(_)) => {
+                    if self.deliver(false).is_err() {
+                        return Poll::Ready(Ended::Lost(DisconnectCause::BadRecord));
+                    }
+                    progress = true;
+                }
+                Poll::Ready(Err(error)) => {
+                    return Poll::Ready(Ended::Lost(DisconnectCause::Io(error.kind())));
+                }
+                Poll::Pending => {}
+            }
+            // Take what callers queued, and run the timers.
+            let wake = match self.look(&mut progress) {
+                Ok(wake) => wake,
+                Err(ended) => return Poll::Ready(ended),
+            };
+            // Write.
+            if !self.out.is_empty() {
+                let before = self.out.len();
+                let sent = &mut self.sent;
+                let flushed = poll_flush(&mut self.transport, cx, &mut self.out, |xid| {
+                    sent.push(xid)
+                });
+                if let Poll::Ready(Err(error)) = flushed {
+                    return Poll::Ready(Ended::Lost(DisconnectCause::Io(error.kind())));
+                }
+                progress |= self.out.len() != before;
+                self.mark_sent();
+            }
+            // The timer.
+            if let Some(wake) = wake
+                && self.armed.is_none_or(|at| wake < at)
+            {
+                self.timer.as_mut().reset(wake);
+                self.armed = Some(wake);
+            }
+            if self.armed.is_some() && self.timer.as_mut().poll(cx).is_ready() {
+                self.armed = None;
+                progress = true;
+            }
+            if !progress {
+                if self.live_calls == 0
+                    && self.read.is_empty()
+                    && self.records.is_idle()
+                    && matches!(self.transport, Transport::Tcp(_))
+                {
+                    // Idle: hold no read buffer.
+                    self.read = BytesMut::new();
+                }
+                if self.out.is_empty() {
+                    self.out.release();
+                }
+                return Poll::Pending;
+            }
+        }
+        // Busy: let other tasks run, then go on.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// Under the lock: takes the callers' records for writing, fails calls
+    /// past their deadline, checks for a clogged connection, and decides
+    /// about pings. Returns when the timer must fire next.
+    fn look(&mut self, progress: &mut bool) -> Result<Option<Instant>, Ended> {
+        let inner = self.inner;
+        let o = &inner.options;
+        let now = Instant::now();
+        let mut guard = inner.lock();
+        let core = &mut *guard;
+        core.woken = false;
+        if core.closed {
+            return Err(Ended::Closed);
+        }
+        let live = core.live.as_mut().expect("connected");
+        if self.out.is_empty() && !live.outbox.is_empty() {
+            std::mem::swap(&mut self.out, &mut live.outbox);
+        }
+        let wakers = &mut self.wakers;
+        let slots = &mut core.slots;
+        live.table.expire(now.into_std(), |failed| {
+            if let Waiter::Call(slot) = failed.waiter {
+                let error = timeout(inner, slots.info(slot), failed.sent);
+                wakers.extend(slots.finish(slot, Err(error)));
+            }
+        });
+        let clogged = live
+            .table
+            .clogged_at(o.max_in_flight, o.ping_timeout)
+            .map(Instant::from_std);
+        if clogged.is_some_and(|at| at <= now) {
+            return Err(Ended::Lost(DisconnectCause::Clogged));
+        }
+        let ping = match self.liveness.poll(now.into_std(), live.table.live() > 0) {
+            LivenessAction::Dead => return Err(Ended::Lost(DisconnectCause::PingTimeout)),
+            LivenessAction::Ping => {
+                let (program, version) = o.ping_program;
+                let deadline = now + o.ping_timeout;
+                let xid = live.table.start(deadline.into_std(), Waiter::Ping, false);
+                let header = CallHeader::new(program, version, 0);
+                live.outbox
+                    .push(xid, &Message::call(xid, header, Bytes::new()));
+                *progress = true;
+                None
+            }
+            LivenessAction::Wait(at) => at.map(Instant::from_std),
+        };
+        let deadline = live.table.next_deadline().map(Instant::from_std);
+        let wake = [ping, deadline, clogged].into_iter().flatten().min();
+        self.live_calls = live.table.live();
+        core.timer = wake;
+        drop(guard);
+        self.wakers.drain(..).for_each(|w| w.wake());
+        Ok(wake)
+    }
+
+    /// Records the calls whose first byte the kernel took.
+    fn mark_sent(&mut self) {
+        if self.sent.is_empty() {
+            return;
+        }
+        let mut core = self.inner.lock();
+        if let Some(live) = &mut core.live {
+            for xid in &self.sent {
+                live.table.mark_sent(*xid);
+            }
+        }
+        drop(core);
+        Counters::bump(&self.inner.counters.sent, self.sent.len() as u64);
+        self.sent.clear();
+    }
+
+    /// Decodes the records read and hands each reply to its caller.
+    fn deliver(&mut self, eof: bool) -> Result<(), crate::proto::DecodeError> {
+        let mut broken = Ok(());
+        loop {
+            let record = if eof {
+                self.records.decode_eof(&mut self.read)
+            } else {
+                self.records.decode(&mut self.read)
+            };
+            match record {
+                Ok(Some(record)) => self.records_read.push(record),
+                Ok(None) => break,
+                Err(error) => {
+                    broken = Err(error);
+                    break;
+                }
+            }
+        }
+        if self.records_read.is_empty() {
+            return broken;
+        }
+        let inner = self.inner;
+        let counters = &inner.counters;
+        let (mut released, mut heard) = (0, false);
+        let (mut late, mut unknown, mut calls) = (0, 0, 0);
+        {
+            let mut core = inner.lock();
+            let core = &mut *core;
+            let live = core.live.as_mut().expect("connected");
+            for record in self.records_read.drain(..) {
+                let message = match Message::decode(record) {
+                    Ok(message) => message,
+                    Err(error) => {
+                        debug!(%error, "malformed message from the server; dropped");
+                        unknown += 1;
+                        continue;
+                    }
+                };
+                let MessageBody::Reply { body, results } = message.body else {
+                    debug!(xid = message.xid, "a call from the server; dropped");
+                    calls += 1;
+                    continue;
+                };
+                heard = true;
+                match live.table.reply(message.xid) {
+                    ReplyFor::Caller(Waiter::Call(slot)) => {
+                        released += 1;
+                        let info = core.slots.info(slot);
+                        let answer: Answer = match CallStatus::of(&body) {
+                            None => Ok(results),
+                            Some(status) => Err(Error::CallRejected {
+                                peer: inner.peer.clone(),
+                                program: info.program,
+                                version: info.version,
+                                procedure: info.procedure,
+                                status,
+                            }),
+                        };
+                        self.wakers.extend(core.slots.finish(slot, answer));
+                    }
+                    ReplyFor::Caller(Waiter::Ping) => {}
+                    ReplyFor::Late { freed_slot } => {
+                        late += 1;
+                        released += usize::from(freed_slot);
+                    }
+                    ReplyFor::Unknown => unknown += 1,
+                }
+            }
+            self.live_calls = live.table.live();
+        }
+        if heard {
+            self.liveness.heard(Instant::now().into_std());
+        }
+        self.wakers.drain(..).for_each(|w| w.wake());
+        inner.permits.add_permits(released);
+        Counters::bump(&counters.late_replies, late);
+        Counters::bump(&counters.unknown_replies, unknown);
+        Counters::bump(&counters.unexpected_calls, calls);
+        broken
+    }
+
+    /// The connection ended: every live call fails at once, saying whether
+    /// it was sent, and every slot is freed.
+    fn close(&mut self, cause: DisconnectCause) {
+        let inner = self.inner;
+        let mut guard = inner.lock();
+        let core = &mut *guard;
+        let Some(mut live) = core.live.take() else {
+            return;
+        };
+        let wakers = &mut self.wakers;
+        let slots = &mut core.slots;
+        let released = live.table.close(|failed| {
+            if let Waiter::Call(slot) = failed.waiter {
+                let error = Error::Disconnected {
+                    peer: inner.peer.clone(),
+                    cause,
+                    sent: failed.sent,
+                };
+                wakers.extend(slots.finish(slot, Err(error)));
+            }
+        });
+        core.timer = None;
+        drop(guard);
+        self.wakers.drain(..).for_each(|w| w.wake());
+        inner.permits.add_permits(released);
+    }
+}

@@ -1,0 +1,482 @@
+//! The RPC client: a cloneable handle to one peer.
+//!
+//! One task per client owns the connection: it connects (with backoff and
+//! a circuit breaker), says HELLO, writes the records callers queue, reads
+//! replies and hands each to its caller, and runs the deadlines and the
+//! heartbeat from one timer. Callers do not hand their calls to it: each
+//! encodes its record straight into the connection's outbox under one short
+//! lock (see `core`), and waits on a slot that the task fills. Only whole
+//! records are queued, so a caller that drops its future never leaves half
+//! a record on the wire.
+
+mod core;
+mod driver;
+mod handshake;
+mod link;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{Semaphore, watch};
+use tokio::time::Instant;
+
+use self::core::{CallInfo, Core, Counters, Inner};
+pub use self::link::{Link, LinkFuture};
+use self::link::ConnectFn;
+use crate::addr::Endpoint;
+use crate::connect::{ConnectOptions, Connector};
+use crate::error::Error;
+use crate::limits::Limits;
+use crate::programs::hello::{HelloReply, NodeId};
+use crate::proto::xdr::{XdrDecode, XdrEncode, from_bytes, to_bytes};
+use crate::proto::{CallHeader, OpaqueAuth};
+pub use crate::stream::Io;
+
+/// The program and version a client pings with NULL by default: peerwire's
+/// handshake program (any reply proves the peer alive, even PROG_UNAVAIL).
+pub const DEFAULT_PING_PROGRAM: (u32, u32) = (0x2050_5752, 1);
+
+/// What to do when the server observed another source than we bound.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MismatchPolicy {
+    /// Fail the connection with [`Error::ObservedMismatch`].
+    #[default]
+    Fail,
+    /// Log a warning and go on (behind NAT, say).
+    Warn,
+}
+
+/// A client's side of identity: who it is, and whom it means to reach.
+/// With it, every connection starts with a HELLO (see [`crate::peer`]).
+#[derive(Clone, Debug)]
+pub struct ClientIdentity {
+    /// Our node ID.
+    pub node: NodeId,
+    /// Our cluster, if the servers require one.
+    pub cluster: Option<String>,
+    /// The node we mean to reach: any other answering is an error.
+    pub expect: NodeId,
+    /// What to do when the server saw another source than we bound.
+    /// Default: fail.
+    pub observed_mismatch: MismatchPolicy,
+    /// How long the HELLO may take. Default 10 s.
+    pub timeout: Duration,
+}
+
+impl ClientIdentity {
+    /// We are `node`, and mean to reach `expect`.
+    pub fn new(node: NodeId, expect: NodeId) -> ClientIdentity {
+        ClientIdentity {
+            node,
+            cluster: None,
+            expect,
+            observed_mismatch: MismatchPolicy::Fail,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Client settings. The defaults are listed on each field.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// How to connect: sources, ports, timeouts. Default: [`ConnectOptions::new`].
+    pub connect: ConnectOptions,
+    /// A call's deadline unless it sets its own. Default 60 s.
+    pub deadline: Duration,
+    /// Slots for calls in flight on the connection; further callers wait
+    /// (within their deadlines). A call holds its slot until its XID is
+    /// free: a call that timed out, or whose caller went away, keeps its
+    /// slot until its late reply comes or the connection closes. Default 64.
+    pub max_in_flight: usize,
+    /// Silence, with calls outstanding, before a ping. Default 10 s.
+    pub ping_interval: Duration,
+    /// Silence after which the connection is declared dead. Default 42 s.
+    pub ping_timeout: Duration,
+    /// The (program, version) whose NULL procedure is the ping.
+    pub ping_program: (u32, u32),
+    /// First reconnect delay. Default 200 ms.
+    pub backoff_base: Duration,
+    /// Largest reconnect delay. Default 15 s.
+    pub backoff_max: Duration,
+    /// Jitter on each delay, as a fraction (0.2 = ±20 %).
+    pub backoff_jitter: f64,
+    /// Consecutive connect failures that open the circuit breaker. Default 5.
+    pub breaker_threshold: u32,
+    /// The largest results accepted in a reply. Default 16 MiB.
+    pub limits: Limits,
+    /// Identity: when set, every connection and reconnection starts with a
+    /// HELLO, and the server's node ID and the address it observed are
+    /// checked. Default: none.
+    pub identity: Option<ClientIdentity>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> ClientOptions {
+        ClientOptions {
+            connect: ConnectOptions::new(),
+            deadline: Duration::from_secs(60),
+            max_in_flight: 64,
+            ping_interval: Duration::from_secs(10),
+            ping_timeout: Duration::from_secs(42),
+            ping_program: DEFAULT_PING_PROGRAM,
+            backoff_base: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(15),
+            backoff_jitter: 0.2,
+            breaker_threshold: 5,
+            limits: Limits::default(),
+            identity: None,
+        }
+    }
+}
+
+/// Per-call settings.
+#[derive(Clone, Debug, Default)]
+pub struct CallOptions {
+    /// The deadline, instead of [`ClientOptions::deadline`].
+    pub deadline: Option<Duration>,
+    /// The credential. Default AUTH_NONE.
+    pub cred: OpaqueAuth,
+    /// The verifier. Default AUTH_NONE.
+    pub verf: OpaqueAuth,
+}
+
+/// Where the client's connection stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Not connected, and no call needs it.
+    Idle,
+    /// A connect attempt is running.
+    Connecting,
+    /// Connected.
+    Connected {
+        /// Our address on the connection.
+        local: std::net::SocketAddr,
+        /// The peer's address.
+        remote: std::net::SocketAddr,
+    },
+    /// Waiting to retry after a failure.
+    Backoff {
+        /// When the next attempt starts.
+        until: std::time::Instant,
+    },
+    /// The circuit breaker is open: calls fail fast.
+    Open {
+        /// When the single probe may run.
+        until: std::time::Instant,
+    },
+    /// The client was closed.
+    Closed,
+}
+
+/// A snapshot of a client's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    /// Requests with a byte handed to the kernel.
+    pub sent: u64,
+    /// Results delivered to a waiting caller.
+    pub succeeded: u64,
+    /// Errors delivered to a waiting caller (any but a timeout).
+    pub failed: u64,
+    /// Timeouts delivered to a waiting caller.
+    pub timed_out: u64,
+    /// Replies that came after their call timed out or was abandoned.
+    pub late_replies: u64,
+    /// Replies matching no call, and malformed messages.
+    pub unknown_replies: u64,
+    /// CALL messages the server sent us (dropped; a client serves nothing).
+    pub unexpected_calls: u64,
+    /// Connections made after the first.
+    pub reconnects: u64,
+}
+
+/// A handle to one peer. Cheap to clone; all clones share the connection.
+/// The connection closes when the last clone is dropped or
+/// [`Client::close`] is called.
+#[derive(Clone, Debug)]
+pub struct Client {
+    handle: Arc<Handle>,
+}
+
+/// Closes the client when the last [`Client`] clone goes.
+#[derive(Debug)]
+struct Handle {
+    inner: Arc<Inner>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.inner.close();
+    }
+}
+
+impl Client {
+    /// A client for the peer at `destinations` (tried by Happy Eyeballs).
+    /// It connects on the first call or on [`Client::connect`]. Must be
+    /// called inside a tokio runtime.
+    ///
+    /// An empty `destinations` is [`Error::NoDestinations`].
+    pub fn new(destinations: Vec<Endpoint>, options: ClientOptions) -> Result<Client, Error> {
+        let Some(peer) = destinations.first().cloned() else {
+            return Err(Error::NoDestinations("a client needs at least one destination".into()));
+        };
+        let connector = Connector::new(options.connect.clone());
+        let connect: ConnectFn = Arc::new(move || {
+            let (connector, destinations) = (connector.clone(), destinations.clone());
+            Box::pin(async move { connector.connect_any(&destinations).await.map(Link::from) })
+        });
+        Ok(Client::start(peer, options, connect))
+    }
+
+    /// A client over a transport of your own: `connect` is called for each
+    /// connection attempt. `peer` names the peer in errors. Useful for
+    /// tunnels, Unix sockets and tests; [`ClientOptions::connect`] is unused.
+    /// Must be called inside a tokio runtime.
+    pub fn with_transport<F, Fut>(peer: Endpoint, options: ClientOptions, connect: F) -> Client
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Link, Error>> + Send + 'static,
+    {
+        Client::start(peer, options, Arc::new(move || Box::pin(connect())))
+    }
+
+    fn start(peer: Endpoint, options: ClientOptions, connect: ConnectFn) -> Client {
+        let (state, _) = watch::channel(ConnectionState::Idle);
+        let permits = Semaphore::new(options.max_in_flight.clamp(1, Semaphore::MAX_PERMITS));
+        let inner = Arc::new(Inner {
+            peer,
+            options,
+            counters: Counters::default(),
+            state,
+            attempts: AtomicU64::new(0),
+            hello: Mutex::new(None),
+            last_connect_error: Mutex::new(None),
+            permits,
+            core: Mutex::new(Core::default()),
+            task: Default::default(),
+        });
+        tokio::spawn(driver::run(inner.clone(), connect));
+        Client {
+            handle: Arc::new(Handle { inner }),
+        }
+    }
+
+    fn inner(&self) -> &Inner {
+        &self.handle.inner
+    }
+
+    /// The peer this client serves (its first destination).
+    pub fn peer(&self) -> &Endpoint {
+        &self.inner().peer
+    }
+
+    /// Connects now, HELLO included, unless already connected, and returns
+    /// the error if that fails ([`Error::Unreachable`] with the cause, or
+    /// [`Error::CircuitOpen`] while the breaker is open). Calls do not need
+    /// it: they connect on demand. Cancel-safe.
+    pub async fn connect(&self) -> Result<(), Error> {
+        let inner = self.inner();
+        let mut state = inner.state.subscribe();
+        let before = inner.attempts.load(Ordering::Acquire);
+        if let ConnectionState::Connected { .. } = *state.borrow_and_update() {
+            return Ok(());
+        }
+        {
+            let mut core = inner.lock();
+            if core.closed {
+                return Err(self.closed());
+            }
+            core.want_connect = true;
+            core.woken = true;
+        }
+        inner.wake_task();
+        loop {
+            match *state.borrow_and_update() {
+                ConnectionState::Connected { .. } => return Ok(()),
+                ConnectionState::Closed => return Err(self.closed()),
+                ConnectionState::Open { until } if inner.attempts.load(Ordering::Acquire) > before => {
+                    return Err(Error::CircuitOpen {
+                        peer: inner.peer.clone(),
+                        failures: inner.options.breaker_threshold,
+                        next_attempt: until,
+                    });
+                }
+                _ if inner.attempts.load(Ordering::Acquire) > before => {
+                    if let Some(error) = self.last_connect_error() {
+                        return Err(Error::Unreachable {
+                            peer: inner.peer.clone(),
+                            error,
+                        });
+                    }
+                }
+                _ => {}
+            }
+            if state.changed().await.is_err() {
+                return Err(self.closed());
+            }
+        }
+    }
+
+    /// The peer's last HELLO answer, with identity on: its node ID and the
+    /// address it observed for us (already checked against our source).
+    pub fn hello(&self) -> Option<HelloReply> {
+        self.inner()
+            .hello
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Why the last connection attempt failed (connect, source binding or
+    /// HELLO), or `None` once an attempt has succeeded. Calls waiting for a
+    /// connection fail with a timeout or [`Error::CircuitOpen`]; this is
+    /// the cause behind them.
+    pub fn last_connect_error(&self) -> Option<Arc<Error>> {
+        self.inner()
+            .last_connect_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The connection's state now.
+    pub fn state(&self) -> ConnectionState {
+        *self.inner().state.borrow()
+    }
+
+    /// A receiver that sees every change of state.
+    pub fn watch_state(&self) -> watch::Receiver<ConnectionState> {
+        self.inner().state.subscribe()
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> ClientStats {
+        self.inner().counters.snapshot()
+    }
+
+    /// Calls `procedure` of `program` version `version` with XDR-encoded
+    /// `args`; returns the undecoded results.
+    ///
+    /// Cancel-safe: dropping the future at any point leaves the connection
+    /// in sync. A request already queued is still written whole, and its
+    /// XID (and its in-flight slot) stay reserved until its reply arrives
+    /// or the connection closes.
+    pub async fn call(
+        &self,
+        program: u32,
+        version: u32,
+        procedure: u32,
+        args: Bytes,
+    ) -> Result<Bytes, Error> {
+        self.call_with(program, version, procedure, args, &CallOptions::default())
+            .await
+    }
+
+    /// [`Client::call`] with per-call options.
+    pub async fn call_with(
+        &self,
+        program: u32,
+        version: u32,
+        procedure: u32,
+        args: Bytes,
+        options: &CallOptions,
+    ) -> Result<Bytes, Error> {
+        let inner = self.inner();
+        let timeout = options.deadline.unwrap_or(inner.options.deadline);
+        let deadline = Instant::now() + timeout;
+        let info = CallInfo {
+            program,
+            version,
+            procedure,
+            timeout,
+        };
+        // Wait for a slot, within the deadline. Cancel-safe: a dropped
+        // acquire takes nothing.
+        match tokio::time::timeout_at(deadline, inner.permits.acquire()).await {
+            // The permit is given back by hand when the call's XID is freed.
+            Ok(Ok(permit)) => permit.forget(),
+            Ok(Err(_)) => return Err(self.closed()),
+            Err(_) => {
+                Counters::bump(&inner.counters.timed_out, 1);
+                return Err(driver::timeout(inner, info, false));
+            }
+        }
+        let header = CallHeader {
+            cred: options.cred.clone(),
+            verf: options.verf.clone(),
+            ..CallHeader::new(program, version, procedure)
+        };
+        let registered = inner.register(info, header, args, deadline)?;
+        let guard = Abandon {
+            inner,
+            key: Some(registered.key),
+        };
+        inner.kick(&registered);
+        let key = registered.key;
+        let answer = std::future::poll_fn(|cx| inner.poll_answer(key, cx)).await;
+        guard.disarm();
+        answer
+    }
+
+    /// Calls with typed arguments and results.
+    pub async fn call_xdr<A, R>(
+        &self,
+        program: u32,
+        version: u32,
+        procedure: u32,
+        args: &A,
+    ) -> Result<R, Error>
+    where
+        A: XdrEncode + ?Sized,
+        R: XdrDecode,
+    {
+        let results = self
+            .call(program, version, procedure, to_bytes(args))
+            .await?;
+        from_bytes(&results).map_err(|error| Error::BadResults {
+            peer: self.inner().peer.clone(),
+            error,
+        })
+    }
+
+    /// Calls NULL (procedure 0): a round trip that checks the peer serves
+    /// this program version.
+    pub async fn null(&self, program: u32, version: u32) -> Result<(), Error> {
+        self.call(program, version, 0, Bytes::new()).await.map(drop)
+    }
+
+    /// Closes the connection; pending calls fail with
+    /// [`crate::DisconnectCause::ClientClosed`], and later calls with
+    /// [`Error::ClientClosed`].
+    pub fn close(&self) {
+        self.inner().close();
+    }
+
+    fn closed(&self) -> Error {
+        Error::ClientClosed {
+            peer: self.inner().peer.clone(),
+        }
+    }
+}
+
+/// Tells the connection when a caller drops its future mid-call.
+struct Abandon<'a> {
+    inner: &'a Inner,
+    key: Option<self::core::Key>,
+}
+
+impl Abandon<'_> {
+    fn disarm(mut self) {
+        self.key = None;
+    }
+}
+
+impl Drop for Abandon<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key {
+            self.inner.abandon(key);
+        }
+    }
+}

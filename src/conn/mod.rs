@@ -1,0 +1,26 @@
+//! Pure per-connection state: the client's call table, liveness and
+//! reconnect decisions, the server connection with its HELLO gate and
+//! timers, and write batching. No tokio, no sockets: time is passed in and
+//! decisions come out, in the manner of quinn-proto, so that fuzzers and
+//! property tests drive them directly.
+//!
+//! The drivers in [`crate::client`] and [`crate::server`] run one task per
+//! connection that moves bytes between the socket and these types and arms
+//! one timer from their deadlines.
+//!
+//! These are internals: tests and fuzz targets reach them through the
+//! hidden `peerwire::internals` path; they are not public API.
+
+pub mod calls;
+pub mod liveness;
+pub mod outbox;
+pub mod reconnect;
+pub mod server;
+
+pub use calls::{CallStats, CallTable, Failed, ReplyFor};
+pub use liveness::{Liveness, LivenessAction};
+pub use outbox::Outbox;
+pub use reconnect::{Breaker, Reconnect};
+pub use server::{
+    Dispatch, Dropped, Expired, Inbound, ProcError, Registry, ServeStats, ServerConnection,
+};

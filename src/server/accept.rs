@@ -1,0 +1,80 @@
+//! The accept loop: the connection limit, admission before a byte is read,
+//! and one task per admitted connection.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tracing::{debug, warn};
+
+use super::Shared;
+use super::connection::serve_connection;
+use super::verdicts::record_verdict;
+use crate::addr::CanonicalIp;
+
+pub(super) async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    slots: Arc<Semaphore>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        // Take a slot first: at the connection limit, accepting pauses and
+        // the kernel's backlog holds new peers.
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            () = stopped(&mut shutdown) => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = stopped(&mut shutdown) => break,
+        };
+        let (stream, observed) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // Admission runs before a single byte is read.
+        if !shared.options.admission.admits(CanonicalIp::from(observed)) {
+            shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+            warn!(%observed, "connection refused by admission; closed unread");
+            record_verdict(&shared, observed, None, Some("address not admitted".into()));
+            drop(stream);
+            continue;
+        }
+        shared.counters.accepted.fetch_add(1, Ordering::Relaxed);
+        if shared.identity.is_none() {
+            // Admission is the whole verdict; with an identity, HELLO is.
+            record_verdict(&shared, observed, None, None);
+        }
+        let shared = shared.clone();
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            let local = stream.local_addr().ok();
+            if let Err(error) = serve_connection(stream, observed, shared.clone(), shutdown).await {
+                debug!(%observed, ?local, %error, "connection ended with an error");
+            }
+            shared.counters.closed.fetch_add(1, Ordering::Relaxed);
+            drop(permit);
+        });
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+}
+
+/// Resolves once shutdown has been asked for. A dropped RunningServer
+/// asks nothing: the server runs on until the runtime ends.
+pub(super) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    if shutdown.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}

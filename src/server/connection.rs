@@ -1,0 +1,374 @@
+//! One server connection's task: reads, dispatches, writes and keeps its
+//! timers in one poll function, so no wait on one side can hold up another
+//! (a peer that floods calls and never reads still meets every timer).
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::{Instant, Sleep};
+use tracing::{debug, warn};
+
+use super::accept::stopped;
+use super::handler::{Handlers, Origin};
+use super::verdicts::{Registered, record_verdict};
+use super::{ConnectionInfo, Shared};
+use crate::conn::{Expired, Inbound, Outbox, ServerConnection};
+use crate::proto::DecodeError;
+use crate::stream::{Transport, poll_flush};
+
+/// Turns of the poll loop before the task yields to others.
+const TURNS: usize = 32;
+
+/// Replies waiting to be written beyond which the connection stops reading
+/// new calls: a peer that does not read its replies is pushed back by TCP.
+const OUTBOX_HIGH_WATER: usize = 256 * 1024;
+
+/// Why a connection ended.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ConnectionEnd {
+    #[error("i/o: {0}")]
+    Io(#[from] io::Error),
+    #[error("bad record: {0}")]
+    Record(DecodeError),
+    #[error("idle for {0:?}")]
+    Idle(Duration),
+    #[error("peer stopped reading for {0:?}")]
+    WriteStalled(Duration),
+    #[error("no HELLO within {0:?}")]
+    HandshakeTimeout(Duration),
+    #[error("handshake refused")]
+    Refused,
+    #[error("shutdown grace period over")]
+    GraceOver,
+}
+
+pub(super) async fn serve_connection(
+    stream: TcpStream,
+    observed: SocketAddr,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), ConnectionEnd> {
+    let local = stream.local_addr()?;
+    let _ = stream.set_nodelay(true);
+    let opts = &shared.options;
+    let now = Instant::now();
+    let mut state = ServerConnection::new(opts.limits.record_limits(), opts.max_in_progress)
+        .with_timeouts(now.into_std(), opts.idle_timeout, opts.handshake_timeout);
+    if let Some(identity) = &shared.identity {
+        state = state.with_identity(identity.clone(), observed);
+    }
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let registered = Registered::new(
+        &shared,
+        ConnectionInfo {
+            id,
+            peer: None,
+            observed,
+            local,
+        },
+    );
+    let mut conn = Connection {
+        shared: &shared,
+        registered,
+        id,
+        observed,
+        local,
+        transport: Transport::Tcp(stream),
+        state,
+        read: BytesMut::new(),
+        eof: false,
+        out: Outbox::new(),
+        handlers: Handlers::new(),
+        timer: Box::pin(tokio::time::sleep_until(now)),
+        armed: None,
+        stalled_since: None,
+        stopping: false,
+        grace: None,
+        refused: false,
+        broken: None,
+    };
+    loop {
+        tokio::select! {
+            end = std::future::poll_fn(|cx| conn.poll(cx)) => return end,
+            () = stopped(&mut shutdown), if !conn.stopping => {
+                conn.stop(Instant::now());
+            }
+        }
+    }
+}
+
+struct Connection<'a> {
+    shared: &'a Arc<Shared>,
+    registered: Registered<'a>,
+    id: u64,
+    observed: SocketAddr,
+    local: SocketAddr,
+    transport: Transport,
+    state: ServerConnection,
+    /// Allocated when bytes arrive; given back when the connection is quiet.
+    read: BytesMut,
+    eof: bool,
+    out: Outbox<()>,
+    handlers: Handlers,
+    /// One timer for every deadline: HELLO, idle, write stall, grace.
+    timer: std::pin::Pin<Box<Sleep>>,
+    armed: Option<Instant>,
+    /// Since when replies have waited for a peer that does not read.
+    stalled_since: Option<Instant>,
+    /// No new calls are read: shutdown, a refused HELLO, or a bad record.
+    stopping: bool,
+    grace: Option<Instant>,
+    refused: bool,
+    /// The record marking broke: close once calls in progress finish.
+    broken: Option<DecodeError>,
+}
+
+impl Connection<'_> {
+    /// Shutdown began: read no new calls, let those in progress finish
+    /// within the grace period.
+    fn stop(&mut self, now: Instant) {
+        self.stopping = true;
+        self.grace = Some(now + self.shared.options.shutdown_grace);
+    }
+
+    fn reading(&self) -> bool {
+        !self.stopping
+            && !self.eof
+            && self.state.can_read()
+            && self.out.len() < OUTBOX_HIGH_WATER
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ConnectionEnd>> {
+        for _ in 0..TURNS {
+            let mut progress = false;
+            let now = Instant::now();
+            // Handlers that finished.
+            while let Poll::Ready(Some((xid, outcome))) = self.handlers.poll_finished(cx) {
+                let reply = self.state.complete(xid, outcome, now.into_std());
+                self.out.push((), &reply);
+                progress = true;
+            }
+            // Calls already buffered, then more bytes.
+            progress |= self.dispatch(cx, now);
+            if self.reading() {
+                match self.transport.poll_read_into(cx, &mut self.read) {
+                    Poll::Ready(Ok(0)) => {
+                        self.eof = true;
+                        self.dispatch(cx, now);
+                        progress = true;
+                    }
+                    Poll::Ready(Ok(_)) => progress = true,
+                    Poll::Ready(Err(error)) => return Poll::Ready(Err(error.into())),
+                    Poll::Pending => {}
+                }
+            }
+            // Write.
+            if !self.out.is_empty() {
+                let before = self.out.len();
+                match poll_flush(&mut self.transport, cx, &mut self.out, |()| {}) {
+                    Poll::Ready(Err(error)) => return Poll::Ready(Err(error.into())),
+                    Poll::Ready(Ok(())) => self.stalled_since = None,
+                    Poll::Pending if self.out.len() != before => self.stalled_since = Some(now),
+                    Poll::Pending => {
+                        self.stalled_since.get_or_insert(now);
+                    }
+                }
+                progress |= self.out.len() != before;
+            }
+            // Done?
+            let settled = self.handlers.running() == 0 && self.out.is_empty();
+            if settled && (self.eof || self.stopping) {
+                return Poll::Ready(self.ending());
+            }
+            // Timers.
+            if let Err(end) = self.check_timers(now) {
+                return Poll::Ready(end);
+            }
+            let wake = self.next_wake();
+            if let Some(wake) = wake
+                && self.armed != Some(wake)
+            {
+                self.timer.as_mut().reset(wake);
+                self.armed = Some(wake);
+            }
+            if self.armed.is_some() && self.timer.as_mut().poll(cx).is_ready() {
+                self.armed = None;
+                progress = true;
+            }
+            if !progress {
+                if self.read.is_empty() && self.state.is_idle() {
+                    // Quiet: hold no read buffer.
+                    self.read = BytesMut::new();
+                }
+                if self.out.is_empty() {
+                    self.out.release();
+                }
+                return Poll::Pending;
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    fn ending(&self) -> Result<(), ConnectionEnd> {
+        match self.broken {
+            Some(error) => Err(ConnectionEnd::Record(error)),
+            None if self.refused => Err(ConnectionEnd::Refused),
+            None => Ok(()),
+        }
+    }
+
+    /// Decides about every whole record buffered, while calls may be read.
+    /// True when it decided about any.
+    fn dispatch(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        let mut any = false;
+        while !self.stopping && self.state.can_read() && self.out.len() < OUTBOX_HIGH_WATER {
+            let registry = &self.shared.registry;
+            let inbound = if self.eof {
+                self.state.receive_eof(&mut self.read, registry, now.into_std())
+            } else {
+                self.state.receive(&mut self.read, registry, now.into_std())
+            };
+            match inbound {
+                Ok(Some(inbound)) => {
+                    self.handle(inbound, cx, now);
+                    any = true;
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    if self.handlers.running() > 0 {
+                        warn!(conn = self.id, observed = %self.observed, %error, "bad record; closing once calls in progress finish");
+                    }
+                    self.broken = Some(error);
+                    self.stopping = true;
+                    self.grace
+                        .get_or_insert(now + self.shared.options.shutdown_grace);
+                    return true;
+                }
+            }
+        }
+        any
+    }
+
+    fn handle(&mut self, inbound: Inbound, cx: &mut Context<'_>, now: Instant) {
+        let shared = self.shared;
+        match inbound {
+            Inbound::Reply(message) => {
+                self.out.push((), &message);
+                if let Some(peer) = self.state.peer()
+                    && self.registered.identify(peer)
+                {
+                    record_verdict(shared, self.observed, Some(peer.clone()), None);
+                }
+            }
+            Inbound::Dispatch(call) => {
+                shared.counters.calls.fetch_add(1, Ordering::Relaxed);
+                let origin = Origin {
+                    observed: self.observed,
+                    local: self.local,
+                    peer: self.state.peer(),
+                };
+                if let Some((xid, outcome)) = self.handlers.start(shared, call, origin, cx) {
+                    let reply = self.state.complete(xid, outcome, now.into_std());
+                    self.out.push((), &reply);
+                }
+            }
+            Inbound::Refuse {
+                reply,
+                claimed,
+                refusal,
+            } => {
+                self.out.push((), &reply);
+                shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                let reason = match &refusal {
+                    Some(refusal) => refusal.to_string(),
+                    None if claimed.is_some() => "a second HELLO with another node ID".into(),
+                    None => "a call before HELLO".into(),
+                };
+                record_verdict(shared, self.observed, claimed.clone(), Some(reason));
+                let (id, observed) = (self.id, self.observed);
+                match (&claimed, &refusal) {
+                    (Some(claimed), Some(refusal)) => {
+                        warn!(conn = id, %observed, %claimed, %refusal, "HELLO refused; closing")
+                    }
+                    (Some(claimed), None) => {
+                        warn!(conn = id, %observed, %claimed, "second HELLO with another node ID; closing")
+                    }
+                    _ => warn!(conn = id, %observed, "call before HELLO; closing"),
+                }
+                self.stopping = true;
+                self.refused = true;
+                // The refusal is written, then the connection closes; a
+                // peer that does not read it is cut off at the grace period.
+                self.grace
+                    .get_or_insert(now + shared.options.shutdown_grace);
+            }
+            Inbound::Dropped(why) => {
+                shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                debug!(conn = self.id, observed = %self.observed, ?why, "record dropped");
+            }
+        }
+    }
+
+    fn check_timers(&mut self, now: Instant) -> Result<(), Result<(), ConnectionEnd>> {
+        let opts = &self.shared.options;
+        if !self.stopping {
+            match self.state.timeout(now.into_std()) {
+                Some(Expired::Handshake(after)) => {
+                    warn!(conn = self.id, observed = %self.observed, "no HELLO within the handshake timeout; closing");
+                    record_verdict(
+                        self.shared,
+                        self.observed,
+                        None,
+                        Some("no HELLO within the handshake timeout".into()),
+                    );
+                    return Err(Err(ConnectionEnd::HandshakeTimeout(after)));
+                }
+                Some(Expired::Idle(after)) => return Err(Err(ConnectionEnd::Idle(after))),
+                None => {}
+            }
+        }
+        if let Some(since) = self.stalled_since
+            && now >= since + opts.write_timeout
+        {
+            debug!(conn = self.id, observed = %self.observed, "peer stopped reading; closing");
+            return Err(Err(ConnectionEnd::WriteStalled(opts.write_timeout)));
+        }
+        if let Some(grace) = self.grace
+            && now >= grace
+        {
+            if self.handlers.running() > 0 {
+                warn!(conn = self.id, observed = %self.observed, left = self.handlers.running(), "shutdown grace period over; abandoning calls in progress");
+            }
+            self.handlers.abort_all();
+            return Err(if let Some(error) = self.broken {
+                Err(ConnectionEnd::Record(error))
+            } else if self.refused {
+                Err(ConnectionEnd::Refused)
+            } else if self.out.is_empty() {
+                Ok(())
+            } else {
+                Err(ConnectionEnd::GraceOver)
+            });
+        }
+        Ok(())
+    }
+
+    fn next_wake(&self) -> Option<Instant> {
+        let opts = &self.shared.options;
+        let state = if self.stopping {
+            None
+        } else {
+            self.state.next_timeout().map(Instant::from_std)
+        };
+        let stall = self.stalled_since.map(|since| since + opts.write_timeout);
+        [state, stall, self.grace].into_iter().flatten().min()
+    }
+}

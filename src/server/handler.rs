@@ -1,0 +1,136 @@
+//! Running a handler: inline when its future is ready at the first poll,
+//! as a task of its own when it is not. A panic anywhere in it (making the
+//! future, or any poll) is caught and answered with SYSTEM_ERR.
+
+use std::net::SocketAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_util::FutureExt;
+use tokio::task::JoinSet;
+use tracing::warn;
+
+use super::{CallContext, HandlerFuture, Shared};
+use crate::conn::{Dispatch, ProcError};
+use crate::peer::NodeId;
+
+/// Arguments up to this size are copied out of the read buffer, so that a
+/// handler holding them does not pin the whole buffer; larger ones are
+/// handed over without a copy.
+const COPY_ARGS_UP_TO: usize = 4096;
+
+/// A handler's outcome, with the XID to answer.
+pub(super) type Finished = (u32, Result<Bytes, ProcError>);
+
+/// Where a connection's handlers run.
+pub(super) struct Handlers {
+    /// Handlers that did not finish at once.
+    pub spawned: JoinSet<Finished>,
+}
+
+/// The call's addresses and peer, for its [`CallContext`].
+pub(super) struct Origin<'a> {
+    pub observed: SocketAddr,
+    pub local: SocketAddr,
+    pub peer: Option<&'a NodeId>,
+}
+
+impl Handlers {
+    pub(super) fn new() -> Handlers {
+        Handlers {
+            spawned: JoinSet::new(),
+        }
+    }
+
+    /// Starts the handler for `call`. Returns its outcome when it finished
+    /// at the first poll; otherwise it runs on as a task, and its outcome
+    /// comes from [`Handlers::poll_finished`].
+    pub(super) fn start(
+        &mut self,
+        shared: &Arc<Shared>,
+        call: Dispatch,
+        origin: Origin<'_>,
+        cx: &mut Context<'_>,
+    ) -> Option<Finished> {
+        let Dispatch {
+            xid,
+            program,
+            version,
+            procedure,
+            cred,
+            args,
+        } = call;
+        let Some(service) = shared.services.get(&(program, version)) else {
+            return Some((xid, Err(ProcError::ProcUnavail)));
+        };
+        let args = if args.len() <= COPY_ARGS_UP_TO {
+            Bytes::copy_from_slice(&args)
+        } else {
+            args
+        };
+        let ctx = CallContext {
+            observed: origin.observed,
+            local: origin.local,
+            xid,
+            program,
+            version,
+            cred,
+            peer: origin.peer.cloned(),
+        };
+        let panicked = move |shared: &Shared| {
+            shared.counters.panics.fetch_add(1, Ordering::Relaxed);
+            warn!(
+                xid,
+                program, version, procedure, "handler panicked; answered SYSTEM_ERR"
+            );
+            (xid, Err(ProcError::SystemErr))
+        };
+        let Ok(mut future) = catch_unwind(AssertUnwindSafe(|| {
+            service.call(ctx, procedure, args)
+        })) else {
+            return Some(panicked(shared));
+        };
+        match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(Poll::Ready(outcome)) => Some((xid, outcome)),
+            Err(_) => Some(panicked(shared)),
+            Ok(Poll::Pending) => {
+                let shared = shared.clone();
+                self.spawned.spawn(async move {
+                    let future: HandlerFuture = future;
+                    match AssertUnwindSafe(future).catch_unwind().await {
+                        Ok(outcome) => (xid, outcome),
+                        Err(_) => panicked(&shared),
+                    }
+                });
+                None
+            }
+        }
+    }
+
+    /// The next spawned handler to finish.
+    pub(super) fn poll_finished(&mut self, cx: &mut Context<'_>) -> Poll<Option<Finished>> {
+        loop {
+            match self.spawned.poll_join_next(cx) {
+                Poll::Ready(Some(Ok(finished))) => return Poll::Ready(Some(finished)),
+                // Panics are caught inside the task; this is a task aborted
+                // at the end of the shutdown grace period.
+                Poll::Ready(Some(Err(_))) => continue,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    /// Handlers still running.
+    pub(super) fn running(&self) -> usize {
+        self.spawned.len()
+    }
+
+    /// Stops every handler still running.
+    pub(super) fn abort_all(&mut self) {
+        self.spawned.abort_all();
+    }
+}

@@ -1,0 +1,410 @@
+//! The RPC server: listeners, one task per connection, handlers.
+//!
+//! A connection's one task reads records while fewer than
+//! [`ServerOptions::max_in_progress`] calls are in progress and its replies
+//! are not piling up unwritten; otherwise it stops reading, so TCP pushes
+//! back on the peer. Its timers (HELLO, idle, write stall, shutdown grace)
+//! run in the same poll, whatever the peer does. A handler whose future is
+//! ready at its first poll is answered inline, without a task; one that is
+//! not is spawned, so calls on one connection run concurrently and may
+//! finish in any order. A panicking handler is answered with SYSTEM_ERR
+//! and the connection lives on. Replies are encoded into one outbox and
+//! written in batches of whole records.
+//!
+//! Shutdown order: stop accepting; stop reading new calls; let calls in
+//! progress finish within the grace period; close.
+
+mod accept;
+mod connection;
+mod handler;
+mod verdicts;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{Semaphore, watch};
+use tracing::warn;
+
+use crate::addr::Endpoint;
+use crate::conn::Registry;
+pub use crate::conn::ProcError;
+use crate::error::Error;
+use crate::limits::Limits;
+use crate::listen::{ListenOptions, listen};
+use crate::peer::{Admission, NodeId, ServerIdentity};
+use crate::proto::OpaqueAuth;
+
+/// What a handler learns about its call.
+#[derive(Clone, Debug)]
+pub struct CallContext {
+    /// The peer's address as this server observed it.
+    pub observed: SocketAddr,
+    /// The local address the call arrived on.
+    pub local: SocketAddr,
+    /// The call's XID.
+    pub xid: u32,
+    /// The program.
+    pub program: u32,
+    /// The version.
+    pub version: u32,
+    /// The caller's credential.
+    pub cred: OpaqueAuth,
+    /// The peer's node ID, when the server has an identity and the peer's
+    /// HELLO succeeded (always, for calls that reach a handler then).
+    pub peer: Option<NodeId>,
+}
+
+/// The future a [`Service`] returns.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Bytes, ProcError>> + Send>>;
+
+/// A program version's procedures. NULL (procedure 0) is answered by the
+/// server and never reaches the service.
+///
+/// Closures `Fn(CallContext, u32, Bytes) -> impl Future<Output =
+/// Result<Bytes, ProcError>>` are services.
+pub trait Service: Send + Sync + 'static {
+    /// Runs `procedure` with its undecoded `args`; returns the undecoded
+    /// results. Return [`ProcError::ProcUnavail`] for an unknown procedure.
+    fn call(&self, ctx: CallContext, procedure: u32, args: Bytes) -> HandlerFuture;
+}
+
+impl<F, Fut> Service for F
+where
+    F: Fn(CallContext, u32, Bytes) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Bytes, ProcError>> + Send + 'static,
+{
+    fn call(&self, ctx: CallContext, procedure: u32, args: Bytes) -> HandlerFuture {
+        Box::pin(self(ctx, procedure, args))
+    }
+}
+
+/// Server limits and timeouts.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// Connections served at once; accepting pauses at the limit. Default 1024.
+    pub max_connections: usize,
+    /// Calls in progress per connection; reading pauses at the limit. Default 64.
+    pub max_in_progress: usize,
+    /// A connection with no calls in progress that completes no record for
+    /// this long is closed, so a record trickled in a byte at a time cannot
+    /// hold a connection open. Default 5 min.
+    pub idle_timeout: Duration,
+    /// A write that cannot finish in this time (the peer stopped reading)
+    /// closes the connection. Default 30 s.
+    pub write_timeout: Duration,
+    /// How long calls in progress may run after shutdown starts. Default 10 s.
+    pub shutdown_grace: Duration,
+    /// The largest arguments accepted in a call. Default 16 MiB.
+    pub limits: Limits,
+    /// Options for the listening sockets.
+    pub listen: ListenOptions,
+    /// Address admission, applied before a byte is read. Default: admit all.
+    pub admission: Admission,
+    /// Who this server is and whom it accepts. With an identity, every
+    /// connection must complete a HELLO before any other call. Default: none.
+    pub identity: Option<ServerIdentity>,
+    /// A connection that has not completed its HELLO in this time is
+    /// closed. Default 10 s.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> ServerOptions {
+        ServerOptions {
+            max_connections: 1024,
+            max_in_progress: 64,
+            idle_timeout: Duration::from_secs(300),
+            write_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
+            limits: Limits::default(),
+            listen: ListenOptions::default(),
+            admission: Admission::default(),
+            identity: None,
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Counters of a running server.
+#[derive(Debug, Default)]
+struct Counters {
+    accepted: AtomicU64,
+    closed: AtomicU64,
+    calls: AtomicU64,
+    panics: AtomicU64,
+    dropped: AtomicU64,
+    refused: AtomicU64,
+    rejected: AtomicU64,
+}
+
+/// A snapshot of a server's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Connections closed.
+    pub closed: u64,
+    /// Calls dispatched to handlers.
+    pub calls: u64,
+    /// Handlers that panicked (answered with SYSTEM_ERR).
+    pub panics: u64,
+    /// Records dropped without an answer.
+    pub dropped: u64,
+    /// Connections refused by admission, closed unread.
+    pub refused: u64,
+    /// Connections closed for failing the handshake.
+    pub rejected: u64,
+}
+
+/// How many inbound verdicts [`RunningServer::verdicts`] keeps.
+pub const VERDICTS_KEPT: usize = 64;
+
+/// What the server decided about one inbound connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// The peer's address as observed.
+    pub observed: SocketAddr,
+    /// The node ID it claimed, if it sent a HELLO.
+    pub peer: Option<NodeId>,
+    /// Accepted (admitted, and identified where the server has an identity).
+    pub accepted: bool,
+    /// Why it was refused.
+    pub reason: Option<String>,
+    /// When.
+    pub at: std::time::SystemTime,
+}
+
+/// One open connection, as [`RunningServer::connections`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    /// A process-unique id for logs.
+    pub id: u64,
+    /// The peer's node ID, once its HELLO succeeded.
+    pub peer: Option<NodeId>,
+    /// The peer's address as observed.
+    pub observed: SocketAddr,
+    /// The local address.
+    pub local: SocketAddr,
+}
+
+/// Registers services, then [`Server::serve`]s them.
+pub struct Server {
+    registry: Registry,
+    services: HashMap<(u32, u32), Arc<dyn Service>>,
+    options: ServerOptions,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("registry", &self.registry)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Shared {
+    registry: Registry,
+    services: HashMap<(u32, u32), Arc<dyn Service>>,
+    options: ServerOptions,
+    identity: Option<Arc<ServerIdentity>>,
+    counters: Counters,
+    connections: std::sync::Mutex<HashMap<u64, ConnectionInfo>>,
+    verdicts: std::sync::Mutex<std::collections::VecDeque<Verdict>>,
+    /// Connection ids: a random start, then a counter, so ids from two
+    /// servers (or two runs) are not easily confused in logs.
+    next_id: AtomicU64,
+}
+
+/// A server that is running.
+///
+/// Dropping it does **not** stop the server: its tasks run on until
+/// [`RunningServer::shutdown`] or a [`Stopper`] stops them, or the runtime
+/// ends. [`RunningServer::wait`] waits for the server to stop.
+#[derive(Debug)]
+pub struct RunningServer {
+    local_addrs: Vec<SocketAddr>,
+    shutdown: Arc<watch::Sender<bool>>,
+    shared: Arc<SharedHandle>,
+    /// The accept loops. Held as plain handles: dropping one detaches the
+    /// task, so dropping the RunningServer leaves the server running.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Starts a running server's graceful shutdown from anywhere (a signal
+/// handler, say) while another task waits on [`RunningServer::wait`].
+/// Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Stopper {
+    shutdown: Arc<watch::Sender<bool>>,
+}
+
+impl Stopper {
+    /// Starts the graceful shutdown (see [`RunningServer::shutdown`]);
+    /// returns at once. Stopping twice is harmless.
+    pub fn stop(&self) {
+        self.shutdown.send_replace(true);
+    }
+}
+
+/// The part of [`Shared`] the handle reads.
+struct SharedHandle(Arc<Shared>);
+
+impl std::fmt::Debug for SharedHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedHandle")
+    }
+}
+
+impl Default for Server {
+    fn default() -> Server {
+        Server::new(ServerOptions::default())
+    }
+}
+
+impl Server {
+    /// A server with these options and no services.
+    pub fn new(options: ServerOptions) -> Server {
+        Server {
+            registry: Registry::new(),
+            services: HashMap::new(),
+            options,
+        }
+    }
+
+    /// Serves `service` as `program` version `version`.
+    pub fn service(mut self, program: u32, version: u32, service: impl Service) -> Server {
+        self.registry.add(program, version);
+        self.services.insert((program, version), Arc::new(service));
+        self
+    }
+
+    /// Listens on each address and serves. Must be called inside a tokio
+    /// runtime. Port 0 picks a free port; see [`RunningServer::local_addrs`].
+    pub fn serve(self, addresses: &[Endpoint]) -> Result<RunningServer, Error> {
+        let mut listeners = Vec::new();
+        for address in addresses {
+            listeners.push(listen(address, &self.options.listen)?);
+        }
+        let local_addrs = listeners
+            .iter()
+            .map(|l| l.local_addr())
+            .collect::<io::Result<Vec<_>>>()
+            .map_err(|error| Error::Listen {
+                address: addresses[0].clone(),
+                error,
+            })?;
+        let identity = self.options.identity.clone().map(|mut identity| {
+            let missing = identity.peers.resolve_scopes(|name| nix::net::if_::if_nametoindex(name).ok());
+            for name in missing {
+                warn!(interface = %name, "peer table names an interface this host lacks; its entries match nothing");
+            }
+            Arc::new(identity)
+        });
+        let shared = Arc::new(Shared {
+            registry: self.registry,
+            services: self.services,
+            counters: Counters::default(),
+            options: self.options,
+            identity,
+            connections: std::sync::Mutex::new(HashMap::new()),
+            verdicts: std::sync::Mutex::new(std::collections::VecDeque::new()),
+            next_id: AtomicU64::new(rand::random::<u64>() >> 16),
+        });
+        let (shutdown, watch) = watch::channel(false);
+        let shutdown = Arc::new(shutdown);
+        let slots = Arc::new(Semaphore::new(shared.options.max_connections));
+        let mut tasks = Vec::new();
+        for listener in listeners {
+            tasks.push(tokio::spawn(accept::accept_loop(
+                listener,
+                shared.clone(),
+                slots.clone(),
+                watch.clone(),
+            )));
+        }
+        Ok(RunningServer {
+            local_addrs,
+            shutdown,
+            shared: Arc::new(SharedHandle(shared)),
+            tasks,
+        })
+    }
+}
+
+impl RunningServer {
+    /// The addresses listened on, with the ports chosen.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> ServerStats {
+        let c = &self.shared.0.counters;
+        ServerStats {
+            accepted: c.accepted.load(Ordering::Relaxed),
+            closed: c.closed.load(Ordering::Relaxed),
+            calls: c.calls.load(Ordering::Relaxed),
+            panics: c.panics.load(Ordering::Relaxed),
+            dropped: c.dropped.load(Ordering::Relaxed),
+            refused: c.refused.load(Ordering::Relaxed),
+            rejected: c.rejected.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The last [`VERDICTS_KEPT`] inbound verdicts, newest first.
+    pub fn verdicts(&self) -> Vec<Verdict> {
+        let list = self
+            .shared
+            .0
+            .verdicts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        list.iter().cloned().collect()
+    }
+
+    /// The open connections, with each peer's node ID and addresses.
+    pub fn connections(&self) -> Vec<ConnectionInfo> {
+        let map = self
+            .shared
+            .0
+            .connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut list: Vec<ConnectionInfo> = map.values().cloned().collect();
+        list.sort_by_key(|c| c.id);
+        list
+    }
+
+    /// A handle that starts the graceful shutdown.
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            shutdown: self.shutdown.clone(),
+        }
+    }
+
+    /// Graceful shutdown: stop accepting, stop reading new calls, let calls
+    /// in progress finish within the grace period, then close everything.
+    /// Returns when every connection is closed.
+    pub async fn shutdown(self) {
+        self.shutdown.send_replace(true);
+        self.wait().await;
+    }
+
+    /// Waits until the server has stopped: after a [`Stopper::stop`], once
+    /// every connection is closed. Cancel-safe only in the sense that the
+    /// server is unaffected; the handle is consumed.
+    pub async fn wait(mut self) {
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
+        }
+    }
+}
+

@@ -1,0 +1,70 @@
+//! The server's lists: open connections and inbound verdicts.
+
+use std::net::SocketAddr;
+
+use super::{ConnectionInfo, Shared, VERDICTS_KEPT, Verdict};
+use crate::peer::NodeId;
+
+/// Keeps a connection in the server's list while it lives.
+pub(super) struct Registered<'a> {
+    shared: &'a Shared,
+    id: u64,
+}
+
+impl<'a> Registered<'a> {
+    pub(super) fn new(shared: &'a Shared, info: ConnectionInfo) -> Registered<'a> {
+        let id = info.id;
+        shared
+            .connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, info);
+        Registered { shared, id }
+    }
+
+    /// Records the peer's node ID; true the first time.
+    pub(super) fn identify(&self, peer: &NodeId) -> bool {
+        let mut map = self
+            .shared
+            .connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match map.get_mut(&self.id) {
+            Some(info) if info.peer.as_ref() != Some(peer) => {
+                info.peer = Some(peer.clone());
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+pub(super) fn record_verdict(
+    shared: &Shared,
+    observed: SocketAddr,
+    peer: Option<NodeId>,
+    reason: Option<String>,
+) {
+    let mut list = shared.verdicts.lock().unwrap_or_else(|p| p.into_inner());
+    if list.len() == VERDICTS_KEPT {
+        list.pop_back();
+    }
+    list.push_front(Verdict {
+        observed,
+        peer,
+        accepted: reason.is_none(),
+        reason,
+        at: std::time::SystemTime::now(),
+    });
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.shared
+            .connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
+    }
+}
+

@@ -1,0 +1,130 @@
+//! The byte stream under both drivers: reads into a buffer that is
+//! allocated only when bytes arrive, and the one batching writer.
+//!
+//! A TCP stream is read by readiness: the driver waits until the socket is
+//! readable and only then makes sure the read buffer has room, so an idle
+//! connection holds no read buffer. Any other byte stream (a tunnel, a
+//! test's duplex pipe) is read through `AsyncRead` into a buffer.
+//!
+//! Writing goes through [`crate::conn::Outbox`]: whole records queued in
+//! one buffer, written with as few syscalls as the kernel allows, each
+//! record reported *sent* as soon as its first byte is taken.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::conn::Outbox;
+
+/// Bytes reserved for a read when the buffer runs low.
+pub(crate) const READ_CHUNK: usize = 8 * 1024;
+
+/// A byte stream a client can run over.
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
+
+/// A connection's byte stream.
+pub(crate) enum Transport {
+    /// TCP, read by readiness.
+    Tcp(TcpStream),
+    /// Anything else.
+    Other(Box<dyn Io>),
+}
+
+impl Transport {
+    /// Reads what is available into `buf`, reserving room only once bytes
+    /// are there (for TCP). `Ready(Ok(0))` is the end of the stream.
+    pub(crate) fn poll_read_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+    ) -> Poll<io::Result<usize>> {
+        match self {
+            Transport::Tcp(stream) => loop {
+                ready!(stream.poll_read_ready(cx))?;
+                make_room(buf);
+                match stream.try_read_buf(buf) {
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                    result => return Poll::Ready(result),
+                }
+            },
+            Transport::Other(io) => {
+                make_room(buf);
+                tokio_util::io::poll_read_buf(Pin::new(io), cx, buf)
+            }
+        }
+    }
+}
+
+fn make_room(buf: &mut BytesMut) {
+    if buf.capacity() - buf.len() < READ_CHUNK / 2 {
+        buf.reserve(READ_CHUNK);
+    }
+}
+
+impl AsyncRead for Transport {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Tcp(stream) => Pin::new(stream).poll_read(cx, buf),
+            Transport::Other(io) => Pin::new(io).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Transport {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Transport::Tcp(stream) => Pin::new(stream).poll_write(cx, data),
+            Transport::Other(io) => Pin::new(io).poll_write(cx, data),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Tcp(stream) => Pin::new(stream).poll_flush(cx),
+            Transport::Other(io) => Pin::new(io).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Tcp(stream) => Pin::new(stream).poll_shutdown(cx),
+            Transport::Other(io) => Pin::new(io).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Writes the outbox until it is empty (`Ready(Ok)`) or the stream takes
+/// no more (`Pending`, with the waker registered). `sent` gets the tag of
+/// each record as its first byte is taken.
+pub(crate) fn poll_flush<T>(
+    transport: &mut Transport,
+    cx: &mut Context<'_>,
+    outbox: &mut Outbox<T>,
+    mut sent: impl FnMut(T),
+) -> Poll<io::Result<()>> {
+    while !outbox.is_empty() {
+        let n = ready!(Pin::new(&mut *transport).poll_write(cx, outbox.pending()))?;
+        if n == 0 {
+            return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+        }
+        outbox.consumed(n, &mut sent);
+    }
+    if let Transport::Other(_) = transport {
+        ready!(Pin::new(transport).poll_flush(cx))?;
+    }
+    Poll::Ready(Ok(()))
+}
