@@ -400,7 +400,8 @@ async fn drive(mode: Mode, addr: SocketAddr, server_tid: i32, args: Args) -> Out
                     max_in_flight: args.concurrency.max(1),
                     ..ClientOptions::default()
                 };
-                let client = Client::new(vec![Endpoint::from(addr)], options).expect("a destination");
+                let client =
+                    Client::new(vec![Endpoint::from(addr)], options).expect("a destination");
                 client.null(PROGRAM, VERSION).await.expect("connected");
                 Arc::new(client)
             }

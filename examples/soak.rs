@@ -97,7 +97,8 @@ fn main() {
         let mut clients = Vec::new();
         let mut callers = Vec::new();
         for _ in 0..args.connections {
-            let client = Client::new(vec![Endpoint::from(addr)], ClientOptions::default()).expect("a destination");
+            let client = Client::new(vec![Endpoint::from(addr)], ClientOptions::default())
+                .expect("a destination");
             for _ in 0..args.callers.max(1) {
                 let (client, payload) = (client.clone(), payload.clone());
                 let (calls, errors, stop) = (calls.clone(), errors.clone(), stop.clone());

@@ -209,9 +209,9 @@ pub use client::{
     CallOptions, Client, ClientIdentity, ClientOptions, ClientStats, ConnectionState, Link,
     MismatchPolicy,
 };
-pub use limits::Limits;
 pub use connect::{ConnectOptions, Connected, Connector, PortPolicy, Prepared};
 pub use error::{Attempt, CallStatus, DisconnectCause, Error, HandshakeError};
+pub use limits::Limits;
 pub use listen::{ListenOptions, listen};
 pub use peer::{Admission, AllowedAddress, IdentityMode, NodeId, PeerTable, ServerIdentity};
 pub use server::{

@@ -92,7 +92,10 @@ mod tests {
         let limits = Limits::new(64).unwrap();
         assert_eq!(limits.record_limits().max_record(), 64 + 840);
         assert!(Limits::new(MAX_RECORD_CEILING).is_err());
-        assert!(Limits::new(0).is_ok(), "a NULL-only service carries nothing");
+        assert!(
+            Limits::new(0).is_ok(),
+            "a NULL-only service carries nothing"
+        );
         assert!(Limits::default().with_max_fragments(0).is_err());
     }
 }

@@ -304,9 +304,9 @@ impl ServerIdentity {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::{Ipv4Addr, SocketAddr};
     use crate::proto::xdr::{from_bytes, to_bytes};
     use proptest::prelude::*;
+    use std::net::{Ipv4Addr, SocketAddr};
 
     fn id(s: &str) -> NodeId {
         s.parse().unwrap()

@@ -45,14 +45,15 @@ impl Transport {
         buf: &mut BytesMut,
     ) -> Poll<io::Result<usize>> {
         match self {
-            Transport::Tcp(stream) => loop {
+            Transport::Tcp(stream) => {
+                // Readiness first, so the buffer gets memory only once
+                // bytes are there. tokio's read then treats a short read
+                // as "drained" (epoll is edge-triggered), which saves the
+                // extra read that would only return EAGAIN.
                 ready!(stream.poll_read_ready(cx))?;
                 make_room(buf);
-                match stream.try_read_buf(buf) {
-                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
-                    result => return Poll::Ready(result),
-                }
-            },
+                tokio_util::io::poll_read_buf(Pin::new(stream), cx, buf)
+            }
             Transport::Other(io) => {
                 make_room(buf);
                 tokio_util::io::poll_read_buf(Pin::new(io), cx, buf)

@@ -333,7 +333,8 @@ async fn an_observed_address_other_than_our_source_is_an_error_or_a_warning() {
             identity: Some(identity),
             ..ClientOptions::default()
         },
-    ).expect("a destination");
+    )
+    .expect("a destination");
     let out = lenient
         .call(PROG, 1, 1, Bytes::from_static(b"hi"))
         .await

@@ -715,7 +715,8 @@ fn client_from(source: &str, server: &str) -> Client {
     Client::new(
         vec![server.parse::<Endpoint>().expect("an endpoint")],
         options,
-    ).expect("a destination")
+    )
+    .expect("a destination")
 }
 
 /// Asserts the client is connected from `source` to `server`, and returns

@@ -641,13 +641,14 @@ fn within(deadline: Duration) -> CallOptions {
 }
 
 /// A call timed out with its request sent; its reply comes while a newer
-/// call waits on the same, single slot: it is dropped and counted, never
-/// handed to the newer call. Ten times over, and a duplicate of each.
+/// call waits: it is dropped and counted, never handed to the newer call.
+/// Ten times over, and a duplicate of each. (Reserved XIDs hold their
+/// slots, so the client has one slot more than the calls that time out.)
 #[test]
 fn a_late_reply_never_reaches_a_newer_call() {
     paused_runtime().block_on(async {
         let options = ClientOptions {
-            max_in_flight: 1,
+            max_in_flight: 11,
             ..quiet_options()
         };
         let (client, mut peer) = connect_once(options);
@@ -707,7 +708,7 @@ fn a_late_reply_never_reaches_a_newer_call() {
 fn a_dropped_callers_reply_never_reaches_a_newer_call() {
     paused_runtime().block_on(async {
         let options = ClientOptions {
-            max_in_flight: 1,
+            max_in_flight: 11,
             ..quiet_options()
         };
         let (client, mut peer) = connect_once(options);
@@ -741,6 +742,58 @@ fn a_dropped_callers_reply_never_reaches_a_newer_call() {
         assert_eq!(
             (stats.timed_out, stats.late_replies, stats.succeeded),
             (0, 10, 1),
+            "{stats:?}"
+        );
+    });
+}
+
+/// A reserved XID holds its in-flight slot: with one slot, a call after a
+/// timed-out one waits (unsent) until the late reply frees the slot, then
+/// goes out with a fresh XID and gets its own reply.
+#[test]
+fn a_reserved_xid_holds_its_slot_until_the_late_reply() {
+    paused_runtime().block_on(async {
+        let options = ClientOptions {
+            max_in_flight: 1,
+            ..quiet_options()
+        };
+        let (client, mut peer) = connect_once(options);
+        let result = client
+            .call_with(PROG, VERS, PROC, token_bytes(1), &within(ms(100)))
+            .await;
+        assert!(
+            matches!(result, Err(Error::CallTimeout { sent: true, .. })),
+            "{result:?}"
+        );
+        let (old, _) = peer.next_real_call().await;
+        // No slot: the next call times out waiting for one, never sent.
+        let result = client
+            .call_with(PROG, VERS, PROC, token_bytes(2), &within(ms(100)))
+            .await;
+        assert!(
+            matches!(result, Err(Error::CallTimeout { sent: false, .. })),
+            "{result:?}"
+        );
+        let newer = tokio::spawn({
+            let client = client.clone();
+            async move {
+                client
+                    .call_with(PROG, VERS, PROC, token_bytes(3), &within(ms(60_000)))
+                    .await
+            }
+        });
+        tokio::time::sleep(ms(1_000)).await;
+        assert_eq!(client.stats().sent, 1, "the newer call waits for the slot");
+        peer.reply(old, token_bytes(1)).await;
+        let (xid, args) = peer.next_real_call().await;
+        assert_eq!(args, token_bytes(3));
+        assert_ne!(xid, old);
+        peer.reply(xid, token_bytes(3)).await;
+        assert_eq!(newer.await.unwrap().unwrap(), token_bytes(3));
+        let stats = client.stats();
+        assert_eq!(
+            (stats.timed_out, stats.late_replies, stats.succeeded),
+            (2, 1, 1),
             "{stats:?}"
         );
     });

@@ -124,7 +124,8 @@ async fn a_handler_that_panics_before_returning_its_future_gets_system_err() {
     let client = Client::new(
         vec![Endpoint::from(server.local_addrs()[0])],
         ClientOptions::default(),
-    ).expect("a destination");
+    )
+    .expect("a destination");
     let err = client.call(PROG, 1, 6, Bytes::new()).await.unwrap_err();
     assert!(
         matches!(

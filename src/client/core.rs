@@ -85,9 +85,9 @@ pub(super) struct Slots {
 }
 
 impl Slots {
-    fn insert(&mut self, info: CallInfo) -> Key {
+    fn insert(&mut self, info: CallInfo, waker: Waker) -> Key {
         let state = SlotState::Waiting {
-            waker: None,
+            waker: Some(waker),
             xid: None,
         };
         match self.free.pop() {
@@ -277,6 +277,7 @@ impl Inner {
         header: CallHeader,
         args: Bytes,
         deadline: Instant,
+        waker: &Waker,
     ) -> Result<Registered, Error> {
         let mut core = self.lock();
         if core.closed {
@@ -286,7 +287,7 @@ impl Inner {
                 peer: self.peer.clone(),
             });
         }
-        let key = core.slots.insert(info);
+        let key = core.slots.insert(info, waker.clone());
         let core = &mut *core;
         let mut wake = core.timer.is_none_or(|at| deadline < at);
         match &mut core.live {

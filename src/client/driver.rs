@@ -10,10 +10,10 @@ use bytes::{Bytes, BytesMut};
 use tokio::time::{Instant, Sleep};
 use tracing::{debug, info, warn};
 
+use super::ConnectionState;
 use super::core::{Answer, CallInfo, Core, Counters, Inner, Live, Waiter};
 use super::handshake::handshake;
 use super::link::{ConnectFn, Link};
-use super::ConnectionState;
 use crate::conn::{Breaker, CallTable, Liveness, LivenessAction, Outbox, Reconnect, ReplyFor};
 use crate::error::{CallStatus, DisconnectCause, Error};
 use crate::proto::{CallHeader, Message, MessageBody, RecordDecoder};
@@ -302,11 +302,9 @@ async fn serve(inner: &Arc<Inner>, link: Link) -> Ended {
         };
         // Calls that waited for the connection go out first, in order.
         while let Some(queued) = core.queue.pop_front() {
-            let xid = live.table.start(
-                queued.deadline.into_std(),
-                Waiter::Call(queued.slot),
-                true,
-            );
+            let xid = live
+                .table
+                .start(queued.deadline.into_std(), Waiter::Call(queued.slot), true);
             core.slots.set_xid(queued.slot, xid);
             live.outbox
                 .push(xid, &Message::call(xid, queued.header, queued.args));
@@ -392,9 +390,8 @@ impl Connection<'_> {
             if !self.out.is_empty() {
                 let before = self.out.len();
                 let sent = &mut self.sent;
-                let flushed = poll_flush(&mut self.transport, cx, &mut self.out, |xid| {
-                    sent.push(xid)
-                });
+                let flushed =
+                    poll_flush(&mut self.transport, cx, &mut self.out, |xid| sent.push(xid));
                 if let Poll::Ready(Err(error)) = flushed {
                     return Poll::Ready(Ended::Lost(DisconnectCause::Io(error.kind())));
                 }

@@ -20,12 +20,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, TryAcquireError, watch};
 use tokio::time::Instant;
 
 use self::core::{CallInfo, Core, Counters, Inner};
-pub use self::link::{Link, LinkFuture};
 use self::link::ConnectFn;
+pub use self::link::{Link, LinkFuture};
 use crate::addr::Endpoint;
 use crate::connect::{ConnectOptions, Connector};
 use crate::error::Error;
@@ -220,7 +220,9 @@ impl Client {
     /// An empty `destinations` is [`Error::NoDestinations`].
     pub fn new(destinations: Vec<Endpoint>, options: ClientOptions) -> Result<Client, Error> {
         let Some(peer) = destinations.first().cloned() else {
-            return Err(Error::NoDestinations("a client needs at least one destination".into()));
+            return Err(Error::NoDestinations(
+                "a client needs at least one destination".into(),
+            ));
         };
         let connector = Connector::new(options.connect.clone());
         let connect: ConnectFn = Arc::new(move || {
@@ -296,7 +298,9 @@ impl Client {
             match *state.borrow_and_update() {
                 ConnectionState::Connected { .. } => return Ok(()),
                 ConnectionState::Closed => return Err(self.closed()),
-                ConnectionState::Open { until } if inner.attempts.load(Ordering::Acquire) > before => {
+                ConnectionState::Open { until }
+                    if inner.attempts.load(Ordering::Acquire) > before =>
+                {
                     return Err(Error::CircuitOpen {
                         peer: inner.peer.clone(),
                         failures: inner.options.breaker_threshold,
@@ -392,15 +396,23 @@ impl Client {
             procedure,
             timeout,
         };
-        // Wait for a slot, within the deadline. Cancel-safe: a dropped
-        // acquire takes nothing.
-        match tokio::time::timeout_at(deadline, inner.permits.acquire()).await {
-            // The permit is given back by hand when the call's XID is freed.
-            Ok(Ok(permit)) => permit.forget(),
-            Ok(Err(_)) => return Err(self.closed()),
-            Err(_) => {
-                Counters::bump(&inner.counters.timed_out, 1);
-                return Err(driver::timeout(inner, info, false));
+        // Take a slot; the permit is given back by hand when the call's XID
+        // is freed. When none is free, wait within the deadline (a boxed
+        // future, so the common path's future stays small). Cancel-safe: a
+        // dropped acquire takes nothing.
+        match inner.permits.try_acquire() {
+            Ok(permit) => permit.forget(),
+            Err(TryAcquireError::Closed) => return Err(self.closed()),
+            Err(TryAcquireError::NoPermits) => {
+                let wait = Box::pin(tokio::time::timeout_at(deadline, inner.permits.acquire()));
+                match wait.await {
+                    Ok(Ok(permit)) => permit.forget(),
+                    Ok(Err(_)) => return Err(self.closed()),
+                    Err(_) => {
+                        Counters::bump(&inner.counters.timed_out, 1);
+                        return Err(driver::timeout(inner, info, false));
+                    }
+                }
             }
         }
         let header = CallHeader {
@@ -408,16 +420,31 @@ impl Client {
             verf: options.verf.clone(),
             ..CallHeader::new(program, version, procedure)
         };
-        let registered = inner.register(info, header, args, deadline)?;
-        let guard = Abandon {
-            inner,
-            key: Some(registered.key),
-        };
-        inner.kick(&registered);
-        let key = registered.key;
-        let answer = std::future::poll_fn(|cx| inner.poll_answer(key, cx)).await;
-        guard.disarm();
-        answer
+        // The first poll registers the call with this task's waker (no
+        // second look under the lock just to leave the waker); later polls
+        // look for the outcome. Dropping the future between the two leaves
+        // the call to the guard.
+        let mut call = Some((header, args));
+        let mut guard = Abandon { inner, key: None };
+        std::future::poll_fn(|cx| match guard.key {
+            Some(key) => {
+                let answer = std::task::ready!(inner.poll_answer(key, cx));
+                guard.key = None;
+                std::task::Poll::Ready(answer)
+            }
+            None => {
+                let (header, args) = call.take().expect("registered once");
+                match inner.register(info, header, args, deadline, cx.waker()) {
+                    Ok(registered) => {
+                        guard.key = Some(registered.key);
+                        inner.kick(&registered);
+                        std::task::Poll::Pending
+                    }
+                    Err(error) => std::task::Poll::Ready(Err(error)),
+                }
+            }
+        })
+        .await
     }
 
     /// Calls with typed arguments and results.
@@ -465,12 +492,6 @@ impl Client {
 struct Abandon<'a> {
     inner: &'a Inner,
     key: Option<self::core::Key>,
-}
-
-impl Abandon<'_> {
-    fn disarm(mut self) {
-        self.key = None;
-    }
 }
 
 impl Drop for Abandon<'_> {

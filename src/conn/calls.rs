@@ -22,8 +22,82 @@
 //!   whole hold period: closing it then fails nobody's call, and frees the
 //!   slots for the callers waiting.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
+
+/// Hashes XIDs by one multiplication. XIDs are ours (a counter), never the
+/// peer's choice, so no keyed hash is needed to resist flooding; SipHash
+/// cost more than the rest of the table's work per call.
+#[derive(Default)]
+struct XidHasher(u64);
+
+impl Hasher for XidHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u32(&mut self, xid: u32) {
+        // The high bits pick hashbrown's control bytes: spread them.
+        self.0 = u64::from(xid).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type XidMap<V> = HashMap<u32, V, BuildHasherDefault<XidHasher>>;
+
+/// Deadlines in order, for the earliest one. Calls with the same timeout
+/// start in deadline order, so nearly every insert is a push at the back;
+/// an entry whose call is answered is left in place and skipped (and
+/// compacted away once stale entries outnumber live ones), which costs far
+/// less per call than a search tree's insert and remove.
+#[derive(Debug, Default)]
+struct Deadlines {
+    queue: VecDeque<(Instant, u32)>,
+}
+
+impl Deadlines {
+    fn insert(&mut self, deadline: Instant, xid: u32) {
+        match self.queue.back() {
+            Some(&(last, _)) if last > deadline => {
+                let at = self.queue.partition_point(|&(d, _)| d <= deadline);
+                self.queue.insert(at, (deadline, xid));
+            }
+            _ => self.queue.push_back((deadline, xid)),
+        }
+    }
+
+    /// Drops stale entries at the front; `live(deadline, xid)` says whether
+    /// an entry still stands for a live call.
+    fn front(&mut self, live: impl Fn(Instant, u32) -> bool) -> Option<(Instant, u32)> {
+        while let Some(&(deadline, xid)) = self.queue.front() {
+            if live(deadline, xid) {
+                return Some((deadline, xid));
+            }
+            self.queue.pop_front();
+        }
+        None
+    }
+
+    /// Keeps the queue within twice the live calls (plus a little).
+    fn compact(&mut self, live_calls: usize, live: impl Fn(Instant, u32) -> bool) {
+        if self.queue.len() > 2 * live_calls + 64 {
+            self.queue.retain(|&(d, x)| live(d, x));
+            if self.queue.capacity() > 4 * self.queue.len() + 64 {
+                self.queue.shrink_to_fit();
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.queue = VecDeque::new();
+    }
+}
 
 /// Counters a connection keeps about its calls.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -88,8 +162,8 @@ pub struct Failed<W> {
 #[derive(Debug)]
 pub struct CallTable<W> {
     next_xid: u32,
-    entries: HashMap<u32, Entry<W>>,
-    deadlines: BTreeSet<(Instant, u32)>,
+    entries: XidMap<Entry<W>>,
+    deadlines: Deadlines,
     live: usize,
     live_slots: usize,
     reserved: usize,
@@ -104,8 +178,8 @@ impl<W> CallTable<W> {
     pub fn new(first_xid: u32) -> CallTable<W> {
         CallTable {
             next_xid: first_xid,
-            entries: HashMap::new(),
-            deadlines: BTreeSet::new(),
+            entries: XidMap::default(),
+            deadlines: Deadlines::default(),
             live: 0,
             live_slots: 0,
             reserved: 0,
@@ -162,7 +236,10 @@ impl<W> CallTable<W> {
                 slot,
             },
         );
-        self.deadlines.insert((deadline, xid));
+        self.deadlines.insert(deadline, xid);
+        let entries = &self.entries;
+        self.deadlines
+            .compact(self.live, |d, x| is_live_at(entries, d, x));
         self.live += 1;
         self.live_slots += usize::from(slot);
         self.stats.started += 1;
@@ -184,13 +261,7 @@ impl<W> CallTable<W> {
     /// Matches a reply to its call.
     pub fn reply(&mut self, xid: u32) -> ReplyFor<W> {
         match self.entries.remove(&xid) {
-            Some(Entry::Live {
-                waiter,
-                deadline,
-                slot,
-                ..
-            }) => {
-                self.deadlines.remove(&(deadline, xid));
+            Some(Entry::Live { waiter, slot, .. }) => {
                 self.live -= 1;
                 self.live_slots -= usize::from(slot);
                 self.stats.replied += 1;
@@ -212,10 +283,9 @@ impl<W> CallTable<W> {
     /// The caller went away at `now`. Its request is queued or written, so
     /// the XID stays reserved, with its slot. Returns the waiter.
     pub fn abandon(&mut self, xid: u32, now: Instant) -> Option<W> {
-        let Some(Entry::Live { deadline, .. }) = self.entries.get(&xid) else {
+        let Some(Entry::Live { .. }) = self.entries.get(&xid) else {
             return None;
         };
-        self.deadlines.remove(&(*deadline, xid));
         self.stats.abandoned += 1;
         self.reserve(xid, now).map(|(waiter, _)| waiter)
     }
@@ -239,19 +309,27 @@ impl<W> CallTable<W> {
     }
 
     /// The earliest deadline, for the driver's timer.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.deadlines.first().map(|(d, _)| *d)
+    pub fn next_deadline(&mut self) -> Option<Instant> {
+        let entries = &self.entries;
+        self.deadlines
+            .front(|d, x| is_live_at(entries, d, x))
+            .map(|(d, _)| d)
     }
 
     /// Fails every call whose deadline is at or before `now`; their XIDs
     /// stay reserved. Hands each to `failed`, saying whether its request
     /// had been sent.
     pub fn expire(&mut self, now: Instant, mut failed: impl FnMut(Failed<W>)) {
-        while let Some(&(deadline, xid)) = self.deadlines.first() {
+        loop {
+            let entries = &self.entries;
+            let Some((deadline, xid)) = self.deadlines.front(|d, x| is_live_at(entries, d, x))
+            else {
+                break;
+            };
             if deadline > now {
                 break;
             }
-            self.deadlines.pop_first();
+            self.deadlines.queue.pop_front();
             if let Some((waiter, sent)) = self.reserve(xid, now) {
                 self.stats.timed_out += 1;
                 failed(Failed { xid, waiter, sent });
@@ -283,6 +361,13 @@ impl<W> CallTable<W> {
         }
         slots
     }
+}
+
+/// True when `xid` is a live call whose deadline is `deadline`: a queue
+/// entry left behind by an answered call (whose XID may since have been
+/// reused, with another deadline) is not.
+fn is_live_at<W>(entries: &XidMap<Entry<W>>, deadline: Instant, xid: u32) -> bool {
+    matches!(entries.get(&xid), Some(Entry::Live { deadline: d, .. }) if *d == deadline)
 }
 
 #[cfg(test)]

@@ -11,7 +11,6 @@
 //! [`ServerConnection::timeout`] when it fires, whatever else the
 //! connection is waiting for.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,10 +28,12 @@ use crate::proto::{
     RecordDecoder, RecordLimits, Rejection, ReplyBody,
 };
 
-/// The programs and versions a server serves.
+/// The programs and versions a server serves. A server serves a handful,
+/// so a sorted list searched in order is faster per call than a map.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Registry {
-    programs: BTreeMap<u32, BTreeSet<u32>>,
+    /// (program, version), sorted, without duplicates.
+    entries: Vec<(u32, u32)>,
 }
 
 impl Registry {
@@ -43,20 +44,25 @@ impl Registry {
 
     /// Adds a program version.
     pub fn add(&mut self, program: u32, version: u32) {
-        self.programs.entry(program).or_default().insert(version);
+        if let Err(at) = self.entries.binary_search(&(program, version)) {
+            self.entries.insert(at, (program, version));
+        }
     }
 
     /// True when the program version is served.
     pub fn contains(&self, program: u32, version: u32) -> bool {
-        self.programs
-            .get(&program)
-            .is_some_and(|v| v.contains(&version))
+        self.entries.contains(&(program, version))
     }
 
     /// The lowest and highest version of a program, if it is served.
     pub fn versions(&self, program: u32) -> Option<(u32, u32)> {
-        let versions = self.programs.get(&program)?;
-        Some((*versions.first()?, *versions.last()?))
+        let mut versions = self
+            .entries
+            .iter()
+            .filter(|(p, _)| *p == program)
+            .map(|(_, v)| *v);
+        let low = versions.next()?;
+        Some((low, versions.last().unwrap_or(low)))
     }
 }
 
@@ -318,13 +324,17 @@ impl ServerConnection {
     }
 
     fn decide(&mut self, record: Bytes, registry: &Registry) -> Inbound {
-        let message = match Message::decode(record.clone()) {
+        // XID and type, in case the rest of the header is malformed.
+        let head = (record.len() >= 8).then(|| {
+            let xid = u32::from_be_bytes([record[0], record[1], record[2], record[3]]);
+            (xid, record[4..8] == [0, 0, 0, 0])
+        });
+        let message = match Message::decode(record) {
             Ok(message) => message,
             Err(error) => {
                 // A call whose header is malformed still gets an answer, if
                 // its XID and type can be read.
-                if record.len() >= 8 && record[4..8] == [0, 0, 0, 0] {
-                    let xid = u32::from_be_bytes([record[0], record[1], record[2], record[3]]);
+                if let Some((xid, true)) = head {
                     if self.awaiting_hello() {
                         return self.refuse(xid, AuthStat::TOO_WEAK, None, None);
                     }
@@ -356,7 +366,7 @@ impl ServerConnection {
                     return self.answer(xid, ReplyBody::accepted(status));
                 }
                 return match header.procedure {
-                            0 => self.answer(xid, ReplyBody::accepted(AcceptStatus::Success)),
+                    0 => self.answer(xid, ReplyBody::accepted(AcceptStatus::Success)),
                     HELLO => self.hello(xid, &args),
                     _ => self.answer(xid, ReplyBody::accepted(AcceptStatus::ProcUnavail)),
                 };

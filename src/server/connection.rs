@@ -139,10 +139,7 @@ impl Connection<'_> {
     }
 
     fn reading(&self) -> bool {
-        !self.stopping
-            && !self.eof
-            && self.state.can_read()
-            && self.out.len() < OUTBOX_HIGH_WATER
+        !self.stopping && !self.eof && self.state.can_read() && self.out.len() < OUTBOX_HIGH_WATER
     }
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ConnectionEnd>> {
@@ -232,7 +229,8 @@ impl Connection<'_> {
         while !self.stopping && self.state.can_read() && self.out.len() < OUTBOX_HIGH_WATER {
             let registry = &self.shared.registry;
             let inbound = if self.eof {
-                self.state.receive_eof(&mut self.read, registry, now.into_std())
+                self.state
+                    .receive_eof(&mut self.read, registry, now.into_std())
             } else {
                 self.state.receive(&mut self.read, registry, now.into_std())
             };

@@ -63,7 +63,11 @@ impl Handlers {
             cred,
             args,
         } = call;
-        let Some(service) = shared.services.get(&(program, version)) else {
+        let service = shared
+            .services
+            .iter()
+            .find(|(key, _)| *key == (program, version));
+        let Some((_, service)) = service else {
             return Some((xid, Err(ProcError::ProcUnavail)));
         };
         let args = if args.len() <= COPY_ARGS_UP_TO {
@@ -88,9 +92,8 @@ impl Handlers {
             );
             (xid, Err(ProcError::SystemErr))
         };
-        let Ok(mut future) = catch_unwind(AssertUnwindSafe(|| {
-            service.call(ctx, procedure, args)
-        })) else {
+        let Ok(mut future) = catch_unwind(AssertUnwindSafe(|| service.call(ctx, procedure, args)))
+        else {
             return Some(panicked(shared));
         };
         match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {

@@ -67,4 +67,3 @@ impl Drop for Registered<'_> {
             .remove(&self.id);
     }
 }
-
