@@ -22,6 +22,9 @@ use crate::stream::{Transport, poll_flush};
 /// Turns of the connection's poll loop before it yields to other tasks.
 const TURNS: usize = 32;
 
+/// A connection quiet for this long gives its buffers back.
+pub(crate) const RELEASE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How one connection ended, and whether the client is done.
 enum Ended {
     Lost(DisconnectCause),
@@ -326,6 +329,7 @@ async fn serve(inner: &Arc<Inner>, link: Link) -> Ended {
         wakers: Vec::new(),
         records_read: Vec::new(),
         live_calls: 0,
+        quiet_since: None,
     };
     let ended = std::future::poll_fn(|cx| conn.poll(cx)).await;
     let cause = match ended {
@@ -357,6 +361,8 @@ struct Connection<'a> {
     records_read: Vec<Bytes>,
     /// Live calls at the last look under the lock.
     live_calls: usize,
+    /// Since when no call has been live and no byte held.
+    quiet_since: Option<Instant>,
 }
 
 impl Connection<'_> {
@@ -410,17 +416,6 @@ impl Connection<'_> {
                 progress = true;
             }
             if !progress {
-                if self.live_calls == 0
-                    && self.read.is_empty()
-                    && self.records.is_idle()
-                    && matches!(self.transport, Transport::Tcp(_))
-                {
-                    // Idle: hold no read buffer.
-                    self.read = BytesMut::new();
-                }
-                if self.out.is_empty() {
-                    self.out.release();
-                }
                 return Poll::Pending;
             }
         }
@@ -476,8 +471,33 @@ impl Connection<'_> {
             LivenessAction::Wait(at) => at.map(Instant::from_std),
         };
         let deadline = live.table.next_deadline().map(Instant::from_std);
-        let wake = [ping, deadline, clogged].into_iter().flatten().min();
+        // Buffers go back once the connection has been quiet for a while,
+        // not at every pause, so a steady trickle of calls reuses them.
         self.live_calls = live.table.live();
+        let quiet = self.live_calls == 0
+            && self.read.is_empty()
+            && self.records.is_idle()
+            && self.out.is_empty()
+            && live.outbox.is_empty();
+        let release = if !quiet {
+            self.quiet_since = None;
+            None
+        } else if self.read.capacity() + self.out.capacity() + live.outbox.capacity() == 0 {
+            None
+        } else {
+            let since = *self.quiet_since.get_or_insert(now);
+            if now >= since + RELEASE_AFTER {
+                if matches!(self.transport, Transport::Tcp(_)) {
+                    self.read = BytesMut::new();
+                }
+                self.out.release();
+                live.outbox.release();
+                None
+            } else {
+                Some(since + RELEASE_AFTER)
+            }
+        };
+        let wake = [ping, deadline, clogged, release].into_iter().flatten().min();
         core.timer = wake;
         drop(guard);
         self.wakers.drain(..).for_each(|w| w.wake());

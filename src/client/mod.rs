@@ -33,6 +33,7 @@ use crate::limits::Limits;
 use crate::programs::hello::{HelloReply, NodeId};
 use crate::proto::xdr::{XdrDecode, XdrEncode, from_bytes, to_bytes};
 use crate::proto::{CallHeader, OpaqueAuth};
+pub(crate) use self::driver::RELEASE_AFTER;
 pub use crate::stream::Io;
 
 /// The program and version a client pings with NULL by default: peerwire's

@@ -19,6 +19,7 @@ use super::accept::stopped;
 use super::handler::{Handlers, Origin};
 use super::verdicts::{Registered, record_verdict};
 use super::{ConnectionInfo, Shared};
+use crate::client::RELEASE_AFTER;
 use crate::conn::{Expired, Inbound, Outbox, ServerConnection};
 use crate::proto::DecodeError;
 use crate::stream::{Transport, poll_flush};
@@ -93,6 +94,7 @@ pub(super) async fn serve_connection(
         grace: None,
         refused: false,
         broken: None,
+        quiet_since: None,
     };
     loop {
         tokio::select! {
@@ -128,6 +130,8 @@ struct Connection<'a> {
     refused: bool,
     /// The record marking broke: close once calls in progress finish.
     broken: Option<DecodeError>,
+    /// Since when nothing has been in progress or held.
+    quiet_since: Option<Instant>,
 }
 
 impl Connection<'_> {
@@ -188,7 +192,8 @@ impl Connection<'_> {
             if let Err(end) = self.check_timers(now) {
                 return Poll::Ready(end);
             }
-            let wake = self.next_wake();
+            let release = self.release_when_quiet(now);
+            let wake = self.next_wake().into_iter().chain(release).min();
             if let Some(wake) = wake
                 && self.armed != Some(wake)
             {
@@ -200,13 +205,6 @@ impl Connection<'_> {
                 progress = true;
             }
             if !progress {
-                if self.read.is_empty() && self.state.is_idle() {
-                    // Quiet: hold no read buffer.
-                    self.read = BytesMut::new();
-                }
-                if self.out.is_empty() {
-                    self.out.release();
-                }
                 return Poll::Pending;
             }
         }
@@ -357,6 +355,31 @@ impl Connection<'_> {
             });
         }
         Ok(())
+    }
+
+    /// Gives the buffers back once the connection has been quiet for a
+    /// while (not at every pause, so a steady trickle of calls reuses
+    /// them); returns when to look again.
+    fn release_when_quiet(&mut self, now: Instant) -> Option<Instant> {
+        let quiet = self.handlers.running() == 0
+            && self.state.in_progress() == 0
+            && self.read.is_empty()
+            && self.state.is_idle()
+            && self.out.is_empty();
+        if !quiet {
+            self.quiet_since = None;
+            return None;
+        }
+        if self.read.capacity() + self.out.capacity() == 0 {
+            return None;
+        }
+        let since = *self.quiet_since.get_or_insert(now);
+        if now < since + RELEASE_AFTER {
+            return Some(since + RELEASE_AFTER);
+        }
+        self.read = BytesMut::new();
+        self.out.release();
+        None
     }
 
     fn next_wake(&self) -> Option<Instant> {
