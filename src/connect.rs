@@ -55,20 +55,79 @@ pub enum PortPolicy {
 /// The ports [`PortPolicy::Privileged`] tries, highest first.
 pub const PRIVILEGED_PORTS: std::ops::RangeInclusive<u16> = 512..=1023;
 
-/// Options for [`Connector`]. Build with [`ConnectOptions::new`] and the
-/// setters; the defaults are listed on each.
+/// Options for [`Connector`]: public fields, each with its default listed.
+/// Set the ones you need and take the rest from [`Default`]:
+///
+/// ```
+/// use std::time::Duration;
+/// use peerwire::{ConnectOptions, PortPolicy, ScopedIp, Sources};
+///
+/// # fn main() -> Result<(), peerwire::Error> {
+/// let options = ConnectOptions {
+///     sources: Sources::new().with("192.0.2.10".parse::<ScopedIp>()?),
+///     port_policy: PortPolicy::Ephemeral,
+///     connect_timeout: Duration::from_secs(5),
+///     ..ConnectOptions::default()
+/// };
+/// # let _ = options;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// The defaults: no sources (the kernel chooses), strict family policy,
+/// ephemeral ports with `IP_BIND_ADDRESS_NO_PORT`, no freebind, no waiting
+/// for tentative addresses, no device, 10 s connect timeout, 250 ms Happy
+/// Eyeballs delay, `TCP_NODELAY` on, keepalive 20 s / 2 s / 9 probes,
+/// `TCP_USER_TIMEOUT` 42 s, no TOS.
 #[derive(Clone, Debug)]
 pub struct ConnectOptions {
-    sources: Sources,
-    family_policy: FamilyPolicy,
-    port_policy: PortPolicy,
-    bind_address_no_port: bool,
-    freebind: bool,
-    wait_tentative: Option<Duration>,
-    device: Option<String>,
-    connect_timeout: Duration,
-    happy_eyeballs_delay: Duration,
-    tuning: Tuning,
+    /// The source addresses, at most one per family; the destination's
+    /// family picks one. Build with [`Sources::new`] and [`Sources::with`],
+    /// which replaces any earlier source of the same family. Default: none
+    /// (the kernel chooses).
+    pub sources: Sources,
+    /// What to do when the destination's family has no source. Default:
+    /// [`FamilyPolicy::Strict`].
+    pub family_policy: FamilyPolicy,
+    /// Which local ports to use. Default: [`PortPolicy::Ephemeral`].
+    pub port_policy: PortPolicy,
+    /// Sets `IP_BIND_ADDRESS_NO_PORT` before binding a source with port 0
+    /// ([`PortPolicy::Ephemeral`], and [`PortPolicy::Range`] through
+    /// `IP_LOCAL_PORT_RANGE`). Default: on.
+    ///
+    /// With it, the kernel picks the port at `connect`, per 4-tuple, so one
+    /// source IP carries a full ephemeral range of connections to *each*
+    /// destination. Without it, `bind` must reserve a port that is free for
+    /// every destination, and one source IP runs out after one ephemeral
+    /// range in all (about 28,000 ports with Linux's default
+    /// `net.ipv4.ip_local_port_range` of 32768–60999): `bind` then fails
+    /// with `EADDRINUSE`. Turn it off only to show that limit.
+    pub bind_address_no_port: bool,
+    /// Sets `IP_FREEBIND`/`IPV6_FREEBIND`, so that a source that is not on
+    /// this host, or still tentative, can be bound. Default: off.
+    pub freebind: bool,
+    /// While an IPv6 source is tentative (duplicate address detection),
+    /// retry the bind every 50 ms for up to this long. Default: `None`, no
+    /// waiting.
+    pub wait_tentative: Option<Duration>,
+    /// Binds the socket to an interface with `SO_BINDTODEVICE` (needs
+    /// `CAP_NET_RAW` on older kernels). Default: `None`.
+    pub device: Option<String>,
+    /// How long the TCP connect may take; must be positive. Default: 10 s.
+    pub connect_timeout: Duration,
+    /// The delay before the next Happy Eyeballs attempt starts
+    /// (RFC 8305 §5 "Connection Attempt Delay"). Default: 250 ms.
+    pub happy_eyeballs_delay: Duration,
+    /// `TCP_NODELAY`. Default: on.
+    pub nodelay: bool,
+    /// TCP keepalive, or `None` for off. Default: 20 s idle, 2 s between
+    /// probes, 9 probes.
+    pub keepalive: Option<Keepalive>,
+    /// `TCP_USER_TIMEOUT`, or `None` for the kernel's default. Default: 42 s.
+    pub user_timeout: Option<Duration>,
+    /// `IP_TOS` for IPv4, `IPV6_TCLASS` for IPv6, or `None` to leave it
+    /// unset. Default: `None`.
+    pub tos: Option<u8>,
 }
 
 impl Default for ConnectOptions {
@@ -83,133 +142,19 @@ impl Default for ConnectOptions {
             device: None,
             connect_timeout: Duration::from_secs(10),
             happy_eyeballs_delay: Duration::from_millis(250),
-            tuning: Tuning {
-                nodelay: true,
-                keepalive: Some(Keepalive {
-                    time: Duration::from_secs(20),
-                    interval: Duration::from_secs(2),
-                    count: 9,
-                }),
-                user_timeout: Some(Duration::from_secs(42)),
-                tos: None,
-            },
+            nodelay: true,
+            keepalive: Some(Keepalive {
+                time: Duration::from_secs(20),
+                interval: Duration::from_secs(2),
+                count: 9,
+            }),
+            user_timeout: Some(Duration::from_secs(42)),
+            tos: None,
         }
     }
 }
 
 impl ConnectOptions {
-    /// The defaults: no sources (the kernel chooses), strict family policy,
-    /// ephemeral ports, 10 s connect timeout, 250 ms Happy Eyeballs delay,
-    /// `TCP_NODELAY` on, keepalive 20 s / 2 s / 9 probes, `TCP_USER_TIMEOUT`
-    /// 42 s, no TOS.
-    pub fn new() -> ConnectOptions {
-        ConnectOptions::default()
-    }
-
-    /// The source addresses, one per family. Default: none.
-    pub fn sources(mut self, sources: Sources) -> Self {
-        self.sources = sources;
-        self
-    }
-
-    /// Adds a source for its family, replacing any earlier one.
-    pub fn source(mut self, source: impl Into<ScopedIp>) -> Self {
-        self.sources = self.sources.with(source);
-        self
-    }
-
-    /// What to do when the destination's family has no source. Default:
-    /// [`FamilyPolicy::Strict`].
-    pub fn family_policy(mut self, policy: FamilyPolicy) -> Self {
-        self.family_policy = policy;
-        self
-    }
-
-    /// Which local ports to use. Default: [`PortPolicy::Ephemeral`].
-    pub fn port_policy(mut self, policy: PortPolicy) -> Self {
-        self.port_policy = policy;
-        self
-    }
-
-    /// Sets `IP_BIND_ADDRESS_NO_PORT` before binding a source with port 0
-    /// ([`PortPolicy::Ephemeral`], and [`PortPolicy::Range`] through
-    /// `IP_LOCAL_PORT_RANGE`). Default: on.
-    ///
-    /// With it, the kernel picks the port at `connect`, per 4-tuple, so one
-    /// source IP carries a full ephemeral range of connections to *each*
-    /// destination. Without it, `bind` must reserve a port that is free for
-    /// every destination, and one source IP runs out after one ephemeral
-    /// range in all (about 28,000 ports with Linux's default
-    /// `net.ipv4.ip_local_port_range` of 32768–60999): `bind` then fails
-    /// with `EADDRINUSE`. Turn it off only to show that limit.
-    pub fn bind_address_no_port(mut self, on: bool) -> Self {
-        self.bind_address_no_port = on;
-        self
-    }
-
-    /// Sets `IP_FREEBIND`/`IPV6_FREEBIND`, so that a source that is not on
-    /// this host, or still tentative, can be bound. Default: off.
-    pub fn freebind(mut self, on: bool) -> Self {
-        self.freebind = on;
-        self
-    }
-
-    /// While an IPv6 source is tentative (duplicate address detection),
-    /// retry the bind every 50 ms for up to `limit`. Default: no waiting.
-    pub fn wait_tentative(mut self, limit: Option<Duration>) -> Self {
-        self.wait_tentative = limit;
-        self
-    }
-
-    /// Binds the socket to an interface with `SO_BINDTODEVICE` (needs
-    /// `CAP_NET_RAW` on older kernels). Default: none.
-    pub fn device(mut self, device: Option<String>) -> Self {
-        self.device = device;
-        self
-    }
-
-    /// How long the TCP connect may take. Default: 10 s.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// The delay before the next Happy Eyeballs attempt starts
-    /// (RFC 8305 §5 "Connection Attempt Delay"). Default: 250 ms.
-    pub fn happy_eyeballs_delay(mut self, delay: Duration) -> Self {
-        self.happy_eyeballs_delay = delay;
-        self
-    }
-
-    /// `TCP_NODELAY`. Default: on.
-    pub fn nodelay(mut self, on: bool) -> Self {
-        self.tuning.nodelay = on;
-        self
-    }
-
-    /// TCP keepalive, or `None` for off. Default: 20 s, 2 s, 9 probes.
-    pub fn keepalive(mut self, keepalive: Option<Keepalive>) -> Self {
-        self.tuning.keepalive = keepalive;
-        self
-    }
-
-    /// `TCP_USER_TIMEOUT`, or `None` for the kernel's default. Default: 42 s.
-    pub fn user_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.tuning.user_timeout = timeout;
-        self
-    }
-
-    /// `IP_TOS` for IPv4, `IPV6_TCLASS` for IPv6. Default: unset.
-    pub fn tos(mut self, tos: Option<u8>) -> Self {
-        self.tuning.tos = tos;
-        self
-    }
-
-    /// The configured sources.
-    pub fn configured_sources(&self) -> &Sources {
-        &self.sources
-    }
-
     fn check(&self) -> Result<(), Error> {
         if let PortPolicy::Range { low, high } = self.port_policy
             && (low == 0 || low > high)
@@ -391,7 +336,13 @@ impl Connector {
         if opts.freebind && binds {
             sock::set_freebind(&socket, family).map_err(fatal("set IP_FREEBIND"))?;
         }
-        sock::apply_tuning(&socket, family, &opts.tuning);
+        let tuning = Tuning {
+            nodelay: opts.nodelay,
+            keepalive: opts.keepalive,
+            user_timeout: opts.user_timeout,
+            tos: opts.tos,
+        };
+        sock::apply_tuning(&socket, family, &tuning);
 
         let (bind_ip, scope) = match source {
             Some((ip, scope)) => (ip.clone(), *scope),

@@ -250,6 +250,18 @@ pub enum Error {
         status: CallStatus,
     },
 
+    /// A reply carried more results than [`crate::ClientOptions::limits`]
+    /// allows. The connection goes on.
+    #[error("results from {peer} are {len} bytes, over the limit of {max}")]
+    ResultsTooLarge {
+        /// The peer that answered.
+        peer: Endpoint,
+        /// The results' length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+
     /// The results of a call did not decode as the type asked for.
     #[error("results from {peer} did not decode: {error}")]
     BadResults {

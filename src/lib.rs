@@ -158,14 +158,17 @@
 //! `127.0.0.1`; the listener observes exactly that source.
 //!
 //! ```
-//! use peerwire::{ConnectOptions, Connector, ListenOptions, listen};
+//! use peerwire::{ConnectOptions, Connector, ListenOptions, ScopedIp, Sources, listen};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let listener = listen(&"127.0.0.1:0".parse()?, &ListenOptions::new())?;
+//! let listener = listen(&"127.0.0.1:0".parse()?, &ListenOptions::default())?;
 //! let port = listener.local_addr()?.port();
 //!
-//! let connector = Connector::new(ConnectOptions::new().source("127.0.0.1".parse::<peerwire::ScopedIp>()?));
+//! let connector = Connector::new(ConnectOptions {
+//!     sources: Sources::new().with("127.0.0.1".parse::<ScopedIp>()?),
+//!     ..ConnectOptions::default()
+//! });
 //! let connected = connector.connect(&format!("127.0.0.1:{port}").parse()?).await?;
 //! let (_stream, observed) = listener.accept().await?;
 //!

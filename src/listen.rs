@@ -12,13 +12,34 @@ use crate::addr::{Endpoint, Family, Role, check_scope};
 use crate::error::Error;
 use crate::sock;
 
-/// Options for [`listen`].
+/// Options for [`listen`]: public fields, each with its default listed.
+/// Set the ones you need and take the rest from [`Default`]:
+///
+/// ```
+/// use peerwire::ListenOptions;
+///
+/// let options = ListenOptions {
+///     dual_stack: true,
+///     ..ListenOptions::default()
+/// };
+/// # let _ = options;
+/// ```
+///
+/// The defaults: backlog 1024, IPv6-only, `SO_REUSEADDR` on, no device.
 #[derive(Clone, Debug)]
 pub struct ListenOptions {
-    backlog: u32,
-    dual_stack: bool,
-    reuse_address: bool,
-    device: Option<String>,
+    /// The `listen(2)` backlog. Default: 1024.
+    pub backlog: u32,
+    /// For `[::]` only: clear `IPV6_V6ONLY`, so that one socket accepts both
+    /// families. Any other address with this set is a configuration error.
+    /// Default: off.
+    pub dual_stack: bool,
+    /// `SO_REUSEADDR`, so a restarted server can listen while old
+    /// connections sit in TIME_WAIT. Default: on.
+    pub reuse_address: bool,
+    /// `SO_BINDTODEVICE`: accept only through this interface. Default:
+    /// `None`.
+    pub device: Option<String>,
 }
 
 impl Default for ListenOptions {
@@ -29,40 +50,6 @@ impl Default for ListenOptions {
             reuse_address: true,
             device: None,
         }
-    }
-}
-
-impl ListenOptions {
-    /// The defaults: backlog 1024, IPv6-only, `SO_REUSEADDR` on, no device.
-    pub fn new() -> ListenOptions {
-        ListenOptions::default()
-    }
-
-    /// The `listen(2)` backlog. Default: 1024.
-    pub fn backlog(mut self, backlog: u32) -> Self {
-        self.backlog = backlog;
-        self
-    }
-
-    /// For `[::]` only: clear `IPV6_V6ONLY`, so that one socket accepts both
-    /// families. Any other address with this set is a configuration error.
-    /// Default: off.
-    pub fn dual_stack(mut self, on: bool) -> Self {
-        self.dual_stack = on;
-        self
-    }
-
-    /// `SO_REUSEADDR`, so a restarted server can listen while old
-    /// connections sit in TIME_WAIT. Default: on.
-    pub fn reuse_address(mut self, on: bool) -> Self {
-        self.reuse_address = on;
-        self
-    }
-
-    /// `SO_BINDTODEVICE`: accept only through this interface. Default: none.
-    pub fn device(mut self, device: Option<String>) -> Self {
-        self.device = device;
-        self
     }
 }
 

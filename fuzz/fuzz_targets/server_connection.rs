@@ -35,13 +35,23 @@
 //!   by `complete` with the handler's outcome), anything else is dropped
 //!   without an answer, with the reason;
 //! - every reply encodes and decodes back equal, and carries the XID of a
-//!   call; the counters agree with the model.
+//!   call; the counters agree with the model;
+//! - the replies, queued in an `Outbox` and drained in fuzzed chunks as a
+//!   socket would take them, come out as exactly those records in order,
+//!   each reported sent once, in order, as soon as its first byte is taken;
+//! - the idle timer (time advances one millisecond per step) is armed
+//!   exactly while no call is in progress, and expires exactly at its
+//!   deadline.
 #![no_main]
 
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
-use peerwire::proto::serve::{
-    Dispatch, Dropped, Inbound, ProcError, Registry, ServeStats, ServerConnection,
+use std::cell::RefCell;
+use std::time::{Duration, Instant};
+
+use peerwire::internals::{
+    Dispatch, Dropped, Expired, Inbound, Outbox, ProcError, Registry, ServeStats,
+    ServerConnection,
 };
 use peerwire::proto::{
     AcceptStatus, DecodeError, DecodeErrorKind, Message, MessageBody, RPC_VERSION, RecordLimits,
@@ -141,7 +151,15 @@ fuzz_target!(|data: &[u8]| {
         bytes: schedule,
         next: 0,
     };
-    let mut conn = ServerConnection::new(limits, limit);
+    let t0 = Instant::now();
+    let clock = |step: u64| t0 + Duration::from_millis(step);
+    let idle = Duration::from_millis(40);
+    let mut conn = ServerConnection::new(limits, limit).with_timeouts(t0, idle, idle);
+    // Shared with the reply checker below.
+    let out: RefCell<Outbox<u32>> = RefCell::new(Outbox::new());
+    let queued: RefCell<Vec<u32>> = RefCell::new(Vec::new());
+    let mut sent: Vec<u32> = Vec::new();
+    let mut wire = BytesMut::new();
     let mut chunks = input.chunks();
     let mut buf = BytesMut::new();
     let mut now = 0u64;
@@ -167,6 +185,8 @@ fuzz_target!(|data: &[u8]| {
             .unwrap_or_else(|e| panic!("our own reply must decode ({e}): {reply:?}"));
         assert_eq!(&back, reply);
         answers[record] += 1;
+        out.borrow_mut().push(reply.xid, reply);
+        queued.borrow_mut().push(reply.xid);
     };
 
     loop {
@@ -189,12 +209,29 @@ fuzz_target!(|data: &[u8]| {
             buf.capacity()
         );
         assert_eq!(conn.stats(), stats, "counters");
+        let next = conn.next_timeout();
+        assert_eq!(next.is_some(), conn.in_progress() == 0, "idle timer armed");
+        if let Some(at) = next {
+            let fired = conn.timeout(clock(now));
+            assert_eq!(fired.is_some(), clock(now) >= at, "idle timer at {now}");
+            assert!(fired.is_none_or(|f| f == Expired::Idle(idle)));
+        }
+
+        // The socket takes some of the replies queued.
+        {
+            let mut out = out.borrow_mut();
+            if !out.is_empty() {
+                let take = (usize::from(schedule.next()) * 13).min(out.len()).max(1);
+                wire.extend_from_slice(&out.pending()[..take]);
+                out.consumed(take, |xid| sent.push(xid));
+            }
+        }
 
         // Handlers whose time has come finish first, earliest first (then
         // in the order they started).
         if let Some(i) = earliest(&running).filter(|&i| running[i].due <= now) {
             let done = running.remove(i);
-            let reply = conn.complete(done.xid, done.outcome.clone());
+            let reply = conn.complete(done.xid, done.outcome.clone(), clock(now));
             let expected = match done.outcome {
                 Ok(results) => Message::reply(
                     done.xid,
@@ -227,9 +264,9 @@ fuzz_target!(|data: &[u8]| {
         }
 
         let result = if eof {
-            conn.receive_eof(&mut buf, &registry)
+            conn.receive_eof(&mut buf, &registry, clock(now))
         } else {
-            conn.receive(&mut buf, &registry)
+            conn.receive(&mut buf, &registry, clock(now))
         };
         now += 1;
         let inbound = match result {
@@ -299,6 +336,21 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(conn.in_progress(), 0);
     assert!(conn.can_read());
     assert_eq!(conn.stats(), stats, "counters");
+    // The outbox gives out exactly the replies queued, whole and in order,
+    // each reported sent once.
+    let queued = queued.into_inner();
+    let mut out = out.into_inner();
+    let rest = out.len();
+    wire.extend_from_slice(out.pending());
+    out.consumed(rest, |xid| sent.push(xid));
+    assert_eq!(sent, queued, "sent reports");
+    let mut decoder = peerwire::proto::RecordDecoder::new(RecordLimits::default());
+    let mut written = Vec::new();
+    while let Some(record) = decoder.decode(&mut wire).expect("our own records") {
+        written.push(Message::decode(record).expect("our own replies").xid);
+    }
+    assert!(wire.is_empty() && decoder.is_idle(), "a partial record left");
+    assert_eq!(written, queued, "records written");
     // Exactly one answer per call, none for anything else.
     for (record, (answered, expected)) in answers.iter().zip(&expected).enumerate() {
         let want = u32::from(!matches!(expected, Expected::Drop(_)));

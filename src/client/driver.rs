@@ -497,7 +497,10 @@ impl Connection<'_> {
                 Some(since + RELEASE_AFTER)
             }
         };
-        let wake = [ping, deadline, clogged, release].into_iter().flatten().min();
+        let wake = [ping, deadline, clogged, release]
+            .into_iter()
+            .flatten()
+            .min();
         core.timer = wake;
         drop(guard);
         self.wakers.drain(..).for_each(|w| w.wake());
@@ -568,7 +571,13 @@ impl Connection<'_> {
                     ReplyFor::Caller(Waiter::Call(slot)) => {
                         released += 1;
                         let info = core.slots.info(slot);
+                        let max = inner.options.limits.max_payload();
                         let answer: Answer = match CallStatus::of(&body) {
+                            None if results.len() > max => Err(Error::ResultsTooLarge {
+                                peer: inner.peer.clone(),
+                                len: results.len(),
+                                max,
+                            }),
                             None => Ok(results),
                             Some(status) => Err(Error::CallRejected {
                                 peer: inner.peer.clone(),

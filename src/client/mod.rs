@@ -24,6 +24,7 @@ use tokio::sync::{Semaphore, TryAcquireError, watch};
 use tokio::time::Instant;
 
 use self::core::{CallInfo, Core, Counters, Inner};
+pub(crate) use self::driver::RELEASE_AFTER;
 use self::link::ConnectFn;
 pub use self::link::{Link, LinkFuture};
 use crate::addr::Endpoint;
@@ -33,7 +34,6 @@ use crate::limits::Limits;
 use crate::programs::hello::{HelloReply, NodeId};
 use crate::proto::xdr::{XdrDecode, XdrEncode, from_bytes, to_bytes};
 use crate::proto::{CallHeader, OpaqueAuth};
-pub(crate) use self::driver::RELEASE_AFTER;
 pub use crate::stream::Io;
 
 /// The program and version a client pings with NULL by default: peerwire's
@@ -83,7 +83,7 @@ impl ClientIdentity {
 /// Client settings. The defaults are listed on each field.
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
-    /// How to connect: sources, ports, timeouts. Default: [`ConnectOptions::new`].
+    /// How to connect: sources, ports, timeouts. Default: [`ConnectOptions::default`].
     pub connect: ConnectOptions,
     /// A call's deadline unless it sets its own. Default 60 s.
     pub deadline: Duration,
@@ -117,7 +117,7 @@ pub struct ClientOptions {
 impl Default for ClientOptions {
     fn default() -> ClientOptions {
         ClientOptions {
-            connect: ConnectOptions::new(),
+            connect: ConnectOptions::default(),
             deadline: Duration::from_secs(60),
             max_in_flight: 64,
             ping_interval: Duration::from_secs(10),

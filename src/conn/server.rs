@@ -180,6 +180,7 @@ pub struct ServerConnection {
     stats: ServeStats,
     gate: Option<Gate>,
     timers: Option<Timers>,
+    max_args: usize,
 }
 
 impl ServerConnection {
@@ -193,7 +194,16 @@ impl ServerConnection {
             stats: ServeStats::default(),
             gate: None,
             timers: None,
+            max_args: usize::MAX,
         }
+    }
+
+    /// Answers a call whose arguments are longer than `max_args` with
+    /// GARBAGE_ARGS instead of handing it to a handler. (The record limit
+    /// bounds what is read; this makes the limit exact in argument bytes.)
+    pub fn with_max_args(mut self, max_args: usize) -> Self {
+        self.max_args = max_args;
+        self
     }
 
     /// Arms the idle timer and, with an identity, the HELLO timer, both
@@ -386,6 +396,9 @@ impl ServerConnection {
         }
         if header.procedure == 0 {
             return self.answer(xid, ReplyBody::accepted(AcceptStatus::Success));
+        }
+        if args.len() > self.max_args {
+            return self.answer(xid, ReplyBody::accepted(AcceptStatus::GarbageArgs));
         }
         self.in_progress += 1;
         self.stats.dispatched += 1;

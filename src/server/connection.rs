@@ -61,7 +61,8 @@ pub(super) async fn serve_connection(
     let opts = &shared.options;
     let now = Instant::now();
     let mut state = ServerConnection::new(opts.limits.record_limits(), opts.max_in_progress)
-        .with_timeouts(now.into_std(), opts.idle_timeout, opts.handshake_timeout);
+        .with_timeouts(now.into_std(), opts.idle_timeout, opts.handshake_timeout)
+        .with_max_args(opts.limits.max_payload());
     if let Some(identity) = &shared.identity {
         state = state.with_identity(identity.clone(), observed);
     }

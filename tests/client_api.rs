@@ -1,0 +1,224 @@
+//! The API a dependent cluster peer relies on: connecting up front, errors
+//! it can match, limits in its own terms, and a server it can wait on.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use peerwire::{
+    CallContext, CallStatus, Client, ClientIdentity, ClientOptions, ConnectionState,
+    DisconnectCause, Endpoint, Error, HandshakeError, Limits, ProcError, RunningServer, Server,
+    ServerOptions,
+};
+use tokio::time::timeout;
+
+const PROG: u32 = 0x2000_0a91;
+const GENEROUS: Duration = Duration::from_secs(10);
+
+async fn echo(_ctx: CallContext, procedure: u32, args: Bytes) -> Result<Bytes, ProcError> {
+    match procedure {
+        1 => Ok(args),
+        // Answers with `args.len()` bytes times 4.
+        2 => Ok(Bytes::from(vec![7u8; args.len() * 4])),
+        _ => Err(ProcError::ProcUnavail),
+    }
+}
+
+fn serve(options: ServerOptions) -> (RunningServer, Endpoint) {
+    let server = Server::new(options)
+        .service(PROG, 1, echo)
+        .serve(&["127.0.0.1:0".parse().unwrap()])
+        .unwrap();
+    let addr = Endpoint::from(server.local_addrs()[0]);
+    (server, addr)
+}
+
+/// A port nothing listens on.
+fn closed_port() -> Endpoint {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    Endpoint::from(addr)
+}
+
+#[tokio::test]
+async fn a_client_without_destinations_is_an_error_not_a_panic() {
+    let result = Client::new(Vec::new(), ClientOptions::default());
+    assert!(
+        matches!(result, Err(Error::NoDestinations(_))),
+        "{result:?}"
+    );
+}
+
+/// `connect()` connects before any call and says why it could not.
+#[tokio::test]
+async fn connect_up_front_returns_the_connect_error() {
+    let client = Client::new(vec![closed_port()], ClientOptions::default()).unwrap();
+    let result = timeout(GENEROUS, client.connect()).await.unwrap();
+    let Err(Error::Unreachable { error, .. }) = result else {
+        panic!("expected Unreachable, got {result:?}");
+    };
+    assert!(
+        matches!(
+            *error,
+            Error::Connect { .. } | Error::AllAttemptsFailed { .. }
+        ),
+        "{error:?}"
+    );
+    assert!(client.last_connect_error().is_some());
+    assert_eq!(client.stats().sent, 0);
+}
+
+#[tokio::test]
+async fn connect_up_front_connects_and_says_hello() {
+    let (server, addr) = serve(ServerOptions::default());
+    let client = Client::new(vec![addr], ClientOptions::default()).unwrap();
+    timeout(GENEROUS, client.connect()).await.unwrap().unwrap();
+    assert!(
+        matches!(client.state(), ConnectionState::Connected { .. }),
+        "{:?}",
+        client.state()
+    );
+    // Connected already: at once.
+    client.connect().await.unwrap();
+    let reply = client.call(PROG, 1, 1, Bytes::from_static(b"x")).await;
+    assert_eq!(&reply.unwrap()[..], b"x");
+    assert_eq!(server.stats().accepted, 1, "one connection for both");
+    server.shutdown().await;
+}
+
+/// A peer that does not speak the handshake program fails the HELLO with
+/// an error a caller can match, keeping the status it answered.
+#[tokio::test]
+async fn a_handshake_failure_is_a_matchable_error() {
+    let (server, addr) = serve(ServerOptions::default());
+    let options = ClientOptions {
+        identity: Some(ClientIdentity::new(
+            "node-b".parse().unwrap(),
+            "node-a".parse().unwrap(),
+        )),
+        ..ClientOptions::default()
+    };
+    let client = Client::new(vec![addr], options).unwrap();
+    let result = timeout(GENEROUS, client.connect()).await.unwrap();
+    let Err(Error::Unreachable { error, .. }) = result else {
+        panic!("expected Unreachable, got {result:?}");
+    };
+    assert!(
+        matches!(
+            *error,
+            Error::Handshake {
+                error: HandshakeError::Unsupported(CallStatus::ProgUnavail),
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    server.shutdown().await;
+}
+
+/// The server's limit is on arguments, whatever the RPC header adds: a call
+/// with exactly the limit's bytes is served; one XDR unit more is answered
+/// GARBAGE_ARGS and the connection goes on; a record beyond the limit plus
+/// the largest header breaks the connection before it is read.
+#[tokio::test]
+async fn the_server_limit_counts_argument_bytes() {
+    let (server, addr) = serve(ServerOptions {
+        limits: Limits::new(1024).unwrap(),
+        ..ServerOptions::default()
+    });
+    let client = Client::new(vec![addr], ClientOptions::default()).unwrap();
+    let exact = client.call(PROG, 1, 1, Bytes::from(vec![1u8; 1024])).await;
+    assert_eq!(exact.map(|r| r.len()).ok(), Some(1024));
+    let over = client.call(PROG, 1, 1, Bytes::from(vec![1u8; 1028])).await;
+    assert!(
+        matches!(
+            over,
+            Err(Error::CallRejected {
+                status: CallStatus::GarbageArgs,
+                ..
+            })
+        ),
+        "{:?}",
+        over.map(|r| r.len())
+    );
+    let far_over = Bytes::from(vec![1u8; 1024 + Limits::HEADER_ALLOWANCE]);
+    let far_over = client.call(PROG, 1, 1, far_over).await;
+    assert!(
+        matches!(far_over, Err(Error::Disconnected { sent: true, .. })),
+        "{:?}",
+        far_over.map(|r| r.len())
+    );
+    assert_eq!(
+        server.stats().calls,
+        1,
+        "only the call within the limit ran"
+    );
+    server.shutdown().await;
+}
+
+/// The client's limit is on results: a reply with more fails its call and
+/// the connection goes on; a record beyond the limit plus the largest
+/// header breaks the connection, never allocated.
+#[tokio::test]
+async fn the_client_limit_counts_result_bytes() {
+    let (server, addr) = serve(ServerOptions::default());
+    let options = ClientOptions {
+        limits: Limits::new(4096).unwrap(),
+        ..ClientOptions::default()
+    };
+    let client = Client::new(vec![addr], options).unwrap();
+    let fits = client.call(PROG, 1, 2, Bytes::from(vec![0u8; 1024])).await;
+    assert_eq!(fits.map(|r| r.len()).ok(), Some(4096));
+    let over = client.call(PROG, 1, 2, Bytes::from(vec![0u8; 1025])).await;
+    assert!(
+        matches!(
+            over,
+            Err(Error::ResultsTooLarge {
+                len: 4100,
+                max: 4096,
+                ..
+            })
+        ),
+        "{:?}",
+        over.map(|r| r.len())
+    );
+    // The connection goes on.
+    client.null(PROG, 1).await.unwrap();
+    let far_over = Bytes::from(vec![0u8; 2048]);
+    let far_over = client.call(PROG, 1, 2, far_over).await;
+    assert!(
+        matches!(
+            far_over,
+            Err(Error::Disconnected {
+                cause: DisconnectCause::BadRecord,
+                ..
+            })
+        ),
+        "{:?}",
+        far_over.map(|r| r.len())
+    );
+    server.shutdown().await;
+}
+
+/// `wait()` returns once a `Stopper` has stopped the server, with every
+/// connection closed; dropping the handle alone would not stop it.
+#[tokio::test]
+async fn a_running_server_can_be_awaited_and_stopped_from_elsewhere() {
+    let (server, addr) = serve(ServerOptions {
+        shutdown_grace: Duration::from_secs(1),
+        ..ServerOptions::default()
+    });
+    let stopper = server.stopper();
+    let client = Client::new(vec![addr.clone()], ClientOptions::default()).unwrap();
+    client.null(PROG, 1).await.unwrap();
+    let waiting = tokio::spawn(server.wait());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiting.is_finished(), "wait() returned before any stop");
+    stopper.stop();
+    timeout(GENEROUS, waiting).await.unwrap().unwrap();
+    let after = Client::new(vec![addr], ClientOptions::default()).unwrap();
+    assert!(
+        timeout(GENEROUS, after.connect()).await.unwrap().is_err(),
+        "still accepting after wait() returned"
+    );
+}
