@@ -50,6 +50,10 @@ fn client_options() -> ClientOptions {
     }
 }
 
+fn new_client(addr: Endpoint, options: ClientOptions) -> Client {
+    Client::new(vec![addr], options).expect("a client for one loopback destination")
+}
+
 fn within(deadline: Duration) -> CallOptions {
     CallOptions {
         deadline: Some(deadline),
@@ -185,7 +189,7 @@ async fn a_call_the_peer_read_is_sent_when_a_later_record_of_its_batch_fails() {
         drop(stream);
         lengths
     });
-    let client = Client::new(vec![addr], client_options());
+    let client = new_client(addr, client_options());
     let (small, large) = timeout(GENEROUS, async {
         tokio::join!(
             client.call(PROG, 1, 1, Bytes::from(vec![0x11; SMALL])),
@@ -531,19 +535,18 @@ async fn storm(client: &Client, run_for: Duration, impatient: u64, patient: u64)
 /// "clogged", failing the patient callers' calls with it. Counting
 /// reserved XIDs against the in-flight limit keeps them at or below it.
 ///
-/// `max_in_flight` is 32 and `max_reserved` 64 (defaults 64 and 1024), so
-/// that the pile-up shows within the run even on a loaded machine, while a
-/// client that keeps reserved XIDs within `max_in_flight` stays well clear
-/// of `max_reserved`.
+/// The server takes at most 16 calls in progress per connection (default
+/// 64), so that the pile-up shows within the run even on a loaded machine;
+/// the client's options are the defaults (64 calls in flight, 1024 reserved
+/// XIDs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancellation_storm_never_fails_patient_callers() {
-    let (server, addr) = start(ServerOptions::default(), jittery);
-    let options = ClientOptions {
-        max_in_flight: 32,
-        max_reserved: 64,
-        ..client_options()
+    let options = ServerOptions {
+        max_in_progress: 16,
+        ..ServerOptions::default()
     };
-    let client = Client::new(vec![addr], options);
+    let (server, addr) = start(options, jittery);
+    let client = new_client(addr, client_options());
     client
         .call(PROG, 1, 1, Bytes::from_static(b"w"))
         .await
@@ -598,7 +601,7 @@ async fn cancellation_storm_never_fails_patient_callers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn succeeded_counts_only_replies_delivered_to_callers() {
     let (server, addr) = start(ServerOptions::default(), brisk);
-    let client = Client::new(vec![addr], client_options());
+    let client = new_client(addr, client_options());
     let outcome = storm(&client, ms(1500), 16, 4).await;
     let received = outcome.impatient_ok + outcome.patient_ok;
     // Settle: the counters stay still for half a second.
@@ -658,7 +661,7 @@ async fn a_call_from_the_server_is_counted_as_unexpected() {
         // Hold the connection until the client closes it.
         while framed.next().await.is_some() {}
     });
-    let client = Client::new(vec![addr], client_options());
+    let client = new_client(addr, client_options());
     let out = timeout(GENEROUS, client.call(PROG, 1, 1, Bytes::from_static(b"ok")))
         .await
         .unwrap()

@@ -62,7 +62,7 @@ impl Registry {
             .filter(|(p, _)| *p == program)
             .map(|(_, v)| *v);
         let low = versions.next()?;
-        Some((low, versions.last().unwrap_or(low)))
+        Some((low, versions.next_back().unwrap_or(low)))
     }
 }
 
