@@ -43,7 +43,9 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use peerwire::{Client, ClientOptions, ConnectOptions, Connector, Endpoint, Server, ServerOptions};
+use peerwire::{
+    Client, ClientOptions, ConnectOptions, Connector, Endpoint, Server, ServerOptions, Sources,
+};
 
 #[path = "bench_support/mod.rs"]
 mod bench_support;
@@ -277,9 +279,11 @@ fn client_child(args: &Args, ports: &[u16]) {
         .unwrap();
     let rss0 = bench_support::rss_bytes();
     runtime.block_on(async {
-        let connect = ConnectOptions::new()
-            .source(args.source)
-            .bind_address_no_port(!args.no_bind_address_no_port);
+        let connect = ConnectOptions {
+            sources: Sources::new().with(args.source),
+            bind_address_no_port: !args.no_bind_address_no_port,
+            ..ConnectOptions::default()
+        };
         let options = ClientOptions {
             connect,
             ..ClientOptions::default()

@@ -17,7 +17,7 @@ use peerwire::proto::{
 use peerwire::{
     Admission, CallContext, Client, ClientIdentity, ClientOptions, ConnectOptions, Endpoint, Error,
     IdentityMode, MismatchPolicy, NodeId, PeerTable, ProcError, RunningServer, ScopedIp, Server,
-    ServerIdentity, ServerOptions,
+    ServerIdentity, ServerOptions, Sources,
 };
 use tokio::net::TcpListener;
 use tokio_util::codec::Framed;
@@ -96,7 +96,10 @@ fn client(address: &Endpoint, source: &str, node: &str, expect: &str) -> Client 
     let mut identity = ClientIdentity::new(id(node), id(expect));
     identity.cluster = Some("c1".into());
     let options = ClientOptions {
-        connect: ConnectOptions::new().source(source.parse::<ScopedIp>().unwrap()),
+        connect: ConnectOptions {
+            sources: Sources::new().with(source.parse::<ScopedIp>().unwrap()),
+            ..ConnectOptions::default()
+        },
         identity: Some(identity),
         deadline: Duration::from_secs(5),
         ..ClientOptions::default()
@@ -329,7 +332,10 @@ async fn an_observed_address_other_than_our_source_is_an_error_or_a_warning() {
     let lenient = Client::new(
         vec![address.clone()],
         ClientOptions {
-            connect: ConnectOptions::new().source("127.0.0.2".parse::<ScopedIp>().unwrap()),
+            connect: ConnectOptions {
+                sources: Sources::new().with("127.0.0.2".parse::<ScopedIp>().unwrap()),
+                ..ConnectOptions::default()
+            },
             identity: Some(identity),
             ..ClientOptions::default()
         },

@@ -61,7 +61,7 @@ use peerwire::programs::portmap::{self, Mapping, MappingList};
 use peerwire::proto::AuthStat;
 use peerwire::{
     CallContext, CallStatus, Client, ClientOptions, ConnectOptions, ConnectionState, Endpoint,
-    Error, ProcError, RunningServer, ScopedIp, Server,
+    Error, ProcError, RunningServer, ScopedIp, Server, Sources,
 };
 
 /// Turns "cannot run the real programs" from a skip into a failure.
@@ -708,7 +708,10 @@ fn peerwire_server(listen: &str) -> RunningServer {
 fn client_from(source: &str, server: &str) -> Client {
     let source: ScopedIp = source.parse().expect("a source address");
     let options = ClientOptions {
-        connect: ConnectOptions::new().source(source),
+        connect: ConnectOptions {
+            sources: Sources::new().with(source),
+            ..ConnectOptions::default()
+        },
         deadline: Duration::from_secs(30),
         ..ClientOptions::default()
     };

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use peerwire::{
     CanonicalIp, ConnectOptions, Connector, Endpoint, Error, Family, FamilyPolicy, ListenOptions,
-    PortPolicy, Role, ScopedIp, listen,
+    PortPolicy, Role, ScopedIp, Sources, listen,
 };
 use tokio::net::TcpListener;
 
@@ -39,10 +39,13 @@ async fn assert_no_connection(listener: &TcpListener) {
 
 #[tokio::test]
 async fn listener_observes_each_configured_v4_source() {
-    let listener = listen(&"127.0.0.1:0".parse().unwrap(), &ListenOptions::new()).unwrap();
+    let listener = listen(&"127.0.0.1:0".parse().unwrap(), &ListenOptions::default()).unwrap();
     let dest = endpoint_of(&listener);
     for source in ["127.0.0.2", "127.0.0.3"] {
-        let connector = Connector::new(ConnectOptions::new().source(ip(source)));
+        let connector = Connector::new(ConnectOptions {
+            sources: Sources::new().with(ip(source)),
+            ..ConnectOptions::default()
+        });
         let connected = connector.connect(&dest).await.unwrap();
         let observed = observe(&listener).await;
         assert_eq!(observed.ip().to_string(), source);
@@ -53,8 +56,11 @@ async fn listener_observes_each_configured_v4_source() {
 
 #[tokio::test]
 async fn listener_observes_v6_loopback_source() {
-    let listener = listen(&"[::1]:0".parse().unwrap(), &ListenOptions::new()).unwrap();
-    let connector = Connector::new(ConnectOptions::new().source(ip("::1")));
+    let listener = listen(&"[::1]:0".parse().unwrap(), &ListenOptions::default()).unwrap();
+    let connector = Connector::new(ConnectOptions {
+        sources: Sources::new().with(ip("::1")),
+        ..ConnectOptions::default()
+    });
     let connected = connector.connect(&endpoint_of(&listener)).await.unwrap();
     let observed = observe(&listener).await;
     assert_eq!(observed.ip(), "::1".parse::<IpAddr>().unwrap());
@@ -63,9 +69,12 @@ async fn listener_observes_v6_loopback_source() {
 
 #[tokio::test]
 async fn destination_family_without_source_is_refused_by_default() {
-    let listener = listen(&"[::1]:0".parse().unwrap(), &ListenOptions::new()).unwrap();
+    let listener = listen(&"[::1]:0".parse().unwrap(), &ListenOptions::default()).unwrap();
     let dest = endpoint_of(&listener);
-    let strict = Connector::new(ConnectOptions::new().source(ip("127.0.0.2")));
+    let strict = Connector::new(ConnectOptions {
+        sources: Sources::new().with(ip("127.0.0.2")),
+        ..ConnectOptions::default()
+    });
     let err = strict.connect(&dest).await.unwrap_err();
     assert!(
         matches!(&err, Error::NoSourceForFamily { family: Family::V6, configured: Family::V4, destination } if *destination == dest),
@@ -75,11 +84,11 @@ async fn destination_family_without_source_is_refused_by_default() {
     assert_no_connection(&listener).await;
 
     // The explicit opt-in lets the kernel choose.
-    let lenient = Connector::new(
-        ConnectOptions::new()
-            .source(ip("127.0.0.2"))
-            .family_policy(FamilyPolicy::KernelChooses),
-    );
+    let lenient = Connector::new(ConnectOptions {
+        sources: Sources::new().with(ip("127.0.0.2")),
+        family_policy: FamilyPolicy::KernelChooses,
+        ..ConnectOptions::default()
+    });
     let connected = lenient.connect(&dest).await.unwrap();
     assert_eq!(observe(&listener).await, connected.local_addr());
     assert_eq!(connected.source(), None);
@@ -87,8 +96,11 @@ async fn destination_family_without_source_is_refused_by_default() {
 
 #[tokio::test]
 async fn ephemeral_policy_reserves_no_port_before_connect() {
-    let listener = listen(&"127.0.0.1:0".parse().unwrap(), &ListenOptions::new()).unwrap();
-    let connector = Connector::new(ConnectOptions::new().source(ip("127.0.0.2")));
+    let listener = listen(&"127.0.0.1:0".parse().unwrap(), &ListenOptions::default()).unwrap();
+    let connector = Connector::new(ConnectOptions {
+        sources: Sources::new().with(ip("127.0.0.2")),
+        ..ConnectOptions::default()
+    });
     let prepared = connector.prepare(&endpoint_of(&listener)).await.unwrap();
     let bound = prepared.local_addr().unwrap();
     assert_eq!(
@@ -104,15 +116,15 @@ async fn ephemeral_policy_reserves_no_port_before_connect() {
 
 #[tokio::test]
 async fn port_range_is_honoured() {
-    let listener = listen(&"127.0.0.1:0".parse().unwrap(), &ListenOptions::new()).unwrap();
+    let listener = listen(&"127.0.0.1:0".parse().unwrap(), &ListenOptions::default()).unwrap();
     let dest = endpoint_of(&listener);
     // A range of the ephemeral area that other tests here do not ask for.
     let (low, high) = (47_100, 47_131);
-    let connector = Connector::new(
-        ConnectOptions::new()
-            .source(ip("127.0.0.4"))
-            .port_policy(PortPolicy::Range { low, high }),
-    );
+    let connector = Connector::new(ConnectOptions {
+        sources: Sources::new().with(ip("127.0.0.4")),
+        port_policy: PortPolicy::Range { low, high },
+        ..ConnectOptions::default()
+    });
     let mut held = Vec::new();
     for _ in 0..8 {
         let connected = connector.connect(&dest).await.unwrap();
@@ -129,8 +141,10 @@ async fn port_range_is_honoured() {
 
 #[tokio::test]
 async fn invalid_port_range_is_a_config_error() {
-    let connector =
-        Connector::new(ConnectOptions::new().port_policy(PortPolicy::Range { low: 9, high: 3 }));
+    let connector = Connector::new(ConnectOptions {
+        port_policy: PortPolicy::Range { low: 9, high: 3 },
+        ..ConnectOptions::default()
+    });
     let err = connector
         .connect(&"127.0.0.1:1".parse().unwrap())
         .await
@@ -140,9 +154,12 @@ async fn invalid_port_range_is_a_config_error() {
 
 #[tokio::test]
 async fn source_not_on_this_host_fails_to_bind_and_never_connects() {
-    let listener = listen(&"127.0.0.1:0".parse().unwrap(), &ListenOptions::new()).unwrap();
+    let listener = listen(&"127.0.0.1:0".parse().unwrap(), &ListenOptions::default()).unwrap();
     // A documentation address that no interface of this host carries.
-    let connector = Connector::new(ConnectOptions::new().source(ip("192.0.2.99")));
+    let connector = Connector::new(ConnectOptions {
+        sources: Sources::new().with(ip("192.0.2.99")),
+        ..ConnectOptions::default()
+    });
     let err = connector
         .connect(&endpoint_of(&listener))
         .await
@@ -172,11 +189,11 @@ async fn source_not_on_this_host_fails_to_bind_and_never_connects() {
 
 #[tokio::test]
 async fn freebind_binds_an_address_not_on_this_host() {
-    let connector = Connector::new(
-        ConnectOptions::new()
-            .source(ip("192.0.2.99"))
-            .freebind(true),
-    );
+    let connector = Connector::new(ConnectOptions {
+        sources: Sources::new().with(ip("192.0.2.99")),
+        freebind: true,
+        ..ConnectOptions::default()
+    });
     // Bind only: a SYN from an address that is not ours must not be sent.
     let prepared = connector
         .prepare(&"127.0.0.1:9".parse().unwrap())
@@ -191,10 +208,13 @@ async fn freebind_binds_an_address_not_on_this_host() {
 #[tokio::test]
 async fn connect_error_names_source_and_destination() {
     // Listen, learn the port, close: the port now refuses.
-    let listener = listen(&"127.0.0.1:0".parse().unwrap(), &ListenOptions::new()).unwrap();
+    let listener = listen(&"127.0.0.1:0".parse().unwrap(), &ListenOptions::default()).unwrap();
     let dest = endpoint_of(&listener);
     drop(listener);
-    let connector = Connector::new(ConnectOptions::new().source(ip("127.0.0.2")));
+    let connector = Connector::new(ConnectOptions {
+        sources: Sources::new().with(ip("127.0.0.2")),
+        ..ConnectOptions::default()
+    });
     let err = connector.connect(&dest).await.unwrap_err();
     match &err {
         Error::Connect {
@@ -216,7 +236,10 @@ async fn connect_error_names_source_and_destination() {
 
 #[tokio::test]
 async fn unknown_interface_is_named() {
-    let connector = Connector::new(ConnectOptions::new().source(ip("fe80::a%nosuchif0")));
+    let connector = Connector::new(ConnectOptions {
+        sources: Sources::new().with(ip("fe80::a%nosuchif0")),
+        ..ConnectOptions::default()
+    });
     let err = connector
         .connect(&"[fe80::b%1]:1".parse().unwrap())
         .await
@@ -232,7 +255,7 @@ async fn unknown_interface_is_named() {
     assert!(err.to_string().contains("\"nosuchif0\""), "{err}");
     assert!(err.is_config());
 
-    let connector = Connector::new(ConnectOptions::new());
+    let connector = Connector::new(ConnectOptions::default());
     let err = connector
         .connect(&"[fe80::b%nosuchif1]:1".parse().unwrap())
         .await
@@ -249,14 +272,13 @@ async fn unknown_interface_is_named() {
 
 #[tokio::test]
 async fn happy_eyeballs_falls_back_to_the_family_that_answers() {
-    let listener = listen(&"127.0.0.1:0".parse().unwrap(), &ListenOptions::new()).unwrap();
+    let listener = listen(&"127.0.0.1:0".parse().unwrap(), &ListenOptions::default()).unwrap();
     let port = endpoint_of(&listener).port();
     // Nothing listens on [::1] at this port: the v6 attempt is refused.
-    let connector = Connector::new(
-        ConnectOptions::new()
-            .source(ip("127.0.0.5"))
-            .source(ip("::1")),
-    );
+    let connector = Connector::new(ConnectOptions {
+        sources: Sources::new().with(ip("127.0.0.5")).with(ip("::1")),
+        ..ConnectOptions::default()
+    });
     let destinations = [
         Endpoint::new(ip("::1"), port),
         Endpoint::new(ip("127.0.0.1"), port),
@@ -271,14 +293,13 @@ async fn happy_eyeballs_falls_back_to_the_family_that_answers() {
 
 #[tokio::test]
 async fn happy_eyeballs_lists_every_failed_attempt() {
-    let closed = listen(&"127.0.0.1:0".parse().unwrap(), &ListenOptions::new()).unwrap();
+    let closed = listen(&"127.0.0.1:0".parse().unwrap(), &ListenOptions::default()).unwrap();
     let port = endpoint_of(&closed).port();
     drop(closed);
-    let connector = Connector::new(
-        ConnectOptions::new()
-            .source(ip("127.0.0.6"))
-            .source(ip("::1")),
-    );
+    let connector = Connector::new(ConnectOptions {
+        sources: Sources::new().with(ip("127.0.0.6")).with(ip("::1")),
+        ..ConnectOptions::default()
+    });
     let destinations = [
         Endpoint::new(ip("127.0.0.1"), port),
         Endpoint::new(ip("::1"), port),
@@ -308,9 +329,9 @@ async fn happy_eyeballs_lists_every_failed_attempt() {
 
 #[tokio::test]
 async fn v6_listener_is_v6_only_unless_dual_stack_is_asked_for() {
-    let v6_only = listen(&"[::]:0".parse().unwrap(), &ListenOptions::new()).unwrap();
+    let v6_only = listen(&"[::]:0".parse().unwrap(), &ListenOptions::default()).unwrap();
     let port = endpoint_of(&v6_only).port();
-    let v4 = Connector::new(ConnectOptions::new());
+    let v4 = Connector::new(ConnectOptions::default());
     let err = v4
         .connect(&Endpoint::new(ip("127.0.0.1"), port))
         .await
@@ -319,11 +340,17 @@ async fn v6_listener_is_v6_only_unless_dual_stack_is_asked_for() {
 
     let dual = listen(
         &"[::]:0".parse().unwrap(),
-        &ListenOptions::new().dual_stack(true),
+        &ListenOptions {
+            dual_stack: true,
+            ..ListenOptions::default()
+        },
     )
     .unwrap();
     let port = endpoint_of(&dual).port();
-    let connector = Connector::new(ConnectOptions::new().source(ip("127.0.0.7")));
+    let connector = Connector::new(ConnectOptions {
+        sources: Sources::new().with(ip("127.0.0.7")),
+        ..ConnectOptions::default()
+    });
     connector
         .connect(&Endpoint::new(ip("127.0.0.1"), port))
         .await
@@ -340,7 +367,10 @@ async fn v6_listener_is_v6_only_unless_dual_stack_is_asked_for() {
 
     let err = listen(
         &"[::1]:0".parse().unwrap(),
-        &ListenOptions::new().dual_stack(true),
+        &ListenOptions {
+            dual_stack: true,
+            ..ListenOptions::default()
+        },
     )
     .unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err:?}");
@@ -348,7 +378,7 @@ async fn v6_listener_is_v6_only_unless_dual_stack_is_asked_for() {
 
 #[tokio::test]
 async fn link_local_listen_address_needs_a_scope() {
-    let err = listen(&"[fe80::1]:0".parse().unwrap(), &ListenOptions::new()).unwrap_err();
+    let err = listen(&"[fe80::1]:0".parse().unwrap(), &ListenOptions::default()).unwrap_err();
     assert!(
         matches!(
             err,
@@ -363,9 +393,9 @@ async fn link_local_listen_address_needs_a_scope() {
 
 #[tokio::test]
 async fn listening_twice_on_one_port_names_the_address() {
-    let first = listen(&"127.0.0.1:0".parse().unwrap(), &ListenOptions::new()).unwrap();
+    let first = listen(&"127.0.0.1:0".parse().unwrap(), &ListenOptions::default()).unwrap();
     let address = endpoint_of(&first);
-    let err = listen(&address, &ListenOptions::new()).unwrap_err();
+    let err = listen(&address, &ListenOptions::default()).unwrap_err();
     assert!(
         matches!(&err, Error::Listen { address: a, .. } if *a == address),
         "{err:?}"
@@ -379,12 +409,17 @@ async fn connect_timeout_names_the_destination() {
     // kernel drops further SYNs. Backlog 0 admits one queued connection.
     let listener = listen(
         &"127.0.0.1:0".parse().unwrap(),
-        &ListenOptions::new().backlog(0),
+        &ListenOptions {
+            backlog: 0,
+            ..ListenOptions::default()
+        },
     )
     .unwrap();
     let dest = endpoint_of(&listener);
-    let connector =
-        Connector::new(ConnectOptions::new().connect_timeout(Duration::from_millis(300)));
+    let connector = Connector::new(ConnectOptions {
+        connect_timeout: Duration::from_millis(300),
+        ..ConnectOptions::default()
+    });
     let mut held = Vec::new();
     let err = loop {
         match connector.connect(&dest).await {

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use peerwire::peer::{HANDSHAKE_PROGRAM, HANDSHAKE_VERSION};
 use peerwire::{
     Client, ClientIdentity, ClientOptions, ConnectOptions, Endpoint, Error, NodeId, ScopedIp,
+    Sources,
 };
 
 use crate::config::{Config, PeerConfig, Timeouts};
@@ -259,7 +260,10 @@ async fn impostor(node1: &[SocketAddr]) -> Result<(), Error> {
         .find(|a| a.is_ipv4())
         .expect("node-1 listens on IPv4");
     let options = ClientOptions {
-        connect: ConnectOptions::new().source(IMPOSTOR_SOURCE.parse::<ScopedIp>().unwrap()),
+        connect: ConnectOptions {
+            sources: Sources::new().with(IMPOSTOR_SOURCE.parse::<ScopedIp>().unwrap()),
+            ..ConnectOptions::default()
+        },
         identity: Some(ClientIdentity::new(id("node-2"), id("node-1"))),
         deadline: Duration::from_secs(2),
         breaker_threshold: 1,

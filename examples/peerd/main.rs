@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use peerwire::programs::gf_dump::{self, GfDumpRequest, GfDumpResponse};
-use peerwire::{Client, ClientOptions, ConnectOptions, Connector, Endpoint, Error, Link, ScopedIp};
+use peerwire::{
+    Client, ClientOptions, ConnectOptions, Connector, Endpoint, Error, Link, ScopedIp, Sources,
+};
 use tracing_subscriber::EnvFilter;
 
 /// Exit code for a bad configuration or command line.
@@ -219,9 +221,12 @@ type Seen = Arc<Mutex<Option<(std::net::SocketAddr, std::net::SocketAddr)>>>;
 /// A client that binds `source` and reports the addresses of each
 /// connection it makes, and fails at once when connecting fails.
 fn probe_client(addr: &Endpoint, source: Option<ScopedIp>, timeout: Duration) -> (Client, Seen) {
-    let mut connect = ConnectOptions::new().connect_timeout(timeout);
+    let mut connect = ConnectOptions {
+        connect_timeout: timeout,
+        ..ConnectOptions::default()
+    };
     if let Some(source) = source {
-        connect = connect.source(source);
+        connect.sources = Sources::new().with(source);
     }
     let options = ClientOptions {
         deadline: timeout,

@@ -242,9 +242,11 @@ impl PeerLink {
         let mut identity = ClientIdentity::new(config.node_id.clone(), peer.id.clone());
         identity.timeout = t.handshake;
         let options = ClientOptions {
-            connect: ConnectOptions::new()
-                .sources(sources)
-                .connect_timeout(t.connect),
+            connect: ConnectOptions {
+                sources,
+                connect_timeout: t.connect,
+                ..ConnectOptions::default()
+            },
             deadline: t.call,
             ping_interval: t.ping_interval,
             ping_timeout: t.ping_timeout,

@@ -123,7 +123,10 @@ where
 /// Asks the node whose admin listener is `admin` for its status.
 pub async fn fetch(admin: &Endpoint, timeout: Duration) -> Result<Status, String> {
     let options = ClientOptions {
-        connect: ConnectOptions::new().connect_timeout(timeout),
+        connect: ConnectOptions {
+            connect_timeout: timeout,
+            ..ConnectOptions::default()
+        },
         deadline: timeout,
         breaker_threshold: 1,
         ..ClientOptions::default()

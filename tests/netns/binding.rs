@@ -11,7 +11,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use peerwire::{
-    ConnectOptions, Connector, Endpoint, Error, ListenOptions, PortPolicy, Role, ScopedIp, listen,
+    ConnectOptions, Connector, Endpoint, Error, ListenOptions, PortPolicy, Role, ScopedIp, Sources,
+    listen,
 };
 
 use crate::support::netns::{Host, link, stop_and_join};
@@ -47,7 +48,7 @@ impl Observer {
             let mut bound = Vec::new();
             let mut tasks = tokio::task::JoinSet::new();
             for endpoint in &endpoints {
-                let listener = listen(endpoint, &ListenOptions::new())
+                let listener = listen(endpoint, &ListenOptions::default())
                     .unwrap_or_else(|e| panic!("observer cannot listen: {e}"));
                 bound.push(listener.local_addr().unwrap());
                 let seen = seen_tx.clone();
@@ -146,14 +147,21 @@ pub fn v4_multihomed_source_is_what_the_server_sees() {
     let dest = observer.endpoint(0, None);
 
     for source in ["192.0.2.11", "192.0.2.10"] {
-        let local =
-            connect_from(&client, ConnectOptions::new().source(scoped(source)), &dest).unwrap();
+        let local = connect_from(
+            &client,
+            ConnectOptions {
+                sources: Sources::new().with(scoped(source)),
+                ..ConnectOptions::default()
+            },
+            &dest,
+        )
+        .unwrap();
         let observed = observer.next();
         assert_eq!(observed.ip(), ip(source), "server saw the wrong source");
         assert_eq!(observed, local, "server and client disagree on the source");
     }
 
-    let local = connect_from(&client, ConnectOptions::new(), &dest).unwrap();
+    let local = connect_from(&client, ConnectOptions::default(), &dest).unwrap();
     let observed = observer.next();
     assert_eq!(observed, local);
     assert_eq!(
@@ -175,14 +183,21 @@ pub fn v6_multihomed_source_is_what_the_server_sees() {
     let dest = observer.endpoint(0, None);
 
     for source in ["2001:db8:1::11", "2001:db8:1::10", "2001:db8:1::11"] {
-        let local =
-            connect_from(&client, ConnectOptions::new().source(scoped(source)), &dest).unwrap();
+        let local = connect_from(
+            &client,
+            ConnectOptions {
+                sources: Sources::new().with(scoped(source)),
+                ..ConnectOptions::default()
+            },
+            &dest,
+        )
+        .unwrap();
         let observed = observer.next();
         assert_eq!(observed.ip(), ip(source), "server saw the wrong source");
         assert_eq!(observed, local);
     }
 
-    let local = connect_from(&client, ConnectOptions::new(), &dest).unwrap();
+    let local = connect_from(&client, ConnectOptions::default(), &dest).unwrap();
     let observed = observer.next();
     assert_eq!(
         observed, local,
@@ -216,8 +231,15 @@ pub fn link_local_source_with_scope_by_name_and_index() {
     for (source, dest_scope) in &cases {
         let source = scoped(source);
         let dest = observer.endpoint(0, Some(dest_scope));
-        let local =
-            connect_from(&client, ConnectOptions::new().source(source.clone()), &dest).unwrap();
+        let local = connect_from(
+            &client,
+            ConnectOptions {
+                sources: Sources::new().with(source.clone()),
+                ..ConnectOptions::default()
+            },
+            &dest,
+        )
+        .unwrap();
         let observed = observer.next();
         assert_eq!(observed.ip(), source.ip());
         assert_eq!(observed.port(), local.port());
@@ -243,7 +265,10 @@ pub fn link_local_source_with_scope_by_name_and_index() {
     let unscoped_dest = observer.endpoint(0, None);
     let err = connect_from(
         &client,
-        ConnectOptions::new().source(scoped("fe80::a")),
+        ConnectOptions {
+            sources: Sources::new().with(scoped("fe80::a")),
+            ..ConnectOptions::default()
+        },
         &dest,
     )
     .unwrap_err();
@@ -253,7 +278,10 @@ pub fn link_local_source_with_scope_by_name_and_index() {
     );
     let err = connect_from(
         &client,
-        ConnectOptions::new().source(scoped("fe80::a%veth1")),
+        ConnectOptions {
+            sources: Sources::new().with(scoped("fe80::a%veth1")),
+            ..ConnectOptions::default()
+        },
         &unscoped_dest,
     )
     .unwrap_err();
@@ -267,7 +295,7 @@ pub fn link_local_source_with_scope_by_name_and_index() {
         ),
         "{err:?}"
     );
-    let err = connect_from(&client, ConnectOptions::new(), &unscoped_dest).unwrap_err();
+    let err = connect_from(&client, ConnectOptions::default(), &unscoped_dest).unwrap_err();
     assert!(
         matches!(
             err,
@@ -280,7 +308,10 @@ pub fn link_local_source_with_scope_by_name_and_index() {
     );
     let err = connect_from(
         &client,
-        ConnectOptions::new().source(scoped("fe80::a%veth1")),
+        ConnectOptions {
+            sources: Sources::new().with(scoped("fe80::a%veth1")),
+            ..ConnectOptions::default()
+        },
         &observer.endpoint(0, Some("lo")),
     )
     .unwrap_err();
@@ -288,7 +319,10 @@ pub fn link_local_source_with_scope_by_name_and_index() {
     // A name against an index: compared once the name is resolved.
     let err = connect_from(
         &client,
-        ConnectOptions::new().source(scoped("fe80::a%veth1")),
+        ConnectOptions {
+            sources: Sources::new().with(scoped("fe80::a%veth1")),
+            ..ConnectOptions::default()
+        },
         &observer.endpoint(0, Some("1")),
     )
     .unwrap_err();
@@ -312,8 +346,15 @@ pub fn tentative_source_fails_clearly_waits_or_freebinds() {
         "the address must still be tentative here:\n{shown}"
     );
 
-    let err =
-        connect_from(&client, ConnectOptions::new().source(source.clone()), &dest).unwrap_err();
+    let err = connect_from(
+        &client,
+        ConnectOptions {
+            sources: Sources::new().with(source.clone()),
+            ..ConnectOptions::default()
+        },
+        &dest,
+    )
+    .unwrap_err();
     match &err {
         Error::Bind {
             source_addr, error, ..
@@ -330,7 +371,11 @@ pub fn tentative_source_fails_clearly_waits_or_freebinds() {
     );
 
     let bound = client.block_on(|| async {
-        let connector = Connector::new(ConnectOptions::new().source(source.clone()).freebind(true));
+        let connector = Connector::new(ConnectOptions {
+            sources: Sources::new().with(source.clone()),
+            freebind: true,
+            ..ConnectOptions::default()
+        });
         connector
             .prepare(&dest)
             .await
@@ -342,9 +387,11 @@ pub fn tentative_source_fails_clearly_waits_or_freebinds() {
     );
     observer.assert_none();
 
-    let options = ConnectOptions::new()
-        .source(source.clone())
-        .wait_tentative(Some(Duration::from_secs(15)));
+    let options = ConnectOptions {
+        sources: Sources::new().with(source.clone()),
+        wait_tentative: Some(Duration::from_secs(15)),
+        ..ConnectOptions::default()
+    };
     let local = connect_from(&client, options, &dest)
         .expect("the source becomes usable once DAD completes");
     assert_eq!(observer.next(), local);
@@ -368,11 +415,12 @@ pub fn happy_eyeballs_uses_each_familys_source() {
     let observer = Observer::start(&server, &["192.0.2.1:0", "[2001:db8:3::1]:0"]);
     let (v4, v6) = (observer.endpoint(0, None), observer.endpoint(1, None));
     let delay = Duration::from_millis(250);
-    let options = || {
-        ConnectOptions::new()
-            .source(scoped("192.0.2.21"))
-            .source(scoped("2001:db8:3::21"))
-            .happy_eyeballs_delay(delay)
+    let options = || ConnectOptions {
+        sources: Sources::new()
+            .with(scoped("192.0.2.21"))
+            .with(scoped("2001:db8:3::21")),
+        happy_eyeballs_delay: delay,
+        ..ConnectOptions::default()
     };
     let race = |order: Vec<Endpoint>| {
         client.block_on(|| async {
@@ -436,7 +484,10 @@ pub fn removed_source_is_an_error_not_a_fallback() {
         (1, "2001:db8:4::31", "2001:db8:4::31/64"),
     ] {
         let dest = observer.endpoint(i, None);
-        let options = || ConnectOptions::new().source(scoped(source));
+        let options = || ConnectOptions {
+            sources: Sources::new().with(scoped(source)),
+            ..ConnectOptions::default()
+        };
         let local = connect_from(&client, options(), &dest).unwrap();
         assert_eq!(observer.next(), local);
         assert_eq!(local.ip(), ip(source));
@@ -463,11 +514,11 @@ pub fn privileged_ports_count_down_from_1023() {
     let observer = Observer::start(&server, &["198.51.100.1:0"]);
     let dest = observer.endpoint(0, None);
     let ports = client.block_on(|| async {
-        let connector = Connector::new(
-            ConnectOptions::new()
-                .source(scoped("198.51.100.10"))
-                .port_policy(PortPolicy::Privileged),
-        );
+        let connector = Connector::new(ConnectOptions {
+            sources: Sources::new().with(scoped("198.51.100.10")),
+            port_policy: PortPolicy::Privileged,
+            ..ConnectOptions::default()
+        });
         let first = connector.connect(&dest).await.unwrap();
         let second = connector.connect(&dest).await.unwrap();
         let ports = (first.local_addr(), second.local_addr());

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use peerwire::{
     AllowedAddress, CallContext, Client, ClientIdentity, ClientOptions, ConnectOptions, Endpoint,
     Error, IdentityMode, ListenOptions, NodeId, PeerTable, ProcError, ScopedIp, Server,
-    ServerIdentity, ServerOptions,
+    ServerIdentity, ServerOptions, Sources,
 };
 
 use crate::support::netns::{Host, link};
@@ -78,9 +78,9 @@ fn call_as(
     source: Option<&str>,
     dest: &Endpoint,
 ) -> Result<String, Error> {
-    let mut connect = ConnectOptions::new();
+    let mut connect = ConnectOptions::default();
     if let Some(source) = source {
-        connect = connect.source(source.parse::<ScopedIp>().unwrap());
+        connect.sources = Sources::new().with(source.parse::<ScopedIp>().unwrap());
     }
     let options = ClientOptions {
         connect,
@@ -155,7 +155,7 @@ pub fn unbound_client_is_refused_bound_client_is_accepted() {
             "kernel picked {picked}"
         );
         let peers = PeerTable::new().allow(id("c"), [allowed(&other)]);
-        with_server(&server, peers, listen, ListenOptions::new(), |dest| {
+        with_server(&server, peers, listen, ListenOptions::default(), |dest| {
             let err = call_as(&client, "c", None, &dest).unwrap_err();
             assert!(
                 matches!(err, Error::IdentityRefused { .. }),
@@ -195,15 +195,21 @@ pub fn an_impostor_on_the_same_link_is_refused() {
     .collect();
     let (server, a, c) = (&hosts[0].0, &hosts[1].0, &hosts[2].0);
     let peers = PeerTable::new().allow(id("a"), [allowed("192.0.2.10")]);
-    with_server(server, peers, "192.0.2.1:0", ListenOptions::new(), |dest| {
-        let err = call_as(c, "a", Some("192.0.2.30"), &dest).unwrap_err();
-        assert!(
-            matches!(err, Error::IdentityRefused { .. }),
-            "impostor: {err:?}"
-        );
-        let answer = call_as(a, "a", Some("192.0.2.10"), &dest).unwrap();
-        assert!(answer.starts_with("a 192.0.2.10:"), "{answer}");
-    });
+    with_server(
+        server,
+        peers,
+        "192.0.2.1:0",
+        ListenOptions::default(),
+        |dest| {
+            let err = call_as(c, "a", Some("192.0.2.30"), &dest).unwrap_err();
+            assert!(
+                matches!(err, Error::IdentityRefused { .. }),
+                "impostor: {err:?}"
+            );
+            let answer = call_as(a, "a", Some("192.0.2.10"), &dest).unwrap();
+            assert!(answer.starts_with("a 192.0.2.10:"), "{answer}");
+        },
+    );
 }
 
 /// c. A dual-stack `[::]` listener (`IPV6_V6ONLY` off): an IPv4 client is
@@ -219,7 +225,10 @@ pub fn dual_stack_listener_matches_ipv4_peers_by_their_ipv4_entry() {
         &server,
         peers,
         "[::]:0",
-        ListenOptions::new().dual_stack(true),
+        ListenOptions {
+            dual_stack: true,
+            ..ListenOptions::default()
+        },
         |dest| {
             let dest = Endpoint::new("198.51.100.1".parse::<ScopedIp>().unwrap(), dest.port());
             let answer = call_as(&client, "c", Some("198.51.100.10"), &dest).unwrap();
@@ -245,7 +254,7 @@ pub fn link_local_peers_are_identified_by_scoped_entries() {
         &server,
         peers,
         "[fe80::1%veth0]:0",
-        ListenOptions::new(),
+        ListenOptions::default(),
         |dest| {
             let dest: Endpoint = format!("[fe80::1%veth1]:{}", dest.port()).parse().unwrap();
             let answer = call_as(&client, "ll", Some("fe80::a%veth1"), &dest).unwrap();

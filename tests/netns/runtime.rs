@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use peerwire::{
     CallContext, CallOptions, Client, ClientOptions, ConnectOptions, ConnectionState,
-    DisconnectCause, Endpoint, Error, ProcError, ScopedIp, Server, ServerOptions,
+    DisconnectCause, Endpoint, Error, ProcError, ScopedIp, Server, ServerOptions, Sources,
 };
 
 use crate::support::netns::{Host, link, stop_and_join};
@@ -136,7 +136,10 @@ pub fn link_down_mid_call_declares_the_connection_dead_then_reconnects() {
     let ping_timeout = Duration::from_secs(1);
     let deadline = Duration::from_secs(20);
     let options = ClientOptions {
-        connect: ConnectOptions::new().source(ScopedIp::new(source)),
+        connect: ConnectOptions {
+            sources: Sources::new().with(ScopedIp::new(source)),
+            ..ConnectOptions::default()
+        },
         deadline,
         ping_interval,
         ping_timeout,
