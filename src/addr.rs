@@ -554,6 +554,7 @@ impl fmt::Display for Role {
 ///   same way; a name against an index is compared once the name is resolved);
 /// - under [`FamilyPolicy::Strict`], a destination whose family has no source
 ///   while the other family has one.
+#[doc(hidden)]
 pub fn select_source<'a>(
     sources: &'a Sources,
     policy: FamilyPolicy,
@@ -596,6 +597,7 @@ pub fn select_source<'a>(
 }
 
 /// Fails when a link-local address has no scope.
+#[doc(hidden)]
 pub fn check_scope(address: &ScopedIp, role: Role) -> Result<(), crate::Error> {
     if address.is_link_local() && address.scope().is_none() {
         return Err(crate::Error::MissingScope {
@@ -608,6 +610,7 @@ pub fn check_scope(address: &ScopedIp, role: Role) -> Result<(), crate::Error> {
 
 /// Orders destinations for Happy Eyeballs (RFC 8305 §4): the first address's
 /// family first, then the families alternate, each keeping its own order.
+#[doc(hidden)]
 pub fn interleave(destinations: &[Endpoint]) -> Vec<Endpoint> {
     let Some(first) = destinations.first() else {
         return Vec::new();

@@ -3,7 +3,7 @@
 //! [`Connector::connect`] runs these steps, and stops at the first failure:
 //!
 //! 1. pick the source by the destination's family and check the link-local
-//!    rules ([`select_source`]), before any syscall;
+//!    rules (`select_source`), before any syscall;
 //! 2. resolve scope names to interface indexes, and compare the source's and
 //!    destination's link-local scopes;
 //! 3. make the socket, set the identity options (device, freebind) — fatal on
@@ -400,7 +400,7 @@ impl Connector {
     }
 
     /// Connects to the first destination that answers, by Happy Eyeballs
-    /// (RFC 8305): destinations are ordered by [`interleave`], an attempt
+    /// (RFC 8305): destinations are ordered by `interleave`, an attempt
     /// starts when the previous one fails or after the Happy Eyeballs
     /// delay, each with its own family's source. The first connection wins;
     /// the others are closed. When all fail, [`Error::AllAttemptsFailed`]

@@ -200,7 +200,7 @@ mod stream;
 /// connector. Not public API: no stability promise of any kind.
 #[doc(hidden)]
 pub mod internals {
-    pub use crate::addr::{interleave, select_source};
+    pub use crate::addr::{check_scope, interleave, select_source};
     pub use crate::conn::*;
 }
 
