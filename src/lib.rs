@@ -13,19 +13,28 @@
 //! ```text
 //!   peerd (examples/)     config, CLI, status: a user of the public API only
 //!   ───────────────────────────────────────────────────────────────────────
-//!   client / server       tokio drivers: tasks, timers, sockets    [client], [server]
-//!   peer                  identity: admission, handshake (pure)    [peer]
-//!   codec                 tokio-util codec: records ⇄ messages     [codec]
-//!   proto/                record marking, XDR, RPC messages (pure) [proto]
-//!   connect / listen      the sockets: source binding, ports,      [connect], [listen]
+//!   client / server       tokio drivers: one task per connection per   [client], [server]
+//!                         side (plus one for a handler that does not
+//!                         finish at once); sockets, timers, wake-ups
+//!   conn (internal)       PURE per-connection state: call table,
+//!                         liveness, reconnect, the server connection
+//!                         with its HELLO gate and timers, write batching
+//!   peer                  identity policy: admission, peer table (pure) [peer]
+//!   programs/             typed XDR: portmap, GF-DUMP, our HELLO        [programs]
+//!   proto/ + codec        PURE wire format: record marking, XDR,       [proto], [codec]
+//!                         RPC messages, credentials
+//!   connect / listen      the sockets: source binding, ports,          [connect], [listen]
 //!                         Happy Eyeballs, listeners
-//!   addr                  addresses, scopes, families,             [addr]
+//!   addr                  addresses, scopes, families,                 [addr]
 //!                         canonical comparison (pure)
 //! ```
 //!
-//! All raw socket code, `cfg(target_os)` and `unsafe` sit in one private
-//! module under `connect` and `listen`. [`proto`] is pure: no tokio, no
-//! sockets, so fuzzers and property tests drive it directly.
+//! A layer uses only the layers below it. All raw socket code,
+//! `cfg(target_os)` and `unsafe` sit in one private module under `connect`
+//! and `listen`. [`proto`] and the connection state are pure: no tokio, no
+//! sockets, time passed in, so fuzzers and property tests drive them
+//! directly (the state machines through the hidden `internals` path: they
+//! are not public API).
 //!
 //! ## What exists so far
 //!
@@ -43,12 +52,15 @@
 //!   ONC RPC v2 calls and replies, AUTH_SYS and GlusterFS credentials.
 //! - [`codec::RpcCodec`]: the tokio-util codec over them.
 //! - [`Client`]: many calls in flight on one connection, matched by XID,
-//!   with deadlines, an in-flight limit, heartbeats, reconnect with backoff
-//!   and a circuit breaker; cancel-safe calls.
+//!   with deadlines, in-flight slots, heartbeats, reconnect with backoff
+//!   and a circuit breaker; cancel-safe calls that reach the socket without
+//!   a task hand-off; `sent` exact to the byte.
 //! - [`Server`]: services per (program, version), NULL and the RPC error
-//!   replies answered for you, concurrent handlers, backpressure at the
-//!   per-connection limit, connection limit, idle and write timeouts,
-//!   graceful shutdown.
+//!   replies answered for you, handlers answered inline when they finish at
+//!   once and run concurrently when not, backpressure at the per-connection
+//!   limit, connection limit, HELLO, idle and write timeouts kept whatever
+//!   the peer does, graceful shutdown.
+//! - [`Limits`]: argument and result sizes, checked before allocating.
 //! - [`peer`]: node IDs, peer tables, admission lists and the HELLO
 //!   handshake, checked against the observed address in both directions.
 //! - [`programs`]: typed XDR for the portmapper and GlusterFS's GF-DUMP.
