@@ -344,6 +344,84 @@ impl Message {
         }
     }
 
+    /// The arguments of a call or the results of a reply.
+    pub(crate) fn payload(&self) -> &Bytes {
+        match &self.body {
+            MessageBody::Call { args, .. } => args,
+            MessageBody::Reply { results, .. } => results,
+        }
+    }
+
+    /// The header as XDR words, when neither credential nor verifier has a
+    /// body (nearly every message): the encoder then writes the header in
+    /// one copy. Returns the words and how many are used.
+    pub(crate) fn fixed_header(&self) -> Option<([u32; 10], usize)> {
+        let mut words = [0u32; 10];
+        let mut n = 0;
+        let mut push = |v: u32| {
+            words[n] = v;
+            n += 1;
+        };
+        push(self.xid);
+        match &self.body {
+            MessageBody::Call { header, .. } => {
+                if !header.cred.body.is_empty() || !header.verf.body.is_empty() {
+                    return None;
+                }
+                for v in [
+                    CALL,
+                    header.rpcvers,
+                    header.program,
+                    header.version,
+                    header.procedure,
+                    header.cred.flavor,
+                    0,
+                    header.verf.flavor,
+                    0,
+                ] {
+                    push(v);
+                }
+            }
+            MessageBody::Reply { body, .. } => {
+                push(REPLY);
+                match body {
+                    ReplyBody::Accepted { verf, status } => {
+                        if !verf.body.is_empty() {
+                            return None;
+                        }
+                        push(MSG_ACCEPTED);
+                        push(verf.flavor);
+                        push(0);
+                        match *status {
+                            AcceptStatus::Success => push(0),
+                            AcceptStatus::ProgUnavail => push(1),
+                            AcceptStatus::ProgMismatch { low, high } => {
+                                push(2);
+                                push(low);
+                                push(high);
+                            }
+                            AcceptStatus::ProcUnavail => push(3),
+                            AcceptStatus::GarbageArgs => push(4),
+                            AcceptStatus::SystemErr => push(5),
+                        }
+                    }
+                    ReplyBody::Denied(Rejection::RpcMismatch { low, high }) => {
+                        push(MSG_DENIED);
+                        push(RPC_MISMATCH);
+                        push(*low);
+                        push(*high);
+                    }
+                    ReplyBody::Denied(Rejection::AuthError(stat)) => {
+                        push(MSG_DENIED);
+                        push(AUTH_ERROR);
+                        push(stat.0);
+                    }
+                }
+            }
+        }
+        Some((words, n))
+    }
+
     /// The length of [`Message::encode`]'s output.
     pub fn encoded_len(&self) -> usize {
         let auth = |a: &OpaqueAuth| 8 + a.body.len() + super::xdr::padding(a.body.len());
