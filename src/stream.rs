@@ -20,16 +20,25 @@ use tokio::net::TcpStream;
 
 use crate::conn::Outbox;
 
-/// Bytes reserved for a read when the buffer runs low.
+/// Bytes reserved for a read when the buffer runs low, at first.
 pub(crate) const READ_CHUNK: usize = 8 * 1024;
+
+/// The most reserved for one read: the chunk doubles up to this while reads
+/// fill it, so a busy connection reads many records per syscall.
+pub(crate) const MAX_READ_CHUNK: usize = 64 * 1024;
 
 /// A byte stream a client can run over.
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
 
-/// A connection's byte stream.
-pub(crate) enum Transport {
+/// A connection's byte stream, and how much to reserve for a read.
+pub(crate) struct Transport {
+    io: Stream,
+    chunk: usize,
+}
+
+enum Stream {
     /// TCP, read by readiness.
     Tcp(TcpStream),
     /// Anything else.
@@ -37,6 +46,31 @@ pub(crate) enum Transport {
 }
 
 impl Transport {
+    pub(crate) fn tcp(stream: TcpStream) -> Transport {
+        Transport {
+            io: Stream::Tcp(stream),
+            chunk: READ_CHUNK,
+        }
+    }
+
+    pub(crate) fn other(io: Box<dyn Io>) -> Transport {
+        Transport {
+            io: Stream::Other(io),
+            chunk: READ_CHUNK,
+        }
+    }
+
+    /// True when an idle connection can give its read buffer back (TCP is
+    /// read by readiness; any other stream needs a buffer to poll).
+    pub(crate) fn reads_by_readiness(&self) -> bool {
+        matches!(self.io, Stream::Tcp(_))
+    }
+
+    /// The connection went quiet: start again from a small read chunk.
+    pub(crate) fn quiet(&mut self) {
+        self.chunk = READ_CHUNK;
+    }
+
     /// Reads what is available into `buf`, reserving room only once bytes
     /// are there (for TCP). `Ready(Ok(0))` is the end of the stream.
     pub(crate) fn poll_read_into(
@@ -44,27 +78,28 @@ impl Transport {
         cx: &mut Context<'_>,
         buf: &mut BytesMut,
     ) -> Poll<io::Result<usize>> {
-        match self {
-            Transport::Tcp(stream) => {
-                // Readiness first, so the buffer gets memory only once
-                // bytes are there. tokio's read then treats a short read
-                // as "drained" (epoll is edge-triggered), which saves the
-                // extra read that would only return EAGAIN.
-                ready!(stream.poll_read_ready(cx))?;
-                make_room(buf);
-                tokio_util::io::poll_read_buf(Pin::new(stream), cx, buf)
-            }
-            Transport::Other(io) => {
-                make_room(buf);
-                tokio_util::io::poll_read_buf(Pin::new(io), cx, buf)
-            }
+        if let Stream::Tcp(stream) = &self.io {
+            // Readiness first, so the buffer gets memory only once bytes
+            // are there. tokio's read then treats a short read as
+            // "drained" (epoll is edge-triggered), which saves the extra
+            // read that would only return EAGAIN.
+            ready!(stream.poll_read_ready(cx))?;
         }
-    }
-}
-
-fn make_room(buf: &mut BytesMut) {
-    if buf.capacity() - buf.len() < READ_CHUNK / 2 {
-        buf.reserve(READ_CHUNK);
+        if buf.capacity() - buf.len() < self.chunk / 2 {
+            buf.reserve(self.chunk);
+        }
+        let room = buf.capacity() - buf.len();
+        let read = match &mut self.io {
+            Stream::Tcp(stream) => tokio_util::io::poll_read_buf(Pin::new(stream), cx, buf),
+            Stream::Other(io) => tokio_util::io::poll_read_buf(Pin::new(io), cx, buf),
+        };
+        if let Poll::Ready(Ok(n)) = read
+            && n == room
+        {
+            // The read filled the room: more was probably waiting.
+            self.chunk = (self.chunk * 2).min(MAX_READ_CHUNK);
+        }
+        read
     }
 }
 
@@ -74,9 +109,9 @@ impl AsyncRead for Transport {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Transport::Tcp(stream) => Pin::new(stream).poll_read(cx, buf),
-            Transport::Other(io) => Pin::new(io).poll_read(cx, buf),
+        match &mut self.get_mut().io {
+            Stream::Tcp(stream) => Pin::new(stream).poll_read(cx, buf),
+            Stream::Other(io) => Pin::new(io).poll_read(cx, buf),
         }
     }
 }
@@ -87,23 +122,23 @@ impl AsyncWrite for Transport {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Transport::Tcp(stream) => Pin::new(stream).poll_write(cx, data),
-            Transport::Other(io) => Pin::new(io).poll_write(cx, data),
+        match &mut self.get_mut().io {
+            Stream::Tcp(stream) => Pin::new(stream).poll_write(cx, data),
+            Stream::Other(io) => Pin::new(io).poll_write(cx, data),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Transport::Tcp(stream) => Pin::new(stream).poll_flush(cx),
-            Transport::Other(io) => Pin::new(io).poll_flush(cx),
+        match &mut self.get_mut().io {
+            Stream::Tcp(stream) => Pin::new(stream).poll_flush(cx),
+            Stream::Other(io) => Pin::new(io).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Transport::Tcp(stream) => Pin::new(stream).poll_shutdown(cx),
-            Transport::Other(io) => Pin::new(io).poll_shutdown(cx),
+        match &mut self.get_mut().io {
+            Stream::Tcp(stream) => Pin::new(stream).poll_shutdown(cx),
+            Stream::Other(io) => Pin::new(io).poll_shutdown(cx),
         }
     }
 }
@@ -124,7 +159,7 @@ pub(crate) fn poll_flush<T>(
         }
         outbox.consumed(n, &mut sent);
     }
-    if let Transport::Other(_) = transport {
+    if !transport.reads_by_readiness() {
         ready!(Pin::new(transport).poll_flush(cx))?;
     }
     Poll::Ready(Ok(()))

@@ -487,9 +487,10 @@ impl Connection<'_> {
         } else {
             let since = *self.quiet_since.get_or_insert(now);
             if now >= since + RELEASE_AFTER {
-                if matches!(self.transport, Transport::Tcp(_)) {
+                if self.transport.reads_by_readiness() {
                     self.read = BytesMut::new();
                 }
+                self.transport.quiet();
                 self.out.release();
                 live.outbox.release();
                 None

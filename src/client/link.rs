@@ -24,7 +24,7 @@ impl Link {
     /// A link over any byte stream `io`, between `local` and `remote`.
     pub fn new(io: impl Io, local: SocketAddr, remote: SocketAddr) -> Link {
         Link {
-            transport: Transport::Other(Box::new(io)),
+            transport: Transport::other(Box::new(io)),
             local,
             remote,
             leftover: BytesMut::new(),
@@ -57,7 +57,7 @@ impl From<Connected> for Link {
     fn from(connected: Connected) -> Link {
         let (local, remote) = (connected.local_addr(), connected.peer_addr());
         Link {
-            transport: Transport::Tcp(connected.into_stream()),
+            transport: Transport::tcp(connected.into_stream()),
             local,
             remote,
             leftover: BytesMut::new(),

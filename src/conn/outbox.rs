@@ -21,8 +21,11 @@ use bytes::{Buf, BytesMut};
 use crate::proto::Message;
 
 /// A buffer above this capacity is given back once it drains, so that one
-/// large record does not pin its memory for the connection's life.
-const KEEP_CAPACITY: usize = 64 * 1024;
+/// large record does not pin its memory while the connection stays busy.
+/// (Below it the buffer is kept for reuse while busy: regrowing a batch
+/// buffer for every batch costs copies. The drivers give it back when the
+/// connection goes quiet, see [`Outbox::release`].)
+const KEEP_CAPACITY: usize = 4 << 20;
 
 /// Queued records, in stream order, with a tag per record.
 #[derive(Debug)]
@@ -178,7 +181,7 @@ mod tests {
     #[test]
     fn a_large_buffer_is_given_back_when_drained() {
         let mut out = Outbox::new();
-        out.push((), &call(1, 1 << 20));
+        out.push((), &call(1, 8 << 20));
         let n = out.len();
         out.consumed(n, |()| {});
         assert_eq!(out.capacity(), 0);

@@ -82,7 +82,7 @@ pub(super) async fn serve_connection(
         id,
         observed,
         local,
-        transport: Transport::Tcp(stream),
+        transport: Transport::tcp(stream),
         state,
         read: BytesMut::new(),
         eof: false,
@@ -379,6 +379,7 @@ impl Connection<'_> {
             return Some(since + RELEASE_AFTER);
         }
         self.read = BytesMut::new();
+        self.transport.quiet();
         self.out.release();
         None
     }
