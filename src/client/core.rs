@@ -190,14 +190,22 @@ pub(super) struct Core {
     /// The instant the task's timer is armed for: a call with an earlier
     /// deadline must wake it.
     pub timer: Option<Instant>,
+    /// Outcomes taken by callers, counted under the lock they are taken
+    /// under (no atomic per call).
+    pub outcomes: Outcomes,
+}
+
+/// Outcomes delivered to waiting callers.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Outcomes {
+    pub succeeded: u64,
+    pub failed: u64,
+    pub timed_out: u64,
 }
 
 #[derive(Debug, Default)]
 pub(super) struct Counters {
     pub sent: AtomicU64,
-    pub succeeded: AtomicU64,
-    pub failed: AtomicU64,
-    pub timed_out: AtomicU64,
     pub late_replies: AtomicU64,
     pub unknown_replies: AtomicU64,
     pub unexpected_calls: AtomicU64,
@@ -211,13 +219,13 @@ impl Counters {
         }
     }
 
-    pub(super) fn snapshot(&self) -> ClientStats {
+    pub(super) fn snapshot(&self, outcomes: Outcomes) -> ClientStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         ClientStats {
             sent: get(&self.sent),
-            succeeded: get(&self.succeeded),
-            failed: get(&self.failed),
-            timed_out: get(&self.timed_out),
+            succeeded: outcomes.succeeded,
+            failed: outcomes.failed,
+            timed_out: outcomes.timed_out,
             late_replies: get(&self.late_replies),
             unknown_replies: get(&self.unknown_replies),
             unexpected_calls: get(&self.unexpected_calls),
@@ -344,13 +352,13 @@ impl Inner {
                     unreachable!("matched as done above");
                 };
                 core.slots.remove(key.index);
+                let outcomes = &mut core.outcomes;
+                match &answer {
+                    Ok(_) => outcomes.succeeded += 1,
+                    Err(Error::CallTimeout { .. }) => outcomes.timed_out += 1,
+                    Err(_) => outcomes.failed += 1,
+                }
                 drop(core);
-                let counter = match &answer {
-                    Ok(_) => &self.counters.succeeded,
-                    Err(Error::CallTimeout { .. }) => &self.counters.timed_out,
-                    Err(_) => &self.counters.failed,
-                };
-                Counters::bump(counter, 1);
                 Poll::Ready(answer)
             }
             SlotState::Free => unreachable!("get() skips free slots"),

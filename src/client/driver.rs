@@ -370,14 +370,15 @@ impl Connection<'_> {
         self.inner.task.register(cx.waker());
         for _ in 0..TURNS {
             let mut progress = false;
+            let now = Instant::now();
             // Read and deliver what has arrived.
             match self.transport.poll_read_into(cx, &mut self.read) {
                 Poll::Ready(Ok(0)) => {
-                    let _ = self.deliver(true);
+                    let _ = self.deliver(true, now);
                     return Poll::Ready(Ended::Lost(DisconnectCause::Closed));
                 }
                 Poll::Ready(Ok(_)) => {
-                    if self.deliver(false).is_err() {
+                    if self.deliver(false, now).is_err() {
                         return Poll::Ready(Ended::Lost(DisconnectCause::BadRecord));
                     }
                     progress = true;
@@ -388,7 +389,7 @@ impl Connection<'_> {
                 Poll::Pending => {}
             }
             // Take what callers queued, and run the timers.
-            let wake = match self.look(&mut progress) {
+            let wake = match self.look(&mut progress, now) {
                 Ok(wake) => wake,
                 Err(ended) => return Poll::Ready(ended),
             };
@@ -427,10 +428,9 @@ impl Connection<'_> {
     /// Under the lock: takes the callers' records for writing, fails calls
     /// past their deadline, checks for a clogged connection, and decides
     /// about pings. Returns when the timer must fire next.
-    fn look(&mut self, progress: &mut bool) -> Result<Option<Instant>, Ended> {
+    fn look(&mut self, progress: &mut bool, now: Instant) -> Result<Option<Instant>, Ended> {
         let inner = self.inner;
         let o = &inner.options;
-        let now = Instant::now();
         let mut guard = inner.lock();
         let core = &mut *guard;
         core.woken = false;
@@ -525,7 +525,7 @@ impl Connection<'_> {
     }
 
     /// Decodes the records read and hands each reply to its caller.
-    fn deliver(&mut self, eof: bool) -> Result<(), crate::proto::DecodeError> {
+    fn deliver(&mut self, eof: bool, now: Instant) -> Result<(), crate::proto::DecodeError> {
         let mut broken = Ok(());
         loop {
             let record = if eof {
@@ -601,7 +601,7 @@ impl Connection<'_> {
             self.live_calls = live.table.live();
         }
         if heard {
-            self.liveness.heard(Instant::now().into_std());
+            self.liveness.heard(now.into_std());
         }
         self.wakers.drain(..).for_each(|w| w.wake());
         inner.permits.add_permits(released);

@@ -358,7 +358,8 @@ impl Client {
 
     /// The counters.
     pub fn stats(&self) -> ClientStats {
-        self.inner().counters.snapshot()
+        let outcomes = self.inner().lock().outcomes;
+        self.inner().counters.snapshot(outcomes)
     }
 
     /// Calls `procedure` of `program` version `version` with XDR-encoded
@@ -410,7 +411,7 @@ impl Client {
                     Ok(Ok(permit)) => permit.forget(),
                     Ok(Err(_)) => return Err(self.closed()),
                     Err(_) => {
-                        Counters::bump(&inner.counters.timed_out, 1);
+                        inner.lock().outcomes.timed_out += 1;
                         return Err(driver::timeout(inner, info, false));
                     }
                 }

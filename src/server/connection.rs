@@ -96,6 +96,7 @@ pub(super) async fn serve_connection(
         refused: false,
         broken: None,
         quiet_since: None,
+        dispatched: 0,
     };
     loop {
         tokio::select! {
@@ -133,6 +134,8 @@ struct Connection<'a> {
     broken: Option<DecodeError>,
     /// Since when nothing has been in progress or held.
     quiet_since: Option<Instant>,
+    /// Calls dispatched, not yet added to the server's counter.
+    dispatched: u64,
 }
 
 impl Connection<'_> {
@@ -159,11 +162,13 @@ impl Connection<'_> {
             }
             // Calls already buffered, then more bytes.
             progress |= self.dispatch(cx, now);
+            self.publish();
             if self.reading() {
                 match self.transport.poll_read_into(cx, &mut self.read) {
                     Poll::Ready(Ok(0)) => {
                         self.eof = true;
                         self.dispatch(cx, now);
+                        self.publish();
                         progress = true;
                     }
                     Poll::Ready(Ok(_)) => progress = true,
@@ -211,6 +216,15 @@ impl Connection<'_> {
         }
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+
+    /// Adds the calls dispatched since the last time to the server's
+    /// counter: one atomic add per batch, not per call.
+    fn publish(&mut self) {
+        if self.dispatched > 0 {
+            let n = std::mem::take(&mut self.dispatched);
+            self.shared.counters.calls.fetch_add(n, Ordering::Relaxed);
+        }
     }
 
     fn ending(&self) -> Result<(), ConnectionEnd> {
@@ -266,7 +280,7 @@ impl Connection<'_> {
                 }
             }
             Inbound::Dispatch(call) => {
-                shared.counters.calls.fetch_add(1, Ordering::Relaxed);
+                self.dispatched += 1;
                 let origin = Origin {
                     observed: self.observed,
                     local: self.local,
@@ -381,6 +395,7 @@ impl Connection<'_> {
         self.read = BytesMut::new();
         self.transport.quiet();
         self.out.release();
+        self.handlers.release();
         None
     }
 

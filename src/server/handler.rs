@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
 use tokio::task::JoinSet;
 use tracing::warn;
@@ -22,6 +22,15 @@ use crate::peer::NodeId;
 /// handed over without a copy.
 const COPY_ARGS_UP_TO: usize = 4096;
 
+/// Arguments up to this size are copied into a shared arena rather than an
+/// allocation of their own: a handler holding them pins at most one arena
+/// chunk, and while no handler holds any, the chunk is reused in place, so
+/// small calls cost no allocation for their arguments.
+const ARENA_ARGS_UP_TO: usize = 1024;
+
+/// The arena's chunk.
+const ARENA_CHUNK: usize = 8 * 1024;
+
 /// A handler's outcome, with the XID to answer.
 pub(super) type Finished = (u32, Result<Bytes, ProcError>);
 
@@ -29,6 +38,8 @@ pub(super) type Finished = (u32, Result<Bytes, ProcError>);
 pub(super) struct Handlers {
     /// Handlers that did not finish at once.
     pub spawned: JoinSet<Finished>,
+    /// Where small arguments are copied to.
+    arena: BytesMut,
 }
 
 /// The call's addresses and peer, for its [`CallContext`].
@@ -42,7 +53,29 @@ impl Handlers {
     pub(super) fn new() -> Handlers {
         Handlers {
             spawned: JoinSet::new(),
+            arena: BytesMut::new(),
         }
+    }
+
+    /// Copies `args` out of the read buffer (see [`COPY_ARGS_UP_TO`]).
+    fn detach(&mut self, args: Bytes) -> Bytes {
+        if args.len() > COPY_ARGS_UP_TO {
+            return args;
+        }
+        if args.len() > ARENA_ARGS_UP_TO {
+            return Bytes::copy_from_slice(&args);
+        }
+        if self.arena.capacity() < args.len() {
+            // Reclaims the chunk in place when no handler holds a slice.
+            self.arena.reserve(ARENA_CHUNK);
+        }
+        self.arena.extend_from_slice(&args);
+        self.arena.split_to(args.len()).freeze()
+    }
+
+    /// Gives the arena back (the connection is quiet).
+    pub(super) fn release(&mut self) {
+        self.arena = BytesMut::new();
     }
 
     /// Starts the handler for `call`. Returns its outcome when it finished
@@ -70,11 +103,7 @@ impl Handlers {
         let Some((_, service)) = service else {
             return Some((xid, Err(ProcError::ProcUnavail)));
         };
-        let args = if args.len() <= COPY_ARGS_UP_TO {
-            Bytes::copy_from_slice(&args)
-        } else {
-            args
-        };
+        let args = self.detach(args);
         let ctx = CallContext {
             observed: origin.observed,
             local: origin.local,
