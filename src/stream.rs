@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 use crate::conn::Outbox;
 
 /// Bytes reserved for a read when the buffer runs low, at first.
-pub(crate) const READ_CHUNK: usize = 8 * 1024;
+pub(crate) const READ_CHUNK: usize = 1024;
 
 /// The most reserved for one read: the chunk doubles up to this while reads
 /// fill it, so a busy connection reads many records per syscall.

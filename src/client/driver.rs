@@ -213,8 +213,9 @@ pub(super) async fn run(inner: Arc<Inner>, connect: ConnectFn) {
             }
         }
         set_state(&inner, ConnectionState::Connecting);
-        let connecting = attempt(inner.clone(), connect.clone());
-        tokio::pin!(connecting);
+        // Boxed: the attempt (connect, HELLO) is large and short-lived, and
+        // an idle client's task should not carry its space.
+        let mut connecting = Box::pin(attempt(inner.clone(), connect.clone()));
         let result = loop {
             tokio::select! {
                 result = &mut connecting => break Some(result),
