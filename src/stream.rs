@@ -10,6 +10,7 @@
 //! one buffer, written with as few syscalls as the kernel allows, each
 //! record reported *sent* as soon as its first byte is taken.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -17,6 +18,7 @@ use std::task::{Context, Poll, ready};
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 
 use crate::conn::Outbox;
 
@@ -163,4 +165,39 @@ pub(crate) fn poll_flush<T>(
         ready!(Pin::new(transport).poll_flush(cx))?;
     }
     Poll::Ready(Ok(()))
+}
+
+/// A connection's one timer, armed for the earliest of its deadlines and
+/// moved only earlier: when the next deadline moves later (every reply
+/// pushes a ping back, every record the idle timer), the timer fires early
+/// once and is re-armed, instead of a timer-wheel update per event.
+pub(crate) struct Timer {
+    sleep: Pin<Box<Sleep>>,
+    armed: Option<Instant>,
+}
+
+impl Timer {
+    pub(crate) fn new() -> Timer {
+        Timer {
+            sleep: Box::pin(tokio::time::sleep_until(Instant::now())),
+            armed: None,
+        }
+    }
+
+    /// Arms the timer for `wake` if that is earlier than what it is armed
+    /// for, and polls it. True when it fired: the caller must look at its
+    /// deadlines again.
+    pub(crate) fn poll_at(&mut self, wake: Option<Instant>, cx: &mut Context<'_>) -> bool {
+        if let Some(wake) = wake
+            && self.armed.is_none_or(|at| wake < at)
+        {
+            self.sleep.as_mut().reset(wake);
+            self.armed = Some(wake);
+        }
+        if self.armed.is_some() && self.sleep.as_mut().poll(cx).is_ready() {
+            self.armed = None;
+            return true;
+        }
+        false
+    }
 }

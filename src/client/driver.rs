@@ -17,7 +17,7 @@ use super::link::{ConnectFn, Link};
 use crate::conn::{Breaker, CallTable, Liveness, LivenessAction, Outbox, Reconnect, ReplyFor};
 use crate::error::{CallStatus, DisconnectCause, Error};
 use crate::proto::{CallHeader, Message, MessageBody, RecordDecoder};
-use crate::stream::{Transport, poll_flush};
+use crate::stream::{Timer, Transport, poll_flush};
 
 /// Turns of the connection's poll loop before it yields to other tasks.
 const TURNS: usize = 32;
@@ -324,8 +324,7 @@ async fn serve(inner: &Arc<Inner>, link: Link) -> Ended {
         records: RecordDecoder::new(o.limits.record_limits()),
         out: Outbox::new(),
         liveness: Liveness::new(o.ping_interval, o.ping_timeout, now.into_std()),
-        timer: Box::pin(tokio::time::sleep_until(now)),
-        armed: None,
+        timer: Timer::new(),
         sent: Vec::new(),
         wakers: Vec::new(),
         records_read: Vec::new(),
@@ -351,11 +350,8 @@ struct Connection<'a> {
     /// Records taken from the shared outbox, being written.
     out: Outbox<u32>,
     liveness: Liveness,
-    /// One timer for the connection, moved only earlier: when the next
-    /// wake moves later (every reply pushes the ping back), it fires early
-    /// once and is re-armed, instead of a timer-wheel update per event.
-    timer: std::pin::Pin<Box<Sleep>>,
-    armed: Option<Instant>,
+    /// Deadlines, pings, buffer release.
+    timer: Timer,
     /// Reused buffers.
     sent: Vec<u32>,
     wakers: Vec<std::task::Waker>,
@@ -407,16 +403,7 @@ impl Connection<'_> {
                 self.mark_sent();
             }
             // The timer.
-            if let Some(wake) = wake
-                && self.armed.is_none_or(|at| wake < at)
-            {
-                self.timer.as_mut().reset(wake);
-                self.armed = Some(wake);
-            }
-            if self.armed.is_some() && self.timer.as_mut().poll(cx).is_ready() {
-                self.armed = None;
-                progress = true;
-            }
+            progress |= self.timer.poll_at(wake, cx);
             if !progress {
                 return Poll::Pending;
             }

@@ -628,4 +628,37 @@ mod tests {
         );
         assert_eq!(conn.stats().dropped, 1);
     }
+
+    #[test]
+    fn the_idle_timer_runs_only_while_no_call_is_in_progress() {
+        let t0 = now();
+        let idle = std::time::Duration::from_secs(5);
+        let mut conn =
+            ServerConnection::new(RecordLimits::default(), 4).with_timeouts(t0, idle, idle);
+        assert_eq!(conn.next_timeout(), Some(t0 + idle));
+        assert_eq!(conn.timeout(t0 + idle), Some(Expired::Idle(idle)));
+        // A whole record at t1 restarts it; a dispatched call stops it.
+        let t1 = t0 + std::time::Duration::from_secs(1);
+        let inbound = conn.receive(&mut wire(&call(100, 1, 5)), &registry(), t1);
+        assert!(matches!(inbound, Ok(Some(Inbound::Dispatch(_)))));
+        assert_eq!(conn.next_timeout(), None);
+        assert_eq!(conn.timeout(t1 + idle * 10), None);
+        // The call completes at t2: idle counts from there.
+        let t2 = t1 + std::time::Duration::from_secs(60);
+        conn.complete(7, Ok(Bytes::new()), t2);
+        assert_eq!(conn.next_timeout(), Some(t2 + idle));
+        assert_eq!(conn.timeout(t2 + idle / 2), None);
+    }
+
+    #[test]
+    fn arguments_over_the_limit_get_garbage_args() {
+        let mut conn = ServerConnection::new(RecordLimits::default(), 4).with_max_args(3);
+        let reply = conn.receive(&mut wire(&call(100, 1, 5)), &registry(), now());
+        assert_eq!(
+            reply_status(reply.unwrap().unwrap()),
+            ReplyBody::accepted(AcceptStatus::GarbageArgs),
+            "4 bytes of arguments, limit 3"
+        );
+        assert_eq!(conn.in_progress(), 0);
+    }
 }

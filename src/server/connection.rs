@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use super::accept::stopped;
@@ -22,7 +22,7 @@ use super::{ConnectionInfo, Shared};
 use crate::client::RELEASE_AFTER;
 use crate::conn::{Expired, Inbound, Outbox, ServerConnection};
 use crate::proto::DecodeError;
-use crate::stream::{Transport, poll_flush};
+use crate::stream::{Timer, Transport, poll_flush};
 
 /// Turns of the poll loop before the task yields to others.
 const TURNS: usize = 32;
@@ -88,8 +88,7 @@ pub(super) async fn serve_connection(
         eof: false,
         out: Outbox::new(),
         handlers: Handlers::new(),
-        timer: Box::pin(tokio::time::sleep_until(now)),
-        armed: None,
+        timer: Timer::new(),
         stalled_since: None,
         stopping: false,
         grace: None,
@@ -122,8 +121,7 @@ struct Connection<'a> {
     out: Outbox<()>,
     handlers: Handlers,
     /// One timer for every deadline: HELLO, idle, write stall, grace.
-    timer: std::pin::Pin<Box<Sleep>>,
-    armed: Option<Instant>,
+    timer: Timer,
     /// Since when replies have waited for a peer that does not read.
     stalled_since: Option<Instant>,
     /// No new calls are read: shutdown, a refused HELLO, or a bad record.
@@ -200,16 +198,7 @@ impl Connection<'_> {
             }
             let release = self.release_when_quiet(now);
             let wake = self.next_wake().into_iter().chain(release).min();
-            if let Some(wake) = wake
-                && self.armed != Some(wake)
-            {
-                self.timer.as_mut().reset(wake);
-                self.armed = Some(wake);
-            }
-            if self.armed.is_some() && self.timer.as_mut().poll(cx).is_ready() {
-                self.armed = None;
-                progress = true;
-            }
+            progress |= self.timer.poll_at(wake, cx);
             if !progress {
                 return Poll::Pending;
             }
