@@ -30,7 +30,7 @@ use crate::addr::Endpoint;
 use crate::conn::{CallTable, Outbox};
 use crate::error::Error;
 use crate::programs::hello::HelloReply;
-use crate::proto::{CallHeader, Message};
+use crate::proto::CallHeader;
 
 /// A call's outcome.
 pub(super) type Answer = Result<Bytes, Error>;
@@ -282,7 +282,7 @@ impl Inner {
     pub(super) fn register(
         &self,
         info: CallInfo,
-        header: CallHeader,
+        header: &CallHeader,
         args: Bytes,
         deadline: Instant,
         waker: &Waker,
@@ -304,13 +304,13 @@ impl Inner {
                     .table
                     .start(deadline.into_std(), Waiter::Call(key.index), true);
                 core.slots.set_xid(key.index, xid);
-                live.outbox.push(xid, &Message::call(xid, header, args));
+                live.outbox.push_call(xid, xid, header, &args);
                 wake |= live.outbox.records_waiting() == 1;
             }
             None => {
                 core.queue.push_back(Queued {
                     slot: key.index,
-                    header,
+                    header: header.clone(),
                     args,
                     deadline,
                 });

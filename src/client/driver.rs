@@ -311,7 +311,7 @@ async fn serve(inner: &Arc<Inner>, link: Link) -> Ended {
                 .start(queued.deadline.into_std(), Waiter::Call(queued.slot), true);
             core.slots.set_xid(queued.slot, xid);
             live.outbox
-                .push(xid, &Message::call(xid, queued.header, queued.args));
+                .push_call(xid, xid, &queued.header, &queued.args);
         }
         core.live = Some(live);
     }

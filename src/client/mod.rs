@@ -426,7 +426,7 @@ impl Client {
         // second look under the lock just to leave the waker); later polls
         // look for the outcome. Dropping the future between the two leaves
         // the call to the guard.
-        let mut call = Some((header, args));
+        let mut args = Some(args);
         let mut guard = Abandon { inner, key: None };
         std::future::poll_fn(|cx| match guard.key {
             Some(key) => {
@@ -435,8 +435,8 @@ impl Client {
                 std::task::Poll::Ready(answer)
             }
             None => {
-                let (header, args) = call.take().expect("registered once");
-                match inner.register(info, header, args, deadline, cx.waker()) {
+                let args = args.take().expect("registered once");
+                match inner.register(info, &header, args, deadline, cx.waker()) {
                     Ok(registered) => {
                         guard.key = Some(registered.key);
                         inner.kick(&registered);

@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 
 use bytes::{Buf, BytesMut};
 
-use crate::proto::Message;
+use crate::proto::{CallHeader, Message};
 
 /// A buffer above this capacity is given back once it drains, so that one
 /// large record does not pin its memory while the connection stays busy.
@@ -59,6 +59,13 @@ impl<T> Outbox<T> {
     pub fn push(&mut self, tag: T, message: &Message) {
         let start = self.base + self.buf.len() as u64;
         crate::codec::encode_record(message, &mut self.buf);
+        self.marks.push_back((start, tag));
+    }
+
+    /// Queues a call as one record, straight from its parts, tagged `tag`.
+    pub fn push_call(&mut self, tag: T, xid: u32, header: &CallHeader, args: &[u8]) {
+        let start = self.base + self.buf.len() as u64;
+        crate::codec::encode_call_record(xid, header, args, &mut self.buf);
         self.marks.push_back((start, tag));
     }
 
@@ -137,7 +144,6 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::proto::CallHeader;
 
     fn call(xid: u32, len: usize) -> Message {
         Message::call(xid, CallHeader::new(1, 1, 1), Bytes::from(vec![7u8; len]))
