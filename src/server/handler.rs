@@ -17,15 +17,12 @@ use super::{CallContext, HandlerFuture, Shared};
 use crate::conn::{Dispatch, ProcError};
 use crate::peer::NodeId;
 
-/// Arguments up to this size are copied out of the read buffer, so that a
-/// handler holding them does not pin the whole buffer; larger ones are
-/// handed over without a copy.
-const COPY_ARGS_UP_TO: usize = 4096;
-
-/// Arguments up to this size are copied into a shared arena rather than an
-/// allocation of their own: a handler holding them pins at most one arena
-/// chunk, and while no handler holds any, the chunk is reused in place, so
-/// small calls cost no allocation for their arguments.
+/// Arguments up to this size are copied out of the read buffer into a
+/// shared arena, so that a handler holding them pins at most one arena
+/// chunk, not the read buffer; while no handler holds any, the chunk is
+/// reused in place, so small calls cost no allocation for their arguments.
+/// Larger arguments are handed over without a copy: they are a good part
+/// of the read buffer (at most 64 KiB, or the record itself) anyway.
 const ARENA_ARGS_UP_TO: usize = 1024;
 
 /// The arena's chunk.
@@ -57,13 +54,11 @@ impl Handlers {
         }
     }
 
-    /// Copies `args` out of the read buffer (see [`COPY_ARGS_UP_TO`]).
+    /// Copies small `args` out of the read buffer (see
+    /// [`ARENA_ARGS_UP_TO`]).
     fn detach(&mut self, args: Bytes) -> Bytes {
-        if args.len() > COPY_ARGS_UP_TO {
-            return args;
-        }
         if args.len() > ARENA_ARGS_UP_TO {
-            return Bytes::copy_from_slice(&args);
+            return args;
         }
         if self.arena.capacity() < args.len() {
             // Reclaims the chunk in place when no handler holds a slice.
