@@ -29,7 +29,7 @@ const TURNS: usize = 32;
 
 /// Replies waiting to be written beyond which the connection stops reading
 /// new calls: a peer that does not read its replies is pushed back by TCP.
-const OUTBOX_HIGH_WATER: usize = 256 * 1024;
+const OUTBOX_HIGH_WATER: usize = 1024 * 1024;
 
 /// Why a connection ended.
 #[derive(Debug, thiserror::Error)]
