@@ -222,3 +222,27 @@ async fn a_running_server_can_be_awaited_and_stopped_from_elsewhere() {
         "still accepting after wait() returned"
     );
 }
+
+/// With the breaker open, `connect()` answers at once with `CircuitOpen`
+/// (and when the single probe may run), not after a timeout.
+#[tokio::test]
+async fn connect_with_the_breaker_open_fails_fast() {
+    let options = ClientOptions {
+        breaker_threshold: 1,
+        backoff_base: Duration::from_secs(30),
+        backoff_max: Duration::from_secs(30),
+        ..ClientOptions::default()
+    };
+    let client = Client::new(vec![closed_port()], options).unwrap();
+    let first = timeout(GENEROUS, client.connect()).await.unwrap();
+    assert!(matches!(first, Err(Error::Unreachable { .. })), "{first:?}");
+    for _ in 0..3 {
+        let again = timeout(Duration::from_secs(2), client.connect())
+            .await
+            .expect("connect() with the breaker open must not wait");
+        assert!(
+            matches!(again, Err(Error::CircuitOpen { failures: 1, .. })),
+            "{again:?}"
+        );
+    }
+}

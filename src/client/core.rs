@@ -15,7 +15,7 @@
 //! its deadline or its caller going away.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -243,6 +243,10 @@ pub(super) struct Inner {
     pub state: watch::Sender<ConnectionState>,
     /// Connection attempts finished, for [`super::Client::connect`].
     pub attempts: AtomicU64,
+    /// Whether the last one was tried (false: refused by the open breaker).
+    pub last_attempt_tried: AtomicBool,
+    /// Consecutive failed connects, as the breaker counts them.
+    pub failures: AtomicU32,
     pub hello: Mutex<Option<HelloReply>>,
     pub last_connect_error: Mutex<Option<Arc<Error>>>,
     /// In-flight slots.

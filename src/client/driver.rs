@@ -225,11 +225,12 @@ pub(super) async fn run(inner: Arc<Inner>, connect: ConnectFn) {
         let Some(result) = result else { break };
         let finished = |inner: &Inner| {
             inner.lock().want_connect = false;
-            inner.attempts.fetch_add(1, Ordering::Release);
+            attempt_finished(inner, true);
         };
         match result {
             Ok(link) => {
                 reconnect.succeeded();
+                inner.failures.store(0, Ordering::Release);
                 set_last_connect_error(&inner, None);
                 if connections > 0 {
                     Counters::bump(&inner.counters.reconnects, 1);
@@ -243,6 +244,9 @@ pub(super) async fn run(inner: Arc<Inner>, connect: ConnectFn) {
             }
             Err(error) => {
                 let next = reconnect.failed(Instant::now().into_std(), rand::random::<f64>());
+                inner
+                    .failures
+                    .store(reconnect.failures(), Ordering::Release);
                 warn!(peer = %inner.peer, %error, failures = reconnect.failures(), "connect failed");
                 let error = Arc::new(error);
                 set_last_connect_error(&inner, Some(error.clone()));
@@ -283,8 +287,18 @@ fn fail_fast(inner: &Inner, reconnect: &Reconnect, next_attempt: std::time::Inst
         next_attempt,
     });
     if std::mem::take(&mut core.want_connect) {
-        inner.attempts.fetch_add(1, Ordering::Release);
+        drop(core);
+        attempt_finished(inner, false);
     }
+}
+
+/// Counts a finished connection attempt (`tried`: or a wish to connect
+/// refused by the open breaker) and wakes every [`super::Client::connect`]
+/// waiting on the state, whether the state changed or not.
+fn attempt_finished(inner: &Inner, tried: bool) {
+    inner.last_attempt_tried.store(tried, Ordering::Release);
+    inner.attempts.fetch_add(1, Ordering::Release);
+    inner.state.send_modify(|_| {});
 }
 
 /// Runs one connection until it ends.

@@ -15,7 +15,7 @@ mod handshake;
 mod link;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -254,6 +254,8 @@ impl Client {
             counters: Counters::default(),
             state,
             attempts: AtomicU64::new(0),
+            last_attempt_tried: AtomicBool::new(false),
+            failures: AtomicU32::new(0),
             hello: Mutex::new(None),
             last_connect_error: Mutex::new(None),
             permits,
@@ -296,19 +298,20 @@ impl Client {
         }
         inner.wake_task();
         loop {
-            match *state.borrow_and_update() {
+            let now = *state.borrow_and_update();
+            let finished = inner.attempts.load(Ordering::Acquire) > before;
+            let tried = inner.last_attempt_tried.load(Ordering::Acquire);
+            match now {
                 ConnectionState::Connected { .. } => return Ok(()),
                 ConnectionState::Closed => return Err(self.closed()),
-                ConnectionState::Open { until }
-                    if inner.attempts.load(Ordering::Acquire) > before =>
-                {
+                ConnectionState::Open { until } if finished && !tried => {
                     return Err(Error::CircuitOpen {
                         peer: inner.peer.clone(),
-                        failures: inner.options.breaker_threshold,
+                        failures: inner.failures.load(Ordering::Acquire),
                         next_attempt: until,
                     });
                 }
-                _ if inner.attempts.load(Ordering::Acquire) > before => {
+                _ if finished => {
                     if let Some(error) = self.last_connect_error() {
                         return Err(Error::Unreachable {
                             peer: inner.peer.clone(),
