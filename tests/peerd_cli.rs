@@ -265,7 +265,8 @@ fn the_documented_config_shape_is_accepted() {
     let text = GOOD
         .replace("127.0.0.1:24007", &format!("{HOST}:0"))
         .replace("127.0.0.1:24100", &format!("{HOST}:{admin}"))
-        .replace("v4 = \"127.0.0.1\"", &format!("v4 = \"{HOST}\""));
+        .replace("v4 = \"127.0.0.1\"", &format!("v4 = \"{HOST}\""))
+        + "[[peer]]\nid = \"node-c\"\ndial = [\"127.0.0.3:24007\"]\nallow = [\"127.0.0.3\"]\n";
     let path = dir.join("good.toml");
     std::fs::write(&path, text).unwrap();
     let mut child = KillOnDrop(
@@ -302,7 +303,26 @@ fn the_documented_config_shape_is_accepted() {
             .is_some_and(|l| l.starts_with(&format!("{HOST}:"))),
         "{status:#}"
     );
-    assert_eq!(status["peers"][0]["id"], "node-b");
+    // The very first answer lists every configured peer, in config order,
+    // each with a state (`starting` until its link exists).
+    let peers = status["peers"].as_array().expect("a peer list");
+    let ids: Vec<&str> = peers.iter().filter_map(|p| p["id"].as_str()).collect();
+    assert_eq!(ids, ["node-b", "node-c"], "{status:#}");
+    for peer in peers {
+        let state = peer["state"].as_str().unwrap_or_default();
+        assert!(
+            [
+                "starting",
+                "connecting",
+                "backoff",
+                "circuit_open",
+                "rejected",
+                "connected"
+            ]
+            .contains(&state),
+            "{status:#}"
+        );
+    }
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.0.id() as i32),
         nix::sys::signal::Signal::SIGTERM,

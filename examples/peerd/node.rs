@@ -75,6 +75,10 @@ struct Shared {
     node_id: String,
     listen: Vec<SocketAddr>,
     server: Mutex<Option<RunningServer>>,
+    /// The configured peers' IDs, in config order: listed as `starting`
+    /// until [`Node::dial`] makes their links, so that the very first
+    /// status answer lists every peer.
+    configured: Vec<String>,
     /// Set once, by [`Node::dial`].
     peers: OnceLock<Vec<Arc<PeerLink>>>,
 }
@@ -103,7 +107,14 @@ impl Shared {
         Status {
             node_id: self.node_id.clone(),
             listen: self.listen.iter().copied().map(status::fmt_addr).collect(),
-            peers: self.peers().iter().map(|p| p.status()).collect(),
+            peers: match self.peers.get() {
+                Some(peers) => peers.iter().map(|p| p.status()).collect(),
+                None => self
+                    .configured
+                    .iter()
+                    .map(|id| PeerStatus::starting(id))
+                    .collect(),
+            },
             inbound,
         }
     }
@@ -155,6 +166,7 @@ impl Node {
             node_id: config.node_id.to_string(),
             listen,
             server: Mutex::new(Some(server)),
+            configured: config.peers.iter().map(|p| p.id.to_string()).collect(),
             peers: OnceLock::new(),
         });
         let (admin, admin_addr) = match &config.admin {

@@ -37,13 +37,29 @@ pub struct Status {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PeerStatus {
     pub id: String,
-    /// "connected", "connecting", "backoff", "circuit_open" or "rejected".
+    /// "starting", "connected", "connecting", "backoff", "circuit_open" or
+    /// "rejected".
     pub state: String,
     pub remote: Option<String>,
     pub local: Option<String>,
     pub observed_by_peer: Option<String>,
     pub rtt_us: Option<u64>,
     pub last_error: Option<String>,
+}
+
+impl PeerStatus {
+    /// A configured peer whose link does not exist yet.
+    pub fn starting(id: &str) -> PeerStatus {
+        PeerStatus {
+            id: id.to_owned(),
+            state: "starting".into(),
+            remote: None,
+            local: None,
+            observed_by_peer: None,
+            rtt_us: None,
+            last_error: None,
+        }
+    }
 }
 
 /// One inbound connection's verdict.

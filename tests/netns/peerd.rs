@@ -141,12 +141,21 @@ fn wait_status(
 }
 
 fn peer<'a>(status: &'a Value, id: &str) -> &'a Value {
-    status["peers"]
+    find_peer(status, id).unwrap_or_else(|| panic!("no peer {id} in {status:#}"))
+}
+
+/// The peer `id` of a status, if listed: for polling predicates, which must
+/// be total (a transient status is polled again, never a panic).
+fn find_peer<'a>(status: &'a Value, id: &str) -> Option<&'a Value> {
+    status["peers"].as_array()?.iter().find(|p| p["id"] == id)
+}
+
+/// True when some inbound verdict satisfies `what` (false while there is
+/// no inbound list).
+fn any_inbound(status: &Value, what: impl Fn(&Value) -> bool) -> bool {
+    status["inbound"]
         .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["id"] == id)
-        .unwrap_or_else(|| panic!("no peer {id} in {status:#}"))
+        .is_some_and(|list| list.iter().any(what))
 }
 
 fn all_connected(status: &Value) -> bool {
@@ -278,7 +287,7 @@ pub fn peerd_nodes_connect_over_ipv4_and_ipv6_from_their_sources() {
     let accepted = |from: &Value, id: &str| {
         let (from, id) = (from.clone(), id.to_owned());
         move |status: &Value| {
-            status["inbound"].as_array().unwrap().iter().any(|v| {
+            any_inbound(status, |v| {
                 v["observed"] == from
                     && v["peer"] == id.as_str()
                     && v["verdict"] == "accepted"
@@ -367,7 +376,7 @@ pub fn peerd_nodes_connect_over_link_local() {
     // again until it shows: see the IPv4/IPv6 scenario).
     let expected = ab["local"].as_str().unwrap().replace("%veth0", "%veth1");
     wait_status(&b, "127.0.0.1:24100", &[&da, &db], |s| {
-        s["inbound"].as_array().unwrap().iter().any(|v| {
+        any_inbound(s, |v| {
             v["peer"] == "node-a"
                 && v["verdict"] == "accepted"
                 && v["observed"] == expected.as_str()
@@ -413,7 +422,7 @@ pub fn peerd_peer_with_the_wrong_source_is_rejected() {
         ),
     );
     let sb = wait_status(&b, "127.0.0.1:24100", &[&da, &db], |s| {
-        peer(s, "node-a")["state"] == "rejected"
+        find_peer(s, "node-a").is_some_and(|p| p["state"] == "rejected")
     });
     let ba = peer(&sb, "node-a");
     assert!(ba["local"].is_null() && ba["rtt_us"].is_null(), "{sb:#}");
@@ -423,12 +432,7 @@ pub fn peerd_peer_with_the_wrong_source_is_rejected() {
     assert!(error.contains("refused our identity"), "{error}");
 
     let sa = wait_status(&a, "127.0.0.1:24100", &[&da, &db], |s| {
-        all_connected(s)
-            && s["inbound"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|v| v["verdict"] == "rejected")
+        all_connected(s) && any_inbound(s, |v| v["verdict"] == "rejected")
     });
     let verdict = sa["inbound"]
         .as_array()
