@@ -82,6 +82,24 @@ allow = ["127.0.0.2/32"]
 /// Bad configs: (name, the config, the key the message must name, its line).
 const BAD: &[(&str, &str, &str, usize)] = &[
     (
+        "a ping interval that rounds to nothing",
+        "node_id = \"a\"\nlisten = [\"127.0.0.1:1\"]\n[timeouts]\nping_interval = 1e-10\n",
+        "timeouts.ping_interval",
+        4,
+    ),
+    (
+        "a call timeout under a millisecond",
+        "node_id = \"a\"\nlisten = [\"127.0.0.1:1\"]\n[timeouts]\ncall = 0.0009\n",
+        "timeouts.call",
+        4,
+    ),
+    (
+        "a handshake timeout over a day",
+        "node_id = \"a\"\nlisten = [\"127.0.0.1:1\"]\n[timeouts]\nhandshake = 86401\n",
+        "timeouts.handshake",
+        4,
+    ),
+    (
         "unknown key",
         "node_id = \"a\"\nlisten = [\"127.0.0.1:1\"]\nlisten_on = 3\n",
         "listen_on",

@@ -428,16 +428,26 @@ impl Cx<'_> {
             return Ok(default);
         };
         let secs = *value.get_ref();
-        if !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0) {
+        // Below a millisecond a timer rounds to nothing (a ping loop of
+        // 1e-10 s logged 600 lines a second); above a day it is a typo.
+        if !(secs.is_finite() && (MIN_SECONDS..=MAX_SECONDS).contains(&secs)) {
             return Err(self.error(
                 value.span(),
                 key,
-                format!("{secs} is not a number of seconds above 0 and at most 86400"),
+                format!(
+                    "{secs} is not a number of seconds from {MIN_SECONDS} (1 ms) to {MAX_SECONDS} (a day)"
+                ),
             ));
         }
         Ok(Duration::from_secs_f64(secs))
     }
 }
+
+/// The shortest timeout accepted, in seconds: 1 ms.
+const MIN_SECONDS: f64 = 0.001;
+
+/// The longest timeout accepted, in seconds: a day.
+const MAX_SECONDS: f64 = 86_400.0;
 
 /// The field a serde message names in backquotes: "unknown field `x`",
 /// "missing field `x`".
