@@ -233,6 +233,12 @@ pub enum Refusal {
     },
     /// No protocol version in common.
     NoCommonVersion,
+    /// The claimed node ID is not a valid one: it has a control character.
+    /// `claimed` is the caller's text as sent; it is printed escaped.
+    InvalidNodeId {
+        /// The claimed ID, raw (attacker-supplied text: escape it).
+        claimed: String,
+    },
 }
 
 impl fmt::Display for Refusal {
@@ -249,6 +255,11 @@ impl fmt::Display for Refusal {
             Refusal::ClaimsOurId => f.write_str("the caller claims this server's own node ID"),
             Refusal::OtherCluster { theirs } => write!(f, "other cluster ({theirs:?})"),
             Refusal::NoCommonVersion => f.write_str("no protocol version in common"),
+            Refusal::InvalidNodeId { claimed } => write!(
+                f,
+                "the claimed node ID \"{}\" has a control character",
+                claimed.escape_debug()
+            ),
         }
     }
 }

@@ -252,6 +252,65 @@ async fn calls_before_hello_are_refused_and_the_connection_closes() {
     server.shutdown().await;
 }
 
+/// A HELLO whose node ID carries a newline and terminal escapes is refused
+/// with a verdict (not served, not merely GARBAGE_ARGS), and the verdict
+/// shows the claimed text escaped: no raw control character reaches a log
+/// line or an operator's terminal.
+#[tokio::test(flavor = "current_thread")]
+async fn a_node_id_with_control_characters_is_refused_and_printed_escaped() {
+    assert!("a\nb".parse::<NodeId>().is_err());
+    assert!("\u{1b}[31mred".parse::<NodeId>().is_err());
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (server, address) = server(Admission::default(), calls.clone());
+    let stream = tokio::net::TcpStream::connect(address.to_string())
+        .await
+        .unwrap();
+    let mut framed = Framed::new(stream, RpcCodec::default());
+    // HELLO's arguments by hand: string node_id, unsigned versions<>,
+    // optional cluster (absent).
+    let mut args = BytesMut::new();
+    let forged = "b\n2026-01-01 INFO accepted node-a\u{1b}[2J\u{7}";
+    {
+        let mut w = peerwire::proto::xdr::XdrWriter::new(&mut args);
+        w.string(forged);
+        w.array(&[1u32], |w, v| w.u32(*v));
+        w.optional(None::<&String>, |w, c| w.string(c));
+    }
+    let hello = Message::call(
+        5,
+        CallHeader::new(HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO),
+        args.freeze(),
+    );
+    framed.send(&hello).await.unwrap();
+    let reply = framed.next().await.unwrap().unwrap().unwrap();
+    assert!(
+        matches!(
+            reply.body,
+            MessageBody::Reply {
+                body: ReplyBody::Denied(Rejection::AuthError(AuthStat::REJECTED_CRED)),
+                ..
+            }
+        ),
+        "{reply:?}"
+    );
+    assert!(framed.next().await.is_none(), "the server closed");
+    let verdict = server.verdicts().into_iter().next().expect("a verdict");
+    assert!(!verdict.accepted);
+    assert_eq!(verdict.peer, None, "an invalid ID is no NodeId");
+    let reason = verdict.reason.expect("a reason");
+    assert!(
+        !reason.chars().any(char::is_control),
+        "raw control characters in the verdict: {reason:?}"
+    );
+    assert!(
+        reason.contains("b\\n2026") && reason.contains("\\u{1b}[2J"),
+        "{reason}"
+    );
+    assert_eq!(server.stats().rejected, 1);
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn the_client_catches_a_server_with_another_node_id() {
     let calls = Arc::new(AtomicUsize::new(0));

@@ -414,6 +414,13 @@ impl ServerConnection {
 
     fn hello(&mut self, xid: u32, args: &Bytes) -> Inbound {
         let Ok(hello) = from_bytes::<Hello>(args) else {
+            // A node ID with a control character is a refusal with a
+            // verdict, not merely bad arguments: it is an attempt to forge
+            // log lines or drive a terminal.
+            if let Some(claimed) = invalid_claimed_id(args) {
+                let refusal = Refusal::InvalidNodeId { claimed };
+                return self.refuse(xid, AuthStat::REJECTED_CRED, None, Some(refusal));
+            }
             return self.answer(xid, ReplyBody::accepted(AcceptStatus::GarbageArgs));
         };
         let gate = self
@@ -488,6 +495,17 @@ impl ServerConnection {
             Ok(results) => Message::reply(xid, ReplyBody::accepted(AcceptStatus::Success), results),
             Err(error) => Message::reply(xid, ReplyBody::accepted(error.status()), Bytes::new()),
         }
+    }
+}
+
+/// The node ID a HELLO claims, when it is readable text that is not a
+/// valid node ID because of a control character.
+fn invalid_claimed_id(args: &Bytes) -> Option<String> {
+    let mut r = crate::proto::xdr::XdrReader::new(args);
+    let text = r.string(crate::programs::hello::MAX_ID_LEN as u32).ok()?;
+    match NodeId::new(text) {
+        Err(e) if e.has_control_character() => Some(text.to_owned()),
+        _ => None,
     }
 }
 

@@ -51,7 +51,7 @@ pub const PROTOCOL_VERSIONS: &[u32] = &[1];
 /// The bound on a node or cluster ID, in bytes.
 pub const MAX_ID_LEN: usize = 255;
 
-/// A node's identity: 1 to 255 bytes of UTF-8.
+/// A node's identity: 1 to 255 bytes of UTF-8, without control characters.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NodeId(String);
 
@@ -59,10 +59,22 @@ pub struct NodeId(String);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InvalidId {
     len: usize,
+    control: bool,
+}
+
+impl InvalidId {
+    /// True when the ID was refused for a control character (its length
+    /// was fine).
+    pub fn has_control_character(&self) -> bool {
+        self.control
+    }
 }
 
 impl fmt::Display for InvalidId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.control {
+            return f.write_str("an ID must not contain control characters");
+        }
         write!(f, "an ID must be 1 to {MAX_ID_LEN} bytes, not {}", self.len)
     }
 }
@@ -70,11 +82,23 @@ impl fmt::Display for InvalidId {
 impl std::error::Error for InvalidId {}
 
 impl NodeId {
-    /// A node ID, if `id` is 1 to 255 bytes.
+    /// A node ID, if `id` is 1 to 255 bytes of UTF-8 without control
+    /// characters. A node ID is printed in logs, verdicts and status
+    /// tables; one with a newline could forge a log line, one with ESC
+    /// drive an operator's terminal.
     pub fn new(id: impl Into<String>) -> Result<NodeId, InvalidId> {
         let id = id.into();
         if id.is_empty() || id.len() > MAX_ID_LEN {
-            return Err(InvalidId { len: id.len() });
+            return Err(InvalidId {
+                len: id.len(),
+                control: false,
+            });
+        }
+        if id.chars().any(char::is_control) {
+            return Err(InvalidId {
+                len: id.len(),
+                control: true,
+            });
         }
         Ok(NodeId(id))
     }
@@ -125,7 +149,13 @@ pub struct HelloReply {
 fn decode_id(r: &mut XdrReader<'_>) -> Result<NodeId, DecodeError> {
     let at = r.clone();
     let text = r.string(MAX_ID_LEN as u32)?;
-    NodeId::new(text).map_err(|_| at.error(DecodeErrorKind::Invalid("empty node ID")))
+    NodeId::new(text).map_err(|e| {
+        at.error(DecodeErrorKind::Invalid(if e.has_control_character() {
+            "a node ID with a control character"
+        } else {
+            "empty node ID"
+        }))
+    })
 }
 
 impl XdrEncode for Hello {

@@ -301,6 +301,9 @@ impl Connection<'_> {
                     (Some(claimed), None) => {
                         warn!(conn = id, %observed, %claimed, "second HELLO with another node ID; closing")
                     }
+                    (None, Some(refusal)) => {
+                        warn!(conn = id, %observed, %refusal, "HELLO refused; closing")
+                    }
                     _ => warn!(conn = id, %observed, "call before HELLO; closing"),
                 }
                 self.stopping = true;
