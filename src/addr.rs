@@ -444,6 +444,24 @@ impl CanonicalIp {
     }
 }
 
+/// A network in canonical form, as observed addresses are compared: an
+/// IPv4-mapped IPv6 network (`::ffff:192.0.2.0/120`) becomes its IPv4
+/// network (`192.0.2.0/24`). A mapped network shorter than /96 reaches
+/// outside the mapped space and has no IPv4 form: `None`.
+pub fn canonical_net(net: ipnet::IpNet) -> Option<ipnet::IpNet> {
+    let ipnet::IpNet::V6(v6) = net else {
+        return Some(net.trunc());
+    };
+    let Some(v4) = v6.addr().to_ipv4_mapped() else {
+        return Some(net.trunc());
+    };
+    if v6.prefix_len() < 96 {
+        return None;
+    }
+    let v4 = ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).expect("96 to 128 less 96");
+    Some(ipnet::IpNet::V4(v4.trunc()))
+}
+
 /// A socket address in canonical form: an IPv4-mapped IPv6 address becomes
 /// IPv4, and a scope id is kept only for link-local addresses.
 pub fn canonical_socket_addr(addr: SocketAddr) -> SocketAddr {

@@ -218,7 +218,7 @@ pub mod internals {
 
 pub use addr::{
     AddrParseError, AddrParseErrorKind, CanonicalIp, Endpoint, Family, FamilyPolicy, Role, Scope,
-    ScopedIp, Sources, canonical_socket_addr,
+    ScopedIp, Sources, canonical_net, canonical_socket_addr,
 };
 pub use client::{
     CallOptions, Client, ClientIdentity, ClientOptions, ClientStats, ConnectionState, Link,

@@ -22,7 +22,7 @@ use std::str::FromStr;
 
 use ipnet::IpNet;
 
-use crate::addr::{AddrParseError, CanonicalIp, Scope};
+use crate::addr::{AddrParseError, CanonicalIp, Scope, canonical_net};
 pub use crate::programs::hello::{
     HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO, Hello, HelloReply, InvalidId, MAX_ID_LEN, NodeId,
     PROTOCOL_VERSIONS,
@@ -51,10 +51,13 @@ pub struct AllowedAddress {
 
 impl AllowedAddress {
     /// An entry for a network, with a scope rule (ignored unless the
-    /// network is link-local).
+    /// network is link-local). An IPv4-mapped network is kept as its IPv4
+    /// network, as observed addresses are (see [`canonical_net`]); a mapped
+    /// network shorter than /96 is kept as written and matches no IPv4
+    /// caller ([`AllowedAddress::from_str`] refuses it).
     pub fn new(net: IpNet, scope: ScopeRule) -> AllowedAddress {
         AllowedAddress {
-            net: net.trunc(),
+            net: canonical_net(net).unwrap_or(net.trunc()),
             scope,
         }
     }
@@ -116,6 +119,10 @@ impl FromStr for AllowedAddress {
                 Ok(ip) => IpNet::from(ip),
                 Err(_) => return Err(bad()),
             },
+        };
+        // A mapped network has its IPv4 form, or (shorter than /96) none.
+        let Some(net) = canonical_net(net) else {
+            return Err(bad());
         };
         let scope = match scope {
             None => ScopeRule::Any,
@@ -192,13 +199,31 @@ pub struct Admission {
 }
 
 impl Admission {
-    /// True when a connection from `observed` may be read.
+    /// True when a connection from `observed` may be read. Networks are
+    /// compared in canonical form, as the observed address is: an
+    /// IPv4-mapped network stands for its IPv4 network.
     pub fn admits(&self, observed: CanonicalIp) -> bool {
         let ip = observed.ip();
-        if self.reject.iter().any(|net| net.contains(&ip)) {
+        let contains = |net: &IpNet| canonical_net(*net).is_some_and(|net| net.contains(&ip));
+        if self.reject.iter().any(contains) {
             return false;
         }
-        self.allow.is_empty() || self.allow.iter().any(|net| net.contains(&ip))
+        self.allow.is_empty() || self.allow.iter().any(contains)
+    }
+
+    /// Checks the lists: an IPv4-mapped network shorter than /96 has no
+    /// IPv4 form, and is an error rather than a rule that silently never
+    /// matches. Returns the first such network.
+    pub fn check(&self) -> Result<(), IpNet> {
+        match self
+            .reject
+            .iter()
+            .chain(&self.allow)
+            .find(|net| canonical_net(**net).is_none())
+        {
+            Some(net) => Err(*net),
+            None => Ok(()),
+        }
     }
 }
 
@@ -544,5 +569,35 @@ mod tests {
             let _ = from_bytes::<Hello>(&bytes);
             let _ = from_bytes::<HelloReply>(&bytes);
         }
+    }
+
+    #[test]
+    fn mapped_networks_are_compared_as_their_ipv4_networks() {
+        let observed = |s: &str| CanonicalIp::from(s.parse::<SocketAddr>().unwrap());
+        let admission = Admission {
+            reject: vec!["::ffff:127.0.0.0/104".parse().unwrap()],
+            allow: vec![],
+        };
+        assert!(admission.check().is_ok());
+        assert!(!admission.admits(observed("127.0.0.2:1")));
+        assert!(!admission.admits(observed("[::ffff:127.0.0.2]:1")));
+        assert!(admission.admits(observed("192.0.2.1:1")));
+
+        let entry: AllowedAddress = "::ffff:192.0.2.20".parse().unwrap();
+        assert_eq!(entry.to_string(), "192.0.2.20", "shown in IPv4 form");
+        assert!(entry.matches(observed("192.0.2.20:5")));
+        assert!(entry.matches(observed("[::ffff:192.0.2.20]:5")));
+        let net: AllowedAddress = "::ffff:192.0.2.0/120".parse().unwrap();
+        assert_eq!(net.to_string(), "192.0.2.0/24");
+
+        assert!("::ffff:0.0.0.0/80".parse::<AllowedAddress>().is_err());
+        let too_short = Admission {
+            reject: vec![],
+            allow: vec!["::ffff:0.0.0.0/80".parse().unwrap()],
+        };
+        assert!(too_short.check().is_err());
+        // Plain IPv6 networks are untouched.
+        let v6: AllowedAddress = "2001:db8::/48".parse().unwrap();
+        assert_eq!(v6.to_string(), "2001:db8::/48");
     }
 }

@@ -311,6 +311,59 @@ async fn a_node_id_with_control_characters_is_refused_and_printed_escaped() {
     server.shutdown().await;
 }
 
+/// On a dual-stack `[::]` listener an IPv4 caller is judged, recorded and
+/// shown as IPv4: a reject list written in IPv4-mapped form refuses it, and
+/// the verdict names `127.0.0.2`, never `::ffff:127.0.0.2`.
+#[tokio::test(flavor = "current_thread")]
+async fn ipv4_callers_on_a_dual_stack_listener_are_judged_and_shown_as_ipv4() {
+    let options = ServerOptions {
+        admission: Admission {
+            reject: vec!["::ffff:127.0.0.0/104".parse().unwrap()],
+            allow: vec![],
+        },
+        listen: peerwire::ListenOptions {
+            dual_stack: true,
+            ..peerwire::ListenOptions::default()
+        },
+        ..ServerOptions::default()
+    };
+    let server = Server::new(options)
+        .serve(&["[::]:0".parse().unwrap()])
+        .unwrap();
+    let port = server.local_addrs()[0].port();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut stream = socket
+        .connect(format!("127.0.0.1:{port}").parse().unwrap())
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1];
+    use tokio::io::AsyncReadExt;
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+        .await
+        .expect("refused connections are closed at once");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    let verdict = server.verdicts().into_iter().next().expect("a verdict");
+    assert!(!verdict.accepted);
+    assert!(
+        verdict.observed.is_ipv4() && verdict.observed.ip().to_string() == "127.0.0.2",
+        "{verdict:?}"
+    );
+    assert_eq!(server.stats().refused, 1);
+
+    // A mapped network shorter than /96 has no IPv4 form: a config error.
+    let bad = ServerOptions {
+        admission: Admission {
+            reject: vec![],
+            allow: vec!["::ffff:0.0.0.0/80".parse().unwrap()],
+        },
+        ..ServerOptions::default()
+    };
+    let refused = Server::new(bad).serve(&["127.0.0.1:0".parse().unwrap()]);
+    assert!(matches!(refused, Err(Error::Config(_))), "{refused:?}");
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn the_client_catches_a_server_with_another_node_id() {
     let calls = Arc::new(AtomicUsize::new(0));

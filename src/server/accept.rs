@@ -13,7 +13,7 @@ use tracing::{debug, warn};
 use super::Shared;
 use super::connection::serve_connection;
 use super::verdicts::record_verdict;
-use crate::addr::CanonicalIp;
+use crate::addr::{CanonicalIp, canonical_socket_addr};
 
 pub(super) async fn accept_loop(
     listener: TcpListener,
@@ -35,7 +35,9 @@ pub(super) async fn accept_loop(
             () = stopped(&mut shutdown) => break,
         };
         let (stream, observed) = match accepted {
-            Ok(accepted) => accepted,
+            // Canonical from here on: an IPv4 caller on a dual-stack
+            // listener is judged, logged and shown as IPv4.
+            Ok((stream, observed)) => (stream, canonical_socket_addr(observed)),
             Err(error) => {
                 // EMFILE and friends: back off briefly instead of spinning.
                 warn!(%error, "accept failed");

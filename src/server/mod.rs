@@ -290,6 +290,11 @@ impl Server {
     /// Listens on each address and serves. Must be called inside a tokio
     /// runtime. Port 0 picks a free port; see [`RunningServer::local_addrs`].
     pub fn serve(self, addresses: &[Endpoint]) -> Result<RunningServer, Error> {
+        if let Err(net) = self.options.admission.check() {
+            return Err(Error::Config(format!(
+                "admission network {net} is IPv4-mapped but shorter than /96: it has no IPv4 form"
+            )));
+        }
         let mut listeners = Vec::new();
         for address in addresses {
             listeners.push(listen(address, &self.options.listen)?);
