@@ -231,7 +231,7 @@ pub use listen::{ListenOptions, listen};
 pub use peer::{Admission, AllowedAddress, IdentityMode, NodeId, PeerTable, ServerIdentity};
 pub use server::{
     CallContext, ConnectionInfo, ProcError, RunningServer, Server, ServerOptions, ServerStats,
-    Service, Stopper, Verdict,
+    Service, Stopper, Verdict, VerdictReason,
 };
 pub use sock::Keepalive;
 

@@ -171,7 +171,7 @@ async fn an_impostor_is_refused_and_the_log_names_both_addresses() {
     assert!(!last.accepted);
     assert_eq!(last.peer.as_ref().map(NodeId::as_str), Some("a"));
     assert_eq!(last.observed.ip().to_string(), "127.0.0.9");
-    let reason = last.reason.as_deref().unwrap();
+    let reason = last.reason.as_ref().unwrap().to_string();
     assert!(
         reason.contains("127.0.0.2"),
         "the reason names the expected address: {reason}"
@@ -297,7 +297,7 @@ async fn a_node_id_with_control_characters_is_refused_and_printed_escaped() {
     let verdict = server.verdicts().into_iter().next().expect("a verdict");
     assert!(!verdict.accepted);
     assert_eq!(verdict.peer, None, "an invalid ID is no NodeId");
-    let reason = verdict.reason.expect("a reason");
+    let reason = verdict.reason.expect("a reason").to_string();
     assert!(
         !reason.chars().any(char::is_control),
         "raw control characters in the verdict: {reason:?}"
@@ -361,6 +361,64 @@ async fn ipv4_callers_on_a_dual_stack_listener_are_judged_and_shown_as_ipv4() {
     };
     let refused = Server::new(bad).serve(&["127.0.0.1:0".parse().unwrap()]);
     assert!(matches!(refused, Err(Error::Config(_))), "{refused:?}");
+    server.shutdown().await;
+}
+
+/// Every connection that ends before a successful HELLO leaves a verdict
+/// with a matchable reason, counted by kind: closed before HELLO, bad
+/// framing; and an impostor retrying again and again is one entry with a
+/// count, not a flood that pushes every other verdict out.
+#[tokio::test(flavor = "current_thread")]
+async fn verdicts_cover_every_early_end_and_coalesce_repeats() {
+    use peerwire::VerdictReason;
+    use tokio::io::AsyncWriteExt;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (server, address) = server(Admission::default(), calls);
+    let connect = || async {
+        tokio::net::TcpStream::connect(address.to_string())
+            .await
+            .unwrap()
+    };
+    // Closed before HELLO.
+    drop(connect().await);
+    // Bad framing: a record header far over the limit.
+    let mut framing = connect().await;
+    framing.write_all(&[0xff, 0xff, 0xff, 0xff]).await.unwrap();
+    // An impostor from 127.0.0.9 claiming "a", ten times.
+    for _ in 0..10 {
+        let impostor = client(&address, "127.0.0.9", "a", "srv");
+        assert!(impostor.connect().await.is_err());
+    }
+    let settled = || {
+        let stats = server.stats();
+        stats.closed_before_hello == 1 && stats.bad_framing == 1 && stats.rejected == 10
+    };
+    let start = std::time::Instant::now();
+    while !settled() && start.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(settled(), "{:?}", server.stats());
+    let verdicts = server.verdicts();
+    let closed: Vec<_> = verdicts
+        .iter()
+        .filter(|v| v.reason == Some(VerdictReason::ClosedBeforeHello))
+        .collect();
+    assert_eq!(closed.len(), 1, "{verdicts:#?}");
+    assert!(
+        verdicts
+            .iter()
+            .any(|v| matches!(v.reason, Some(VerdictReason::BadFraming(_)))),
+        "{verdicts:#?}"
+    );
+    let impostor: Vec<_> = verdicts
+        .iter()
+        .filter(|v| matches!(v.reason, Some(VerdictReason::Refused(_))))
+        .collect();
+    assert_eq!(impostor.len(), 1, "coalesced: {verdicts:#?}");
+    assert_eq!(impostor[0].count, 10);
+    assert_eq!(impostor[0].observed.ip().to_string(), "127.0.0.9");
+    assert!(impostor[0].first <= impostor[0].at);
+    drop(framing);
     server.shutdown().await;
 }
 

@@ -99,7 +99,10 @@ impl Shared {
                     observed: status::fmt_addr(v.observed),
                     peer: v.peer.map(|p| p.to_string()),
                     verdict: if v.accepted { "accepted" } else { "rejected" }.into(),
-                    reason: v.reason,
+                    reason: v.reason.map(|r| r.to_string()),
+                    count: v.count,
+                    first_ms: unix_ms(v.first),
+                    last_ms: unix_ms(v.at),
                 })
                 .collect(),
             None => Vec::new(),
@@ -118,6 +121,12 @@ impl Shared {
             inbound,
         }
     }
+}
+
+/// Milliseconds since the Unix epoch.
+fn unix_ms(at: std::time::SystemTime) -> u64 {
+    at.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A running node. [`Node::shutdown`] stops it.

@@ -70,6 +70,20 @@ pub struct InboundStatus {
     /// "accepted" or "rejected".
     pub verdict: String,
     pub reason: Option<String>,
+    /// Connections this entry stands for (repeats from one address, for
+    /// one node ID and reason, are one entry).
+    #[serde(default = "one")]
+    pub count: u64,
+    /// When the first and the latest of them were decided, in
+    /// milliseconds since the Unix epoch.
+    #[serde(default)]
+    pub first_ms: u64,
+    #[serde(default)]
+    pub last_ms: u64,
+}
+
+fn one() -> u64 {
+    1
 }
 
 /// Writes an address as the config does: `192.0.2.10:24007`,
@@ -251,7 +265,7 @@ pub fn print_human(status: &Status) {
     println!();
     println!("inbound (newest first):");
     let mut rows = vec![
-        ["observed", "peer", "verdict", "reason"]
+        ["observed", "peer", "verdict", "times", "reason"]
             .map(String::from)
             .to_vec(),
     ];
@@ -260,6 +274,7 @@ pub fn print_human(status: &Status) {
             v.observed.clone(),
             or_dash(&v.peer),
             v.verdict.clone(),
+            v.count.to_string(),
             or_dash(&v.reason),
         ]);
     }

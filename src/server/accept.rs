@@ -10,9 +10,9 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
-use super::Shared;
 use super::connection::serve_connection;
 use super::verdicts::record_verdict;
+use super::{Shared, VerdictReason};
 use crate::addr::{CanonicalIp, canonical_socket_addr};
 
 pub(super) async fn accept_loop(
@@ -49,7 +49,7 @@ pub(super) async fn accept_loop(
         if !shared.options.admission.admits(CanonicalIp::from(observed)) {
             shared.counters.refused.fetch_add(1, Ordering::Relaxed);
             warn!(%observed, "connection refused by admission; closed unread");
-            record_verdict(&shared, observed, None, Some("address not admitted".into()));
+            record_verdict(&shared, observed, None, Some(VerdictReason::NotAdmitted));
             drop(stream);
             continue;
         }

@@ -18,7 +18,7 @@ use tracing::{debug, warn};
 use super::accept::stopped;
 use super::handler::{Handlers, Origin};
 use super::verdicts::{Registered, record_verdict};
-use super::{ConnectionInfo, Shared};
+use super::{ConnectionInfo, Shared, VerdictReason};
 use crate::client::RELEASE_AFTER;
 use crate::conn::{Expired, Inbound, Outbox, ServerConnection};
 use crate::proto::DecodeError;
@@ -96,15 +96,19 @@ pub(super) async fn serve_connection(
         broken: None,
         quiet_since: None,
         dispatched: 0,
+        verdict_given: false,
+        shutting_down: false,
     };
-    loop {
+    let end = loop {
         tokio::select! {
-            end = std::future::poll_fn(|cx| conn.poll(cx)) => return end,
+            end = std::future::poll_fn(|cx| conn.poll(cx)) => break end,
             () = stopped(&mut shutdown), if !conn.stopping => {
                 conn.stop(Instant::now());
             }
         }
-    }
+    };
+    conn.last_verdict();
+    end
 }
 
 struct Connection<'a> {
@@ -134,6 +138,10 @@ struct Connection<'a> {
     quiet_since: Option<Instant>,
     /// Calls dispatched, not yet added to the server's counter.
     dispatched: u64,
+    /// A verdict was recorded for a connection that never passed HELLO.
+    verdict_given: bool,
+    /// The server is shutting down (our close, not the peer's fault).
+    shutting_down: bool,
 }
 
 impl Connection<'_> {
@@ -141,6 +149,7 @@ impl Connection<'_> {
     /// within the grace period.
     fn stop(&mut self, now: Instant) {
         self.stopping = true;
+        self.shutting_down = true;
         self.grace = Some(now + self.shared.options.shutdown_grace);
     }
 
@@ -205,6 +214,29 @@ impl Connection<'_> {
         }
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+
+    /// A connection that ends before a successful HELLO always leaves a
+    /// verdict: the ones recorded on the way (refusal, timeout), or here
+    /// bad framing or a close before HELLO.
+    fn last_verdict(&mut self) {
+        if self.verdict_given || self.shutting_down || !self.state.awaiting_hello() {
+            return;
+        }
+        let counters = &self.shared.counters;
+        let reason = match self.broken {
+            Some(error) => {
+                counters.bad_framing.fetch_add(1, Ordering::Relaxed);
+                VerdictReason::BadFraming(error)
+            }
+            None => {
+                counters.closed_before_hello.fetch_add(1, Ordering::Relaxed);
+                VerdictReason::ClosedBeforeHello
+            }
+        };
+        debug!(conn = self.id, observed = %self.observed, %reason, "closed before a successful HELLO");
+        record_verdict(self.shared, self.observed, None, Some(reason));
+        self.verdict_given = true;
     }
 
     /// Adds the calls dispatched since the last time to the server's
@@ -288,11 +320,12 @@ impl Connection<'_> {
                 self.out.push((), &reply);
                 shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
                 let reason = match &refusal {
-                    Some(refusal) => refusal.to_string(),
-                    None if claimed.is_some() => "a second HELLO with another node ID".into(),
-                    None => "a call before HELLO".into(),
+                    Some(refusal) => VerdictReason::Refused(refusal.clone()),
+                    None if claimed.is_some() => VerdictReason::SecondHello,
+                    None => VerdictReason::CallBeforeHello,
                 };
                 record_verdict(shared, self.observed, claimed.clone(), Some(reason));
+                self.verdict_given = true;
                 let (id, observed) = (self.id, self.observed);
                 match (&claimed, &refusal) {
                     (Some(claimed), Some(refusal)) => {
@@ -326,12 +359,17 @@ impl Connection<'_> {
             match self.state.timeout(now.into_std()) {
                 Some(Expired::Handshake(after)) => {
                     warn!(conn = self.id, observed = %self.observed, "no HELLO within the handshake timeout; closing");
+                    self.shared
+                        .counters
+                        .handshake_timeouts
+                        .fetch_add(1, Ordering::Relaxed);
                     record_verdict(
                         self.shared,
                         self.observed,
                         None,
-                        Some("no HELLO within the handshake timeout".into()),
+                        Some(VerdictReason::HandshakeTimeout),
                     );
+                    self.verdict_given = true;
                     return Err(Err(ConnectionEnd::HandshakeTimeout(after)));
                 }
                 Some(Expired::Idle(after)) => return Err(Err(ConnectionEnd::Idle(after))),

@@ -142,6 +142,9 @@ struct Counters {
     dropped: AtomicU64,
     refused: AtomicU64,
     rejected: AtomicU64,
+    bad_framing: AtomicU64,
+    closed_before_hello: AtomicU64,
+    handshake_timeouts: AtomicU64,
 }
 
 /// A snapshot of a server's counters.
@@ -159,25 +162,78 @@ pub struct ServerStats {
     pub dropped: u64,
     /// Connections refused by admission, closed unread.
     pub refused: u64,
-    /// Connections closed for failing the handshake.
+    /// Connections closed for failing the handshake: a refused HELLO, a
+    /// call before HELLO, or a second HELLO with another node ID.
     pub rejected: u64,
+    /// Connections (with an identity) whose record marking broke before a
+    /// successful HELLO.
+    pub bad_framing: u64,
+    /// Connections (with an identity) the peer closed before a successful
+    /// HELLO.
+    pub closed_before_hello: u64,
+    /// Connections closed at the handshake timeout.
+    pub handshake_timeouts: u64,
 }
 
 /// How many inbound verdicts [`RunningServer::verdicts`] keeps.
 pub const VERDICTS_KEPT: usize = 64;
 
-/// What the server decided about one inbound connection.
+/// Why an inbound connection was turned away before a successful HELLO.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum VerdictReason {
+    /// Refused by the admission lists, closed before a byte was read.
+    NotAdmitted,
+    /// The record marking broke before a successful HELLO.
+    BadFraming(crate::proto::DecodeError),
+    /// The peer closed the connection before a successful HELLO.
+    ClosedBeforeHello,
+    /// No successful HELLO within the handshake timeout.
+    HandshakeTimeout,
+    /// The HELLO was refused.
+    Refused(crate::peer::Refusal),
+    /// A call other than NULL or HELLO came before HELLO.
+    CallBeforeHello,
+    /// A second HELLO claimed another node ID.
+    SecondHello,
+}
+
+impl std::fmt::Display for VerdictReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VerdictReason::NotAdmitted => f.write_str("address not admitted"),
+            VerdictReason::BadFraming(error) => write!(f, "bad framing before HELLO: {error}"),
+            VerdictReason::ClosedBeforeHello => f.write_str("closed before HELLO"),
+            VerdictReason::HandshakeTimeout => f.write_str("no HELLO within the handshake timeout"),
+            VerdictReason::Refused(refusal) => write!(f, "{refusal}"),
+            VerdictReason::CallBeforeHello => f.write_str("a call before HELLO"),
+            VerdictReason::SecondHello => f.write_str("a second HELLO with another node ID"),
+        }
+    }
+}
+
+/// What the server decided about inbound connections from one address.
+///
+/// Repeated verdicts from one IP address, for one node ID and one reason,
+/// are one entry with a count and the first and last time, so that an
+/// impostor retrying every 200 ms cannot push every other entry out of the
+/// [`VERDICTS_KEPT`] kept.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {
-    /// The peer's address as observed.
+    /// The peer's address as observed (the latest connection's), in
+    /// canonical form: an IPv4 caller on a dual-stack listener as IPv4.
     pub observed: SocketAddr,
-    /// The node ID it claimed, if it sent a HELLO.
+    /// The node ID it claimed, if it sent a valid HELLO.
     pub peer: Option<NodeId>,
     /// Accepted (admitted, and identified where the server has an identity).
     pub accepted: bool,
-    /// Why it was refused.
-    pub reason: Option<String>,
-    /// When.
+    /// Why it was turned away.
+    pub reason: Option<VerdictReason>,
+    /// How many connections this entry stands for.
+    pub count: u64,
+    /// When the first of them was decided.
+    pub first: std::time::SystemTime,
+    /// When the latest was.
     pub at: std::time::SystemTime,
 }
 
@@ -362,6 +418,9 @@ impl RunningServer {
             dropped: c.dropped.load(Ordering::Relaxed),
             refused: c.refused.load(Ordering::Relaxed),
             rejected: c.rejected.load(Ordering::Relaxed),
+            bad_framing: c.bad_framing.load(Ordering::Relaxed),
+            closed_before_hello: c.closed_before_hello.load(Ordering::Relaxed),
+            handshake_timeouts: c.handshake_timeouts.load(Ordering::Relaxed),
         }
     }
 

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use super::{ConnectionInfo, Shared, VERDICTS_KEPT, Verdict};
+use super::{ConnectionInfo, Shared, VERDICTS_KEPT, Verdict, VerdictReason};
 use crate::peer::NodeId;
 
 /// Keeps a connection in the server's list while it lives.
@@ -39,23 +39,42 @@ impl<'a> Registered<'a> {
     }
 }
 
+/// Records a verdict, coalescing it with an earlier one from the same IP
+/// address for the same node ID and reason.
 pub(super) fn record_verdict(
     shared: &Shared,
     observed: SocketAddr,
     peer: Option<NodeId>,
-    reason: Option<String>,
+    reason: Option<VerdictReason>,
 ) {
+    let now = std::time::SystemTime::now();
     let mut list = shared.verdicts.lock().unwrap_or_else(|p| p.into_inner());
-    if list.len() == VERDICTS_KEPT {
-        list.pop_back();
-    }
-    list.push_front(Verdict {
-        observed,
-        peer,
-        accepted: reason.is_none(),
-        reason,
-        at: std::time::SystemTime::now(),
-    });
+    let same = list
+        .iter()
+        .position(|v| v.observed.ip() == observed.ip() && v.peer == peer && v.reason == reason);
+    let verdict = match same.and_then(|i| list.remove(i)) {
+        Some(mut earlier) => {
+            earlier.count += 1;
+            earlier.at = now;
+            earlier.observed = observed;
+            earlier
+        }
+        None => {
+            if list.len() == VERDICTS_KEPT {
+                list.pop_back();
+            }
+            Verdict {
+                observed,
+                peer,
+                accepted: reason.is_none(),
+                reason,
+                count: 1,
+                first: now,
+                at: now,
+            }
+        }
+    };
+    list.push_front(verdict);
 }
 
 impl Drop for Registered<'_> {
