@@ -57,7 +57,7 @@ fn demo_exits_0_with_every_verdict_as_expected() {
         "node-1  node-2  127.0.0.1:",
         "node-3  node-2  127.0.0.3:",
         "connected",
-        "rejected 127.0.0.9:",
+        "rejected 127.0.0.3:",
         "claiming node-2: address not allowed for this node ID; expected 127.0.0.2",
         "OK: all",
     ] {

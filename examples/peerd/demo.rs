@@ -5,7 +5,8 @@
 //! - Where `::1` works, node-1 also listens on `[::1]`, and node-2 dials it
 //!   there from the source `::1`. node-1's peer table allows `::1` for
 //!   node-2 only: node-3 from `::1` would be refused.
-//! - An impostor at 127.0.0.9 claims node-2's ID to node-1.
+//! - An impostor on node-3's host (source 127.0.0.3, which node-1 admits,
+//!   for node-3) claims node-2's ID to node-1.
 //!
 //! The table is read from each node's admin listener, over peerwire. The
 //! exit code is 0 only when every link is connected from its node's own
@@ -63,7 +64,9 @@ const PLANS: [Plan; 3] = [
     },
 ];
 
-const IMPOSTOR_SOURCE: &str = "127.0.0.9";
+/// node-3's address: admitted by node-1 (for node-3), so the impostor gets
+/// as far as its HELLO, where the claim of node-2 from it is refused.
+const IMPOSTOR_SOURCE: &str = "127.0.0.3";
 
 /// Whether `::1` can be bound here.
 fn ipv6_loopback_works() -> bool {
@@ -173,12 +176,10 @@ pub async fn run() -> Result<ExitCode, ExitCode> {
 
     let impostor = impostor(&listens[0]).await;
     // node-1 records its verdict just after it answers: give it a moment.
-    let seen = |n: &Node| {
-        n.status()
-            .inbound
-            .iter()
-            .any(|v| v.observed.starts_with(&format!("{IMPOSTOR_SOURCE}:")))
+    let is_impostor = |v: &status::InboundStatus| {
+        v.observed.starts_with(&format!("{IMPOSTOR_SOURCE}:")) && v.verdict == "rejected"
     };
+    let seen = |n: &Node| n.status().inbound.iter().any(is_impostor);
     let deadline = Instant::now() + Duration::from_secs(2);
     while !seen(&nodes[0]) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -214,10 +215,7 @@ pub async fn run() -> Result<ExitCode, ExitCode> {
         Ok(()) => problems.push("node-1 accepted the impostor".into()),
         Err(error) => println!("  the impostor was told: {error}"),
     }
-    let verdict = statuses[0]
-        .inbound
-        .iter()
-        .find(|v| v.observed.starts_with(&format!("{IMPOSTOR_SOURCE}:")));
+    let verdict = statuses[0].inbound.iter().find(|v| is_impostor(v));
     match verdict {
         Some(v) => {
             let reason = v.reason.as_deref().unwrap_or("-");
@@ -253,7 +251,8 @@ pub async fn run() -> Result<ExitCode, ExitCode> {
     }
 }
 
-/// The impostor: binds 127.0.0.9, says it is node-2, and calls node-1.
+/// The impostor: binds node-3's address, says it is node-2, and calls
+/// node-1.
 async fn impostor(node1: &[SocketAddr]) -> Result<(), Error> {
     let target = node1
         .iter()

@@ -45,7 +45,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Three nodes at 127.0.0.1-3 in a full mesh (plus an IPv6 link over ::1
-    /// where it works) and an impostor at 127.0.0.9 claiming node-2's ID.
+    /// where it works) and an impostor on node-3's address (127.0.0.3) claiming node-2's ID.
     /// Exits 0 when every verdict is as expected.
     Demo,
     /// Runs one node from a TOML config until SIGINT or SIGTERM.

@@ -5,10 +5,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use ipnet::IpNet;
 use peerwire::peer::{HANDSHAKE_PROGRAM, HANDSHAKE_VERSION};
 use peerwire::{
-    CallOptions, Client, ClientIdentity, ClientOptions, ConnectOptions, ConnectionState, Endpoint,
-    Error, IdentityMode, PeerTable, RunningServer, Server, ServerIdentity, ServerOptions, Sources,
+    Admission, CallOptions, Client, ClientIdentity, ClientOptions, ConnectOptions, ConnectionState,
+    Endpoint, Error, IdentityMode, ListenOptions, PeerTable, RunningServer, Server, ServerIdentity,
+    ServerOptions, Sources,
 };
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
@@ -123,6 +125,44 @@ impl Shared {
     }
 }
 
+/// Only addresses some peer's `allow` list covers are admitted; any other
+/// connection is refused at accept, before a byte is read. (No peers: no
+/// one is admitted.)
+fn admission(config: &Config) -> Admission {
+    let allow: Vec<IpNet> = config
+        .peers
+        .iter()
+        .flat_map(|peer| peer.allow.iter().map(|entry| entry.net()))
+        .collect();
+    if allow.is_empty() {
+        return Admission {
+            reject: vec!["0.0.0.0/0".parse().unwrap(), "::/0".parse().unwrap()],
+            allow,
+        };
+    }
+    Admission {
+        reject: Vec::new(),
+        allow,
+    }
+}
+
+/// A `[::]:PORT` listen entry is one dual-stack socket (IPv4 callers too,
+/// judged and shown as IPv4), unless `0.0.0.0:PORT` is also listed: then
+/// `[::]` is IPv6-only and the IPv4 socket takes IPv4.
+fn dual_stack(listen: &[Endpoint]) -> bool {
+    let unspecified_v4_ports: Vec<u16> = listen
+        .iter()
+        .filter(|e| e.ip() == std::net::IpAddr::from([0, 0, 0, 0]))
+        .map(Endpoint::port)
+        .collect();
+    let unspecified_v6 = |e: &&Endpoint| e.ip() == std::net::IpAddr::from([0u16; 8]);
+    listen.iter().any(|e| unspecified_v6(&e))
+        && !listen
+            .iter()
+            .filter(unspecified_v6)
+            .any(|e| unspecified_v4_ports.contains(&e.port()))
+}
+
 /// Milliseconds since the Unix epoch.
 fn unix_ms(at: std::time::SystemTime) -> u64 {
     at.duration_since(std::time::UNIX_EPOCH)
@@ -162,6 +202,11 @@ impl Node {
                 peers: table,
                 mode: IdentityMode::Strict,
             }),
+            admission: admission(config),
+            listen: ListenOptions {
+                dual_stack: dual_stack(&config.listen),
+                ..ListenOptions::default()
+            },
             handshake_timeout: config.timeouts.handshake,
             shutdown_grace: Duration::from_secs(2),
             ..ServerOptions::default()

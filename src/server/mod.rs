@@ -103,7 +103,8 @@ pub struct ServerOptions {
     pub shutdown_grace: Duration,
     /// The largest arguments accepted in a call. Default 16 MiB.
     pub limits: Limits,
-    /// Options for the listening sockets.
+    /// Options for the listening sockets. `dual_stack` applies to the
+    /// `[::]` addresses among them only.
     pub listen: ListenOptions,
     /// Address admission, applied before a byte is read. Default: admit all.
     pub admission: Admission,
@@ -353,7 +354,18 @@ impl Server {
         }
         let mut listeners = Vec::new();
         for address in addresses {
-            listeners.push(listen(address, &self.options.listen)?);
+            // `dual_stack` is for `[::]` listeners; the others of the same
+            // server take the rest of the options as they are.
+            let unspecified_v6 = address.ip() == std::net::IpAddr::from([0u16; 8]);
+            let options = if self.options.listen.dual_stack && !unspecified_v6 {
+                ListenOptions {
+                    dual_stack: false,
+                    ..self.options.listen.clone()
+                }
+            } else {
+                self.options.listen.clone()
+            };
+            listeners.push(listen(address, &options)?);
         }
         let local_addrs = listeners
             .iter()
