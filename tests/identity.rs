@@ -422,6 +422,61 @@ async fn verdicts_cover_every_early_end_and_coalesce_repeats() {
     server.shutdown().await;
 }
 
+/// A handler's events carry the connection's span (id, observed and local
+/// address, and the peer's node ID once its HELLO succeeded) and the call's
+/// (xid, program, version, procedure).
+#[tokio::test(flavor = "current_thread")]
+async fn handler_events_carry_the_connection_and_call_spans() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let peers = PeerTable::new().allow(id("a"), ["127.0.0.2".parse().unwrap()]);
+    let options = ServerOptions {
+        identity: Some(ServerIdentity {
+            node: id("srv"),
+            cluster: Some("c1".into()),
+            peers,
+            mode: IdentityMode::Strict,
+        }),
+        ..ServerOptions::default()
+    };
+    let service = |_ctx: CallContext, _procedure: u32, args: Bytes| async move {
+        tracing::warn!("handler ran");
+        Ok(args)
+    };
+    let server = Server::new(options)
+        .service(PROG, 1, service)
+        .serve(&["127.0.0.1:0".parse().unwrap()])
+        .unwrap();
+    let address = Endpoint::from(server.local_addrs()[0]);
+    let a = client(&address, "127.0.0.2", "a", "srv");
+    a.call(PROG, 1, 7, Bytes::from_static(b"x")).await.unwrap();
+    let log = logs.text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("handler ran"))
+        .unwrap_or_else(|| panic!("no handler event: {log}"));
+    for field in [
+        "conn{",
+        "observed=127.0.0.2:",
+        "local=127.0.0.1:",
+        "peer=a",
+        "call{",
+        "xid=",
+        &format!("program={PROG}"),
+        "version=1",
+        "procedure=7",
+    ] {
+        assert!(line.contains(field), "no {field:?} in {line}");
+    }
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn the_client_catches_a_server_with_another_node_id() {
     let calls = Arc::new(AtomicUsize::new(0));

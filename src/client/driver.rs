@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use tokio::time::{Instant, Sleep};
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::ConnectionState;
 use super::core::{Answer, CallInfo, Core, Counters, Inner, Live, Waiter};
@@ -345,7 +345,24 @@ async fn serve(inner: &Arc<Inner>, link: Link) -> Ended {
         live_calls: 0,
         quiet_since: None,
     };
-    let ended = std::future::poll_fn(|cx| conn.poll(cx)).await;
+    // The connection's span: every event of it carries the peer, both
+    // addresses, and how the peer observed us (with identity on).
+    let observed = inner
+        .hello
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .map(|hello| hello.observed);
+    let span = info_span!(
+        "conn",
+        peer = %inner.peer,
+        local = %local,
+        remote = %remote,
+        observed = observed.map(tracing::field::display),
+    );
+    let ended = std::future::poll_fn(|cx| conn.poll(cx))
+        .instrument(span)
+        .await;
     let cause = match ended {
         Ended::Lost(cause) => cause,
         Ended::Closed => DisconnectCause::ClientClosed,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
-use tracing::{debug, warn};
+use tracing::{Instrument, debug, info_span, warn};
 
 use super::connection::serve_connection;
 use super::verdicts::record_verdict;
@@ -60,14 +60,30 @@ pub(super) async fn accept_loop(
         }
         let shared = shared.clone();
         let shutdown = shutdown.clone();
-        connections.spawn(async move {
-            let local = stream.local_addr().ok();
-            if let Err(error) = serve_connection(stream, observed, shared.clone(), shutdown).await {
-                debug!(%observed, ?local, %error, "connection ended with an error");
+        // The connection's span: every event of it carries the connection
+        // id, the observed and local addresses, and the peer's node ID once
+        // its HELLO succeeded.
+        let local = stream.local_addr().ok();
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let span = info_span!(
+            "conn",
+            id,
+            observed = %observed,
+            local = local.map(tracing::field::display),
+            peer = tracing::field::Empty,
+        );
+        connections.spawn(
+            async move {
+                if let Err(error) =
+                    serve_connection(stream, observed, id, shared.clone(), shutdown).await
+                {
+                    debug!(%error, "connection ended with an error");
+                }
+                shared.counters.closed.fetch_add(1, Ordering::Relaxed);
+                drop(permit);
             }
-            shared.counters.closed.fetch_add(1, Ordering::Relaxed);
-            drop(permit);
-        });
+            .instrument(span),
+        );
     }
     drop(listener);
     while connections.join_next().await.is_some() {}

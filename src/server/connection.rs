@@ -53,6 +53,7 @@ pub(super) enum ConnectionEnd {
 pub(super) async fn serve_connection(
     stream: TcpStream,
     observed: SocketAddr,
+    id: u64,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), ConnectionEnd> {
@@ -66,7 +67,6 @@ pub(super) async fn serve_connection(
     if let Some(identity) = &shared.identity {
         state = state.with_identity(identity.clone(), observed);
     }
-    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let registered = Registered::new(
         &shared,
         ConnectionInfo {
@@ -297,6 +297,7 @@ impl Connection<'_> {
                 if let Some(peer) = self.state.peer()
                     && self.registered.identify(peer)
                 {
+                    tracing::Span::current().record("peer", tracing::field::display(peer));
                     record_verdict(shared, self.observed, Some(peer.clone()), None);
                 }
             }

@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
 use tokio::task::JoinSet;
-use tracing::warn;
+use tracing::{Instrument, debug_span, warn};
 
 use super::{CallContext, HandlerFuture, Shared};
 use crate::conn::{Dispatch, ProcError};
@@ -116,22 +116,29 @@ impl Handlers {
             );
             (xid, Err(ProcError::SystemErr))
         };
+        // The call's span: every event of the handler carries its XID,
+        // program, version and procedure (inside the connection's span).
+        let span = debug_span!("call", xid, program, version, procedure);
+        let entered = span.enter();
         let Ok(mut future) = catch_unwind(AssertUnwindSafe(|| service.call(ctx, procedure, args)))
         else {
             return Some(panicked(shared));
         };
-        match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+        let first = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)));
+        drop(entered);
+        match first {
             Ok(Poll::Ready(outcome)) => Some((xid, outcome)),
             Err(_) => Some(panicked(shared)),
             Ok(Poll::Pending) => {
                 let shared = shared.clone();
-                self.spawned.spawn(async move {
+                let run = async move {
                     let future: HandlerFuture = future;
                     match AssertUnwindSafe(future).catch_unwind().await {
                         Ok(outcome) => (xid, outcome),
                         Err(_) => panicked(&shared),
                     }
-                });
+                };
+                self.spawned.spawn(run.instrument(span));
                 None
             }
         }
