@@ -477,6 +477,45 @@ async fn handler_events_carry_the_connection_and_call_spans() {
     server.shutdown().await;
 }
 
+/// A peer that refuses our identity is retried with growing backoff up to
+/// the maximum, however often calls come: callers pinging every 20 ms for
+/// 3 s make a handful of attempts, not one per ping.
+#[tokio::test(flavor = "current_thread")]
+async fn a_refused_identity_is_retried_with_growing_backoff() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (server, address) = server(Admission::default(), calls);
+    let mut identity = ClientIdentity::new(id("a"), id("srv"));
+    identity.cluster = Some("c1".into());
+    let options = ClientOptions {
+        connect: ConnectOptions {
+            // "a" is allowed only from 127.0.0.2.
+            sources: Sources::new().with("127.0.0.9".parse::<ScopedIp>().unwrap()),
+            ..ConnectOptions::default()
+        },
+        identity: Some(identity),
+        backoff_base: Duration::from_millis(100),
+        backoff_max: Duration::from_millis(1600),
+        backoff_jitter: 0.0,
+        ..ClientOptions::default()
+    };
+    let refused = Client::new(vec![address], options).unwrap();
+    let start = std::time::Instant::now();
+    let mut failures = 0;
+    while start.elapsed() < Duration::from_secs(3) {
+        let result = refused.null(PROG, 1).await;
+        assert!(result.is_err(), "{result:?}");
+        failures += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let attempts = server.stats().rejected;
+    // 100 + 200 + 400 + 800 ms, then every 1.6 s: about 6 in 3 s.
+    assert!(
+        (3..=9).contains(&attempts),
+        "{attempts} HELLO attempts for {failures} pings in 3 s"
+    );
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn the_client_catches_a_server_with_another_node_id() {
     let calls = Arc::new(AtomicUsize::new(0));
