@@ -97,6 +97,10 @@ fn main() {
             "peerd_peer_with_the_wrong_source_is_rejected",
             peerd::peerd_peer_with_the_wrong_source_is_rejected,
         ),
+        (
+            "peerd_dual_stack_listener_judges_and_shows_ipv4_callers_as_ipv4",
+            peerd::peerd_dual_stack_listener_judges_and_shows_ipv4_callers_as_ipv4,
+        ),
         ("support_hosts_talk_over_veth", support_hosts_talk_over_veth),
         (
             "support_tentative_address_becomes_usable",

@@ -449,3 +449,93 @@ pub fn peerd_peer_with_the_wrong_source_is_rejected() {
     da.stop();
     db.stop();
 }
+
+/// A node listening only on `[::]` (one dual-stack socket): its IPv4 peer
+/// connects over IPv4 and is judged and shown as IPv4, its IPv6 link works,
+/// and an IPv4 caller from an address no allow list covers is refused at
+/// admission and shown as IPv4 (never `::ffff:…`).
+pub fn peerd_dual_stack_listener_judges_and_shows_ipv4_callers_as_ipv4() {
+    let a = Host::new("pxa");
+    let b = Host::new("pxb");
+    link(&a, "veth0", &b, "veth0");
+    a.add_addr("veth0", "192.0.2.10/24");
+    a.add_addr("veth0", "2001:db8:1::10/64");
+    b.add_addr("veth0", "192.0.2.20/24");
+    b.add_addr("veth0", "192.0.2.29/24"); // the impostor's
+    b.add_addr("veth0", "2001:db8:1::20/64");
+    let dir = work_dir();
+    let da = Daemon::start(
+        &a,
+        &dir,
+        "node-a",
+        &node_config(
+            "node-a",
+            &["[::]:24007"],
+            Some("192.0.2.10"),
+            Some("2001:db8:1::10"),
+            (
+                "node-b",
+                &["[2001:db8:1::20]:24007"],
+                &["192.0.2.20", "2001:db8:1::20"],
+            ),
+        ),
+    );
+    let db = Daemon::start(
+        &b,
+        &dir,
+        "node-b",
+        &node_config(
+            "node-b",
+            &["192.0.2.20:24007", "[2001:db8:1::20]:24007"],
+            Some("192.0.2.20"),
+            Some("2001:db8:1::20"),
+            ("node-a", &["192.0.2.10:24007"], &["2001:db8:1::10"]),
+        ),
+    );
+    wait_status(&a, "127.0.0.1:24100", &[&da, &db], all_connected);
+    let sb = wait_status(&b, "127.0.0.1:24100", &[&da, &db], all_connected);
+    // b reached a's [::] socket over IPv4, and a saw it as IPv4.
+    let ba = peer(&sb, "node-a");
+    assert_eq!(host_part(&ba["local"]), "192.0.2.20", "{sb:#}");
+    assert_eq!(ba["observed_by_peer"], ba["local"], "{sb:#}");
+    let from = ba["local"].clone();
+    wait_status(&a, "127.0.0.1:24100", &[&da, &db], |s| {
+        any_inbound(s, |v| {
+            v["observed"] == from && v["peer"] == "node-b" && v["verdict"] == "accepted"
+        })
+    });
+
+    // The impostor: a NULL call to a from 192.0.2.29, over IPv4.
+    let output = b
+        .command(peerd::binary().to_str().unwrap())
+        .args([
+            "ping",
+            "192.0.2.10:24007",
+            "--prog",
+            "542136146",
+            "--vers",
+            "1",
+            "--source",
+            "192.0.2.29",
+            "--timeout",
+            "2",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "the impostor got an answer");
+    let sa = wait_status(&a, "127.0.0.1:24100", &[&da, &db], |s| {
+        any_inbound(s, |v| v["reason"] == "address not admitted")
+    });
+    let verdict = sa["inbound"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["reason"] == "address not admitted")
+        .unwrap();
+    let observed = verdict["observed"].as_str().unwrap();
+    assert!(observed.starts_with("192.0.2.29:"), "shown as IPv4: {sa:#}");
+    assert_eq!(verdict["verdict"], "rejected", "{sa:#}");
+    da.stop();
+    db.stop();
+}
