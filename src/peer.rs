@@ -303,6 +303,22 @@ pub struct ServerIdentity {
 }
 
 impl ServerIdentity {
+    /// True when `node`, already identified, may still be connected from
+    /// `observed` under this identity (after the peer table changed).
+    pub fn still_allows(&self, node: &NodeId, observed: CanonicalIp) -> Result<(), Refusal> {
+        if *node == self.node {
+            return Err(Refusal::ClaimsOurId);
+        }
+        match (self.mode, self.peers.addresses(node)) {
+            (_, Some(allowed)) if allowed.iter().any(|a| a.matches(observed)) => Ok(()),
+            (_, Some(allowed)) => Err(Refusal::AddressNotAllowed {
+                expected: allowed.to_vec(),
+            }),
+            (IdentityMode::Open, None) => Ok(()),
+            (IdentityMode::Strict, None) => Err(Refusal::UnknownNode),
+        }
+    }
+
     /// Decides about a HELLO from `observed`. Returns the version chosen.
     pub fn decide(&self, hello: &Hello, observed: CanonicalIp) -> Result<u32, Refusal> {
         if hello.node == self.node {

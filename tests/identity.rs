@@ -516,6 +516,68 @@ async fn a_refused_identity_is_retried_with_growing_backoff() {
     server.shutdown().await;
 }
 
+/// `RunningServer::update` replaces the peer table while the server runs:
+/// a connection whose node is no longer allowed from its address is closed
+/// with a verdict, and its next attempt refused; a connection still
+/// allowed goes on untouched (same local port).
+#[tokio::test(flavor = "current_thread")]
+async fn an_updated_peer_table_closes_only_what_it_no_longer_allows() {
+    use peerwire::{ConnectionState, VerdictReason};
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (server, address) = server(Admission::default(), calls);
+    let a = client(&address, "127.0.0.2", "a", "srv");
+    let b = client(&address, "127.0.0.3", "b", "srv");
+    a.null(PROG, 1).await.unwrap();
+    b.null(PROG, 1).await.unwrap();
+    let local = |c: &Client| match c.state() {
+        ConnectionState::Connected { local, .. } => Some(local),
+        _ => None,
+    };
+    let b_before = local(&b).expect("b connected");
+    // "a" is now allowed only from 127.0.0.4; "b" as before.
+    let peers = PeerTable::new()
+        .allow(id("a"), ["127.0.0.4".parse().unwrap()])
+        .allow(id("b"), ["127.0.0.3".parse().unwrap()]);
+    server
+        .update(
+            Admission::default(),
+            Some(ServerIdentity {
+                node: id("srv"),
+                cluster: Some("c1".into()),
+                peers,
+                mode: IdentityMode::Strict,
+            }),
+        )
+        .unwrap();
+    let closed = |v: &peerwire::Verdict| {
+        matches!(v.reason, Some(VerdictReason::NoLongerAllowed(_)))
+            && v.peer.as_ref().map(NodeId::as_str) == Some("a")
+    };
+    let start = std::time::Instant::now();
+    while !server.verdicts().iter().any(closed) && start.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        server.verdicts().iter().any(closed),
+        "{:#?}",
+        server.verdicts()
+    );
+    let again = a.null(PROG, 1).await;
+    assert!(
+        matches!(again, Err(Error::IdentityRefused { .. })),
+        "{again:?}"
+    );
+    b.null(PROG, 1).await.unwrap();
+    assert_eq!(local(&b), Some(b_before), "b's connection was kept");
+    assert_eq!(
+        server.connections().len(),
+        1,
+        "only b's connection is open: {:?}",
+        server.connections()
+    );
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn the_client_catches_a_server_with_another_node_id() {
     let calls = Arc::new(AtomicUsize::new(0));

@@ -262,6 +262,15 @@ impl ServerConnection {
         self
     }
 
+    /// Replaces the identity later HELLOs on this connection are judged by
+    /// (the server's peer table changed). A connection without the HELLO
+    /// gate stays without it.
+    pub fn set_identity(&mut self, identity: Arc<ServerIdentity>) {
+        if let Some(gate) = &mut self.gate {
+            gate.identity = identity;
+        }
+    }
+
     /// The peer's node ID, once its HELLO succeeded.
     pub fn peer(&self) -> Option<&NodeId> {
         self.gate.as_ref()?.peer.as_ref()

@@ -46,7 +46,12 @@ pub(super) async fn accept_loop(
             }
         };
         // Admission runs before a single byte is read.
-        if !shared.options.admission.admits(CanonicalIp::from(observed)) {
+        let admitted = shared
+            .policy
+            .borrow()
+            .admission
+            .admits(CanonicalIp::from(observed));
+        if !admitted {
             shared.counters.refused.fetch_add(1, Ordering::Relaxed);
             warn!(%observed, "connection refused by admission; closed unread");
             record_verdict(&shared, observed, None, Some(VerdictReason::NotAdmitted));
@@ -54,7 +59,7 @@ pub(super) async fn accept_loop(
             continue;
         }
         shared.counters.accepted.fetch_add(1, Ordering::Relaxed);
-        if shared.identity.is_none() {
+        if shared.policy.borrow().identity.is_none() {
             // Admission is the whole verdict; with an identity, HELLO is.
             record_verdict(&shared, observed, None, None);
         }

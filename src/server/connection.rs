@@ -18,7 +18,8 @@ use tracing::{debug, warn};
 use super::accept::stopped;
 use super::handler::{Handlers, Origin};
 use super::verdicts::{Registered, record_verdict};
-use super::{ConnectionInfo, Shared, VerdictReason};
+use super::{ConnectionInfo, Policy, Shared, VerdictReason};
+use crate::addr::CanonicalIp;
 use crate::client::RELEASE_AFTER;
 use crate::conn::{Expired, Inbound, Outbox, ServerConnection};
 use crate::proto::DecodeError;
@@ -48,6 +49,8 @@ pub(super) enum ConnectionEnd {
     Refused,
     #[error("shutdown grace period over")]
     GraceOver,
+    #[error("no longer allowed after a policy change")]
+    NoLongerAllowed,
 }
 
 pub(super) async fn serve_connection(
@@ -64,7 +67,9 @@ pub(super) async fn serve_connection(
     let mut state = ServerConnection::new(opts.limits.record_limits(), opts.max_in_progress)
         .with_timeouts(now.into_std(), opts.idle_timeout, opts.handshake_timeout)
         .with_max_args(opts.limits.max_payload());
-    if let Some(identity) = &shared.identity {
+    let mut policy = shared.policy.subscribe();
+    let current = policy.borrow_and_update().clone();
+    if let Some(identity) = &current.identity {
         state = state.with_identity(identity.clone(), observed);
     }
     let registered = Registered::new(
@@ -99,11 +104,22 @@ pub(super) async fn serve_connection(
         verdict_given: false,
         shutting_down: false,
     };
+    let mut watching = true;
     let end = loop {
         tokio::select! {
             end = std::future::poll_fn(|cx| conn.poll(cx)) => break end,
             () = stopped(&mut shutdown), if !conn.stopping => {
                 conn.stop(Instant::now());
+            }
+            changed = policy.changed(), if watching => {
+                if changed.is_err() {
+                    watching = false;
+                    continue;
+                }
+                let now = policy.borrow_and_update().clone();
+                if let Some(end) = conn.rejudge(&now) {
+                    break Err(end);
+                }
             }
         }
     };
@@ -214,6 +230,31 @@ impl Connection<'_> {
         }
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+
+    /// The server's admission lists or peer table changed: judges this
+    /// connection again. Returns why it must close, if it must.
+    fn rejudge(&mut self, policy: &Policy) -> Option<ConnectionEnd> {
+        if let Some(identity) = &policy.identity {
+            self.state.set_identity(identity.clone());
+        }
+        let observed = CanonicalIp::from(self.observed);
+        let refusal = if !policy.admission.admits(observed) {
+            Some(None)
+        } else {
+            match (&policy.identity, self.state.peer()) {
+                (Some(identity), Some(peer)) => {
+                    identity.still_allows(peer, observed).err().map(Some)
+                }
+                _ => None,
+            }
+        }?;
+        let peer = self.state.peer().cloned();
+        let reason = VerdictReason::NoLongerAllowed(refusal);
+        warn!(%reason, "closing");
+        record_verdict(self.shared, self.observed, peer, Some(reason));
+        self.verdict_given = true;
+        Some(ConnectionEnd::NoLongerAllowed)
     }
 
     /// A connection that ends before a successful HELLO always leaves a

@@ -197,6 +197,9 @@ pub enum VerdictReason {
     CallBeforeHello,
     /// A second HELLO claimed another node ID.
     SecondHello,
+    /// Admitted and identified, but the admission lists or the peer table
+    /// changed ([`RunningServer::update`]) and no longer allow it: closed.
+    NoLongerAllowed(Option<crate::peer::Refusal>),
 }
 
 impl std::fmt::Display for VerdictReason {
@@ -209,6 +212,15 @@ impl std::fmt::Display for VerdictReason {
             VerdictReason::Refused(refusal) => write!(f, "{refusal}"),
             VerdictReason::CallBeforeHello => f.write_str("a call before HELLO"),
             VerdictReason::SecondHello => f.write_str("a second HELLO with another node ID"),
+            VerdictReason::NoLongerAllowed(None) => {
+                f.write_str("no longer admitted after a policy change; closed")
+            }
+            VerdictReason::NoLongerAllowed(Some(refusal)) => {
+                write!(
+                    f,
+                    "no longer allowed after a policy change ({refusal}); closed"
+                )
+            }
         }
     }
 }
@@ -267,12 +279,20 @@ impl std::fmt::Debug for Server {
     }
 }
 
+/// Who may connect and as whom: what [`RunningServer::update`] replaces.
+#[derive(Debug)]
+struct Policy {
+    admission: Admission,
+    identity: Option<Arc<ServerIdentity>>,
+}
+
 struct Shared {
     registry: Registry,
     /// Few enough to search in order, faster per call than a map.
     services: Vec<((u32, u32), Arc<dyn Service>)>,
     options: ServerOptions,
-    identity: Option<Arc<ServerIdentity>>,
+    /// The admission lists and identity now; connections watch it.
+    policy: watch::Sender<Arc<Policy>>,
     counters: Counters,
     connections: std::sync::Mutex<HashMap<u64, ConnectionInfo>>,
     verdicts: std::sync::Mutex<std::collections::VecDeque<Verdict>>,
@@ -375,19 +395,17 @@ impl Server {
                 address: addresses[0].clone(),
                 error,
             })?;
-        let identity = self.options.identity.clone().map(|mut identity| {
-            let missing = identity.peers.resolve_scopes(|name| nix::net::if_::if_nametoindex(name).ok());
-            for name in missing {
-                warn!(interface = %name, "peer table names an interface this host lacks; its entries match nothing");
-            }
-            Arc::new(identity)
-        });
+        let identity = self.options.identity.clone().map(resolve_identity);
+        let policy = Policy {
+            admission: self.options.admission.clone(),
+            identity,
+        };
         let shared = Arc::new(Shared {
             registry: self.registry,
             services: self.services.into_iter().collect(),
             counters: Counters::default(),
             options: self.options,
-            identity,
+            policy: watch::Sender::new(Arc::new(policy)),
             connections: std::sync::Mutex::new(HashMap::new()),
             verdicts: std::sync::Mutex::new(std::collections::VecDeque::new()),
             next_id: AtomicU64::new(rand::random::<u64>() >> 16),
@@ -413,7 +431,42 @@ impl Server {
     }
 }
 
+/// Resolves the interface names of a peer table's scoped entries.
+fn resolve_identity(mut identity: ServerIdentity) -> Arc<ServerIdentity> {
+    let missing = identity
+        .peers
+        .resolve_scopes(|name| nix::net::if_::if_nametoindex(name).ok());
+    for name in missing {
+        warn!(interface = %name, "peer table names an interface this host lacks; its entries match nothing");
+    }
+    Arc::new(identity)
+}
+
 impl RunningServer {
+    /// Replaces the admission lists and the identity (the peer table) while
+    /// the server runs. New connections meet the new ones at once. Open
+    /// connections are judged again: one from an address no longer
+    /// admitted, or whose node ID is no longer allowed from its address, is
+    /// closed, with a verdict ([`VerdictReason::NoLongerAllowed`]); the
+    /// others go on untouched.
+    pub fn update(
+        &self,
+        admission: Admission,
+        identity: Option<ServerIdentity>,
+    ) -> Result<(), Error> {
+        if let Err(net) = admission.check() {
+            return Err(Error::Config(format!(
+                "admission network {net} is IPv4-mapped but shorter than /96: it has no IPv4 form"
+            )));
+        }
+        let policy = Policy {
+            admission,
+            identity: identity.map(resolve_identity),
+        };
+        self.shared.0.policy.send_replace(Arc::new(policy));
+        Ok(())
+    }
+
     /// The addresses listened on, with the ports chosen.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.local_addrs
