@@ -388,3 +388,190 @@ fn status_of_nothing_and_bad_arguments() {
     );
     assert_eq!(output.status.code(), Some(2));
 }
+
+/// The status of the node whose admin listener is at `admin`, as JSON.
+fn status_json(admin: &str) -> Option<serde_json::Value> {
+    let output = run(
+        &["status", "--admin", admin, "--json", "--timeout", "2"],
+        Duration::from_secs(10),
+    );
+    output
+        .status
+        .success()
+        .then(|| serde_json::from_slice(&output.stdout).expect("status --json is JSON"))
+}
+
+/// Polls `admin`'s status until `done` holds (total: a transient status is
+/// polled again); panics with the last one after 15 s.
+fn wait_for(admin: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let start = Instant::now();
+    let mut last = None;
+    while start.elapsed() < Duration::from_secs(15) {
+        if let Some(status) = status_json(admin) {
+            if done(&status) {
+                return status;
+            }
+            last = Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("status of {admin} did not settle: {last:#?}");
+}
+
+fn peer_of<'a>(status: &'a serde_json::Value, id: &str) -> Option<&'a serde_json::Value> {
+    status["peers"].as_array()?.iter().find(|p| p["id"] == id)
+}
+
+/// SIGHUP re-reads the config and applies only the difference: the
+/// unchanged peer keeps its connection (the same local port), an added one
+/// is dialled, a removed one closed; a bad config is refused with its file,
+/// line and key in the log, and the running config stays.
+#[test]
+fn sighup_reload_applies_only_the_difference() {
+    // Addresses of their own on loopback, which nothing else here uses.
+    const A: &str = "127.79.0.1";
+    const B: &str = "127.79.0.2";
+    let free = |host: &str| {
+        std::net::TcpListener::bind((host, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (a_port, a_admin, b_port, b_admin) = (free(A), free(A), free(B), free(B));
+    let dir = temp_dir("reload");
+    let config = |node: &str, host: &str, port: u16, admin: u16, peers: &[(&str, &str, u16)]| {
+        let mut text = format!(
+            "node_id = \"{node}\"\nlisten = [\"{host}:{port}\"]\nadmin = \"{host}:{admin}\"\n[source]\nv4 = \"{host}\"\n"
+        );
+        for (id, peer_host, peer_port) in peers {
+            text.push_str(&format!(
+                "[[peer]]\nid = \"{id}\"\ndial = [\"{peer_host}:{peer_port}\"]\nallow = [\"{peer_host}\"]\n"
+            ));
+        }
+        text.push_str("[timeouts]\nping_interval = 0.1\n");
+        text
+    };
+    let a_path = dir.join("a.toml");
+    let b_path = dir.join("b.toml");
+    std::fs::write(
+        &a_path,
+        config("node-a", A, a_port, a_admin, &[("node-b", B, b_port)]),
+    )
+    .unwrap();
+    std::fs::write(
+        &b_path,
+        config("node-b", B, b_port, b_admin, &[("node-a", A, a_port)]),
+    )
+    .unwrap();
+    let a_log = dir.join("a.log");
+    let spawn = |path: &std::path::Path, log: Option<&std::path::Path>| {
+        let stderr = match log {
+            Some(log) => Stdio::from(std::fs::File::create(log).unwrap()),
+            None => Stdio::null(),
+        };
+        KillOnDrop(
+            Command::new(peerd::binary())
+                .args(["run", "--config", path.to_str().unwrap()])
+                .env("RUST_LOG", "info")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(stderr)
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let node_a = spawn(&a_path, Some(&a_log));
+    let _node_b = spawn(&b_path, None);
+    let a_admin = format!("{A}:{a_admin}");
+    let connected = |id: &str| {
+        let id = id.to_owned();
+        move |s: &serde_json::Value| peer_of(s, &id).is_some_and(|p| p["state"] == "connected")
+    };
+    let before = wait_for(&a_admin, connected("node-b"));
+    assert_eq!(before["config_generation"], 1, "{before:#}");
+    let local_before = peer_of(&before, "node-b").unwrap()["local"].clone();
+    let hup = |child: &KillOnDrop| {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.0.id() as i32),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .unwrap();
+    };
+
+    // Add node-c (nothing listens there): b is kept, c is dialled.
+    std::fs::write(
+        &a_path,
+        config(
+            "node-a",
+            A,
+            a_port,
+            a_admin.rsplit_once(':').unwrap().1.parse().unwrap(),
+            &[("node-b", B, b_port), ("node-c", "127.79.0.3", 9)],
+        ),
+    )
+    .unwrap();
+    hup(&node_a);
+    let after = wait_for(&a_admin, |s| {
+        s["config_generation"] == 2 && peer_of(s, "node-c").is_some()
+    });
+    let ids: Vec<&str> = after["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["node-b", "node-c"], "{after:#}");
+    let kept = wait_for(&a_admin, connected("node-b"));
+    assert_eq!(
+        peer_of(&kept, "node-b").unwrap()["local"],
+        local_before,
+        "node-b's link kept its connection: {kept:#}"
+    );
+
+    // A bad config is refused: the running config stays, and the log says
+    // where the error is.
+    std::fs::write(
+        &a_path,
+        "node_id = \"node-a\"\nlisten = [\"300.1.1.1:5\"]\n",
+    )
+    .unwrap();
+    hup(&node_a);
+    let start = Instant::now();
+    let log = loop {
+        let log = std::fs::read_to_string(&a_log).unwrap_or_default();
+        if log.contains("reload refused") || start.elapsed() > Duration::from_secs(10) {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(log.contains("reload refused"), "{log}");
+    assert!(log.contains("listen[0]") && log.contains("a.toml"), "{log}");
+    let still = status_json(&a_admin).expect("still running");
+    assert_eq!(still["config_generation"], 2, "{still:#}");
+    assert!(peer_of(&still, "node-c").is_some(), "{still:#}");
+
+    // Remove node-c.
+    std::fs::write(
+        &a_path,
+        config(
+            "node-a",
+            A,
+            a_port,
+            a_admin.rsplit_once(':').unwrap().1.parse().unwrap(),
+            &[("node-b", B, b_port)],
+        ),
+    )
+    .unwrap();
+    hup(&node_a);
+    let last = wait_for(&a_admin, |s| {
+        s["config_generation"] == 3 && peer_of(s, "node-c").is_none()
+    });
+    assert_eq!(
+        peer_of(&last, "node-b").unwrap()["local"],
+        local_before,
+        "{last:#}"
+    );
+    drop(node_a);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

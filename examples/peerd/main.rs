@@ -164,26 +164,40 @@ async fn run(path: PathBuf) -> Result<ExitCode, ExitCode> {
     };
     use tokio::signal::unix::{SignalKind, signal};
     // Installed first, so a signal during start-up is not lost.
-    let (mut interrupt, mut terminate) = match (
+    let (mut interrupt, mut terminate, mut hangup) = match (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
     ) {
-        (Ok(i), Ok(t)) => (i, t),
+        (Ok(i), Ok(t), Ok(h)) => (i, t, h),
         _ => {
-            eprintln!("error: cannot install the SIGINT and SIGTERM handlers");
+            eprintln!("error: cannot install the SIGINT, SIGTERM and SIGHUP handlers");
             return Ok(ExitCode::FAILURE);
         }
     };
-    let node = match node::Node::start(&config) {
+    let mut node = match node::Node::start(&config) {
         Ok(node) => node,
         Err(error) => {
             eprintln!("error: node {} cannot start: {error}", config.node_id);
             return Ok(ExitCode::FAILURE);
         }
     };
-    let which = tokio::select! {
-        _ = interrupt.recv() => "SIGINT",
-        _ = terminate.recv() => "SIGTERM",
+    let which = loop {
+        tokio::select! {
+            _ = interrupt.recv() => break "SIGINT",
+            _ = terminate.recv() => break "SIGTERM",
+            _ = hangup.recv() => {
+                // SIGHUP: re-read the config and apply only the difference.
+                // A bad one is refused, and the running config stays.
+                match config::Config::load(&path).map_err(|e| e.to_string()).and_then(|new| node.reload(&new)) {
+                    Ok(summary) => tracing::info!(config = %path.display(), "reloaded: {summary}"),
+                    Err(error) => tracing::error!(
+                        config = %path.display(),
+                        "reload refused, the running config stays: {error}"
+                    ),
+                }
+            }
+        }
     };
     tracing::info!(signal = which, "shutting down");
     node.shutdown().await;

@@ -2,7 +2,8 @@
 //! pings it, and the status listener.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
@@ -30,11 +31,46 @@ struct Report {
     answered: u64,
 }
 
+/// What a peer's link is made from: a link whose settings did not change
+/// is kept across a reload (with its connection).
+#[derive(Clone, Debug, PartialEq)]
+struct LinkSettings {
+    node: String,
+    peer: String,
+    dial: Vec<Endpoint>,
+    sources: (Option<String>, Option<String>),
+    timeouts: [Duration; 5],
+}
+
+impl LinkSettings {
+    fn of(config: &Config, peer: &PeerConfig) -> LinkSettings {
+        let t = config.timeouts;
+        LinkSettings {
+            node: config.node_id.to_string(),
+            peer: peer.id.to_string(),
+            dial: peer.dial.clone(),
+            sources: (
+                config.source_v4.as_ref().map(ToString::to_string),
+                config.source_v6.as_ref().map(ToString::to_string),
+            ),
+            timeouts: [
+                t.connect,
+                t.call,
+                t.ping_interval,
+                t.ping_timeout,
+                t.handshake,
+            ],
+        }
+    }
+}
+
 /// Our side of one peer.
 struct PeerLink {
     id: String,
+    settings: LinkSettings,
     client: Client,
     report: Mutex<Report>,
+    pinger: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl PeerLink {
@@ -81,13 +117,17 @@ struct Shared {
     /// until [`Node::dial`] makes their links, so that the very first
     /// status answer lists every peer.
     configured: Vec<String>,
-    /// Set once, by [`Node::dial`].
-    peers: OnceLock<Vec<Arc<PeerLink>>>,
+    /// Set by [`Node::dial`], changed by [`Node::reload`].
+    peers: Mutex<Option<Vec<Arc<PeerLink>>>>,
+    /// The config's generation: 1 at start, one more for each reload.
+    generation: AtomicU64,
+    /// When the running config was loaded, in ms since the Unix epoch.
+    loaded_ms: AtomicU64,
 }
 
 impl Shared {
-    fn peers(&self) -> &[Arc<PeerLink>] {
-        self.peers.get().map_or(&[], Vec::as_slice)
+    fn peers(&self) -> Vec<Arc<PeerLink>> {
+        self.peers.lock().unwrap().clone().unwrap_or_default()
     }
 }
 
@@ -112,7 +152,7 @@ impl Shared {
         Status {
             node_id: self.node_id.clone(),
             listen: self.listen.iter().copied().map(status::fmt_addr).collect(),
-            peers: match self.peers.get() {
+            peers: match &*self.peers.lock().unwrap() {
                 Some(peers) => peers.iter().map(|p| p.status()).collect(),
                 None => self
                     .configured
@@ -121,7 +161,23 @@ impl Shared {
                     .collect(),
             },
             inbound,
+            config_generation: self.generation.load(Ordering::Relaxed),
+            config_loaded_ms: self.loaded_ms.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// The node's identity and peer table.
+fn server_identity(config: &Config) -> ServerIdentity {
+    let mut table = PeerTable::new();
+    for peer in &config.peers {
+        table = table.allow(peer.id.clone(), peer.allow.iter().cloned());
+    }
+    ServerIdentity {
+        node: config.node_id.clone(),
+        cluster: None,
+        peers: table,
+        mode: IdentityMode::Strict,
     }
 }
 
@@ -174,7 +230,8 @@ pub struct Node {
     shared: Arc<Shared>,
     admin: Option<RunningServer>,
     admin_addr: Option<SocketAddr>,
-    pingers: Vec<JoinHandle<()>>,
+    /// The running config, once the node has dialled.
+    config: Option<Config>,
 }
 
 /// Errors starting a node: a listener that cannot bind, say.
@@ -191,17 +248,8 @@ impl Node {
     /// Starts the node's listener (with the peer table of `config`) and its
     /// admin listener, without dialling anyone yet.
     pub fn listen(config: &Config) -> Result<Node, StartError> {
-        let mut table = PeerTable::new();
-        for peer in &config.peers {
-            table = table.allow(peer.id.clone(), peer.allow.iter().cloned());
-        }
         let options = ServerOptions {
-            identity: Some(ServerIdentity {
-                node: config.node_id.clone(),
-                cluster: None,
-                peers: table,
-                mode: IdentityMode::Strict,
-            }),
+            identity: Some(server_identity(config)),
             admission: admission(config),
             listen: ListenOptions {
                 dual_stack: dual_stack(&config.listen),
@@ -221,7 +269,9 @@ impl Node {
             listen,
             server: Mutex::new(Some(server)),
             configured: config.peers.iter().map(|p| p.id.to_string()).collect(),
-            peers: OnceLock::new(),
+            peers: Mutex::new(None),
+            generation: AtomicU64::new(1),
+            loaded_ms: AtomicU64::new(unix_ms(std::time::SystemTime::now())),
         });
         let (admin, admin_addr) = match &config.admin {
             Some(admin) => {
@@ -237,28 +287,83 @@ impl Node {
             shared,
             admin,
             admin_addr,
-            pingers: Vec::new(),
+            config: None,
         })
     }
 
     /// Makes a client for each peer of `config` and starts pinging it.
     /// Only the first call counts.
     pub fn dial(&mut self, config: &Config) {
-        let peers = config
-            .peers
-            .iter()
-            .map(|peer| Arc::new(PeerLink::new(config, peer)))
-            .collect::<Vec<_>>();
-        if self.shared.peers.set(peers).is_err() {
+        let mut peers = self.shared.peers.lock().unwrap();
+        if peers.is_some() {
             return;
         }
-        let interval = config.timeouts.ping_interval;
-        self.pingers = self
-            .shared
-            .peers()
+        let links = config
+            .peers
             .iter()
-            .map(|peer| tokio::spawn(ping_loop(peer.clone(), interval)))
+            .map(|peer| PeerLink::start(config, peer))
             .collect();
+        *peers = Some(links);
+        self.config = Some(config.clone());
+    }
+
+    /// Applies a new config to the running node, changing only what
+    /// changed: peers whose link settings (ID, dial list, our sources and
+    /// timeouts) are the same keep their link and its connection; added
+    /// peers are dialled; removed ones closed; the allow lists (the peer
+    /// table and admission) take effect at once, closing inbound
+    /// connections no longer allowed. A change of `node_id`, `listen` or
+    /// `admin` needs a restart: such a config is refused, and the running
+    /// one stays. Returns a one-line summary.
+    pub fn reload(&mut self, new: &Config) -> Result<String, String> {
+        let Some(old) = self.config.clone() else {
+            return Err("the node has not dialled its peers yet".into());
+        };
+        if new.node_id != old.node_id || new.listen != old.listen || new.admin != old.admin {
+            return Err(
+                "node_id, listen and admin cannot change while running; restart peerd to change them"
+                    .into(),
+            );
+        }
+        if let Some(server) = &*self.shared.server.lock().unwrap() {
+            server
+                .update(admission(new), Some(server_identity(new)))
+                .map_err(|e| e.to_string())?;
+        }
+        let mut peers = self.shared.peers.lock().unwrap();
+        let current = peers.take().unwrap_or_default();
+        let (mut kept, mut added) = (0, 0);
+        let mut links = Vec::new();
+        for peer in &new.peers {
+            let settings = LinkSettings::of(new, peer);
+            match current.iter().find(|l| l.settings == settings) {
+                Some(link) => {
+                    kept += 1;
+                    links.push(link.clone());
+                }
+                None => {
+                    added += 1;
+                    links.push(PeerLink::start(new, peer));
+                }
+            }
+        }
+        let mut removed = 0;
+        for link in &current {
+            if !links.iter().any(|l| Arc::ptr_eq(l, link)) {
+                removed += 1;
+                link.stop();
+            }
+        }
+        *peers = Some(links);
+        drop(peers);
+        self.config = Some(new.clone());
+        let generation = self.shared.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        self.shared
+            .loaded_ms
+            .store(unix_ms(std::time::SystemTime::now()), Ordering::Relaxed);
+        Ok(format!(
+            "config generation {generation}: {kept} peers kept, {added} added or changed, {removed} removed"
+        ))
     }
 
     /// The addresses listened on, with the ports chosen.
@@ -278,11 +383,8 @@ impl Node {
 
     /// Stops pinging, closes every client, then shuts the listeners down.
     pub async fn shutdown(self) {
-        for pinger in &self.pingers {
-            pinger.abort();
-        }
         for peer in self.shared.peers() {
-            peer.client.close();
+            peer.stop();
         }
         if let Some(admin) = self.admin {
             admin.shutdown().await;
@@ -296,6 +398,22 @@ impl Node {
 }
 
 impl PeerLink {
+    /// Makes the link and starts pinging.
+    fn start(config: &Config, peer: &PeerConfig) -> Arc<PeerLink> {
+        let link = Arc::new(PeerLink::new(config, peer));
+        let pinger = tokio::spawn(ping_loop(link.clone(), config.timeouts.ping_interval));
+        *link.pinger.lock().unwrap() = Some(pinger);
+        link
+    }
+
+    /// Stops pinging and closes the connection.
+    fn stop(&self) {
+        if let Some(pinger) = self.pinger.lock().unwrap().take() {
+            pinger.abort();
+        }
+        self.client.close();
+    }
+
     fn new(config: &Config, peer: &PeerConfig) -> PeerLink {
         let mut sources = Sources::new();
         if let Some(v4) = &config.source_v4 {
@@ -324,8 +442,10 @@ impl PeerLink {
         let dial: Vec<Endpoint> = peer.dial.clone();
         PeerLink {
             id: peer.id.to_string(),
+            settings: LinkSettings::of(config, peer),
             client: Client::new(dial, options).expect("a destination"),
             report: Mutex::new(Report::default()),
+            pinger: Mutex::new(None),
         }
     }
 }

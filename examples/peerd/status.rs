@@ -31,6 +31,12 @@ pub struct Status {
     pub listen: Vec<String>,
     pub peers: Vec<PeerStatus>,
     pub inbound: Vec<InboundStatus>,
+    /// 1 at start, one more for each config reload applied (SIGHUP).
+    #[serde(default)]
+    pub config_generation: u64,
+    /// When the running config was loaded, in ms since the Unix epoch.
+    #[serde(default)]
+    pub config_loaded_ms: u64,
 }
 
 /// One configured peer, as this node's client to it sees it.
@@ -249,9 +255,10 @@ pub fn peer_header() -> Vec<String> {
 /// `peerd status` without `--json`.
 pub fn print_human(status: &Status) {
     println!(
-        "node {}, listening on {}",
+        "node {}, listening on {}; config generation {}",
         status.node_id,
-        status.listen.join(", ")
+        status.listen.join(", "),
+        status.config_generation
     );
     println!();
     let mut rows = vec![peer_header()];
