@@ -147,27 +147,12 @@ pub(crate) fn encode_record(message: &Message, dst: &mut BytesMut) {
 /// built): the client's hot path. Equal to [`encode_record`] of the same
 /// call.
 pub(crate) fn encode_call_record(xid: u32, header: &CallHeader, args: &[u8], dst: &mut BytesMut) {
-    if !header.cred.body.is_empty() || !header.verf.body.is_empty() {
-        let message = Message::call(xid, header.clone(), Bytes::copy_from_slice(args));
-        return encode_record(&message, dst);
-    }
     let len = 40 + args.len();
-    if len > MAX_FRAGMENT_LEN as usize {
+    let words = header.fixed_words(xid);
+    let (Some(words), true) = (words, len <= MAX_FRAGMENT_LEN as usize) else {
         let message = Message::call(xid, header.clone(), Bytes::copy_from_slice(args));
         return encode_record(&message, dst);
-    }
-    let words = [
-        xid,
-        0, // CALL
-        header.rpcvers,
-        header.program,
-        header.version,
-        header.procedure,
-        header.cred.flavor,
-        0,
-        header.verf.flavor,
-        0,
-    ];
+    };
     let mut head = [0u8; 44];
     head[..4].copy_from_slice(&record_header(len as u32, true));
     for (i, word) in words.iter().enumerate() {

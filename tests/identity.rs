@@ -43,12 +43,18 @@ impl Write for Logs {
 }
 
 impl Logs {
+    /// Captures warnings and errors on this thread.
     fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
+        Logs::capture_at(tracing::Level::WARN)
+    }
+
+    /// Captures events up to `level` on this thread.
+    fn capture_at(level: tracing::Level) -> (Logs, tracing::subscriber::DefaultGuard) {
         let logs = Logs::default();
         let writer = logs.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_ansi(false)
-            .with_max_level(tracing::Level::WARN)
+            .with_max_level(level)
             .with_writer(move || writer.clone())
             .finish();
         (logs.clone(), tracing::subscriber::set_default(subscriber))
@@ -427,14 +433,7 @@ async fn verdicts_cover_every_early_end_and_coalesce_repeats() {
 /// (xid, program, version, procedure).
 #[tokio::test(flavor = "current_thread")]
 async fn handler_events_carry_the_connection_and_call_spans() {
-    let logs = Logs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_max_level(tracing::Level::DEBUG)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = Logs::capture_at(tracing::Level::DEBUG);
     let peers = PeerTable::new().allow(id("a"), ["127.0.0.2".parse().unwrap()]);
     let options = ServerOptions {
         identity: Some(ServerIdentity {

@@ -84,6 +84,28 @@ pub struct CallHeader {
 }
 
 impl CallHeader {
+    /// The call's header as its ten XDR words (xid, CALL, rpcvers,
+    /// program, version, procedure, cred flavor, 0, verf flavor, 0), when
+    /// neither credential nor verifier has a body: the encoders then write
+    /// it in one copy.
+    pub(crate) fn fixed_words(&self, xid: u32) -> Option<[u32; 10]> {
+        if !self.cred.body.is_empty() || !self.verf.body.is_empty() {
+            return None;
+        }
+        Some([
+            xid,
+            CALL,
+            self.rpcvers,
+            self.program,
+            self.version,
+            self.procedure,
+            self.cred.flavor,
+            0,
+            self.verf.flavor,
+            0,
+        ])
+    }
+
     /// A version-2 call header with AUTH_NONE credential and verifier.
     pub fn new(program: u32, version: u32, procedure: u32) -> CallHeader {
         CallHeader {
@@ -418,22 +440,7 @@ impl Message {
         push(self.xid);
         match &self.body {
             MessageBody::Call { header, .. } => {
-                if !header.cred.body.is_empty() || !header.verf.body.is_empty() {
-                    return None;
-                }
-                for v in [
-                    CALL,
-                    header.rpcvers,
-                    header.program,
-                    header.version,
-                    header.procedure,
-                    header.cred.flavor,
-                    0,
-                    header.verf.flavor,
-                    0,
-                ] {
-                    push(v);
-                }
+                return header.fixed_words(self.xid).map(|words| (words, 10));
             }
             MessageBody::Reply { body, .. } => {
                 push(REPLY);
