@@ -572,6 +572,50 @@ fn sighup_reload_applies_only_the_difference() {
         local_before,
         "{last:#}"
     );
+
+    // A second listen entry: opened; the link to node-b untouched. Then
+    // removed again: closed, and the first listener never touched.
+    let extra = free(A);
+    let admin_port: u16 = a_admin.rsplit_once(':').unwrap().1.parse().unwrap();
+    let two = config("node-a", A, a_port, admin_port, &[("node-b", B, b_port)]).replace(
+        &format!("listen = [\"{A}:{a_port}\"]"),
+        &format!("listen = [\"{A}:{a_port}\", \"{A}:{extra}\"]"),
+    );
+    std::fs::write(&a_path, two).unwrap();
+    hup(&node_a);
+    let opened = wait_for(&a_admin, |s| s["config_generation"] == 4);
+    assert_eq!(
+        opened["listen"],
+        serde_json::json!([format!("{A}:{a_port}"), format!("{A}:{extra}")]),
+        "{opened:#}"
+    );
+    assert!(
+        std::net::TcpStream::connect((A, extra)).is_ok(),
+        "the new listener"
+    );
+    std::fs::write(
+        &a_path,
+        config("node-a", A, a_port, admin_port, &[("node-b", B, b_port)]),
+    )
+    .unwrap();
+    hup(&node_a);
+    let closed = wait_for(&a_admin, |s| s["config_generation"] == 5);
+    assert_eq!(
+        closed["listen"],
+        serde_json::json!([format!("{A}:{a_port}")]),
+        "{closed:#}"
+    );
+    let start = Instant::now();
+    while std::net::TcpStream::connect((A, extra)).is_ok() {
+        assert!(start.elapsed() < Duration::from_secs(5), "still listening");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let end = wait_for(&a_admin, connected("node-b"));
+    assert_eq!(
+        peer_of(&end, "node-b").unwrap()["local"],
+        local_before,
+        "{end:#}"
+    );
     drop(node_a);
     std::fs::remove_dir_all(&dir).unwrap();
 }

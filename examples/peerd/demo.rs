@@ -142,7 +142,7 @@ pub async fn run() -> Result<ExitCode, ExitCode> {
         }
     }
     // Every node listens: fill in the dial lists, then dial.
-    let listens: Vec<Vec<SocketAddr>> = nodes.iter().map(|n| n.listen_addrs().to_vec()).collect();
+    let listens: Vec<Vec<SocketAddr>> = nodes.iter().map(|n| n.listen_addrs()).collect();
     for (i, config) in configs.iter_mut().enumerate() {
         for peer in &mut config.peers {
             let j = PLANS

@@ -49,9 +49,19 @@ impl LinkSettings {
             node: config.node_id.to_string(),
             peer: peer.id.to_string(),
             dial: peer.dial.clone(),
+            // Only the sources of the families it dials: a change of the
+            // other family's source leaves the link alone.
             sources: (
-                config.source_v4.as_ref().map(ToString::to_string),
-                config.source_v6.as_ref().map(ToString::to_string),
+                config
+                    .source_v4
+                    .as_ref()
+                    .filter(|_| peer.dial.iter().any(|e| e.ip().is_ipv4()))
+                    .map(ToString::to_string),
+                config
+                    .source_v6
+                    .as_ref()
+                    .filter(|_| peer.dial.iter().any(|e| e.ip().is_ipv6()))
+                    .map(ToString::to_string),
             ),
             timeouts: [
                 t.connect,
@@ -111,7 +121,8 @@ impl PeerLink {
 
 struct Shared {
     node_id: String,
-    listen: Vec<SocketAddr>,
+    /// Each `listen` entry of the config, with the address it is bound to.
+    listen: Mutex<Vec<(Endpoint, SocketAddr)>>,
     server: Mutex<Option<RunningServer>>,
     /// The configured peers' IDs, in config order: listed as `starting`
     /// until [`Node::dial`] makes their links, so that the very first
@@ -151,7 +162,13 @@ impl Shared {
         };
         Status {
             node_id: self.node_id.clone(),
-            listen: self.listen.iter().copied().map(status::fmt_addr).collect(),
+            listen: self
+                .listen
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(_, bound)| status::fmt_addr(*bound))
+                .collect(),
             peers: match &*self.peers.lock().unwrap() {
                 Some(peers) => peers.iter().map(|p| p.status()).collect(),
                 None => self
@@ -260,13 +277,18 @@ impl Node {
             ..ServerOptions::default()
         };
         let server = Server::new(options).serve(&config.listen)?;
-        let listen = server.local_addrs().to_vec();
-        for addr in &listen {
+        let listen: Vec<(Endpoint, SocketAddr)> = config
+            .listen
+            .iter()
+            .cloned()
+            .zip(server.local_addrs().iter().copied())
+            .collect();
+        for (_, addr) in &listen {
             info!(node = %config.node_id, listen = %status::fmt_addr(*addr), "listening");
         }
         let shared = Arc::new(Shared {
             node_id: config.node_id.to_string(),
-            listen,
+            listen: Mutex::new(listen),
             server: Mutex::new(Some(server)),
             configured: config.peers.iter().map(|p| p.id.to_string()).collect(),
             peers: Mutex::new(None),
@@ -312,23 +334,52 @@ impl Node {
     /// timeouts) are the same keep their link and its connection; added
     /// peers are dialled; removed ones closed; the allow lists (the peer
     /// table and admission) take effect at once, closing inbound
-    /// connections no longer allowed. A change of `node_id`, `listen` or
-    /// `admin` needs a restart: such a config is refused, and the running
-    /// one stays. Returns a one-line summary.
+    /// connections no longer allowed; `listen` entries added are opened and
+    /// those removed closed (the connections they accepted go on), the
+    /// others untouched. A change of `node_id` or `admin` needs a restart:
+    /// such a config is refused, and the running one stays. Returns a
+    /// one-line summary.
     pub fn reload(&mut self, new: &Config) -> Result<String, String> {
         let Some(old) = self.config.clone() else {
             return Err("the node has not dialled its peers yet".into());
         };
-        if new.node_id != old.node_id || new.listen != old.listen || new.admin != old.admin {
+        if new.node_id != old.node_id || new.admin != old.admin {
             return Err(
-                "node_id, listen and admin cannot change while running; restart peerd to change them"
+                "node_id and admin cannot change while running; restart peerd to change them"
                     .into(),
             );
         }
-        if let Some(server) = &*self.shared.server.lock().unwrap() {
+        let admission = admission(new);
+        if let Err(net) = admission.check() {
+            return Err(format!("admission network {net} has no IPv4 form"));
+        }
+        {
+            let mut guard = self.shared.server.lock().unwrap();
+            let Some(server) = guard.as_mut() else {
+                return Err("the node is shutting down".into());
+            };
+            // Listeners: open the new ones first (a failure changes
+            // nothing), then apply the policy, then close the old ones.
+            let mut listen = self.shared.listen.lock().unwrap();
+            let added: Vec<Endpoint> = new
+                .listen
+                .iter()
+                .filter(|e| !listen.iter().any(|(old, _)| old == *e))
+                .cloned()
+                .collect();
+            let bound = server.listen_also(&added).map_err(|e| e.to_string())?;
+            listen.extend(added.into_iter().zip(bound));
             server
-                .update(admission(new), Some(server_identity(new)))
+                .update(admission, Some(server_identity(new)))
                 .map_err(|e| e.to_string())?;
+            for (endpoint, bound) in listen.iter() {
+                if !new.listen.contains(endpoint) {
+                    server.stop_listening(*bound);
+                    info!(listen = %status::fmt_addr(*bound), "stopped listening");
+                }
+            }
+            listen.retain(|(endpoint, _)| new.listen.contains(endpoint));
+            listen.sort_by_key(|(endpoint, _)| new.listen.iter().position(|e| e == endpoint));
         }
         let mut peers = self.shared.peers.lock().unwrap();
         let current = peers.take().unwrap_or_default();
@@ -367,8 +418,9 @@ impl Node {
     }
 
     /// The addresses listened on, with the ports chosen.
-    pub fn listen_addrs(&self) -> &[SocketAddr] {
-        &self.shared.listen
+    pub fn listen_addrs(&self) -> Vec<SocketAddr> {
+        let listen = self.shared.listen.lock().unwrap();
+        listen.iter().map(|(_, bound)| *bound).collect()
     }
 
     /// The status listener's address.

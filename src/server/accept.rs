@@ -20,6 +20,7 @@ pub(super) async fn accept_loop(
     shared: Arc<Shared>,
     slots: Arc<Semaphore>,
     mut shutdown: watch::Receiver<bool>,
+    mut close: watch::Receiver<bool>,
 ) {
     let mut connections = JoinSet::new();
     loop {
@@ -28,11 +29,15 @@ pub(super) async fn accept_loop(
         let permit = tokio::select! {
             permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
             () = stopped(&mut shutdown) => break,
+            // This listener alone is closed: its connections go on.
+            () = stopped(&mut close) => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
         };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = stopped(&mut shutdown) => break,
+            // This listener alone is closed: its connections go on.
+            () = stopped(&mut close) => break,
         };
         let (stream, observed) = match accepted {
             // Canonical from here on: an IPv4 caller on a dual-stack

@@ -21,7 +21,6 @@ mod verdicts;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -29,6 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tracing::warn;
 
@@ -309,8 +309,12 @@ struct Shared {
 #[derive(Debug)]
 pub struct RunningServer {
     local_addrs: Vec<SocketAddr>,
+    /// Closes one listener (not its connections), by its address.
+    closers: Vec<(SocketAddr, watch::Sender<bool>)>,
     shutdown: Arc<watch::Sender<bool>>,
     shared: Arc<SharedHandle>,
+    /// The connection limit, shared by every listener.
+    slots: Arc<Semaphore>,
     /// The accept loops. Held as plain handles: dropping one detaches the
     /// task, so dropping the RunningServer leaves the server running.
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -372,29 +376,7 @@ impl Server {
                 "admission network {net} is IPv4-mapped but shorter than /96: it has no IPv4 form"
             )));
         }
-        let mut listeners = Vec::new();
-        for address in addresses {
-            // `dual_stack` is for `[::]` listeners; the others of the same
-            // server take the rest of the options as they are.
-            let unspecified_v6 = address.ip() == std::net::IpAddr::from([0u16; 8]);
-            let options = if self.options.listen.dual_stack && !unspecified_v6 {
-                ListenOptions {
-                    dual_stack: false,
-                    ..self.options.listen.clone()
-                }
-            } else {
-                self.options.listen.clone()
-            };
-            listeners.push(listen(address, &options)?);
-        }
-        let local_addrs = listeners
-            .iter()
-            .map(|l| l.local_addr())
-            .collect::<io::Result<Vec<_>>>()
-            .map_err(|error| Error::Listen {
-                address: addresses[0].clone(),
-                error,
-            })?;
+        let listeners = bind_all(addresses, &self.options.listen)?;
         let identity = self.options.identity.clone().map(resolve_identity);
         let policy = Policy {
             admission: self.options.admission.clone(),
@@ -410,25 +392,41 @@ impl Server {
             verdicts: std::sync::Mutex::new(std::collections::VecDeque::new()),
             next_id: AtomicU64::new(rand::random::<u64>() >> 16),
         });
-        let (shutdown, watch) = watch::channel(false);
-        let shutdown = Arc::new(shutdown);
-        let slots = Arc::new(Semaphore::new(shared.options.max_connections));
-        let mut tasks = Vec::new();
-        for listener in listeners {
-            tasks.push(tokio::spawn(accept::accept_loop(
-                listener,
-                shared.clone(),
-                slots.clone(),
-                watch.clone(),
-            )));
-        }
-        Ok(RunningServer {
-            local_addrs,
-            shutdown,
+        let (shutdown, _) = watch::channel(false);
+        let mut running = RunningServer {
+            local_addrs: Vec::new(),
+            closers: Vec::new(),
+            shutdown: Arc::new(shutdown),
+            slots: Arc::new(Semaphore::new(shared.options.max_connections)),
             shared: Arc::new(SharedHandle(shared)),
-            tasks,
-        })
+            tasks: Vec::new(),
+        };
+        running.spawn_accept_loops(listeners);
+        Ok(running)
     }
+}
+
+/// Binds every address. `dual_stack` is for `[::]` listeners; the others
+/// take the rest of the options as they are.
+fn bind_all(
+    addresses: &[Endpoint],
+    options: &ListenOptions,
+) -> Result<Vec<(TcpListener, SocketAddr)>, Error> {
+    let mut listeners = Vec::new();
+    for address in addresses {
+        let unspecified_v6 = address.ip() == std::net::IpAddr::from([0u16; 8]);
+        let options = ListenOptions {
+            dual_stack: options.dual_stack && unspecified_v6,
+            ..options.clone()
+        };
+        let listener = listen(address, &options)?;
+        let local = listener.local_addr().map_err(|error| Error::Listen {
+            address: address.clone(),
+            error,
+        })?;
+        listeners.push((listener, local));
+    }
+    Ok(listeners)
 }
 
 /// Resolves the interface names of a peer table's scoped entries.
@@ -443,6 +441,45 @@ fn resolve_identity(mut identity: ServerIdentity) -> Arc<ServerIdentity> {
 }
 
 impl RunningServer {
+    fn spawn_accept_loops(&mut self, listeners: Vec<(TcpListener, SocketAddr)>) {
+        let shared = &self.shared.0;
+        for (listener, local) in listeners {
+            let (close, closed) = watch::channel(false);
+            self.tasks.push(tokio::spawn(accept::accept_loop(
+                listener,
+                shared.clone(),
+                self.slots.clone(),
+                self.shutdown.subscribe(),
+                closed,
+            )));
+            self.local_addrs.push(local);
+            self.closers.push((local, close));
+        }
+    }
+
+    /// Listens on more addresses, serving them like the others. Returns
+    /// the addresses bound (with the ports chosen). Nothing is bound when
+    /// one of them fails.
+    pub fn listen_also(&mut self, addresses: &[Endpoint]) -> Result<Vec<SocketAddr>, Error> {
+        let listeners = bind_all(addresses, &self.shared.0.options.listen)?;
+        let bound = listeners.iter().map(|(_, local)| *local).collect();
+        self.spawn_accept_loops(listeners);
+        Ok(bound)
+    }
+
+    /// Stops listening on `address` (one of [`RunningServer::local_addrs`]).
+    /// The connections it accepted go on. False when no listener has that
+    /// address.
+    pub fn stop_listening(&mut self, address: SocketAddr) -> bool {
+        let Some(at) = self.closers.iter().position(|(a, _)| *a == address) else {
+            return false;
+        };
+        let (_, close) = self.closers.remove(at);
+        close.send_replace(true);
+        self.local_addrs.retain(|a| *a != address);
+        true
+    }
+
     /// Replaces the admission lists and the identity (the peer table) while
     /// the server runs. New connections meet the new ones at once. Open
     /// connections are judged again: one from an address no longer
