@@ -101,6 +101,10 @@ fn main() {
             "peerd_dual_stack_listener_judges_and_shows_ipv4_callers_as_ipv4",
             peerd::peerd_dual_stack_listener_judges_and_shows_ipv4_callers_as_ipv4,
         ),
+        (
+            "peerd_reload_keeps_unchanged_links",
+            peerd::peerd_reload_keeps_unchanged_links,
+        ),
         ("support_hosts_talk_over_veth", support_hosts_talk_over_veth),
         (
             "support_tentative_address_becomes_usable",

@@ -51,6 +51,13 @@ impl Daemon {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Rewrites its config and sends SIGHUP.
+    fn reload(&self, dir: &std::path::Path, config: &str) {
+        fs::write(dir.join(format!("{}.toml", self.name)), config).unwrap();
+        let child = self.child.as_ref().unwrap();
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGHUP).unwrap();
+    }
+
     /// SIGTERM, then the exit must be clean and quick.
     fn stop(mut self) {
         let mut child = self.child.take().unwrap();
@@ -536,6 +543,87 @@ pub fn peerd_dual_stack_listener_judges_and_shows_ipv4_callers_as_ipv4() {
     let observed = verdict["observed"].as_str().unwrap();
     assert!(observed.starts_with("192.0.2.29:"), "shown as IPv4: {sa:#}");
     assert_eq!(verdict["verdict"], "rejected", "{sa:#}");
+    da.stop();
+    db.stop();
+}
+
+/// SIGHUP on multi-homed hosts: adding a peer, changing the allow list and
+/// removing the peer again keep the unchanged link's connection (the same
+/// local port before and after); a bad config is refused and the running
+/// one stays.
+pub fn peerd_reload_keeps_unchanged_links() {
+    let a = Host::new("pra");
+    let b = Host::new("prb");
+    link(&a, "veth0", &b, "veth0");
+    a.add_addr("veth0", "192.0.2.10/24");
+    a.add_addr("veth0", "2001:db8:1::10/64");
+    b.add_addr("veth0", "192.0.2.20/24");
+    b.add_addr("veth0", "2001:db8:1::20/64");
+    let dir = work_dir();
+    let a_config = |extra: &str| {
+        node_config(
+            "node-a",
+            &["192.0.2.10:24007"],
+            Some("192.0.2.10"),
+            Some("2001:db8:1::10"),
+            (
+                "node-b",
+                &["[2001:db8:1::20]:24007"],
+                &["2001:db8:1::20", "192.0.2.20"],
+            ),
+        )
+        .replace("[timeouts]", &format!("{extra}[timeouts]"))
+    };
+    let da = Daemon::start(&a, &dir, "node-a", &a_config(""));
+    let db = Daemon::start(
+        &b,
+        &dir,
+        "node-b",
+        &node_config(
+            "node-b",
+            &["[2001:db8:1::20]:24007"],
+            Some("192.0.2.20"),
+            Some("2001:db8:1::20"),
+            (
+                "node-a",
+                &["192.0.2.10:24007"],
+                &["192.0.2.10", "2001:db8:1::10"],
+            ),
+        ),
+    );
+    let admin = "127.0.0.1:24100";
+    let before = wait_status(&a, admin, &[&da, &db], all_connected);
+    let port = peer(&before, "node-b")["local"].clone();
+    assert_eq!(before["config_generation"], 1, "{before:#}");
+
+    // Add node-c (nobody there) with an allow entry of its own.
+    let with_c =
+        "[[peer]]\nid = \"node-c\"\ndial = [\"192.0.2.30:24007\"]\nallow = [\"192.0.2.30\"]\n";
+    da.reload(&dir, &a_config(with_c));
+    let added = wait_status(&a, admin, &[&da, &db], |s| {
+        s["config_generation"] == 2 && find_peer(s, "node-c").is_some()
+    });
+    assert_eq!(peer(&added, "node-b")["local"], port, "{added:#}");
+
+    // A bad config: refused, the running one stays.
+    da.reload(
+        &dir,
+        "node_id = \"node-a\"\nlisten = [\"192.0.2.10:24007\"]\n[[peer]]\nid = \"\"\n",
+    );
+    let start = Instant::now();
+    while !da.log().contains("reload refused") && start.elapsed() < SETTLE {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(da.log().contains("reload refused"), "{}", da.log());
+    let still = status(&a, admin).expect("still running");
+    assert_eq!(still["config_generation"], 2, "{still:#}");
+
+    // Remove node-c: node-b's link is still the same connection.
+    da.reload(&dir, &a_config(""));
+    let removed = wait_status(&a, admin, &[&da, &db], |s| {
+        s["config_generation"] == 3 && find_peer(s, "node-c").is_none() && all_connected(s)
+    });
+    assert_eq!(peer(&removed, "node-b")["local"], port, "{removed:#}");
     da.stop();
     db.stop();
 }
