@@ -52,8 +52,9 @@ pub const PROTOCOL_VERSIONS: &[u32] = &[1];
 pub const MAX_ID_LEN: usize = 255;
 
 /// A node's identity: 1 to 255 bytes of UTF-8, without control characters.
+/// Cheap to clone (shared text): every call's context carries one.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NodeId(String);
+pub struct NodeId(std::sync::Arc<str>);
 
 /// A node or cluster ID that is empty or longer than 255 bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,7 +101,7 @@ impl NodeId {
                 control: true,
             });
         }
-        Ok(NodeId(id))
+        Ok(NodeId(id.into()))
     }
 
     /// The ID as text.
