@@ -71,7 +71,7 @@
 //! A peer is who the address the server *observed* says it is. With
 //! [`ServerOptions::identity`] set, a server admits connections by address
 //! ([`Admission`], before a byte is read), then requires a HELLO (program
-//! `0x2050_5752`, see [`peer`] for the XDR layout) whose claimed
+//! `0x2050_5752`, see [`programs::hello`] for the XDR layout) whose claimed
 //! [`NodeId`] must be allowed from the observed address in its
 //! [`PeerTable`]. The server answers with its own node ID and the address
 //! it observed; with [`ClientOptions::identity`] set, the client checks
