@@ -253,11 +253,6 @@ impl<W> CallTable<W> {
         }
     }
 
-    /// True when a waiter waits on `xid`.
-    pub fn is_live(&self, xid: u32) -> bool {
-        matches!(self.entries.get(&xid), Some(Entry::Live { .. }))
-    }
-
     /// Matches a reply to its call.
     pub fn reply(&mut self, xid: u32) -> ReplyFor<W> {
         match self.entries.remove(&xid) {

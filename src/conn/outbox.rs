@@ -69,12 +69,6 @@ impl<T> Outbox<T> {
         self.marks.push_back((start, tag));
     }
 
-    /// Queues raw bytes that belong to no tagged record (they must be whole
-    /// records).
-    pub fn push_raw(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
-    }
-
     /// The bytes not yet handed to the kernel.
     pub fn pending(&self) -> &[u8] {
         &self.buf
@@ -129,14 +123,6 @@ impl<T> Outbox<T> {
             self.buf = BytesMut::new();
         }
     }
-
-    /// Drops everything pending, returning the tags of records none of
-    /// whose bytes were written, in order.
-    pub fn clear(&mut self) -> impl Iterator<Item = T> + '_ {
-        self.base += self.buf.len() as u64;
-        self.buf = BytesMut::new();
-        self.marks.drain(..).map(|(_, tag)| tag)
-    }
 }
 
 #[cfg(test)]
@@ -166,22 +152,6 @@ mod tests {
         out.consumed(rest, |t| sent.push(t));
         assert!(out.is_empty());
         assert_eq!(sent, ['a', 'b']);
-    }
-
-    #[test]
-    fn clear_returns_only_records_with_no_byte_written() {
-        let mut out = Outbox::new();
-        out.push('a', &call(1, 8));
-        out.push('b', &call(2, 8));
-        out.push('c', &call(3, 8));
-        let mut sent = Vec::new();
-        out.consumed(5, |t| sent.push(t));
-        assert_eq!(sent, ['a']);
-        assert_eq!(out.clear().collect::<Vec<_>>(), ['b', 'c']);
-        // Offsets stay consistent after a clear.
-        out.push('d', &call(4, 8));
-        out.consumed(1, |t| sent.push(t));
-        assert_eq!(sent, ['a', 'd']);
     }
 
     #[test]
