@@ -120,17 +120,7 @@ pub(crate) fn encode_record(message: &Message, dst: &mut BytesMut) {
     if len <= MAX_FRAGMENT_LEN as usize
         && let Some((words, n)) = message.fixed_header()
     {
-        // The common case: record mark and header in one copy, then the
-        // payload in another.
-        let mut head = [0u8; 4 + 4 * 10];
-        head[..4].copy_from_slice(&record_header(len as u32, true));
-        for (i, word) in words[..n].iter().enumerate() {
-            head[4 + 4 * i..8 + 4 * i].copy_from_slice(&word.to_be_bytes());
-        }
-        dst.reserve(4 + len);
-        dst.extend_from_slice(&head[..4 + 4 * n]);
-        dst.extend_from_slice(message.payload());
-        return;
+        return put_fixed_record(&words[..n], message.payload(), dst);
     }
     if len <= MAX_FRAGMENT_LEN as usize {
         dst.reserve(4 + len);
@@ -153,14 +143,23 @@ pub(crate) fn encode_call_record(xid: u32, header: &CallHeader, args: &[u8], dst
         let message = Message::call(xid, header.clone(), Bytes::copy_from_slice(args));
         return encode_record(&message, dst);
     };
-    let mut head = [0u8; 44];
+    put_fixed_record(&words, args, dst);
+}
+
+/// Appends one single-fragment record of header `words` (at most ten) and
+/// `payload`: the common case, with record mark and header in one copy and
+/// the payload in another. The caller has checked the length fits one
+/// fragment.
+fn put_fixed_record(words: &[u32], payload: &[u8], dst: &mut BytesMut) {
+    let len = 4 * words.len() + payload.len();
+    let mut head = [0u8; 4 + 4 * 10];
     head[..4].copy_from_slice(&record_header(len as u32, true));
     for (i, word) in words.iter().enumerate() {
         head[4 + 4 * i..8 + 4 * i].copy_from_slice(&word.to_be_bytes());
     }
     dst.reserve(4 + len);
-    dst.extend_from_slice(&head);
-    dst.extend_from_slice(args);
+    dst.extend_from_slice(&head[..4 + 4 * words.len()]);
+    dst.extend_from_slice(payload);
 }
 
 #[cfg(test)]
