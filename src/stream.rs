@@ -201,3 +201,43 @@ impl Timer {
         false
     }
 }
+
+/// A connection quiet for this long gives its buffers back.
+const RELEASE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// When a quiet connection gives its buffers back: after a quiet second,
+/// not at every pause, so that a steady trickle of calls reuses them.
+#[derive(Debug, Default)]
+pub(crate) struct QuietClock {
+    since: Option<Instant>,
+}
+
+/// What [`QuietClock::check`] says.
+pub(crate) enum Quiet {
+    /// Busy, or holding nothing: nothing to do.
+    No,
+    /// Quiet long enough: give the buffers back now.
+    Release,
+    /// Quiet, holding buffers: look again at this instant.
+    At(Instant),
+}
+
+impl QuietClock {
+    /// `quiet`: nothing in progress and no byte held; `holding`: buffers
+    /// still have memory.
+    pub(crate) fn check(&mut self, quiet: bool, holding: bool, now: Instant) -> Quiet {
+        if !quiet {
+            self.since = None;
+            return Quiet::No;
+        }
+        if !holding {
+            return Quiet::No;
+        }
+        let since = *self.since.get_or_insert(now);
+        if now >= since + RELEASE_AFTER {
+            Quiet::Release
+        } else {
+            Quiet::At(since + RELEASE_AFTER)
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //! then run the connection — read, write, deadlines, heartbeat — from a
 //! single poll function with one timer.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
@@ -17,13 +18,10 @@ use super::link::{ConnectFn, Link};
 use crate::conn::{Breaker, CallTable, Liveness, LivenessAction, Outbox, Reconnect, ReplyFor};
 use crate::error::{CallStatus, DisconnectCause, Error};
 use crate::proto::{CallHeader, Message, MessageBody, RecordDecoder};
-use crate::stream::{Timer, Transport, poll_flush};
+use crate::stream::{Quiet, QuietClock, Timer, Transport, poll_flush};
 
 /// Turns of the connection's poll loop before it yields to other tasks.
 const TURNS: usize = 32;
-
-/// A connection quiet for this long gives its buffers back.
-pub(crate) const RELEASE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How one connection ended, and whether the client is done.
 enum Ended {
@@ -142,8 +140,6 @@ async fn wait(inner: &Inner, until: Option<Instant>, ready: impl Fn(&Core) -> bo
     })
     .await
 }
-
-use std::future::Future;
 
 /// Connects, then says HELLO when the client has an identity.
 async fn attempt(inner: Arc<Inner>, connect: ConnectFn) -> Result<Link, Error> {
@@ -343,7 +339,7 @@ async fn serve(inner: &Arc<Inner>, link: Link) -> Ended {
         wakers: Vec::new(),
         records_read: Vec::new(),
         live_calls: 0,
-        quiet_since: None,
+        quiet: QuietClock::default(),
     };
     // The connection's span: every event of it carries the peer, both
     // addresses, and how the peer observed us (with identity on).
@@ -389,8 +385,8 @@ struct Connection<'a> {
     records_read: Vec<Bytes>,
     /// Live calls at the last look under the lock.
     live_calls: usize,
-    /// Since when no call has been live and no byte held.
-    quiet_since: Option<Instant>,
+    /// When the buffers go back.
+    quiet: QuietClock,
 }
 
 impl Connection<'_> {
@@ -498,14 +494,11 @@ impl Connection<'_> {
             && self.records.is_idle()
             && self.out.is_empty()
             && live.outbox.is_empty();
-        let release = if !quiet {
-            self.quiet_since = None;
-            None
-        } else if self.read.capacity() + self.out.capacity() + live.outbox.capacity() == 0 {
-            None
-        } else {
-            let since = *self.quiet_since.get_or_insert(now);
-            if now >= since + RELEASE_AFTER {
+        let holding = self.read.capacity() + self.out.capacity() + live.outbox.capacity() > 0;
+        let release = match self.quiet.check(quiet, holding, now) {
+            Quiet::No => None,
+            Quiet::At(at) => Some(at),
+            Quiet::Release => {
                 if self.transport.reads_by_readiness() {
                     self.read = BytesMut::new();
                 }
@@ -513,8 +506,6 @@ impl Connection<'_> {
                 self.out.release();
                 live.outbox.release();
                 None
-            } else {
-                Some(since + RELEASE_AFTER)
             }
         };
         let wake = [ping, deadline, clogged, release]

@@ -24,7 +24,6 @@ use tokio::sync::{Semaphore, TryAcquireError, watch};
 use tokio::time::Instant;
 
 use self::core::{CallInfo, Core, Counters, Inner};
-pub(crate) use self::driver::RELEASE_AFTER;
 use self::link::ConnectFn;
 pub use self::link::{Link, LinkFuture};
 use crate::addr::Endpoint;

@@ -20,10 +20,9 @@ use super::handler::{Handlers, Origin};
 use super::verdicts::{Registered, record_verdict};
 use super::{ConnectionInfo, Policy, Shared, VerdictReason};
 use crate::addr::CanonicalIp;
-use crate::client::RELEASE_AFTER;
 use crate::conn::{Expired, Inbound, Outbox, ServerConnection};
 use crate::proto::DecodeError;
-use crate::stream::{Timer, Transport, poll_flush};
+use crate::stream::{Quiet, QuietClock, Timer, Transport, poll_flush};
 
 /// Turns of the poll loop before the task yields to others.
 const TURNS: usize = 32;
@@ -99,7 +98,7 @@ pub(super) async fn serve_connection(
         grace: None,
         refused: false,
         broken: None,
-        quiet_since: None,
+        quiet: QuietClock::default(),
         dispatched: 0,
         verdict_given: false,
         shutting_down: false,
@@ -150,8 +149,8 @@ struct Connection<'a> {
     refused: bool,
     /// The record marking broke: close once calls in progress finish.
     broken: Option<DecodeError>,
-    /// Since when nothing has been in progress or held.
-    quiet_since: Option<Instant>,
+    /// When the buffers go back.
+    quiet: QuietClock,
     /// Calls dispatched, not yet added to the server's counter.
     dispatched: u64,
     /// A verdict was recorded for a connection that never passed HELLO.
@@ -453,22 +452,18 @@ impl Connection<'_> {
             && self.read.is_empty()
             && self.state.is_idle()
             && self.out.is_empty();
-        if !quiet {
-            self.quiet_since = None;
-            return None;
+        let holding = self.read.capacity() + self.out.capacity() > 0;
+        match self.quiet.check(quiet, holding, now) {
+            Quiet::No => None,
+            Quiet::At(at) => Some(at),
+            Quiet::Release => {
+                self.read = BytesMut::new();
+                self.transport.quiet();
+                self.out.release();
+                self.handlers.release();
+                None
+            }
         }
-        if self.read.capacity() + self.out.capacity() == 0 {
-            return None;
-        }
-        let since = *self.quiet_since.get_or_insert(now);
-        if now < since + RELEASE_AFTER {
-            return Some(since + RELEASE_AFTER);
-        }
-        self.read = BytesMut::new();
-        self.transport.quiet();
-        self.out.release();
-        self.handlers.release();
-        None
     }
 
     fn next_wake(&self) -> Option<Instant> {
