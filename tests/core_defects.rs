@@ -78,29 +78,32 @@ async fn echo(_ctx: CallContext, procedure: u32, args: Bytes) -> Result<Bytes, P
     }
 }
 
-/// Procedure 1 sleeps 0–25 ms (chosen by the XID, so pseudo-random), then
-/// echoes.
-async fn jittery(ctx: CallContext, procedure: u32, args: Bytes) -> Result<Bytes, ProcError> {
+/// Procedure 1 sleeps 0 to `most` ms (chosen by the XID, so
+/// pseudo-random), then echoes.
+async fn echo_after_up_to(
+    most: u64,
+    ctx: CallContext,
+    procedure: u32,
+    args: Bytes,
+) -> Result<Bytes, ProcError> {
     match procedure {
         1 => {
             let spread = u64::from(ctx.xid).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32;
-            sleep(ms(spread % 26)).await;
+            sleep(ms(spread % (most + 1))).await;
             Ok(args)
         }
         _ => Err(ProcError::ProcUnavail),
     }
 }
 
-/// Procedure 1 sleeps 0–2 ms (chosen by the XID), then echoes.
+/// Procedure 1 sleeps 0–25 ms, then echoes.
+async fn jittery(ctx: CallContext, procedure: u32, args: Bytes) -> Result<Bytes, ProcError> {
+    echo_after_up_to(25, ctx, procedure, args).await
+}
+
+/// Procedure 1 sleeps 0–2 ms, then echoes.
 async fn brisk(ctx: CallContext, procedure: u32, args: Bytes) -> Result<Bytes, ProcError> {
-    match procedure {
-        1 => {
-            let spread = u64::from(ctx.xid).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32;
-            sleep(ms(spread % 3)).await;
-            Ok(args)
-        }
-        _ => Err(ProcError::ProcUnavail),
-    }
+    echo_after_up_to(2, ctx, procedure, args).await
 }
 
 /// A deterministic pseudo-random source (xorshift64).
