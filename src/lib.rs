@@ -217,18 +217,21 @@ pub mod internals {
 }
 
 pub use addr::{
-    AddrParseError, AddrParseErrorKind, CanonicalIp, Endpoint, Family, FamilyPolicy, Role, Scope,
-    ScopedIp, Sources, canonical_net, canonical_socket_addr,
+    AddrParseError, AddrParseErrorKind, Address, CanonicalIp, Endpoint, Family, FamilyPolicy, Role,
+    Scope, ScopedIp, Sources, canonical_net, canonical_socket_addr,
 };
 pub use client::{
     CallOptions, Client, ClientIdentity, ClientOptions, ClientStats, ConnectionState, Link,
     MismatchPolicy,
 };
 pub use connect::{ConnectOptions, Connected, Connector, PortPolicy, Prepared};
-pub use error::{Attempt, CallStatus, DisconnectCause, Error, HandshakeError};
+pub use error::{Attempt, CallStatus, DisconnectCause, Error, HandshakeError, UnixHolder};
 pub use limits::Limits;
-pub use listen::{ListenOptions, listen};
-pub use peer::{Admission, AllowedAddress, IdentityMode, NodeId, PeerTable, ServerIdentity};
+pub use listen::{ListenOptions, UnixSocketListener, listen, listen_unix};
+pub use peer::{
+    Admission, AllowedAddress, IdentityMode, NodeId, PeerCredentials, PeerTable, ServerIdentity,
+    UnixAdmission,
+};
 pub use server::{
     CallContext, ConnectionInfo, ProcError, RunningServer, Server, ServerOptions, ServerStats,
     Service, Stopper, Verdict, VerdictReason,
