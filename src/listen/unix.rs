@@ -58,8 +58,25 @@ pub struct UnixSocketListener {
     path: PathBuf,
     /// The socket file we placed: (device, inode).
     placed: Option<(u64, u64)>,
-    lock_path: PathBuf,
-    lock: Option<UnixLock>,
+    /// Dropped after the socket file is removed (fields drop after
+    /// `Drop::drop`).
+    _lock: HeldLock,
+}
+
+/// The lock on `PATH.lock`; removes the lock file, while still holding
+/// the lock and only if the path still names it, when dropped.
+#[derive(Debug)]
+struct HeldLock {
+    lock: UnixLock,
+    path: PathBuf,
+}
+
+impl Drop for HeldLock {
+    fn drop(&mut self) {
+        if self.lock.is_at(&self.path).unwrap_or(false) {
+            let _ = sock::unlink(&self.path);
+        }
+    }
 }
 
 impl UnixSocketListener {
@@ -91,12 +108,6 @@ impl Drop for UnixSocketListener {
             && let Err(error) = sock::unlink(&self.path)
         {
             tracing::warn!(path = %self.path.display(), %error, "could not remove the socket file");
-        }
-        if let Some(lock) = self.lock.take() {
-            if lock.is_at(&self.lock_path).unwrap_or(false) {
-                let _ = sock::unlink(&self.lock_path);
-            }
-            drop(lock);
         }
     }
 }
@@ -135,7 +146,11 @@ pub fn listen_unix(path: &Path, options: &ListenOptions) -> Result<UnixSocketLis
             .map_err(failed("lock PATH.lock"))?
             .ok_or_else(|| in_use(UnixHolder::Locked))?;
         if lock.is_at(&lock_path).map_err(failed("lock PATH.lock"))? {
-            break lock;
+            // From here on, any error removes the lock file again.
+            break HeldLock {
+                lock,
+                path: lock_path,
+            };
         }
         // The server that held it removed it while we waited: again.
     };
@@ -191,8 +206,7 @@ pub fn listen_unix(path: &Path, options: &ListenOptions) -> Result<UnixSocketLis
         listener,
         path: path.to_path_buf(),
         placed,
-        lock_path,
-        lock: Some(lock),
+        _lock: lock,
     })
 }
 
