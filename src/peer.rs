@@ -23,10 +23,13 @@ use std::str::FromStr;
 use ipnet::IpNet;
 
 use crate::addr::{AddrParseError, CanonicalIp, Scope, canonical_net};
+
+mod credentials;
 pub use crate::programs::hello::{
     HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO, Hello, HelloReply, InvalidId, MAX_ID_LEN, NodeId,
     PROTOCOL_VERSIONS,
 };
+pub use credentials::{PeerCredentials, UnixAdmission};
 
 /// Which interfaces a link-local entry accepts.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

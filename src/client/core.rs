@@ -26,7 +26,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 
 use super::{ClientOptions, ClientStats, ConnectionState};
-use crate::addr::Endpoint;
+use crate::addr::Address;
 use crate::conn::{CallTable, Outbox};
 use crate::error::Error;
 use crate::programs::hello::HelloReply;
@@ -237,7 +237,7 @@ impl Counters {
 /// What the client's handles and its task share.
 #[derive(Debug)]
 pub(super) struct Inner {
-    pub peer: Endpoint,
+    pub peer: Address,
     pub options: ClientOptions,
     pub counters: Counters,
     pub state: watch::Sender<ConnectionState>,

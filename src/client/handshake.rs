@@ -6,7 +6,7 @@ use tracing::{debug, warn};
 
 use super::link::Link;
 use super::{ClientIdentity, MismatchPolicy};
-use crate::addr::{CanonicalIp, Endpoint};
+use crate::addr::{Address, CanonicalIp};
 use crate::error::{CallStatus, Error, HandshakeError};
 use crate::programs::hello::{
     HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO, Hello, HelloReply, PROTOCOL_VERSIONS,
@@ -23,13 +23,19 @@ use crate::proto::{
 pub(super) async fn handshake(
     mut link: Link,
     identity: &ClientIdentity,
-    peer: &Endpoint,
+    peer: &Address,
     limits: RecordLimits,
 ) -> Result<(Link, HelloReply), Error> {
-    let io_error = |error: std::io::Error| Error::Connect {
-        source_addr: Some(link.local),
-        destination: peer.clone(),
-        error,
+    let io_error = |error: std::io::Error| match peer {
+        Address::Inet(destination) => Error::Connect {
+            source_addr: Some(link.local),
+            destination: destination.clone(),
+            error,
+        },
+        Address::Unix(path) => Error::UnixConnect {
+            path: path.clone(),
+            error,
+        },
     };
     let broken = |error| Error::Handshake {
         peer: peer.clone(),

@@ -13,6 +13,7 @@ mod core;
 mod driver;
 mod handshake;
 mod link;
+mod unix;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -26,7 +27,7 @@ use tokio::time::Instant;
 use self::core::{CallInfo, Core, Counters, Inner};
 use self::link::ConnectFn;
 pub use self::link::{Link, LinkFuture};
-use crate::addr::Endpoint;
+use crate::addr::{Address, Endpoint};
 use crate::connect::{ConnectOptions, Connector};
 use crate::error::Error;
 use crate::limits::Limits;
@@ -229,22 +230,26 @@ impl Client {
             let (connector, destinations) = (connector.clone(), destinations.clone());
             Box::pin(async move { connector.connect_any(&destinations).await.map(Link::from) })
         });
-        Ok(Client::start(peer, options, connect))
+        Ok(Client::start(peer.into(), options, connect))
     }
 
     /// A client over a transport of your own: `connect` is called for each
     /// connection attempt. `peer` names the peer in errors. Useful for
     /// tunnels, Unix sockets and tests; [`ClientOptions::connect`] is unused.
     /// Must be called inside a tokio runtime.
-    pub fn with_transport<F, Fut>(peer: Endpoint, options: ClientOptions, connect: F) -> Client
+    pub fn with_transport<F, Fut>(
+        peer: impl Into<Address>,
+        options: ClientOptions,
+        connect: F,
+    ) -> Client
     where
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Link, Error>> + Send + 'static,
     {
-        Client::start(peer, options, Arc::new(move || Box::pin(connect())))
+        Client::start(peer.into(), options, Arc::new(move || Box::pin(connect())))
     }
 
-    fn start(peer: Endpoint, options: ClientOptions, connect: ConnectFn) -> Client {
+    fn start(peer: Address, options: ClientOptions, connect: ConnectFn) -> Client {
         let (state, _) = watch::channel(ConnectionState::Idle);
         let permits = Semaphore::new(options.max_in_flight.clamp(1, Semaphore::MAX_PERMITS));
         let inner = Arc::new(Inner {
@@ -271,8 +276,9 @@ impl Client {
         &self.handle.inner
     }
 
-    /// The peer this client serves (its first destination).
-    pub fn peer(&self) -> &Endpoint {
+    /// The peer this client serves (its first destination, or its Unix
+    /// socket path).
+    pub fn peer(&self) -> &Address {
         &self.inner().peer
     }
 

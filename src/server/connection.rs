@@ -17,10 +17,11 @@ use tracing::{debug, warn};
 
 use super::accept::stopped;
 use super::handler::{Handlers, Origin};
-use super::verdicts::{Registered, record_verdict};
+use super::verdicts::{Registered, record_verdict, record_verdict_with};
 use super::{ConnectionInfo, Policy, Shared, VerdictReason};
 use crate::addr::CanonicalIp;
 use crate::conn::{Expired, Inbound, Outbox, ServerConnection};
+use crate::peer::PeerCredentials;
 use crate::proto::DecodeError;
 use crate::stream::{Quiet, QuietClock, Timer, Transport, poll_flush};
 
@@ -57,10 +58,24 @@ pub(super) async fn serve_connection(
     observed: SocketAddr,
     id: u64,
     shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<(), ConnectionEnd> {
     let local = stream.local_addr()?;
     let _ = stream.set_nodelay(true);
+    let transport = Transport::tcp(stream);
+    serve_transport(transport, (observed, local), None, id, shared, shutdown).await
+}
+
+/// Serves a connection over any transport. `credentials` is set for a Unix
+/// socket: the HELLO gate does not apply there (see `super::unix`).
+pub(super) async fn serve_transport(
+    transport: Transport,
+    (observed, local): (SocketAddr, SocketAddr),
+    credentials: Option<PeerCredentials>,
+    id: u64,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), ConnectionEnd> {
     let opts = &shared.options;
     let now = Instant::now();
     let mut state = ServerConnection::new(opts.limits.record_limits(), opts.max_in_progress)
@@ -68,7 +83,9 @@ pub(super) async fn serve_connection(
         .with_max_args(opts.limits.max_payload());
     let mut policy = shared.policy.subscribe();
     let current = policy.borrow_and_update().clone();
-    if let Some(identity) = &current.identity {
+    if let Some(identity) = &current.identity
+        && credentials.is_none()
+    {
         state = state.with_identity(identity.clone(), observed);
     }
     let registered = Registered::new(
@@ -78,6 +95,7 @@ pub(super) async fn serve_connection(
             peer: None,
             observed,
             local,
+            credentials,
         },
     );
     let mut conn = Connection {
@@ -86,7 +104,8 @@ pub(super) async fn serve_connection(
         id,
         observed,
         local,
-        transport: Transport::tcp(stream),
+        credentials,
+        transport,
         state,
         read: BytesMut::new(),
         eof: false,
@@ -132,6 +151,8 @@ struct Connection<'a> {
     id: u64,
     observed: SocketAddr,
     local: SocketAddr,
+    /// A Unix socket's peer: judged by these, not by `observed`.
+    credentials: Option<PeerCredentials>,
     transport: Transport,
     state: ServerConnection,
     /// Allocated when bytes arrive; given back when the connection is quiet.
@@ -234,6 +255,22 @@ impl Connection<'_> {
     /// The server's admission lists or peer table changed: judges this
     /// connection again. Returns why it must close, if it must.
     fn rejudge(&mut self, policy: &Policy) -> Option<ConnectionEnd> {
+        if let Some(credentials) = self.credentials {
+            if policy.unix_admission.admits(&credentials) {
+                return None;
+            }
+            let reason = VerdictReason::NoLongerAllowed(None);
+            warn!(%reason, %credentials, "closing");
+            record_verdict_with(
+                self.shared,
+                self.observed,
+                Some(credentials),
+                None,
+                Some(reason),
+            );
+            self.verdict_given = true;
+            return Some(ConnectionEnd::NoLongerAllowed);
+        }
         if let Some(identity) = &policy.identity {
             self.state.set_identity(identity.clone());
         }
@@ -347,6 +384,7 @@ impl Connection<'_> {
                     observed: self.observed,
                     local: self.local,
                     peer: self.state.peer(),
+                    credentials: self.credentials,
                 };
                 if let Some((xid, outcome)) = self.handlers.start(shared, call, origin, cx) {
                     let reply = self.state.complete(xid, outcome, now.into_std());

@@ -44,6 +44,7 @@ pub(super) struct Origin<'a> {
     pub observed: SocketAddr,
     pub local: SocketAddr,
     pub peer: Option<&'a NodeId>,
+    pub credentials: Option<crate::peer::PeerCredentials>,
 }
 
 impl Handlers {
@@ -107,6 +108,7 @@ impl Handlers {
             version,
             cred,
             peer: origin.peer.cloned(),
+            credentials: origin.credentials,
         };
         let panicked = move |shared: &Shared| {
             shared.counters.panics.fetch_add(1, Ordering::Relaxed);

@@ -17,6 +17,7 @@
 mod accept;
 mod connection;
 mod handler;
+mod unix;
 mod verdicts;
 
 use std::collections::HashMap;
@@ -38,15 +39,21 @@ use crate::conn::Registry;
 use crate::error::Error;
 use crate::limits::Limits;
 use crate::listen::{ListenOptions, listen};
-use crate::peer::{Admission, NodeId, ServerIdentity};
+use crate::peer::{Admission, NodeId, PeerCredentials, ServerIdentity, UnixAdmission};
 use crate::proto::OpaqueAuth;
 
 /// What a handler learns about its call.
+///
+/// On a Unix socket, `observed` and `local` are the unspecified address
+/// `0.0.0.0:0` (a Unix peer has no address) and `credentials` says who the
+/// peer is.
 #[derive(Clone, Debug)]
 pub struct CallContext {
-    /// The peer's address as this server observed it.
+    /// The peer's address as this server observed it (`0.0.0.0:0` on a
+    /// Unix socket).
     pub observed: SocketAddr,
-    /// The local address the call arrived on.
+    /// The local address the call arrived on (`0.0.0.0:0` on a Unix
+    /// socket).
     pub local: SocketAddr,
     /// The call's XID.
     pub xid: u32,
@@ -57,8 +64,12 @@ pub struct CallContext {
     /// The caller's credential.
     pub cred: OpaqueAuth,
     /// The peer's node ID, when the server has an identity and the peer's
-    /// HELLO succeeded (always, for calls that reach a handler then).
+    /// HELLO succeeded (always, for calls that reach a handler then, except
+    /// on Unix sockets, which have no HELLO).
     pub peer: Option<NodeId>,
+    /// On a Unix socket: the connecting process's credentials
+    /// (`SO_PEERCRED`). `None` on TCP.
+    pub credentials: Option<PeerCredentials>,
 }
 
 /// The future a [`Service`] returns.
@@ -109,8 +120,16 @@ pub struct ServerOptions {
     /// Address admission, applied before a byte is read. Default: admit all.
     pub admission: Admission,
     /// Who this server is and whom it accepts. With an identity, every
-    /// connection must complete a HELLO before any other call. Default: none.
+    /// TCP connection must complete a HELLO before any other call. The
+    /// HELLO gate does not apply on Unix sockets, where the peer is known
+    /// by its credentials (see [`ServerOptions::unix_admission`]) and the
+    /// peer table's addresses mean nothing. Default: none.
     pub identity: Option<ServerIdentity>,
+    /// Admission by credentials for connections on Unix sockets, applied
+    /// before a byte is read (the address admission applies to TCP only).
+    /// Default: admit every process the socket file's mode
+    /// ([`ListenOptions::unix_mode`]) lets connect.
+    pub unix_admission: UnixAdmission,
     /// A connection that has not completed its HELLO in this time is
     /// closed. Default 10 s.
     pub handshake_timeout: Duration,
@@ -128,6 +147,7 @@ impl Default for ServerOptions {
             listen: ListenOptions::default(),
             admission: Admission::default(),
             identity: None,
+            unix_admission: UnixAdmission::default(),
             handshake_timeout: Duration::from_secs(10),
         }
     }
@@ -200,6 +220,15 @@ pub enum VerdictReason {
     /// Admitted and identified, but the admission lists or the peer table
     /// changed ([`RunningServer::update`]) and no longer allow it: closed.
     NoLongerAllowed(Option<crate::peer::Refusal>),
+    /// On a Unix socket: the peer's credentials are not admitted by
+    /// [`ServerOptions::unix_admission`]; closed before a byte was read.
+    /// The verdict's `credentials` has the pid too.
+    CredentialsNotAdmitted {
+        /// The peer's user ID.
+        uid: u32,
+        /// The peer's group ID.
+        gid: u32,
+    },
 }
 
 impl std::fmt::Display for VerdictReason {
@@ -221,6 +250,9 @@ impl std::fmt::Display for VerdictReason {
                     "no longer allowed after a policy change ({refusal}); closed"
                 )
             }
+            VerdictReason::CredentialsNotAdmitted { uid, gid } => {
+                write!(f, "credentials uid {uid} gid {gid} not admitted")
+            }
         }
     }
 }
@@ -235,6 +267,7 @@ impl std::fmt::Display for VerdictReason {
 pub struct Verdict {
     /// The peer's address as observed (the latest connection's), in
     /// canonical form: an IPv4 caller on a dual-stack listener as IPv4.
+    /// `0.0.0.0:0` for a connection on a Unix socket.
     pub observed: SocketAddr,
     /// The node ID it claimed, if it sent a valid HELLO.
     pub peer: Option<NodeId>,
@@ -248,6 +281,9 @@ pub struct Verdict {
     pub first: std::time::SystemTime,
     /// When the latest was.
     pub at: std::time::SystemTime,
+    /// On a Unix socket: the peer's credentials (the latest connection's
+    /// pid; entries coalesce by user and group). `None` on TCP.
+    pub credentials: Option<PeerCredentials>,
 }
 
 /// One open connection, as [`RunningServer::connections`] lists it.
@@ -257,10 +293,12 @@ pub struct ConnectionInfo {
     pub id: u64,
     /// The peer's node ID, once its HELLO succeeded.
     pub peer: Option<NodeId>,
-    /// The peer's address as observed.
+    /// The peer's address as observed (`0.0.0.0:0` on a Unix socket).
     pub observed: SocketAddr,
-    /// The local address.
+    /// The local address (`0.0.0.0:0` on a Unix socket).
     pub local: SocketAddr,
+    /// On a Unix socket: the peer's credentials. `None` on TCP.
+    pub credentials: Option<PeerCredentials>,
 }
 
 /// Registers services, then [`Server::serve`]s them.
@@ -284,6 +322,7 @@ impl std::fmt::Debug for Server {
 struct Policy {
     admission: Admission,
     identity: Option<Arc<ServerIdentity>>,
+    unix_admission: UnixAdmission,
 }
 
 struct Shared {
@@ -318,6 +357,8 @@ pub struct RunningServer {
     /// The accept loops. Held as plain handles: dropping one detaches the
     /// task, so dropping the RunningServer leaves the server running.
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Closes one Unix listener (not its connections), by its path.
+    unix_closers: Vec<(std::path::PathBuf, watch::Sender<bool>)>,
 }
 
 /// Starts a running server's graceful shutdown from anywhere (a signal
@@ -381,6 +422,7 @@ impl Server {
         let policy = Policy {
             admission: self.options.admission.clone(),
             identity,
+            unix_admission: self.options.unix_admission.clone(),
         };
         let shared = Arc::new(Shared {
             registry: self.registry,
@@ -400,6 +442,7 @@ impl Server {
             slots: Arc::new(Semaphore::new(shared.options.max_connections)),
             shared: Arc::new(SharedHandle(shared)),
             tasks: Vec::new(),
+            unix_closers: Vec::new(),
         };
         running.spawn_accept_loops(listeners);
         Ok(running)
@@ -499,6 +542,7 @@ impl RunningServer {
         let policy = Policy {
             admission,
             identity: identity.map(resolve_identity),
+            unix_admission: self.shared.0.policy.borrow().unix_admission.clone(),
         };
         self.shared.0.policy.send_replace(Arc::new(policy));
         Ok(())
