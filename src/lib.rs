@@ -206,6 +206,7 @@ pub mod proto;
 pub mod server;
 mod sock;
 mod stream;
+pub mod tls;
 
 /// Internals that tests and fuzz targets drive directly: the pure
 /// per-connection state machines and the address helpers behind the

@@ -62,6 +62,15 @@ impl Transport {
         }
     }
 
+    /// The byte stream itself, for a layer that wraps it (TLS).
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub(crate) fn into_io(self) -> Box<dyn Io> {
+        match self.io {
+            Stream::Tcp(stream) => Box::new(stream),
+            Stream::Other(io) => io,
+        }
+    }
+
     /// True when an idle connection can give its read buffer back (TCP is
     /// read by readiness; any other stream needs a buffer to poll).
     pub(crate) fn reads_by_readiness(&self) -> bool {
