@@ -649,6 +649,23 @@ impl Error {
                 bound: *bound,
                 observed: *observed,
             },
+            // A certificate refused, or no TLS offered: retrying at once
+            // will not change it, so waiting calls fail with the reason.
+            Error::Tls { peer, error }
+                if matches!(
+                    **error,
+                    crate::tls::TlsError::Certificate(_) | crate::tls::TlsError::StartTlsRefused
+                ) =>
+            {
+                Error::Tls {
+                    peer: peer.clone(),
+                    error: error.clone(),
+                }
+            }
+            Error::ExpectsTls { peer, how } => Error::ExpectsTls {
+                peer: peer.clone(),
+                how,
+            },
             _ => return None,
         })
     }

@@ -44,6 +44,7 @@ pub(super) struct Origin<'a> {
     pub observed: SocketAddr,
     pub local: SocketAddr,
     pub peer: Option<&'a NodeId>,
+    pub tls: Option<&'a Arc<crate::tls::TlsPeer>>,
 }
 
 impl Handlers {
@@ -107,6 +108,7 @@ impl Handlers {
             version,
             cred,
             peer: origin.peer.cloned(),
+            tls: origin.tls.cloned(),
         };
         let panicked = move |shared: &Shared| {
             shared.counters.panics.fetch_add(1, Ordering::Relaxed);

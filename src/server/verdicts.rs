@@ -1,9 +1,11 @@
 //! The server's lists: open connections and inbound verdicts.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use super::{ConnectionInfo, Shared, VERDICTS_KEPT, Verdict, VerdictReason};
 use crate::peer::NodeId;
+use crate::tls::TlsPeer;
 
 /// Keeps a connection in the server's list while it lives.
 pub(super) struct Registered<'a> {
@@ -47,6 +49,18 @@ pub(super) fn record_verdict(
     peer: Option<NodeId>,
     reason: Option<VerdictReason>,
 ) {
+    record_verdict_tls(shared, observed, peer, reason, None);
+}
+
+/// [`record_verdict`] for a connection over TLS: the verdict shows the
+/// peer's certificate (the latest, when coalesced).
+pub(super) fn record_verdict_tls(
+    shared: &Shared,
+    observed: SocketAddr,
+    peer: Option<NodeId>,
+    reason: Option<VerdictReason>,
+    tls: Option<Arc<TlsPeer>>,
+) {
     let now = std::time::SystemTime::now();
     let mut list = shared.verdicts.lock().unwrap_or_else(|p| p.into_inner());
     let same = list
@@ -57,6 +71,7 @@ pub(super) fn record_verdict(
             earlier.count += 1;
             earlier.at = now;
             earlier.observed = observed;
+            earlier.tls = tls;
             earlier
         }
         None => {
@@ -71,6 +86,7 @@ pub(super) fn record_verdict(
                 count: 1,
                 first: now,
                 at: now,
+                tls,
             }
         }
     };

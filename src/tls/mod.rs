@@ -45,6 +45,8 @@ mod identity;
 #[cfg(feature = "tls")]
 pub use config::{ClientTls, ServerCheck, ServerTls, TlsMode};
 #[cfg(feature = "tls")]
+pub(crate) use config::{client_config, server_config};
+#[cfg(feature = "tls")]
 pub use identity::TlsIdentity;
 
 /// A peer's end-entity certificate, as far as the rules need it, and the
