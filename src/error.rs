@@ -681,7 +681,7 @@ impl Error {
                 | Error::UnknownInterface { .. }
                 | Error::NoSourceForFamily { .. }
                 | Error::Config(_)
-        )
+        ) || matches!(self, Error::Tls { error, .. } if matches!(**error, crate::tls::TlsError::Config(_)))
     }
 }
 

@@ -52,6 +52,7 @@ pub(super) enum ConnectionEnd {
     GraceOver,
     #[error("no longer allowed after a policy change")]
     NoLongerAllowed,
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     #[error("TLS refused")]
     Tls,
 }
