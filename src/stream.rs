@@ -38,6 +38,9 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
 pub(crate) struct Transport {
     io: Stream,
     chunk: usize,
+    /// A stream that buffers (TLS) took bytes it may not have written
+    /// yet: it must be flushed even once the outbox is empty.
+    unflushed: bool,
 }
 
 enum Stream {
@@ -52,6 +55,7 @@ impl Transport {
         Transport {
             io: Stream::Tcp(stream),
             chunk: READ_CHUNK,
+            unflushed: false,
         }
     }
 
@@ -59,6 +63,7 @@ impl Transport {
         Transport {
             io: Stream::Other(io),
             chunk: READ_CHUNK,
+            unflushed: false,
         }
     }
 
@@ -69,6 +74,12 @@ impl Transport {
             Stream::Tcp(stream) => Box::new(stream),
             Stream::Other(io) => io,
         }
+    }
+
+    /// True while the stream holds bytes it took but may not have written
+    /// (see [`poll_flush`]): the driver must flush again when woken.
+    pub(crate) fn unflushed(&self) -> bool {
+        self.unflushed
     }
 
     /// True when an idle connection can give its read buffer back (TCP is
@@ -171,7 +182,12 @@ pub(crate) fn poll_flush<T>(
         outbox.consumed(n, &mut sent);
     }
     if !transport.reads_by_readiness() {
-        ready!(Pin::new(transport).poll_flush(cx))?;
+        // A buffering stream (TLS) may hold the end of what it took; until
+        // it is out, the driver calls this again when woken, even with the
+        // outbox empty.
+        transport.unflushed = true;
+        ready!(Pin::new(&mut *transport).poll_flush(cx))?;
+        transport.unflushed = false;
     }
     Poll::Ready(Ok(()))
 }

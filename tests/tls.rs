@@ -813,3 +813,20 @@ fn rand_part() -> u64 {
     h.write_u64(0);
     h.finish()
 }
+
+/// A record larger than the socket buffers and rustls's own: the last of
+/// it sits encrypted in the TLS session after the outbox is empty, and
+/// must still be flushed, on both sides.
+#[tokio::test]
+async fn large_records_are_flushed_whole_over_tls() {
+    let ca = Ca::new("test CA");
+    let (server, address) = server(&ca, TlsMode::Direct, false, &["127.0.0.1"]);
+    let tls = client_tls(ca.identity(Some("a"), &["127.0.0.1"]), TlsMode::Direct);
+    let client = Client::new(vec![address], client_options("127.0.0.1", Some(tls), None)).unwrap();
+    for len in [3 << 20, 8 << 20, 1 << 20] {
+        let payload = Bytes::from((0..len).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+        let reply = client.call(PROG, 1, 1, payload.clone()).await.unwrap();
+        assert!(reply == payload, "{len} bytes came back altered");
+    }
+    server.shutdown().await;
+}

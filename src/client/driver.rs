@@ -499,7 +499,7 @@ impl Connection<'_> {
                 Err(ended) => return Poll::Ready(ended),
             };
             // Write.
-            if !self.out.is_empty() {
+            if !self.out.is_empty() || self.transport.unflushed() {
                 let before = self.out.len();
                 let sent = &mut self.sent;
                 let flushed =

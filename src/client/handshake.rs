@@ -65,6 +65,7 @@ pub(super) async fn handshake(
         let mut out = BytesMut::new();
         crate::codec::encode_record(&call, &mut out);
         link.transport.write_all(&out).await.map_err(io_error)?;
+        link.transport.flush().await.map_err(io_error)?;
         let mut records = RecordDecoder::new(limits);
         let mut buf = BytesMut::new();
         let record = loop {

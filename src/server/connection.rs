@@ -298,7 +298,7 @@ impl Connection<'_> {
                 }
             }
             // Write.
-            if !self.out.is_empty() {
+            if !self.out.is_empty() || self.transport.unflushed() {
                 let before = self.out.len();
                 match poll_flush(&mut self.transport, cx, &mut self.out, |()| {}) {
                     Poll::Ready(Err(error)) => return Poll::Ready(Err(error.into())),
@@ -311,7 +311,8 @@ impl Connection<'_> {
                 progress |= self.out.len() != before;
             }
             // Done?
-            let settled = self.handlers.running() == 0 && self.out.is_empty();
+            let settled =
+                self.handlers.running() == 0 && self.out.is_empty() && !self.transport.unflushed();
             if settled && (self.eof || self.stopping) {
                 return Poll::Ready(self.ending());
             }
