@@ -318,6 +318,31 @@ pub enum Error {
         error: HandshakeError,
     },
 
+    /// TLS with the server failed: the handshake, the STARTTLS probe, or a
+    /// certificate rule (either side's). Counted as a connect failure.
+    /// Match on `*error`.
+    #[error("TLS with {peer} failed: {error}")]
+    Tls {
+        /// The peer.
+        peer: Address,
+        /// What failed (boxed: certificate errors carry addresses and
+        /// names, and [`Error`] stays small).
+        #[source]
+        error: Box<crate::tls::TlsError>,
+    },
+
+    /// A client without TLS met a server that seems to expect TLS: it
+    /// answered our first record with TLS bytes, or reset the connection
+    /// right after it without a reply (as glusterd with management TLS
+    /// does).
+    #[error("{peer} seems to expect TLS: {how} (set ClientOptions::tls)")]
+    ExpectsTls {
+        /// The peer.
+        peer: Address,
+        /// What it did.
+        how: &'static str,
+    },
+
     /// The client was closed.
     #[error("client for {peer} is closed")]
     ClientClosed {
@@ -462,6 +487,9 @@ pub enum DisconnectCause {
     Clogged,
     /// The client was closed.
     ClientClosed,
+    /// The server seems to expect TLS: it answered with TLS bytes, or
+    /// reset the connection after our first record without a reply.
+    ExpectsTls,
 }
 
 impl fmt::Display for DisconnectCause {
@@ -475,6 +503,9 @@ impl fmt::Display for DisconnectCause {
             DisconnectCause::BadRecord => f.write_str("bad record from the peer"),
             DisconnectCause::Clogged => f.write_str("too many calls left unanswered"),
             DisconnectCause::ClientClosed => f.write_str("client closed"),
+            DisconnectCause::ExpectsTls => f.write_str(
+                "the server seems to expect TLS (it answered with TLS bytes, or reset the connection after our first record without a reply; set ClientOptions::tls)",
+            ),
         }
     }
 }
@@ -693,6 +724,23 @@ impl Error {
                 bound: *bound,
                 observed: *observed,
             },
+            // A certificate refused, or no TLS offered: retrying at once
+            // will not change it, so waiting calls fail with the reason.
+            Error::Tls { peer, error }
+                if matches!(
+                    **error,
+                    crate::tls::TlsError::Certificate(_) | crate::tls::TlsError::StartTlsRefused
+                ) =>
+            {
+                Error::Tls {
+                    peer: peer.clone(),
+                    error: error.clone(),
+                }
+            }
+            Error::ExpectsTls { peer, how } => Error::ExpectsTls {
+                peer: peer.clone(),
+                how,
+            },
             _ => return None,
         })
     }
@@ -708,7 +756,7 @@ impl Error {
                 | Error::UnknownInterface { .. }
                 | Error::NoSourceForFamily { .. }
                 | Error::Config(_)
-        )
+        ) || matches!(self, Error::Tls { error, .. } if matches!(**error, crate::tls::TlsError::Config(_)))
     }
 }
 

@@ -71,6 +71,10 @@
 //!   handshake, checked against the observed address in both directions.
 //! - [`programs`]: typed XDR for the portmapper and GlusterFS's GF-DUMP.
 //! - [`Error`]: one error type; every variant names its addresses.
+//! - [`tls`] (feature `tls`, on by default): mutual TLS, from the first
+//!   byte or by RFC 9289's STARTTLS, whose certificates must name the
+//!   observed (server) or dialled (client) address, and whose CN must be
+//!   the node ID claimed in HELLO.
 //!
 //! ## Identity
 //!
@@ -219,6 +223,7 @@ pub mod proto;
 pub mod server;
 mod sock;
 mod stream;
+pub mod tls;
 
 /// Internals that tests and fuzz targets drive directly: the pure
 /// per-connection state machines and the address helpers behind the

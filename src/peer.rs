@@ -267,6 +267,12 @@ pub enum Refusal {
         /// The claimed ID, raw (attacker-supplied text: escape it).
         claimed: String,
     },
+    /// Over TLS: the claimed node ID is not the subject CN of the
+    /// certificate the peer presented.
+    CertificateCn {
+        /// The certificate's CN (peer-supplied text: escape it).
+        cn: Option<String>,
+    },
 }
 
 impl fmt::Display for Refusal {
@@ -287,6 +293,11 @@ impl fmt::Display for Refusal {
                 f,
                 "the claimed node ID \"{}\" has a control character",
                 claimed.escape_debug()
+            ),
+            Refusal::CertificateCn { cn } => write!(
+                f,
+                "the claimed node ID is not the TLS certificate's CN {}",
+                crate::tls::Cn(cn)
             ),
         }
     }

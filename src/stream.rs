@@ -38,6 +38,9 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
 pub(crate) struct Transport {
     io: Stream,
     chunk: usize,
+    /// A stream that buffers (TLS) took bytes it may not have written
+    /// yet: it must be flushed even once the outbox is empty.
+    unflushed: bool,
 }
 
 enum Stream {
@@ -54,6 +57,7 @@ impl Transport {
         Transport {
             io: Stream::Tcp(stream),
             chunk: READ_CHUNK,
+            unflushed: false,
         }
     }
 
@@ -61,6 +65,7 @@ impl Transport {
         Transport {
             io: Stream::Unix(stream),
             chunk: READ_CHUNK,
+            unflushed: false,
         }
     }
 
@@ -68,7 +73,24 @@ impl Transport {
         Transport {
             io: Stream::Other(io),
             chunk: READ_CHUNK,
+            unflushed: false,
         }
+    }
+
+    /// The byte stream itself, for a layer that wraps it (TLS).
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub(crate) fn into_io(self) -> Box<dyn Io> {
+        match self.io {
+            Stream::Tcp(stream) => Box::new(stream),
+            Stream::Unix(stream) => Box::new(stream),
+            Stream::Other(io) => io,
+        }
+    }
+
+    /// True while the stream holds bytes it took but may not have written
+    /// (see [`poll_flush`]): the driver must flush again when woken.
+    pub(crate) fn unflushed(&self) -> bool {
+        self.unflushed
     }
 
     /// True when an idle connection can give its read buffer back (TCP is
@@ -179,7 +201,12 @@ pub(crate) fn poll_flush<T>(
         outbox.consumed(n, &mut sent);
     }
     if !transport.reads_by_readiness() {
-        ready!(Pin::new(transport).poll_flush(cx))?;
+        // A buffering stream (TLS) may hold the end of what it took; until
+        // it is out, the driver calls this again when woken, even with the
+        // outbox empty.
+        transport.unflushed = true;
+        ready!(Pin::new(&mut *transport).poll_flush(cx))?;
+        transport.unflushed = false;
     }
     Poll::Ready(Ok(()))
 }

@@ -248,6 +248,11 @@ pub(super) struct Inner {
     /// Consecutive failed connects, as the breaker counts them.
     pub failures: AtomicU32,
     pub hello: Mutex<Option<HelloReply>>,
+    /// The server's certificate on the current link, over TLS.
+    pub tls_peer: Mutex<Option<Arc<crate::tls::TlsPeer>>>,
+    /// The rustls configuration, built at the first TLS connect.
+    #[cfg(feature = "tls")]
+    pub tls_config: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, crate::tls::TlsError>>,
     pub last_connect_error: Mutex<Option<Arc<Error>>>,
     /// In-flight slots.
     pub permits: Semaphore,

@@ -112,6 +112,15 @@ pub struct ClientOptions {
     /// HELLO, and the server's node ID and the address it observed are
     /// checked. Default: none.
     pub identity: Option<ClientIdentity>,
+    /// Mutual TLS: when set, every connection and reconnection runs TLS
+    /// (from the first byte, or after the RFC 9289 probe; a server that
+    /// does not answer the probe with STARTTLS fails the connect with
+    /// [`crate::tls::TlsError::StartTlsRefused`], and nothing goes in
+    /// plain text), the server's certificate is checked, and with an
+    /// identity the HELLO answer's node ID must be its CN. Failures are
+    /// [`Error::Tls`], counted as connect failures. Default: none.
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::tls::ClientTls>,
 }
 
 impl Default for ClientOptions {
@@ -129,6 +138,8 @@ impl Default for ClientOptions {
             breaker_threshold: 5,
             limits: Limits::default(),
             identity: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -261,6 +272,9 @@ impl Client {
             last_attempt_tried: AtomicBool::new(false),
             failures: AtomicU32::new(0),
             hello: Mutex::new(None),
+            tls_peer: Mutex::new(None),
+            #[cfg(feature = "tls")]
+            tls_config: std::sync::OnceLock::new(),
             last_connect_error: Mutex::new(None),
             permits,
             core: Mutex::new(Core::default()),
@@ -337,6 +351,16 @@ impl Client {
     pub fn hello(&self) -> Option<HelloReply> {
         self.inner()
             .hello
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The server's certificate on the current (or last) link, over TLS:
+    /// its CN, SANs and the TLS version. `None` without TLS.
+    pub fn tls_peer(&self) -> Option<Arc<crate::tls::TlsPeer>> {
+        self.inner()
+            .tls_peer
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()

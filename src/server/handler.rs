@@ -45,6 +45,7 @@ pub(super) struct Origin<'a> {
     pub local: SocketAddr,
     pub peer: Option<&'a NodeId>,
     pub credentials: Option<crate::peer::PeerCredentials>,
+    pub tls: Option<&'a Arc<crate::tls::TlsPeer>>,
 }
 
 impl Handlers {
@@ -109,6 +110,7 @@ impl Handlers {
             cred,
             peer: origin.peer.cloned(),
             credentials: origin.credentials,
+            tls: origin.tls.cloned(),
         };
         let panicked = move |shared: &Shared| {
             shared.counters.panics.fetch_add(1, Ordering::Relaxed);

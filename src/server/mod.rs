@@ -70,6 +70,9 @@ pub struct CallContext {
     /// On a Unix socket: the connecting process's credentials
     /// (`SO_PEERCRED`). `None` on TCP.
     pub credentials: Option<PeerCredentials>,
+    /// Over TLS: the peer's certificate (already checked against the
+    /// observed address and, with an identity, the node ID).
+    pub tls: Option<Arc<crate::tls::TlsPeer>>,
 }
 
 /// The future a [`Service`] returns.
@@ -131,8 +134,17 @@ pub struct ServerOptions {
     /// ([`ListenOptions::unix_mode`]) lets connect.
     pub unix_admission: UnixAdmission,
     /// A connection that has not completed its HELLO in this time is
-    /// closed. Default 10 s.
+    /// closed. Default 10 s. With TLS, the TLS handshake (and the STARTTLS
+    /// probe) must finish within it too.
     pub handshake_timeout: Duration,
+    /// Mutual TLS: with it, every connection runs TLS (from the first
+    /// byte, or after the RFC 9289 probe) after admission and before any
+    /// RPC byte; the client's certificate must chain to the roots and name
+    /// the observed source IP, and with an identity the HELLO's node ID
+    /// must be its CN. Plain RPC is refused. TLS applies to TCP listeners;
+    /// a Unix socket's peer is judged by its credentials. Default: none.
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::tls::ServerTls>,
 }
 
 impl Default for ServerOptions {
@@ -149,6 +161,8 @@ impl Default for ServerOptions {
             identity: None,
             unix_admission: UnixAdmission::default(),
             handshake_timeout: Duration::from_secs(10),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -229,6 +243,16 @@ pub enum VerdictReason {
         /// The peer's group ID.
         gid: u32,
     },
+    /// Over TLS, a certificate rule failed: the chain, the observed
+    /// address against the IP SANs, or (with an identity) the claimed
+    /// node ID against the CN. [`Verdict::tls`] holds the certificate's
+    /// facts when it was read.
+    Certificate(crate::tls::CertError),
+    /// The TLS handshake failed otherwise (or did not finish).
+    TlsHandshake(String),
+    /// TLS is required, and the peer spoke plain RPC (or, to a STARTTLS
+    /// server, anything but the `AUTH_TLS` probe): closed.
+    PlainTextRefused,
 }
 
 impl std::fmt::Display for VerdictReason {
@@ -243,6 +267,11 @@ impl std::fmt::Display for VerdictReason {
             VerdictReason::SecondHello => f.write_str("a second HELLO with another node ID"),
             VerdictReason::NoLongerAllowed(None) => {
                 f.write_str("no longer admitted after a policy change; closed")
+            }
+            VerdictReason::Certificate(error) => write!(f, "certificate refused: {error}"),
+            VerdictReason::TlsHandshake(error) => write!(f, "TLS handshake failed: {error}"),
+            VerdictReason::PlainTextRefused => {
+                f.write_str("plain-text RPC refused: this server requires TLS")
             }
             VerdictReason::NoLongerAllowed(Some(refusal)) => {
                 write!(
@@ -284,6 +313,9 @@ pub struct Verdict {
     /// On a Unix socket: the peer's credentials (the latest connection's
     /// pid; entries coalesce by user and group). `None` on TCP.
     pub credentials: Option<PeerCredentials>,
+    /// Over TLS: the peer's certificate (its CN and SANs) and the TLS
+    /// version, when the handshake got that far.
+    pub tls: Option<Arc<crate::tls::TlsPeer>>,
 }
 
 /// One open connection, as [`RunningServer::connections`] lists it.
@@ -299,6 +331,8 @@ pub struct ConnectionInfo {
     pub local: SocketAddr,
     /// On a Unix socket: the peer's credentials. `None` on TCP.
     pub credentials: Option<PeerCredentials>,
+    /// Over TLS: the peer's certificate and the TLS version.
+    pub tls: Option<Arc<crate::tls::TlsPeer>>,
 }
 
 /// Registers services, then [`Server::serve`]s them.
@@ -338,6 +372,19 @@ struct Shared {
     /// Connection ids: a random start, then a counter, so ids from two
     /// servers (or two runs) are not easily confused in logs.
     next_id: AtomicU64,
+    /// The rustls configuration, built once from [`ServerOptions::tls`].
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl Shared {
+    /// True when connections run TLS before any RPC.
+    fn tls_on(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        false
+    }
 }
 
 /// A server that is running.
@@ -417,6 +464,14 @@ impl Server {
                 "admission network {net} is IPv4-mapped but shorter than /96: it has no IPv4 form"
             )));
         }
+        #[cfg(feature = "tls")]
+        let tls = match &self.options.tls {
+            Some(tls) => Some(
+                crate::tls::server_config(tls)
+                    .map_err(|error| Error::Config(format!("server TLS: {error}")))?,
+            ),
+            None => None,
+        };
         let listeners = bind_all(addresses, &self.options.listen)?;
         let identity = self.options.identity.clone().map(resolve_identity);
         let policy = Policy {
@@ -433,6 +488,8 @@ impl Server {
             connections: std::sync::Mutex::new(HashMap::new()),
             verdicts: std::sync::Mutex::new(std::collections::VecDeque::new()),
             next_id: AtomicU64::new(rand::random::<u64>() >> 16),
+            #[cfg(feature = "tls")]
+            tls,
         });
         let (shutdown, _) = watch::channel(false);
         let mut running = RunningServer {

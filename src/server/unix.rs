@@ -26,7 +26,7 @@ use tokio::task::JoinSet;
 use tracing::{Instrument, debug, info_span, warn};
 
 use super::accept::stopped;
-use super::connection::serve_transport;
+use super::connection::{Peer, serve_transport};
 use super::verdicts::record_verdict_with;
 use super::{Policy, RunningServer, Server, Shared, VerdictReason};
 use crate::addr::{Address, Endpoint};
@@ -194,10 +194,16 @@ async fn unix_accept_loop(
         connections.spawn(
             async move {
                 let transport = Transport::unix(stream);
+                let peer = Peer {
+                    observed: UNIX_ADDR,
+                    local: UNIX_ADDR,
+                    credentials: Some(credentials),
+                    tls: None,
+                };
                 if let Err(error) = serve_transport(
                     transport,
-                    (UNIX_ADDR, UNIX_ADDR),
-                    Some(credentials),
+                    peer,
+                    tokio::time::Instant::now(),
                     id,
                     shared.clone(),
                     shutdown,

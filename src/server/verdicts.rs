@@ -1,9 +1,11 @@
 //! The server's lists: open connections and inbound verdicts.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use super::{ConnectionInfo, Shared, VERDICTS_KEPT, Verdict, VerdictReason};
 use crate::peer::{NodeId, PeerCredentials};
+use crate::tls::TlsPeer;
 
 /// Keeps a connection in the server's list while it lives.
 pub(super) struct Registered<'a> {
@@ -47,7 +49,7 @@ pub(super) fn record_verdict(
     peer: Option<NodeId>,
     reason: Option<VerdictReason>,
 ) {
-    record_verdict_with(shared, observed, None, peer, reason);
+    record(shared, observed, None, None, peer, reason);
 }
 
 /// [`record_verdict`] with a Unix peer's credentials. Entries coalesce by
@@ -57,6 +59,29 @@ pub(super) fn record_verdict_with(
     shared: &Shared,
     observed: SocketAddr,
     credentials: Option<PeerCredentials>,
+    peer: Option<NodeId>,
+    reason: Option<VerdictReason>,
+) {
+    record(shared, observed, credentials, None, peer, reason);
+}
+
+/// [`record_verdict`] for a connection over TLS: the verdict shows the
+/// peer's certificate (the latest, when coalesced).
+pub(super) fn record_verdict_tls(
+    shared: &Shared,
+    observed: SocketAddr,
+    peer: Option<NodeId>,
+    reason: Option<VerdictReason>,
+    tls: Option<Arc<TlsPeer>>,
+) {
+    record(shared, observed, None, tls, peer, reason);
+}
+
+fn record(
+    shared: &Shared,
+    observed: SocketAddr,
+    credentials: Option<PeerCredentials>,
+    tls: Option<Arc<TlsPeer>>,
     peer: Option<NodeId>,
     reason: Option<VerdictReason>,
 ) {
@@ -75,6 +100,7 @@ pub(super) fn record_verdict_with(
             earlier.at = now;
             earlier.observed = observed;
             earlier.credentials = credentials;
+            earlier.tls = tls;
             earlier
         }
         None => {
@@ -90,6 +116,7 @@ pub(super) fn record_verdict_with(
                 first: now,
                 at: now,
                 credentials,
+                tls,
             }
         }
     };
