@@ -619,3 +619,140 @@ fn sighup_reload_applies_only_the_difference() {
     drop(node_a);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `[tls]` errors: exit 2, naming the file (where one is involved), the
+/// key and the line. Paths are relative to the config file, wherever peerd
+/// is started from.
+#[test]
+fn tls_config_errors_exit_2_naming_the_key() {
+    use support::pki::Authority;
+    let dir = temp_dir("tls");
+    let ca = Authority::new("peerd-cli test CA");
+    ca.write_ca(&dir.join("ca.pem")).unwrap();
+    let ip = "127.0.0.1".parse().unwrap();
+    ca.issue("node-a", &[ip]).write(&dir, "node-a").unwrap();
+
+    let head = "node_id = \"node-a\"\nlisten = [\"127.0.0.1:1\"]\n[tls]\n";
+    let tls = |lines: &str| format!("{head}{lines}");
+    let good = "cert = \"node-a.pem\"\nkey = \"node-a.key\"\nca = \"ca.pem\"\n";
+    // (name, config, key, line, text the message must hold)
+    let cases: Vec<(&str, String, &str, usize, String)> = vec![
+        (
+            "a certificate file that does not exist",
+            tls(&good.replace("node-a.pem", "gone.pem")),
+            "tls.cert",
+            4,
+            format!("cannot read {}", dir.join("gone.pem").display()),
+        ),
+        (
+            "a key file that holds a certificate",
+            tls(&good.replace("node-a.key", "node-a.pem")),
+            "tls.key",
+            5,
+            "holds no PEM private key".into(),
+        ),
+        (
+            "a CA file that holds a key",
+            tls(&good.replace("ca.pem", "node-a.key")),
+            "tls.ca",
+            6,
+            "holds no PEM certificate".into(),
+        ),
+        (
+            "an unknown mode",
+            tls(&format!("{good}mode = \"tls13\"\n")),
+            "tls.mode",
+            7,
+            "\"direct\"".into(),
+        ),
+        (
+            "an unknown key",
+            tls(&format!("{good}verify = false\n")),
+            "tls.verify",
+            7,
+            "unknown field".into(),
+        ),
+        (
+            "no key file",
+            tls("cert = \"node-a.pem\"\nca = \"ca.pem\"\n"),
+            "tls.key",
+            3,
+            "missing field".into(),
+        ),
+        (
+            "an empty file name",
+            tls(&good.replace("\"ca.pem\"", "\"\"")),
+            "tls.ca",
+            6,
+            "a file name is needed".into(),
+        ),
+        (
+            "not a table",
+            format!("{}tls = \"on\"\n", head.trim_end_matches("[tls]\n")),
+            "tls",
+            3,
+            "expected a table".into(),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (i, (name, text, key, line, says)) in cases.iter().enumerate() {
+        let path = dir.join(format!("tls{i}.toml"));
+        std::fs::write(&path, text).unwrap();
+        // From another directory: relative paths must not follow the cwd.
+        let output = Command::new(peerd::binary())
+            .args(["run", "--config", path.to_str().unwrap()])
+            .current_dir("/")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let wants = [format!("line {line}"), format!("`{key}`"), says.clone()];
+        if output.status.code() != Some(2) || !wants.iter().all(|w| stderr.contains(w.as_str())) {
+            failures.push(format!(
+                "{name}: exit {:?}, wanted 2 and {wants:?} in: {}",
+                output.status.code(),
+                stderr.trim()
+            ));
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The TLS flags of `ping` and `gluster-dump` go together, and a file that
+/// cannot be read is a usage error (exit 2) naming the flag and the file.
+#[test]
+fn tls_flags_come_together_and_name_a_bad_file() {
+    for command in ["ping", "gluster-dump"] {
+        let mut args = vec![command, "127.0.0.1:1"];
+        if command == "ping" {
+            args.extend(["--prog", "1", "--vers", "1"]);
+        }
+        let alone = [args.clone(), vec!["--cert", "c.pem"]].concat();
+        let output = run(&alone, Duration::from_secs(10));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{command}: {stderr}");
+        assert!(
+            stderr.contains("--key") && stderr.contains("--ca"),
+            "{command}: {stderr}"
+        );
+
+        let cn_alone = [args.clone(), vec!["--server-cn", "glusterd"]].concat();
+        let output = run(&cn_alone, Duration::from_secs(10));
+        assert_eq!(output.status.code(), Some(2), "{command}");
+
+        let missing = [
+            args.clone(),
+            vec!["--cert", "/nonexistent/c.pem", "--key", "k", "--ca", "ca"],
+        ]
+        .concat();
+        let output = run(&missing, Duration::from_secs(10));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{command}: {stderr}");
+        assert!(
+            stderr.contains("--cert") && stderr.contains("/nonexistent/c.pem"),
+            "{command}: {stderr}"
+        );
+    }
+}

@@ -39,14 +39,14 @@ fn ip(text: &str) -> IpAddr {
 }
 
 /// One demo node's plan.
-struct Plan {
-    name: &'static str,
-    v4: &'static str,
+pub(crate) struct Plan {
+    pub(crate) name: &'static str,
+    pub(crate) v4: &'static str,
     /// Whether it listens on, or dials from, `::1`.
-    v6: bool,
+    pub(crate) v6: bool,
 }
 
-const PLANS: [Plan; 3] = [
+pub(crate) const PLANS: [Plan; 3] = [
     Plan {
         name: "node-1",
         v4: "127.0.0.1",
@@ -66,10 +66,10 @@ const PLANS: [Plan; 3] = [
 
 /// node-3's address: admitted by node-1 (for node-3), so the impostor gets
 /// as far as its HELLO, where the claim of node-2 from it is refused.
-const IMPOSTOR_SOURCE: &str = "127.0.0.3";
+pub(crate) const IMPOSTOR_SOURCE: &str = "127.0.0.3";
 
 /// Whether `::1` can be bound here.
-fn ipv6_loopback_works() -> bool {
+pub(crate) fn ipv6_loopback_works() -> bool {
     std::net::TcpListener::bind("[::1]:0").is_ok()
 }
 
@@ -103,6 +103,7 @@ fn config(plan: &Plan, with_v6: bool, timeouts: Timeouts) -> Config {
         source_v6: v6.then(|| ip("::1").into()),
         peers,
         timeouts,
+        tls: None,
     }
 }
 

@@ -2,10 +2,12 @@
 //!
 //! ```text
 //! cargo run --example peerd -- demo                    # three nodes and an impostor, on loopback
+//! cargo run --example peerd -- demo --tls              # the same over mutual TLS
 //! peerd run --config node.toml                         # one node
 //! peerd status --admin 127.0.0.1:24100 [--json]        # a running node's view
 //! peerd ping 192.0.2.20:111 --prog 100000 --vers 2 --source 192.0.2.10
 //! peerd gluster-dump 192.0.2.20:24007 --source 192.0.2.10
+//! peerd gluster-dump 192.0.2.20:24007 --cert c.pem --key c.key --ca ca.pem --server-cn glusterd
 //! ```
 //!
 //! It uses only peerwire's public API. See the README's "peerd" section for
@@ -13,8 +15,17 @@
 
 mod config;
 mod demo;
+mod demo_tls;
 mod node;
+// Shared with the tests (as tests/support's `pki`), which also use its
+// file helpers.
+#[allow(dead_code)]
+mod pki;
 mod status;
+// Parsed and validated now; handed to the client and server once peerd is
+// built with peerwire's TLS.
+#[allow(dead_code)]
+mod tls;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,7 +58,12 @@ enum Command {
     /// Three nodes at 127.0.0.1-3 in a full mesh (plus an IPv6 link over ::1
     /// where it works) and an impostor on node-3's address (127.0.0.3) claiming node-2's ID.
     /// Exits 0 when every verdict is as expected.
-    Demo,
+    Demo {
+        /// Every link over mutual TLS, with a throwaway CA made in memory;
+        /// the impostor holds a valid certificate for node-2's address.
+        #[arg(long)]
+        tls: bool,
+    },
     /// Runs one node from a TOML config until SIGINT or SIGTERM.
     Run {
         /// The node's config file.
@@ -83,6 +99,8 @@ enum Command {
         /// Seconds to wait for the connection and the answer.
         #[arg(long, default_value_t = 5.0)]
         timeout: f64,
+        #[command(flatten)]
+        tls: tls::TlsArgs,
     },
     /// Calls GF-DUMP on a glusterd (or brick) and prints its programs.
     GlusterDump {
@@ -94,6 +112,8 @@ enum Command {
         /// Seconds to wait for the connection and the answer.
         #[arg(long, default_value_t = 10.0)]
         timeout: f64,
+        #[command(flatten)]
+        tls: tls::TlsArgs,
     },
 }
 
@@ -118,7 +138,8 @@ fn main() -> ExitCode {
         .expect("a tokio runtime");
     let code = runtime.block_on(async move {
         match cli.command {
-            Command::Demo => demo::run().await,
+            Command::Demo { tls: false } => demo::run().await,
+            Command::Demo { tls: true } => demo_tls::run().await,
             Command::Run { config } => run(config).await,
             Command::Status {
                 admin,
@@ -131,12 +152,20 @@ fn main() -> ExitCode {
                 vers,
                 source,
                 timeout,
-            } => ping(addr, prog, vers, source, seconds(timeout)?).await,
+                tls,
+            } => {
+                let tls = probe_tls(&tls)?;
+                ping(addr, prog, vers, source, seconds(timeout)?, tls).await
+            }
             Command::GlusterDump {
                 addr,
                 source,
                 timeout,
-            } => gluster_dump(addr, source, seconds(timeout)?).await,
+                tls,
+            } => {
+                let tls = probe_tls(&tls)?;
+                gluster_dump(addr, source, seconds(timeout)?, tls).await
+            }
         }
     });
     // Dropping the runtime ends every task: nothing is left running.
@@ -153,6 +182,14 @@ fn seconds(secs: f64) -> Result<Duration, ExitCode> {
     }
 }
 
+/// The files of the TLS flags, read; a bad one is a usage error.
+fn probe_tls(args: &tls::TlsArgs) -> Result<Option<tls::ProbeTls>, ExitCode> {
+    args.load().map_err(|error| {
+        eprintln!("error: {error}");
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
 /// `peerd run --config FILE`.
 async fn run(path: PathBuf) -> Result<ExitCode, ExitCode> {
     let config = match config::Config::load(&path) {
@@ -162,6 +199,14 @@ async fn run(path: PathBuf) -> Result<ExitCode, ExitCode> {
             return Ok(ExitCode::from(EXIT_CONFIG));
         }
     };
+    if let Some(tls) = &config.tls {
+        eprintln!(
+            "error: {}, key `tls`: this peerd is built without peerwire's TLS (cert {})",
+            path.display(),
+            tls.cert.origin()
+        );
+        return Ok(ExitCode::from(EXIT_CONFIG));
+    }
     use tokio::signal::unix::{SignalKind, signal};
     // Installed first, so a signal during start-up is not lost.
     let (mut interrupt, mut terminate, mut hangup) = match (
@@ -234,7 +279,19 @@ type Seen = Arc<Mutex<Option<(std::net::SocketAddr, std::net::SocketAddr)>>>;
 
 /// A client that binds `source` and reports the addresses of each
 /// connection it makes, and fails at once when connecting fails.
-fn probe_client(addr: &Endpoint, source: Option<ScopedIp>, timeout: Duration) -> (Client, Seen) {
+fn probe_client(
+    addr: &Endpoint,
+    source: Option<ScopedIp>,
+    timeout: Duration,
+    tls: Option<tls::ProbeTls>,
+) -> Result<(Client, Seen), ExitCode> {
+    if let Some(tls) = tls {
+        eprintln!(
+            "error: --cert {}: this peerd is built without peerwire's TLS",
+            tls.cert.origin()
+        );
+        return Err(ExitCode::from(EXIT_CONFIG));
+    }
     let mut connect = ConnectOptions {
         connect_timeout: timeout,
         ..ConnectOptions::default()
@@ -262,7 +319,7 @@ fn probe_client(addr: &Endpoint, source: Option<ScopedIp>, timeout: Duration) ->
             Ok(Link::from(connected))
         }
     });
-    (client, seen)
+    Ok((client, seen))
 }
 
 /// Explains a failed call, with the connect error behind it.
@@ -280,8 +337,9 @@ async fn ping(
     vers: u32,
     source: Option<ScopedIp>,
     timeout: Duration,
+    tls: Option<tls::ProbeTls>,
 ) -> Result<ExitCode, ExitCode> {
-    let (client, seen) = probe_client(&addr, source, timeout);
+    let (client, seen) = probe_client(&addr, source, timeout, tls)?;
     let start = Instant::now();
     let result = client.null(prog, vers).await;
     let rtt = start.elapsed();
@@ -319,8 +377,9 @@ async fn gluster_dump(
     addr: Endpoint,
     source: Option<ScopedIp>,
     timeout: Duration,
+    tls: Option<tls::ProbeTls>,
 ) -> Result<ExitCode, ExitCode> {
-    let (client, seen) = probe_client(&addr, source, timeout);
+    let (client, seen) = probe_client(&addr, source, timeout, tls)?;
     let result: Result<GfDumpResponse, Error> = client
         .call_xdr(
             gf_dump::PROGRAM,
