@@ -327,6 +327,12 @@ fn the_documented_config_shape_is_accepted() {
     let ids: Vec<&str> = peers.iter().filter_map(|p| p["id"].as_str()).collect();
     assert_eq!(ids, ["node-b", "node-c"], "{status:#}");
     for peer in peers {
+        // Plain TCP: the `tls` key is there, and null.
+        assert_eq!(
+            peer.get("tls"),
+            Some(&serde_json::Value::Null),
+            "{status:#}"
+        );
         let state = peer["state"].as_str().unwrap_or_default();
         assert!(
             [

@@ -115,6 +115,7 @@ impl PeerLink {
                 .filter(|_| local.is_some())
                 .map(|rtt| rtt.as_micros() as u64),
             last_error: report.last_error,
+            tls: None,
         }
     }
 }
@@ -156,6 +157,7 @@ impl Shared {
                     count: v.count,
                     first_ms: unix_ms(v.first),
                     last_ms: unix_ms(v.at),
+                    tls: None,
                 })
                 .collect(),
             None => Vec::new(),

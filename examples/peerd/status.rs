@@ -51,6 +51,19 @@ pub struct PeerStatus {
     pub observed_by_peer: Option<String>,
     pub rtt_us: Option<u64>,
     pub last_error: Option<String>,
+    /// The TLS session of the link: null for plain TCP (and while not
+    /// connected), or the peer's certificate CN and the TLS version.
+    #[serde(default)]
+    pub tls: Option<TlsStatus>,
+}
+
+/// What a TLS session showed of the peer.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TlsStatus {
+    /// The peer certificate's subject CN (null if it has none).
+    pub cn: Option<String>,
+    /// "TLSv1.3" or "TLSv1.2".
+    pub version: String,
 }
 
 impl PeerStatus {
@@ -64,6 +77,7 @@ impl PeerStatus {
             observed_by_peer: None,
             rtt_us: None,
             last_error: None,
+            tls: None,
         }
     }
 }
@@ -86,6 +100,11 @@ pub struct InboundStatus {
     pub first_ms: u64,
     #[serde(default)]
     pub last_ms: u64,
+    /// The TLS session the verdict was given on: null for plain TCP (or a
+    /// refusal before TLS finished), else the peer certificate's CN and
+    /// the TLS version.
+    #[serde(default)]
+    pub tls: Option<TlsStatus>,
 }
 
 fn one() -> u64 {
