@@ -18,6 +18,13 @@
 //!   deadlines, no handler tasks, no per-connection state machine.
 //! - `--mode both`: raw and peerwire alternately, `--rounds` times each,
 //!   then a summary line with the median ratio peerwire/raw.
+//! - `--mode tls`: peerwire over mutual TLS (TLS 1.3, rustls on ring, from
+//!   the first byte; `--starttls` for RFC 9289's upgrade), with a
+//!   throwaway CA and certificates made at start (rcgen): the server's
+//!   names 127.0.0.1, the client's too, and both sides check them.
+//! - `--mode tls-both`: peerwire over plain TCP and over TLS alternately,
+//!   `--rounds` times each, then a summary line with the median ratio
+//!   TLS/plain and the ratio of each round (the spread).
 //!
 //! `--concurrency` callers run on each of `--connections` connections; each
 //! loops over calls with `--payload` bytes of arguments, echoed back as the
@@ -78,6 +85,8 @@ enum Mode {
     Peerwire,
     Raw,
     Both,
+    Tls,
+    TlsBoth,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -132,6 +141,10 @@ struct Args {
     /// perf's ack FIFO, with --perf-ctl: each command waits for its ack.
     #[arg(long, requires = "perf_ctl")]
     perf_ack: Option<std::path::PathBuf>,
+    /// With --mode tls or tls-both: the RFC 9289 STARTTLS upgrade instead
+    /// of TLS from the first byte.
+    #[arg(long)]
+    starttls: bool,
 }
 
 struct Outcome {
@@ -229,6 +242,9 @@ fn main() {
         Mode::Both => (0..args.rounds.max(1))
             .flat_map(|_| [Mode::Raw, Mode::Peerwire])
             .collect(),
+        Mode::TlsBoth => (0..args.rounds.max(1))
+            .flat_map(|_| [Mode::Peerwire, Mode::Tls])
+            .collect(),
         mode => vec![mode],
     };
     let mut rates: HashMap<&'static str, Vec<f64>> = HashMap::new();
@@ -237,6 +253,7 @@ fn main() {
         let outcome = run(mode, &args);
         let name = match mode {
             Mode::Raw => "raw",
+            Mode::Tls => "tls",
             _ => "peerwire",
         };
         failed_calls += outcome.errors;
@@ -290,6 +307,26 @@ fn main() {
             })
         );
     }
+    if args.mode == Mode::TlsBoth {
+        let plain = &rates["peerwire"];
+        let tls = &rates["tls"];
+        let mut ratios: Vec<f64> = plain.iter().zip(tls).map(|(p, t)| t / p).collect();
+        ratios.sort_by(f64::total_cmp);
+        let round3 = |x: f64| (x * 1000.0).round() / 1000.0;
+        println!(
+            "{}",
+            serde_json::json!({
+                "summary": "TLS/plain calls/s, each round's ratio and the median",
+                "concurrency": args.concurrency,
+                "payload": args.payload,
+                "connections": args.connections,
+                "starttls": args.starttls,
+                "ratios": ratios.iter().map(|r| round3(*r)).collect::<Vec<_>>(),
+                "ratio": round3(ratios[ratios.len() / 2]),
+                "spread": round3(ratios[ratios.len() - 1] - ratios[0]),
+            })
+        );
+    }
     if failed_calls > 0 {
         eprintln!("{failed_calls} calls failed");
         std::process::exit(1);
@@ -320,6 +357,12 @@ fn run(mode: Mode, args: &Args) -> Outcome {
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let server_pin = args.pin;
     let max = args.concurrency.max(1);
+    let starttls = args.starttls;
+    #[cfg(not(feature = "tls"))]
+    assert!(
+        mode != Mode::Tls && !starttls,
+        "built without the tls feature"
+    );
     let server = std::thread::spawn(move || {
         pin(0, server_pin);
         let tid = nix::unistd::gettid().as_raw();
@@ -342,6 +385,8 @@ fn run(mode: Mode, args: &Args) -> Outcome {
                 _ => {
                     let options = ServerOptions {
                         max_in_progress: max,
+                        #[cfg(feature = "tls")]
+                        tls: (mode == Mode::Tls).then(|| tls::server(starttls)),
                         ..ServerOptions::default()
                     };
                     let server = Server::new(options)
@@ -398,6 +443,8 @@ async fn drive(mode: Mode, addr: SocketAddr, server_tid: i32, args: Args) -> Out
             _ => {
                 let options = ClientOptions {
                     max_in_flight: args.concurrency.max(1),
+                    #[cfg(feature = "tls")]
+                    tls: (mode == Mode::Tls).then(|| tls::client(args.starttls)),
                     ..ClientOptions::default()
                 };
                 let client =
@@ -500,6 +547,76 @@ impl Caller for Client {
                 }
             }
         })
+    }
+}
+
+// ---- TLS -------------------------------------------------------------------
+
+/// A throwaway CA and the two certificates, made once per process.
+#[cfg(feature = "tls")]
+mod tls {
+    use std::sync::OnceLock;
+
+    use peerwire::tls::{ClientTls, ServerCheck, ServerTls, TlsIdentity, TlsMode};
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SanType,
+    };
+
+    struct Pair {
+        server: TlsIdentity,
+        client: TlsIdentity,
+    }
+
+    fn pair() -> &'static Pair {
+        static PAIR: OnceLock<Pair> = OnceLock::new();
+        PAIR.get_or_init(|| {
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params
+                .distinguished_name
+                .push(DnType::CommonName, "loadgen CA");
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+            let leaf = |cn: &str| {
+                let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+                params.distinguished_name.push(DnType::CommonName, cn);
+                params.subject_alt_names = vec![SanType::IpAddress("127.0.0.1".parse().unwrap())];
+                let key = KeyPair::generate().unwrap();
+                let cert = params.signed_by(&key, &ca).unwrap();
+                TlsIdentity::from_pem(
+                    cert.pem().as_bytes(),
+                    key.serialize_pem().as_bytes(),
+                    ca.pem().as_bytes(),
+                )
+                .unwrap()
+            };
+            Pair {
+                server: leaf("server"),
+                client: leaf("loadgen"),
+            }
+        })
+    }
+
+    fn mode(starttls: bool) -> TlsMode {
+        if starttls {
+            TlsMode::StartTls
+        } else {
+            TlsMode::Direct
+        }
+    }
+
+    pub(super) fn server(starttls: bool) -> ServerTls {
+        ServerTls {
+            identity: pair().server.clone(),
+            mode: mode(starttls),
+        }
+    }
+
+    pub(super) fn client(starttls: bool) -> ClientTls {
+        ClientTls {
+            identity: pair().client.clone(),
+            mode: mode(starttls),
+            server: ServerCheck::DialledIp,
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 //! | `192.0.2.10:24007`       | [`Endpoint`]            |
 //! | `[2001:db8::10]:24007`   | [`Endpoint`]            |
 //! | `[fe80::a%eth0]:24007`   | [`Endpoint`]            |
+//! | `unix:/run/x.socket`     | [`Address`] (or an endpoint) |
 //!
 //! Display gives back the same text (for addresses already in the canonical
 //! RFC 5952 form). A scope given as a name stays a name here: it is resolved
@@ -20,6 +21,10 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::str::FromStr;
+
+mod address;
+pub(crate) use address::UNIX_NO_ADDR;
+pub use address::{Address, MAX_UNIX_PATH, UNIX_PREFIX};
 
 /// Longest interface name Linux accepts (`IFNAMSIZ` less the terminating NUL).
 pub const MAX_INTERFACE_NAME: usize = 15;
@@ -352,6 +357,12 @@ pub enum AddrParseErrorKind {
     UnclosedBracket,
     /// An IPv6 endpoint must be written `[address]:port`.
     MissingBrackets,
+    /// Nothing follows `unix:`.
+    EmptyUnixPath,
+    /// A Unix socket path longer than [`MAX_UNIX_PATH`] bytes.
+    UnixPathTooLong,
+    /// A Unix socket path with a NUL byte.
+    InvalidUnixPath,
 }
 
 impl fmt::Display for AddrParseErrorKind {
@@ -369,6 +380,11 @@ impl fmt::Display for AddrParseErrorKind {
             AddrParseErrorKind::MissingBrackets => {
                 "an IPv6 address with a port is written [address]:port"
             }
+            AddrParseErrorKind::EmptyUnixPath => "empty path after 'unix:'",
+            AddrParseErrorKind::UnixPathTooLong => {
+                "a Unix socket path is at most 107 bytes (sun_path)"
+            }
+            AddrParseErrorKind::InvalidUnixPath => "a Unix socket path cannot hold a NUL byte",
         })
     }
 }

@@ -9,7 +9,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::addr::{AddrParseError, Endpoint, Family, Role, ScopedIp};
+use crate::addr::{AddrParseError, Address, Endpoint, Family, Role, ScopedIp};
 
 /// Errors from peerwire.
 #[derive(Debug, thiserror::Error)]
@@ -186,7 +186,7 @@ pub enum Error {
     #[error("call {program}/{version}/{procedure} to {peer} timed out after {after:?} ({})", SentOrNot(*sent))]
     CallTimeout {
         /// The peer the client serves.
-        peer: Endpoint,
+        peer: Address,
         /// The program.
         program: u32,
         /// The version.
@@ -205,7 +205,7 @@ pub enum Error {
     #[error("connection to {peer} lost ({cause}) with the call pending ({})", SentOrNot(*sent))]
     Disconnected {
         /// The peer the client serves.
-        peer: Endpoint,
+        peer: Address,
         /// Why the connection ended.
         cause: DisconnectCause,
         /// Whether the request was written.
@@ -217,7 +217,7 @@ pub enum Error {
     #[error("circuit open to {peer} after {failures} failed connects; next attempt in {:?}", next_attempt.saturating_duration_since(std::time::Instant::now()))]
     CircuitOpen {
         /// The peer the client serves.
-        peer: Endpoint,
+        peer: Address,
         /// Consecutive failed connects.
         failures: u32,
         /// When the next connect attempt (a single probe) may run.
@@ -228,7 +228,7 @@ pub enum Error {
     #[error("cannot reach {peer}: {error}")]
     Unreachable {
         /// The peer the client serves.
-        peer: Endpoint,
+        peer: Address,
         /// The connect error, as [`crate::Client::last_connect_error`]
         /// also shows it.
         #[source]
@@ -239,7 +239,7 @@ pub enum Error {
     #[error("{peer} refused the call {program}/{version}/{procedure}: {status}")]
     CallRejected {
         /// The peer that answered.
-        peer: Endpoint,
+        peer: Address,
         /// The program.
         program: u32,
         /// The version.
@@ -255,7 +255,7 @@ pub enum Error {
     #[error("results from {peer} are {len} bytes, over the limit of {max}")]
     ResultsTooLarge {
         /// The peer that answered.
-        peer: Endpoint,
+        peer: Address,
         /// The results' length.
         len: usize,
         /// The limit.
@@ -266,7 +266,7 @@ pub enum Error {
     #[error("results from {peer} did not decode: {error}")]
     BadResults {
         /// The peer that answered.
-        peer: Endpoint,
+        peer: Address,
         /// The decode error.
         #[source]
         error: crate::proto::DecodeError,
@@ -277,7 +277,7 @@ pub enum Error {
     #[error("{peer} refused our identity: {stat}")]
     IdentityRefused {
         /// The peer.
-        peer: Endpoint,
+        peer: Address,
         /// Its AUTH_ERROR status.
         stat: crate::proto::AuthStat,
     },
@@ -287,7 +287,7 @@ pub enum Error {
     #[error("{peer} is node {answered:?}, not {expected:?}; closed")]
     WrongPeer {
         /// The address we connected to.
-        peer: Endpoint,
+        peer: Address,
         /// The node we meant to reach.
         expected: crate::peer::NodeId,
         /// The node that answered.
@@ -312,17 +312,42 @@ pub enum Error {
     #[error("handshake with {peer} failed: {error}")]
     Handshake {
         /// The peer.
-        peer: Endpoint,
+        peer: Address,
         /// What went wrong.
         #[source]
         error: HandshakeError,
+    },
+
+    /// TLS with the server failed: the handshake, the STARTTLS probe, or a
+    /// certificate rule (either side's). Counted as a connect failure.
+    /// Match on `*error`.
+    #[error("TLS with {peer} failed: {error}")]
+    Tls {
+        /// The peer.
+        peer: Address,
+        /// What failed (boxed: certificate errors carry addresses and
+        /// names, and [`Error`] stays small).
+        #[source]
+        error: Box<crate::tls::TlsError>,
+    },
+
+    /// A client without TLS met a server that seems to expect TLS: it
+    /// answered our first record with TLS bytes, or reset the connection
+    /// right after it without a reply (as glusterd with management TLS
+    /// does).
+    #[error("{peer} seems to expect TLS: {how} (set ClientOptions::tls)")]
+    ExpectsTls {
+        /// The peer.
+        peer: Address,
+        /// What it did.
+        how: &'static str,
     },
 
     /// The client was closed.
     #[error("client for {peer} is closed")]
     ClientClosed {
         /// The peer the client served.
-        peer: Endpoint,
+        peer: Address,
     },
 
     /// Listening failed.
@@ -334,6 +359,81 @@ pub enum Error {
         #[source]
         error: io::Error,
     },
+
+    /// Placing or listening on a Unix socket file failed.
+    #[error("failed to listen on unix:{}: could not {what}: {}", path.display(), explain_unix(error))]
+    UnixListen {
+        /// The socket file's path.
+        path: std::path::PathBuf,
+        /// The step that failed, such as "bind a temporary name".
+        what: &'static str,
+        /// The OS error.
+        #[source]
+        error: io::Error,
+    },
+
+    /// A Unix socket path is taken: a server answers on it, another
+    /// peerwire server holds its lock, or it is not a socket file. Nothing
+    /// was replaced.
+    #[error("cannot listen on unix:{}: {holder}; not replacing it", path.display())]
+    UnixInUse {
+        /// The socket file's path.
+        path: std::path::PathBuf,
+        /// What holds it.
+        holder: UnixHolder,
+    },
+
+    /// Connecting to a Unix socket failed.
+    #[error("failed to connect to unix:{}: {}", path.display(), explain_unix(error))]
+    UnixConnect {
+        /// The socket file's path.
+        path: std::path::PathBuf,
+        /// The OS error.
+        #[source]
+        error: io::Error,
+    },
+}
+
+/// What holds a Unix socket path ([`Error::UnixInUse`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UnixHolder {
+    /// A server accepts connections on the socket file now.
+    LiveServer,
+    /// Another peerwire server holds the path's lock file
+    /// (`PATH.lock`), so it is starting or serving there.
+    Locked,
+    /// The path is not a socket file (a regular file, a directory, a
+    /// symbolic link…); it is never removed.
+    NotASocket,
+}
+
+impl fmt::Display for UnixHolder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            UnixHolder::LiveServer => {
+                "a live server answers on it (stop it, or choose another path)"
+            }
+            UnixHolder::Locked => "another peerwire server holds its lock file (PATH.lock)",
+            UnixHolder::NotASocket => "the path exists and is not a socket file",
+        })
+    }
+}
+
+/// An OS error on a Unix socket path, with what it usually means.
+fn explain_unix(error: &io::Error) -> String {
+    let hint = match error.raw_os_error() {
+        Some(nix::libc::ENOENT) => " (no socket file there: is the server running?)",
+        Some(nix::libc::ECONNREFUSED) => {
+            " (nothing listens on the socket file: it is stale, the server has stopped)"
+        }
+        Some(nix::libc::EACCES) | Some(nix::libc::EPERM) => {
+            " (the socket file's mode, or a directory on its path, does not let us in)"
+        }
+        Some(nix::libc::ENAMETOOLONG) => " (a Unix socket path is at most 107 bytes)",
+        _ => "",
+    };
+    format!("{error}{hint}")
 }
 
 /// How a peer broke the HELLO exchange (see [`crate::peer`]).
@@ -387,6 +487,9 @@ pub enum DisconnectCause {
     Clogged,
     /// The client was closed.
     ClientClosed,
+    /// The server seems to expect TLS: it answered with TLS bytes, or
+    /// reset the connection after our first record without a reply.
+    ExpectsTls,
 }
 
 impl fmt::Display for DisconnectCause {
@@ -400,6 +503,9 @@ impl fmt::Display for DisconnectCause {
             DisconnectCause::BadRecord => f.write_str("bad record from the peer"),
             DisconnectCause::Clogged => f.write_str("too many calls left unanswered"),
             DisconnectCause::ClientClosed => f.write_str("client closed"),
+            DisconnectCause::ExpectsTls => f.write_str(
+                "the server seems to expect TLS (it answered with TLS bytes, or reset the connection after our first record without a reply; set ClientOptions::tls)",
+            ),
         }
     }
 }
@@ -618,6 +724,23 @@ impl Error {
                 bound: *bound,
                 observed: *observed,
             },
+            // A certificate refused, or no TLS offered: retrying at once
+            // will not change it, so waiting calls fail with the reason.
+            Error::Tls { peer, error }
+                if matches!(
+                    **error,
+                    crate::tls::TlsError::Certificate(_) | crate::tls::TlsError::StartTlsRefused
+                ) =>
+            {
+                Error::Tls {
+                    peer: peer.clone(),
+                    error: error.clone(),
+                }
+            }
+            Error::ExpectsTls { peer, how } => Error::ExpectsTls {
+                peer: peer.clone(),
+                how,
+            },
             _ => return None,
         })
     }
@@ -633,7 +756,7 @@ impl Error {
                 | Error::UnknownInterface { .. }
                 | Error::NoSourceForFamily { .. }
                 | Error::Config(_)
-        )
+        ) || matches!(self, Error::Tls { error, .. } if matches!(**error, crate::tls::TlsError::Config(_)))
     }
 }
 

@@ -47,6 +47,12 @@
 //!   `getsockname` after connecting, and races several destinations by
 //!   Happy Eyeballs (RFC 8305).
 //! - [`listen()`]: listeners with `IPV6_V6ONLY` always explicit.
+//! - [`Address`]: an [`Endpoint`] or a Unix socket path,
+//!   `unix:/run/x.socket`; [`listen_unix()`] places a socket file with an
+//!   explicit mode, replaces a stale one and never takes a live one;
+//!   [`Client::unix`] and [`Server::serve_on`] run the same RPC over it,
+//!   with the peer known by its [`PeerCredentials`] and admitted by
+//!   [`UnixAdmission`].
 //! - [`CanonicalIp`]: the form in which observed addresses are compared.
 //! - [`proto`]: record marking with limits checked before allocation, XDR,
 //!   ONC RPC v2 calls and replies, AUTH_SYS and GlusterFS credentials.
@@ -65,6 +71,10 @@
 //!   handshake, checked against the observed address in both directions.
 //! - [`programs`]: typed XDR for the portmapper and GlusterFS's GF-DUMP.
 //! - [`Error`]: one error type; every variant names its addresses.
+//! - [`tls`] (feature `tls`, on by default): mutual TLS, from the first
+//!   byte or by RFC 9289's STARTTLS, whose certificates must name the
+//!   observed (server) or dialled (client) address, and whose CN must be
+//!   the node ID claimed in HELLO.
 //!
 //! ## Identity
 //!
@@ -86,6 +96,13 @@
 //! narrow who can try; closing the gap takes cryptography: mutual TLS whose
 //! certificates name the peer's IP address, checked against the observed
 //! address in the same way.
+//!
+//! On a Unix socket there is no address: the peer is the process whose
+//! credentials (`SO_PEERCRED`: uid, gid, pid) the kernel reports, which
+//! it cannot forge. The socket file's mode decides who may connect at all,
+//! [`UnixAdmission`] judges the credentials before a byte is read, and
+//! handlers see them in [`CallContext::credentials`]. The HELLO gate and
+//! the peer table, which bind node IDs to addresses, do not apply there.
 //!
 //! ## The wire: record marking (RFC 5531 §11)
 //!
@@ -206,6 +223,7 @@ pub mod proto;
 pub mod server;
 mod sock;
 mod stream;
+pub mod tls;
 
 /// Internals that tests and fuzz targets drive directly: the pure
 /// per-connection state machines and the address helpers behind the
@@ -217,18 +235,21 @@ pub mod internals {
 }
 
 pub use addr::{
-    AddrParseError, AddrParseErrorKind, CanonicalIp, Endpoint, Family, FamilyPolicy, Role, Scope,
-    ScopedIp, Sources, canonical_net, canonical_socket_addr,
+    AddrParseError, AddrParseErrorKind, Address, CanonicalIp, Endpoint, Family, FamilyPolicy, Role,
+    Scope, ScopedIp, Sources, canonical_net, canonical_socket_addr,
 };
 pub use client::{
     CallOptions, Client, ClientIdentity, ClientOptions, ClientStats, ConnectionState, Link,
     MismatchPolicy,
 };
 pub use connect::{ConnectOptions, Connected, Connector, PortPolicy, Prepared};
-pub use error::{Attempt, CallStatus, DisconnectCause, Error, HandshakeError};
+pub use error::{Attempt, CallStatus, DisconnectCause, Error, HandshakeError, UnixHolder};
 pub use limits::Limits;
-pub use listen::{ListenOptions, listen};
-pub use peer::{Admission, AllowedAddress, IdentityMode, NodeId, PeerTable, ServerIdentity};
+pub use listen::{ListenOptions, UnixSocketListener, listen, listen_unix};
+pub use peer::{
+    Admission, AllowedAddress, IdentityMode, NodeId, PeerCredentials, PeerTable, ServerIdentity,
+    UnixAdmission,
+};
 pub use server::{
     CallContext, ConnectionInfo, ProcError, RunningServer, Server, ServerOptions, ServerStats,
     Service, Stopper, Verdict, VerdictReason,

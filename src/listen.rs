@@ -12,6 +12,9 @@ use crate::addr::{Endpoint, Family, Role, check_scope};
 use crate::error::Error;
 use crate::sock;
 
+mod unix;
+pub use unix::{UnixSocketListener, listen_unix};
+
 /// Options for [`listen`]: public fields, each with its default listed.
 /// Set the ones you need and take the rest from [`Default`]:
 ///
@@ -25,7 +28,8 @@ use crate::sock;
 /// # let _ = options;
 /// ```
 ///
-/// The defaults: backlog 1024, IPv6-only, `SO_REUSEADDR` on, no device.
+/// The defaults: backlog 1024, IPv6-only, `SO_REUSEADDR` on, no device,
+/// Unix socket files with mode `0o600`.
 #[derive(Clone, Debug)]
 pub struct ListenOptions {
     /// The `listen(2)` backlog. Default: 1024.
@@ -40,6 +44,12 @@ pub struct ListenOptions {
     /// `SO_BINDTODEVICE`: accept only through this interface. Default:
     /// `None`.
     pub device: Option<String>,
+    /// The mode of a Unix socket file ([`listen_unix`]): who may connect
+    /// (write permission lets a process connect). Set before the socket
+    /// listens, so no connection arrives under a looser mode. Default
+    /// `0o600`: the owner (and root) only; widen it to a group with
+    /// `0o660` and [`UnixAdmission`](crate::UnixAdmission).
+    pub unix_mode: u32,
 }
 
 impl Default for ListenOptions {
@@ -49,6 +59,7 @@ impl Default for ListenOptions {
             dual_stack: false,
             reuse_address: true,
             device: None,
+            unix_mode: 0o600,
         }
     }
 }

@@ -23,10 +23,13 @@ use std::str::FromStr;
 use ipnet::IpNet;
 
 use crate::addr::{AddrParseError, CanonicalIp, Scope, canonical_net};
+
+mod credentials;
 pub use crate::programs::hello::{
     HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO, Hello, HelloReply, InvalidId, MAX_ID_LEN, NodeId,
     PROTOCOL_VERSIONS,
 };
+pub use credentials::{PeerCredentials, UnixAdmission};
 
 /// Which interfaces a link-local entry accepts.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -264,6 +267,12 @@ pub enum Refusal {
         /// The claimed ID, raw (attacker-supplied text: escape it).
         claimed: String,
     },
+    /// Over TLS: the claimed node ID is not the subject CN of the
+    /// certificate the peer presented.
+    CertificateCn {
+        /// The certificate's CN (peer-supplied text: escape it).
+        cn: Option<String>,
+    },
 }
 
 impl fmt::Display for Refusal {
@@ -284,6 +293,11 @@ impl fmt::Display for Refusal {
                 f,
                 "the claimed node ID \"{}\" has a control character",
                 claimed.escape_debug()
+            ),
+            Refusal::CertificateCn { cn } => write!(
+                f,
+                "the claimed node ID is not the TLS certificate's CN {}",
+                crate::tls::Cn(cn)
             ),
         }
     }

@@ -232,3 +232,148 @@ pub(crate) fn apply_tuning(socket: &Socket, family: Family, tuning: &Tuning) {
         }
     }
 }
+
+// ---------------------------------------------------------------------
+// Unix stream sockets. The steps of placing a socket file (lock, probe,
+// bind a temporary name, chmod, listen, rename) are composed in
+// `listen::listen_unix`; each helper here is one OS call.
+
+/// A new non-blocking, close-on-exec Unix stream socket (`socket(2)`
+/// with `AF_UNIX`).
+pub(crate) fn unix_socket() -> io::Result<Socket> {
+    Socket::new(Domain::UNIX, Type::STREAM.nonblocking().cloexec(), None)
+}
+
+/// `bind(2)` to a path: creates the socket file, with the mode the umask
+/// leaves. Nothing can connect to it before [`listen`].
+pub(crate) fn bind_unix(socket: &Socket, path: &std::path::Path) -> io::Result<()> {
+    socket.bind(&SockAddr::unix(path)?)
+}
+
+/// `chmod(2)` of a socket file: who may connect to it (write permission).
+pub(crate) fn chmod(path: &std::path::Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+/// `rename(2)`: puts the socket file in place atomically, replacing a
+/// stale one; a client sees the old file or the new one, never none.
+pub(crate) fn rename(from: &std::path::Path, to: &std::path::Path) -> io::Result<()> {
+    std::fs::rename(from, to)
+}
+
+/// `unlink(2)`.
+pub(crate) fn unlink(path: &std::path::Path) -> io::Result<()> {
+    std::fs::remove_file(path)
+}
+
+/// What is at a path (`lstat(2)`, symbolic links not followed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FileAt {
+    /// Nothing.
+    Nothing,
+    /// A socket file, with its device and inode numbers.
+    Socket { dev: u64, ino: u64 },
+    /// Something else: a regular file, a directory, a link…
+    Other,
+}
+
+/// `lstat(2)`.
+pub(crate) fn file_at(path: &std::path::Path) -> io::Result<FileAt> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => Ok(FileAt::Socket {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }),
+        Ok(_) => Ok(FileAt::Other),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(FileAt::Nothing),
+        Err(error) => Err(error),
+    }
+}
+
+/// Whether something answers on a socket file: a non-blocking
+/// `connect(2)`. `Ok` (or `EAGAIN`, a full backlog) means a server is
+/// there; `ECONNREFUSED` means the file is stale (no socket listens on
+/// it). The probe connection is closed at once, unread.
+pub(crate) fn probe_unix(path: &std::path::Path) -> io::Result<()> {
+    let socket = unix_socket()?;
+    match socket.connect(&SockAddr::unix(path)?) {
+        Ok(()) => Ok(()),
+        Err(error) if error.raw_os_error() == Some(nix::libc::EAGAIN) => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
+/// True for `ECONNREFUSED`: on a Unix socket file, nothing listens.
+pub(crate) fn is_refused(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::ConnectionRefused
+}
+
+/// An exclusive `flock(2)` on a lock file next to a socket path, taken
+/// without waiting (`LOCK_EX | LOCK_NB`), created with mode 0600 when it
+/// is missing. `Ok(None)`: another process holds it. The lock lives as
+/// long as the returned value.
+pub(crate) fn try_lock(path: &std::path::Path) -> io::Result<Option<UnixLock>> {
+    use nix::fcntl::{Flock, FlockArg};
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_CLOEXEC)
+        .open(path)?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(Some(UnixLock(lock))),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, errno)) => Err(errno.into()),
+    }
+}
+
+/// A held lock file (see [`try_lock`]).
+#[derive(Debug)]
+pub(crate) struct UnixLock(nix::fcntl::Flock<std::fs::File>);
+
+impl UnixLock {
+    /// True when `path` still names the file this lock is on (`fstat(2)`
+    /// and `stat(2)`): a server that stopped may have removed the lock
+    /// file between our `open` and our `flock`, and a lock on a removed
+    /// file excludes no one.
+    pub(crate) fn is_at(&self, path: &std::path::Path) -> io::Result<bool> {
+        use std::os::unix::fs::MetadataExt;
+        let held = self.0.metadata()?;
+        match std::fs::metadata(path) {
+            Ok(now) => Ok(now.dev() == held.dev() && now.ino() == held.ino()),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+}
+
+/// `listen(2)` on a bound Unix socket, as a tokio listener.
+pub(crate) fn listen_unix(socket: Socket, backlog: u32) -> io::Result<tokio::net::UnixListener> {
+    listen(&socket, backlog)?;
+    let std_listener: std::os::unix::net::UnixListener = socket.into();
+    tokio::net::UnixListener::from_std(std_listener)
+}
+
+/// The connecting process's credentials (`SO_PEERCRED`, taken by the
+/// kernel at `connect(2)`). A pid of 0 (the peer is in another PID
+/// namespace) is `None`.
+pub(crate) fn peer_credentials(
+    stream: &tokio::net::UnixStream,
+) -> io::Result<crate::peer::PeerCredentials> {
+    let cred = stream.peer_cred()?;
+    Ok(crate::peer::PeerCredentials {
+        uid: cred.uid(),
+        gid: cred.gid(),
+        pid: cred.pid().filter(|pid| *pid > 0),
+    })
+}
+
+/// `connect(2)` to a Unix socket path.
+pub(crate) async fn connect_unix(path: &std::path::Path) -> io::Result<tokio::net::UnixStream> {
+    tokio::net::UnixStream::connect(path).await
+}

@@ -1,7 +1,7 @@
 //! The byte stream under both drivers: reads into a buffer that is
 //! allocated only when bytes arrive, and the one batching writer.
 //!
-//! A TCP stream is read by readiness: the driver waits until the socket is
+//! A TCP or Unix stream is read by readiness: the driver waits until the socket is
 //! readable and only then makes sure the read buffer has room, so an idle
 //! connection holds no read buffer. Any other byte stream (a tunnel, a
 //! test's duplex pipe) is read through `AsyncRead` into a buffer.
@@ -17,7 +17,7 @@ use std::task::{Context, Poll, ready};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 use tokio::time::{Instant, Sleep};
 
 use crate::conn::Outbox;
@@ -38,11 +38,16 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
 pub(crate) struct Transport {
     io: Stream,
     chunk: usize,
+    /// A stream that buffers (TLS) took bytes it may not have written
+    /// yet: it must be flushed even once the outbox is empty.
+    unflushed: bool,
 }
 
 enum Stream {
     /// TCP, read by readiness.
     Tcp(TcpStream),
+    /// A Unix stream socket, read by readiness too.
+    Unix(UnixStream),
     /// Anything else.
     Other(Box<dyn Io>),
 }
@@ -52,6 +57,15 @@ impl Transport {
         Transport {
             io: Stream::Tcp(stream),
             chunk: READ_CHUNK,
+            unflushed: false,
+        }
+    }
+
+    pub(crate) fn unix(stream: UnixStream) -> Transport {
+        Transport {
+            io: Stream::Unix(stream),
+            chunk: READ_CHUNK,
+            unflushed: false,
         }
     }
 
@@ -59,13 +73,30 @@ impl Transport {
         Transport {
             io: Stream::Other(io),
             chunk: READ_CHUNK,
+            unflushed: false,
         }
+    }
+
+    /// The byte stream itself, for a layer that wraps it (TLS).
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub(crate) fn into_io(self) -> Box<dyn Io> {
+        match self.io {
+            Stream::Tcp(stream) => Box::new(stream),
+            Stream::Unix(stream) => Box::new(stream),
+            Stream::Other(io) => io,
+        }
+    }
+
+    /// True while the stream holds bytes it took but may not have written
+    /// (see [`poll_flush`]): the driver must flush again when woken.
+    pub(crate) fn unflushed(&self) -> bool {
+        self.unflushed
     }
 
     /// True when an idle connection can give its read buffer back (TCP is
     /// read by readiness; any other stream needs a buffer to poll).
     pub(crate) fn reads_by_readiness(&self) -> bool {
-        matches!(self.io, Stream::Tcp(_))
+        matches!(self.io, Stream::Tcp(_) | Stream::Unix(_))
     }
 
     /// The connection went quiet: start again from a small read chunk.
@@ -87,12 +118,16 @@ impl Transport {
             // read that would only return EAGAIN.
             ready!(stream.poll_read_ready(cx))?;
         }
+        if let Stream::Unix(stream) = &self.io {
+            ready!(stream.poll_read_ready(cx))?;
+        }
         if buf.capacity() - buf.len() < self.chunk / 2 {
             buf.reserve(self.chunk);
         }
         let room = buf.capacity() - buf.len();
         let read = match &mut self.io {
             Stream::Tcp(stream) => tokio_util::io::poll_read_buf(Pin::new(stream), cx, buf),
+            Stream::Unix(stream) => tokio_util::io::poll_read_buf(Pin::new(stream), cx, buf),
             Stream::Other(io) => tokio_util::io::poll_read_buf(Pin::new(io), cx, buf),
         };
         if let Poll::Ready(Ok(n)) = read
@@ -113,6 +148,7 @@ impl AsyncRead for Transport {
     ) -> Poll<io::Result<()>> {
         match &mut self.get_mut().io {
             Stream::Tcp(stream) => Pin::new(stream).poll_read(cx, buf),
+            Stream::Unix(stream) => Pin::new(stream).poll_read(cx, buf),
             Stream::Other(io) => Pin::new(io).poll_read(cx, buf),
         }
     }
@@ -126,6 +162,7 @@ impl AsyncWrite for Transport {
     ) -> Poll<io::Result<usize>> {
         match &mut self.get_mut().io {
             Stream::Tcp(stream) => Pin::new(stream).poll_write(cx, data),
+            Stream::Unix(stream) => Pin::new(stream).poll_write(cx, data),
             Stream::Other(io) => Pin::new(io).poll_write(cx, data),
         }
     }
@@ -133,6 +170,7 @@ impl AsyncWrite for Transport {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match &mut self.get_mut().io {
             Stream::Tcp(stream) => Pin::new(stream).poll_flush(cx),
+            Stream::Unix(stream) => Pin::new(stream).poll_flush(cx),
             Stream::Other(io) => Pin::new(io).poll_flush(cx),
         }
     }
@@ -140,6 +178,7 @@ impl AsyncWrite for Transport {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match &mut self.get_mut().io {
             Stream::Tcp(stream) => Pin::new(stream).poll_shutdown(cx),
+            Stream::Unix(stream) => Pin::new(stream).poll_shutdown(cx),
             Stream::Other(io) => Pin::new(io).poll_shutdown(cx),
         }
     }
@@ -162,7 +201,12 @@ pub(crate) fn poll_flush<T>(
         outbox.consumed(n, &mut sent);
     }
     if !transport.reads_by_readiness() {
-        ready!(Pin::new(transport).poll_flush(cx))?;
+        // A buffering stream (TLS) may hold the end of what it took; until
+        // it is out, the driver calls this again when woken, even with the
+        // outbox empty.
+        transport.unflushed = true;
+        ready!(Pin::new(&mut *transport).poll_flush(cx))?;
+        transport.unflushed = false;
     }
     Poll::Ready(Ok(()))
 }

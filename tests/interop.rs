@@ -1,6 +1,7 @@
 //! Interoperability with real programs, no mocks: `rpcinfo` pings a
 //! peerwire server, and a peerwire client talks to `rpcbind` (portmapper
-//! v2) and to `glusterd` (GF-DUMP).
+//! v2) and to `glusterd` (GF-DUMP, over TCP and over its Unix socket
+//! `/run/glusterd.socket`).
 //!
 //! # How it runs
 //!
@@ -88,6 +89,8 @@ const SECOND_V6: &str = "2001:db8::1";
 const RPCBIND_V4: &str = "127.0.0.1:111";
 const RPCBIND_V6: &str = "[::1]:111";
 const GLUSTERD: &str = "127.0.0.1:24007";
+/// glusterd's CLI socket (under the namespace's private /run).
+const GLUSTERD_SOCKET: &str = "/run/glusterd.socket";
 
 /// Logs of the daemons, on the private tmpfs over /run.
 const LOG_DIR: &str = "/run/peerwire-interop";
@@ -146,6 +149,18 @@ fn main() {
         (
             "openssl_s_client_speaks_gf_dump_to_the_tls_glusterd",
             tls::openssl_s_client_speaks_gf_dump_to_the_tls_glusterd,
+        ),
+        (
+            "client_calls_glusterd_gf_dump_over_its_unix_socket",
+            client_calls_glusterd_gf_dump_over_its_unix_socket,
+        ),
+        (
+            "listen_unix_never_takes_glusterds_live_socket",
+            listen_unix_never_takes_glusterds_live_socket,
+        ),
+        (
+            "peerd_gluster_dump_over_glusterds_unix_socket",
+            peerd_gluster_dump_over_glusterds_unix_socket,
         ),
     ];
 
@@ -1183,4 +1198,162 @@ fn peerd_gluster_dump_lists_glusterds_programs() {
         out.stdout.contains(&format!("from {SECOND_V4}:")),
         "the source used is not printed: {out}"
     );
+}
+
+// ─────────────────────── glusterd's Unix socket ───────────────────────
+
+/// Waits until glusterd's socket file exists (it makes it after its TCP
+/// listener).
+fn wait_for_glusterd_socket() {
+    let start = Instant::now();
+    while !Path::new(GLUSTERD_SOCKET).exists() {
+        assert!(
+            start.elapsed() < READY_LIMIT,
+            "glusterd made no {GLUSTERD_SOCKET} within {READY_LIMIT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn client_calls_glusterd_gf_dump_over_its_unix_socket() {
+    wait_for_glusterd_socket();
+    block_on(async {
+        let options = ClientOptions {
+            deadline: TOOL_LIMIT,
+            backoff_base: Duration::from_millis(100),
+            breaker_threshold: 1000,
+            ..ClientOptions::default()
+        };
+        let client = Client::unix(GLUSTERD_SOCKET, options).unwrap();
+        assert_eq!(client.peer().to_string(), format!("unix:{GLUSTERD_SOCKET}"));
+
+        // NULL of the CLI program answers PROC_UNAVAIL there (WIRE.md):
+        // an RPC answer over the Unix socket. Retry while glusterd starts.
+        let start = Instant::now();
+        loop {
+            match client.null(1_238_463, 2).await {
+                Err(Error::CallRejected {
+                    status: CallStatus::ProcUnavail,
+                    ..
+                })
+                | Ok(()) => break,
+                Err(e) if start.elapsed() < READY_LIMIT => {
+                    eprintln!(
+                        "glusterd's socket not ready after {:?}: {e}",
+                        start.elapsed()
+                    );
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(e) => panic!("glusterd did not answer on {GLUSTERD_SOCKET}: {e}"),
+            }
+        }
+
+        let dump: GfDumpResponse = client
+            .call_xdr(
+                gf_dump::PROGRAM,
+                gf_dump::VERSION,
+                gf_dump::PROC_DUMP,
+                &GfDumpRequest::default(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("GF-DUMP DUMP over {GLUSTERD_SOCKET} failed: {e}"));
+        for p in &dump.programs {
+            eprintln!("  {:?} {} v{}", p.name, p.number, p.version);
+        }
+        assert_eq!((dump.op_ret, dump.op_errno), (0, 0), "{dump:?}");
+        // The CLI listener registers its own programs: the CLI program
+        // (read-write here, where TCP has the read-only one) and the CLI
+        // getspec handshake; not the peer and mgmt programs of TCP.
+        assert!(
+            dump.program(1_238_463, 2)
+                .is_some_and(|p| p.name == "GlusterD svc cli"),
+            "{dump:?}"
+        );
+        assert!(
+            dump.program(gf_dump::PROGRAM.into(), gf_dump::VERSION.into())
+                .is_some_and(|p| p.name == "GF-DUMP"),
+            "{dump:?}"
+        );
+        let version = GLUSTERD_VERSION.get().map_or("", String::as_str);
+        if version == "glusterfs 10.3" {
+            let expected = [
+                ("GF-DUMP", 123_451_501, 1),
+                ("GlusterD svc cli", 1_238_463, 2),
+                ("Gluster Handshake (CLI Getspec)", 14_398_633, 2),
+            ]
+            .map(|(name, number, version)| GfProgram {
+                name: name.to_owned(),
+                number,
+                version,
+            });
+            assert_eq!(dump.programs, expected);
+        } else {
+            eprintln!("glusterd is {version:?}, not 10.3: the full list is not compared");
+        }
+        client.close();
+    });
+}
+
+/// glusterd's socket is live: our listener refuses to replace it, and
+/// glusterd still answers on it afterwards.
+fn listen_unix_never_takes_glusterds_live_socket() {
+    wait_for_glusterd_socket();
+    block_on(async {
+        let err = peerwire::listen_unix(
+            Path::new(GLUSTERD_SOCKET),
+            &peerwire::ListenOptions::default(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::UnixInUse {
+                    holder: peerwire::UnixHolder::LiveServer,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains(GLUSTERD_SOCKET), "{err}");
+        assert!(
+            !Path::new(&format!("{GLUSTERD_SOCKET}.lock")).exists(),
+            "the lock file was left behind"
+        );
+        let client = Client::unix(GLUSTERD_SOCKET, ClientOptions::default()).unwrap();
+        let dump: GfDumpResponse = client
+            .call_xdr(
+                gf_dump::PROGRAM,
+                gf_dump::VERSION,
+                gf_dump::PROC_DUMP,
+                &GfDumpRequest::default(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("glusterd stopped answering on its socket: {e}"));
+        assert_eq!(dump.op_ret, 0, "{dump:?}");
+        client.close();
+    });
+}
+
+fn peerd_gluster_dump_over_glusterds_unix_socket() {
+    wait_for_glusterd_socket();
+    let address = format!("unix:{GLUSTERD_SOCKET}");
+    let start = Instant::now();
+    let out = loop {
+        let out = peerd(&["gluster-dump", &address]);
+        if out.status.success() || start.elapsed() > READY_LIMIT {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert!(out.status.success(), "{out}");
+    assert!(
+        out.stdout
+            .contains(&format!("GF-DUMP of {address}: op_ret 0")),
+        "{out}"
+    );
+    assert!(
+        out.stdout.contains("\"GlusterD svc cli\" 1238463 v2"),
+        "{out}"
+    );
+    assert!(out.stdout.contains("\"GF-DUMP\" 123451501 v1"), "{out}");
 }

@@ -762,3 +762,122 @@ fn tls_flags_come_together_and_name_a_bad_file() {
         );
     }
 }
+
+/// A `unix:` listen entry: the socket file gets `unix_mode`; `peerd ping`
+/// reaches it by path (the node serves no program there, so the NULL is
+/// answered PROG_UNAVAIL: a round trip all the same); the status lists the
+/// path and an inbound verdict with our credentials; SIGTERM removes the
+/// file. `ping` of a missing path names it; `--source` with a path is a
+/// command-line error.
+#[test]
+fn unix_listen_ping_and_status_credentials() {
+    use std::os::unix::fs::PermissionsExt;
+    // An address of its own on loopback, which nothing else here uses.
+    const HOST: &str = "127.81.0.1";
+    let free = || {
+        std::net::TcpListener::bind((HOST, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (port, admin) = (free(), free());
+    let dir = temp_dir("unix");
+    let socket = dir.join("node.socket");
+    let socket_addr = format!("unix:{}", socket.display());
+    let text = format!(
+        "node_id = \"node-u\"\nlisten = [\"{HOST}:{port}\", \"{socket_addr}\"]\n\
+         unix_mode = 0o660\nadmin = \"{HOST}:{admin}\"\n"
+    );
+    let path = dir.join("unix.toml");
+    std::fs::write(&path, text).unwrap();
+    let mut child = KillOnDrop(
+        Command::new(peerd::binary())
+            .args(["run", "--config", path.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let admin = format!("{HOST}:{admin}");
+    wait_for(&admin, |s| {
+        s["listen"].as_array().is_some_and(|l| l.len() == 2)
+    });
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o660);
+
+    let output = run(
+        &["ping", &socket_addr, "--prog", "542136146", "--vers", "1"],
+        Duration::from_secs(10),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&socket_addr), "{stderr}");
+    assert!(stderr.contains("program unavailable"), "{stderr}");
+
+    let uid = nix::unistd::getuid().as_raw();
+    let status = wait_for(&admin, |s| {
+        s["inbound"]
+            .as_array()
+            .is_some_and(|v| v.iter().any(|v| !v["credentials"].is_null()))
+    });
+    assert_eq!(status["listen"][1], socket_addr.as_str(), "{status:#}");
+    let inbound = status["inbound"].as_array().unwrap();
+    let unix = inbound
+        .iter()
+        .find(|v| !v["credentials"].is_null())
+        .unwrap();
+    assert_eq!(unix["observed"], "unix", "{status:#}");
+    assert_eq!(unix["verdict"], "accepted", "{status:#}");
+    assert_eq!(unix["credentials"]["uid"], uid, "{status:#}");
+    assert!(unix["credentials"]["pid"].as_i64().is_some(), "{status:#}");
+
+    let absent = format!("unix:{}", dir.join("absent.socket").display());
+    let output = run(
+        &[
+            "ping",
+            &absent,
+            "--prog",
+            "1",
+            "--vers",
+            "1",
+            "--timeout",
+            "2",
+        ],
+        Duration::from_secs(10),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&absent), "{stderr}");
+    let output = run(
+        &[
+            "ping",
+            &socket_addr,
+            "--prog",
+            "1",
+            "--vers",
+            "1",
+            "--source",
+            "127.0.0.1",
+        ],
+        Duration::from_secs(10),
+    );
+    assert_eq!(output.status.code(), Some(2));
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.0.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let start = Instant::now();
+    while child.0.try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!socket.exists(), "the socket file outlived peerd");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -7,7 +7,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use peerwire::{AllowedAddress, Endpoint, NodeId, ScopedIp};
+use peerwire::{Address, AllowedAddress, Endpoint, NodeId, ScopedIp};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -18,6 +18,12 @@ use crate::tls::{RawTls, TlsConfig};
 pub struct Config {
     pub node_id: NodeId,
     pub listen: Vec<Endpoint>,
+    /// The `unix:PATH` entries of `listen`: Unix sockets, known by their
+    /// credentials, without HELLO (the peer table holds addresses).
+    pub listen_unix: Vec<PathBuf>,
+    /// The Unix socket files' mode (`unix_mode`, e.g. `0o660`). Default
+    /// `0o600`.
+    pub unix_mode: u32,
     /// The status listener: loopback only.
     pub admin: Option<Endpoint>,
     pub source_v4: Option<ScopedIp>,
@@ -95,6 +101,7 @@ struct RawConfig {
     node_id: Spanned<String>,
     listen: Spanned<Vec<Spanned<String>>>,
     admin: Option<Spanned<String>>,
+    unix_mode: Option<Spanned<i64>>,
     #[serde(default)]
     source: RawSource,
     #[serde(default, rename = "peer")]
@@ -270,9 +277,32 @@ impl Cx<'_> {
             ));
         }
         let mut listen = Vec::new();
+        let mut listen_unix = Vec::new();
         for (i, item) in raw.listen.get_ref().iter().enumerate() {
-            listen.push(self.endpoint(item, &format!("listen[{i}]"))?);
+            let key = format!("listen[{i}]");
+            if item.get_ref().starts_with(peerwire::addr::UNIX_PREFIX) {
+                listen_unix.push(self.unix_path(item, &key)?);
+            } else {
+                listen.push(self.endpoint(item, &key)?);
+            }
         }
+        let unix_mode = match &raw.unix_mode {
+            None => 0o600,
+            Some(mode) => match u32::try_from(*mode.get_ref()) {
+                Ok(mode) if mode <= 0o777 => mode,
+                _ => {
+                    return Err(self.error(
+                        mode.span(),
+                        "unix_mode",
+                        format!(
+                            "{} is not a socket file mode: write it in octal, from 0o000 to 0o777 \
+                             (e.g. unix_mode = 0o660)",
+                            mode.get_ref()
+                        ),
+                    ));
+                }
+            },
+        };
 
         let admin = match &raw.admin {
             None => None,
@@ -389,6 +419,8 @@ impl Cx<'_> {
         Ok(Config {
             node_id,
             listen,
+            listen_unix,
+            unix_mode,
             admin,
             source_v4,
             source_v6,
@@ -402,6 +434,21 @@ impl Cx<'_> {
         text.get_ref()
             .parse::<NodeId>()
             .map_err(|e| self.error(text.span(), key, format!("bad node ID: {e}")))
+    }
+
+    fn unix_path(&self, text: &Spanned<String>, key: &str) -> Result<PathBuf, ConfigError> {
+        match text.get_ref().parse::<Address>() {
+            Ok(Address::Unix(path)) => Ok(path),
+            Ok(Address::Inet(_)) => unreachable!("the text starts with unix:"),
+            Err(e) => Err(self.error(
+                text.span(),
+                key,
+                format!(
+                    "{:?} is not a Unix socket path (e.g. unix:/run/peerd.socket): {e}",
+                    text.get_ref()
+                ),
+            )),
+        }
     }
 
     fn endpoint(&self, text: &Spanned<String>, key: &str) -> Result<Endpoint, ConfigError> {

@@ -98,6 +98,8 @@ fn config(plan: &Plan, with_v6: bool, timeouts: Timeouts) -> Config {
     Config {
         node_id: id(plan.name),
         listen,
+        listen_unix: Vec::new(),
+        unix_mode: 0o600,
         admin: Some("127.0.0.1:0".parse().unwrap()),
         source_v4: Some(ip(plan.v4).into()),
         source_v6: v6.then(|| ip("::1").into()),

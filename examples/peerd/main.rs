@@ -8,6 +8,7 @@
 //! peerd ping 192.0.2.20:111 --prog 100000 --vers 2 --source 192.0.2.10
 //! peerd gluster-dump 192.0.2.20:24007 --source 192.0.2.10
 //! peerd gluster-dump 192.0.2.20:24007 --cert c.pem --key c.key --ca ca.pem --server-cn glusterd
+//! peerd gluster-dump unix:/run/glusterd.socket          # glusterd's CLI socket
 //! ```
 //!
 //! It uses only peerwire's public API. See the README's "peerd" section for
@@ -35,7 +36,8 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use peerwire::programs::gf_dump::{self, GfDumpRequest, GfDumpResponse};
 use peerwire::{
-    Client, ClientOptions, ConnectOptions, Connector, Endpoint, Error, Link, ScopedIp, Sources,
+    Address, Client, ClientOptions, ConnectOptions, Connector, Endpoint, Error, Link, ScopedIp,
+    Sources,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -85,8 +87,9 @@ enum Command {
     /// Calls NULL of a program version from a chosen source, like rpcinfo
     /// over TCP. Exits 0 when it succeeds, 1 otherwise.
     Ping {
-        /// The server, e.g. 192.0.2.20:111 or [fe80::b%eth0]:24007.
-        addr: Endpoint,
+        /// The server, e.g. 192.0.2.20:111, [fe80::b%eth0]:24007 or
+        /// unix:/run/glusterd.socket.
+        addr: Address,
         /// The program number.
         #[arg(long)]
         prog: u32,
@@ -104,8 +107,8 @@ enum Command {
     },
     /// Calls GF-DUMP on a glusterd (or brick) and prints its programs.
     GlusterDump {
-        /// The glusterd, e.g. 192.0.2.20:24007.
-        addr: Endpoint,
+        /// The glusterd, e.g. 192.0.2.20:24007 or unix:/run/glusterd.socket.
+        addr: Address,
         /// The source to bind.
         #[arg(long)]
         source: Option<ScopedIp>,
@@ -322,6 +325,46 @@ fn probe_client(
     Ok((client, seen))
 }
 
+/// A probe client for any address: TCP through [`probe_client`], a Unix
+/// socket directly (no source to bind: `--source` is refused, exit 2).
+fn probe_client_for(
+    addr: &Address,
+    source: Option<ScopedIp>,
+    timeout: Duration,
+    tls: Option<tls::ProbeTls>,
+) -> Result<(Client, Seen), ExitCode> {
+    let path = match addr {
+        Address::Inet(endpoint) => return probe_client(endpoint, source, timeout, tls),
+        Address::Unix(path) => path,
+    };
+    if tls.is_some() {
+        eprintln!(
+            "error: --cert: TLS over a Unix socket is not supported ({addr}); the socket file's mode and the peer's credentials identify it"
+        );
+        return Err(ExitCode::from(EXIT_CONFIG));
+    }
+    if source.is_some() {
+        eprintln!("error: --source does not apply to a Unix socket ({addr})");
+        return Err(ExitCode::from(EXIT_CONFIG));
+    }
+    let options = ClientOptions {
+        deadline: timeout,
+        breaker_threshold: 1,
+        connect: ConnectOptions {
+            connect_timeout: timeout,
+            ..ConnectOptions::default()
+        },
+        ..ClientOptions::default()
+    };
+    match Client::unix(path, options) {
+        Ok(client) => Ok((client, Arc::new(Mutex::new(None)))),
+        Err(error) => {
+            eprintln!("error: {error}");
+            Err(ExitCode::from(EXIT_CONFIG))
+        }
+    }
+}
+
 /// Explains a failed call, with the connect error behind it.
 fn explain(error: &Error, client: &Client) -> String {
     match client.last_connect_error() {
@@ -332,14 +375,14 @@ fn explain(error: &Error, client: &Client) -> String {
 
 /// `peerd ping`.
 async fn ping(
-    addr: Endpoint,
+    addr: Address,
     prog: u32,
     vers: u32,
     source: Option<ScopedIp>,
     timeout: Duration,
     tls: Option<tls::ProbeTls>,
 ) -> Result<ExitCode, ExitCode> {
-    let (client, seen) = probe_client(&addr, source, timeout, tls)?;
+    let (client, seen) = probe_client_for(&addr, source, timeout, tls)?;
     let start = Instant::now();
     let result = client.null(prog, vers).await;
     let rtt = start.elapsed();
@@ -353,6 +396,14 @@ async fn ping(
                 rtt.as_secs_f64() * 1000.0
             );
             println!("local {}", status::fmt_addr(local));
+            println!("rtt_us {}", rtt.as_micros());
+            ExitCode::SUCCESS
+        }
+        (Ok(()), None) if addr.is_unix() => {
+            println!(
+                "program {prog} version {vers} at {addr} answered NULL in {:.3} ms",
+                rtt.as_secs_f64() * 1000.0
+            );
             println!("rtt_us {}", rtt.as_micros());
             ExitCode::SUCCESS
         }
@@ -374,12 +425,12 @@ async fn ping(
 
 /// `peerd gluster-dump`.
 async fn gluster_dump(
-    addr: Endpoint,
+    addr: Address,
     source: Option<ScopedIp>,
     timeout: Duration,
     tls: Option<tls::ProbeTls>,
 ) -> Result<ExitCode, ExitCode> {
-    let (client, seen) = probe_client(&addr, source, timeout, tls)?;
+    let (client, seen) = probe_client_for(&addr, source, timeout, tls)?;
     let result: Result<GfDumpResponse, Error> = client
         .call_xdr(
             gf_dump::PROGRAM,
@@ -396,6 +447,13 @@ async fn gluster_dump(
                     "GF-DUMP of {} from {}: op_ret {}, op_errno {}, {} programs",
                     status::fmt_addr(remote),
                     status::fmt_addr(local),
+                    dump.op_ret,
+                    dump.op_errno,
+                    dump.programs.len()
+                );
+            } else if addr.is_unix() {
+                println!(
+                    "GF-DUMP of {addr}: op_ret {}, op_errno {}, {} programs",
                     dump.op_ret,
                     dump.op_errno,
                     dump.programs.len()

@@ -9,15 +9,15 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 use peerwire::peer::{HANDSHAKE_PROGRAM, HANDSHAKE_VERSION};
 use peerwire::{
-    Admission, CallOptions, Client, ClientIdentity, ClientOptions, ConnectOptions, ConnectionState,
-    Endpoint, Error, IdentityMode, ListenOptions, PeerTable, RunningServer, Server, ServerIdentity,
-    ServerOptions, Sources,
+    Address, Admission, CallOptions, Client, ClientIdentity, ClientOptions, ConnectOptions,
+    ConnectionState, Endpoint, Error, IdentityMode, ListenOptions, PeerTable, RunningServer,
+    Server, ServerIdentity, ServerOptions, Sources,
 };
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::config::{Config, PeerConfig};
-use crate::status::{self, InboundStatus, PeerStatus, Status};
+use crate::status::{self, CredentialsStatus, InboundStatus, PeerStatus, Status};
 
 /// What the last ping of a peer found.
 #[derive(Clone, Debug, Default)]
@@ -124,6 +124,8 @@ struct Shared {
     node_id: String,
     /// Each `listen` entry of the config, with the address it is bound to.
     listen: Mutex<Vec<(Endpoint, SocketAddr)>>,
+    /// The `unix:PATH` entries of `listen`.
+    listen_unix: Mutex<Vec<std::path::PathBuf>>,
     server: Mutex<Option<RunningServer>>,
     /// The configured peers' IDs, in config order: listed as `starting`
     /// until [`Node::dial`] makes their links, so that the very first
@@ -150,7 +152,11 @@ impl Shared {
                 .verdicts()
                 .into_iter()
                 .map(|v| InboundStatus {
-                    observed: status::fmt_addr(v.observed),
+                    observed: match v.credentials {
+                        Some(_) => "unix".into(),
+                        None => status::fmt_addr(v.observed),
+                    },
+                    credentials: v.credentials.map(CredentialsStatus::from),
                     peer: v.peer.map(|p| p.to_string()),
                     verdict: if v.accepted { "accepted" } else { "rejected" }.into(),
                     reason: v.reason.map(|r| r.to_string()),
@@ -170,6 +176,13 @@ impl Shared {
                 .unwrap()
                 .iter()
                 .map(|(_, bound)| status::fmt_addr(*bound))
+                .chain(
+                    self.listen_unix
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .map(|path| format!("unix:{}", path.display())),
+                )
                 .collect(),
             peers: match &*self.peers.lock().unwrap() {
                 Some(peers) => peers.iter().map(|p| p.status()).collect(),
@@ -184,6 +197,41 @@ impl Shared {
             config_loaded_ms: self.loaded_ms.load(Ordering::Relaxed),
         }
     }
+}
+
+/// Every `listen` entry: the IP endpoints in config order (so
+/// `local_addrs` lines up with them), then the Unix paths.
+fn all_listen(config: &Config) -> Vec<Address> {
+    let inet = config.listen.iter().cloned().map(Address::from);
+    let unix = config
+        .listen_unix
+        .iter()
+        .map(|path| Address::Unix(path.clone()));
+    inet.chain(unix).collect()
+}
+
+/// Opens the Unix listeners a reload added and closes those it removed.
+/// The mode of the new ones is the one the server started with.
+fn reload_unix(
+    server: &mut RunningServer,
+    running: &Mutex<Vec<std::path::PathBuf>>,
+    wanted: &[std::path::PathBuf],
+) -> Result<(), String> {
+    let mut running = running.lock().unwrap();
+    let added: Vec<Address> = wanted
+        .iter()
+        .filter(|p| !running.contains(p))
+        .map(|p| Address::Unix(p.clone()))
+        .collect();
+    server.listen_also_on(&added).map_err(|e| e.to_string())?;
+    for path in running.iter() {
+        if !wanted.contains(path) {
+            server.stop_listening_unix(path);
+            info!(listen = %format!("unix:{}", path.display()), "stopped listening");
+        }
+    }
+    *running = wanted.to_vec();
+    Ok(())
 }
 
 /// The node's identity and peer table.
@@ -272,13 +320,14 @@ impl Node {
             admission: admission(config),
             listen: ListenOptions {
                 dual_stack: dual_stack(&config.listen),
+                unix_mode: config.unix_mode,
                 ..ListenOptions::default()
             },
             handshake_timeout: config.timeouts.handshake,
             shutdown_grace: Duration::from_secs(2),
             ..ServerOptions::default()
         };
-        let server = Server::new(options).serve(&config.listen)?;
+        let server = Server::new(options).serve_on(&all_listen(config))?;
         let listen: Vec<(Endpoint, SocketAddr)> = config
             .listen
             .iter()
@@ -288,9 +337,13 @@ impl Node {
         for (_, addr) in &listen {
             info!(node = %config.node_id, listen = %status::fmt_addr(*addr), "listening");
         }
+        for path in &config.listen_unix {
+            info!(node = %config.node_id, listen = %format!("unix:{}", path.display()), "listening");
+        }
         let shared = Arc::new(Shared {
             node_id: config.node_id.to_string(),
             listen: Mutex::new(listen),
+            listen_unix: Mutex::new(config.listen_unix.clone()),
             server: Mutex::new(Some(server)),
             configured: config.peers.iter().map(|p| p.id.to_string()).collect(),
             peers: Mutex::new(None),
@@ -351,6 +404,9 @@ impl Node {
                     .into(),
             );
         }
+        if new.unix_mode != old.unix_mode {
+            return Err("unix_mode cannot change while running; restart peerd to change it".into());
+        }
         let admission = admission(new);
         if let Err(net) = admission.check() {
             return Err(format!("admission network {net} has no IPv4 form"));
@@ -382,6 +438,8 @@ impl Node {
             }
             listen.retain(|(endpoint, _)| new.listen.contains(endpoint));
             listen.sort_by_key(|(endpoint, _)| new.listen.iter().position(|e| e == endpoint));
+            drop(listen);
+            reload_unix(server, &self.shared.listen_unix, &new.listen_unix)?;
         }
         let mut peers = self.shared.peers.lock().unwrap();
         let current = peers.take().unwrap_or_default();

@@ -105,6 +105,39 @@ pub struct InboundStatus {
     /// the TLS version.
     #[serde(default)]
     pub tls: Option<TlsStatus>,
+    /// On a Unix socket (`observed` is then `"unix"`): the peer process's
+    /// credentials, the latest connection's pid. `null` on TCP.
+    #[serde(default)]
+    pub credentials: Option<CredentialsStatus>,
+}
+
+/// A Unix socket peer's credentials (`SO_PEERCRED`).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CredentialsStatus {
+    pub uid: u32,
+    pub gid: u32,
+    /// `null` when the kernel did not give it (another PID namespace).
+    pub pid: Option<i32>,
+}
+
+impl From<peerwire::PeerCredentials> for CredentialsStatus {
+    fn from(c: peerwire::PeerCredentials) -> CredentialsStatus {
+        CredentialsStatus {
+            uid: c.uid,
+            gid: c.gid,
+            pid: c.pid,
+        }
+    }
+}
+
+impl std::fmt::Display for CredentialsStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "uid {} gid {}", self.uid, self.gid)?;
+        match self.pid {
+            Some(pid) => write!(f, " pid {pid}"),
+            None => Ok(()),
+        }
+    }
 }
 
 fn one() -> u64 {
@@ -296,8 +329,12 @@ pub fn print_human(status: &Status) {
             .to_vec(),
     ];
     for v in &status.inbound {
+        let observed = match &v.credentials {
+            Some(credentials) => format!("{} ({credentials})", v.observed),
+            None => v.observed.clone(),
+        };
         rows.push(vec![
-            v.observed.clone(),
+            observed,
             or_dash(&v.peer),
             v.verdict.clone(),
             v.count.to_string(),

@@ -6,7 +6,17 @@
 //! and the rest starts with a schedule: one length byte `m`, then `m`
 //! schedule bytes (used in turn, over and over; none means all zero), then
 //! the stream. Flags (high 4 bits of byte 0): bits 0-1 are the in-progress
-//! limit less one (1 to 4); bit 2 selects the tighter record limits.
+//! limit less one (1 to 4); bit 2 selects the tighter record limits; bit 3
+//! puts a STARTTLS server's gate (RFC 9289) in front: the stream must open
+//! with the `AUTH_TLS` probe.
+//!
+//! The STARTTLS gate, driven as the server drives it (reads of the fuzzed
+//! sizes, but never past what `judge_first_record` asks for): it must
+//! refuse exactly what a plain model of the probe rules refuses, for the
+//! same reason, never ask for more than the longest probe, and answer a
+//! probe with exactly the `STARTTLS` reply, having read exactly the probe.
+//! After an upgrade the rest of the stream stands for what TLS decrypts,
+//! and goes to the connection below as usual.
 //!
 //! Each dispatched call takes the next schedule byte: its low 2 bits pick the
 //! handler's outcome (0 = Ok, echoing the arguments; 1 = PROC_UNAVAIL;
@@ -49,9 +59,11 @@ use libfuzzer_sys::fuzz_target;
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
+use peerwire::internals::starttls::{
+    self, MAX_PROBE_RECORD, NotAProbe, ProbeStep, judge_first_record,
+};
 use peerwire::internals::{
-    Dispatch, Dropped, Expired, Inbound, Outbox, ProcError, Registry, ServeStats,
-    ServerConnection,
+    Dispatch, Dropped, Expired, Inbound, Outbox, ProcError, Registry, ServeStats, ServerConnection,
 };
 use peerwire::proto::{
     AcceptStatus, DecodeError, DecodeErrorKind, Message, MessageBody, RPC_VERSION, RecordLimits,
@@ -129,6 +141,14 @@ fuzz_target!(|data: &[u8]| {
     let (schedule, stream) = match input.payload.split_first() {
         Some((&m, rest)) => rest.split_at(usize::from(m).min(rest.len())),
         None => (&[][..], &[][..]),
+    };
+    let stream = if input.flags & 8 != 0 {
+        match starttls_gate(stream, &input) {
+            Some(rest) => rest,
+            None => return,
+        }
+    } else {
+        stream
     };
     input.payload = stream;
     let limit = usize::from(input.flags & 3) + 1;
@@ -349,7 +369,10 @@ fuzz_target!(|data: &[u8]| {
     while let Some(record) = decoder.decode(&mut wire).expect("our own records") {
         written.push(Message::decode(record).expect("our own replies").xid);
     }
-    assert!(wire.is_empty() && decoder.is_idle(), "a partial record left");
+    assert!(
+        wire.is_empty() && decoder.is_idle(),
+        "a partial record left"
+    );
     assert_eq!(written, queued, "records written");
     // Exactly one answer per call, none for anything else.
     for (record, (answered, expected)) in answers.iter().zip(&expected).enumerate() {
@@ -457,6 +480,16 @@ fn expect(record: &Bytes) -> Expected {
             Bytes::new(),
         ));
     }
+    // RFC 9289's probe, past the gate (or to a server without TLS): a NULL
+    // answer without the STARTTLS token, whatever the program.
+    if header.procedure == 0
+        && header.cred.flavor == 7
+        && header.cred.body.is_empty()
+        && header.verf.flavor == 0
+        && header.verf.body.is_empty()
+    {
+        return answer(xid, AcceptStatus::Success);
+    }
     let Some(&(_, versions)) = SERVED.iter().find(|(p, _)| *p == header.program) else {
         return answer(xid, AcceptStatus::ProgUnavail);
     };
@@ -483,4 +516,111 @@ fn answer(xid: u32, status: AcceptStatus) -> Expected {
         ReplyBody::accepted(status),
         Bytes::new(),
     ))
+}
+
+/// What the STARTTLS gate must do with a stream, by RFC 9289 §4.1 and the
+/// documented bound, written out.
+#[derive(Debug, PartialEq, Eq)]
+enum ProbeModel {
+    /// The stream ends before a whole first record.
+    Closed,
+    Refuse(NotAProbe),
+    /// Upgrade, answering this XID, after this many bytes.
+    Upgrade(u32, usize),
+}
+
+fn probe_model(stream: &[u8]) -> ProbeModel {
+    if stream.len() >= 2 && (0x14..=0x17).contains(&stream[0]) && stream[1] == 3 {
+        return ProbeModel::Refuse(NotAProbe::LooksLikeTls);
+    }
+    if stream.len() < 4 {
+        return ProbeModel::Closed;
+    }
+    let raw = u32::from_be_bytes([stream[0], stream[1], stream[2], stream[3]]);
+    let (last, len) = (raw & 0x8000_0000 != 0, raw & 0x7fff_ffff);
+    if !last || len as usize > MAX_PROBE_RECORD {
+        return ProbeModel::Refuse(NotAProbe::TooLong(len));
+    }
+    let end = 4 + len as usize;
+    if stream.len() < end {
+        return ProbeModel::Closed;
+    }
+    let message = match Message::decode(Bytes::copy_from_slice(&stream[4..end])) {
+        Ok(message) => message,
+        Err(error) => return ProbeModel::Refuse(NotAProbe::Malformed(error)),
+    };
+    let MessageBody::Call { header, .. } = &message.body else {
+        return ProbeModel::Refuse(NotAProbe::NotACall);
+    };
+    if header.rpcvers != RPC_VERSION {
+        return ProbeModel::Refuse(NotAProbe::NotACall);
+    }
+    let probe = header.procedure == 0
+        && header.cred.flavor == 7
+        && header.cred.body.is_empty()
+        && header.verf.flavor == 0
+        && header.verf.body.is_empty();
+    if !probe {
+        return ProbeModel::Refuse(NotAProbe::PlainCall {
+            program: header.program,
+            procedure: header.procedure,
+            flavor: header.cred.flavor,
+        });
+    }
+    ProbeModel::Upgrade(message.xid, end)
+}
+
+/// Drives the STARTTLS gate over `stream` in the fuzzed reads, checks it
+/// against [`probe_model`], and returns what follows the probe when it
+/// upgrades.
+fn starttls_gate<'a>(stream: &'a [u8], input: &StreamInput<'_>) -> Option<&'a [u8]> {
+    let model = probe_model(stream);
+    let mut reads = input.clone();
+    reads.payload = stream;
+    let mut chunks = reads.chunks();
+    let mut pending: &[u8] = &[];
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        match judge_first_record(&buf) {
+            ProbeStep::Need(total) => {
+                assert!(total > buf.len(), "asked for nothing more");
+                assert!(
+                    total <= 4 + MAX_PROBE_RECORD,
+                    "asked past the longest probe"
+                );
+                if pending.is_empty() {
+                    match chunks.next() {
+                        Some(chunk) => pending = chunk,
+                        None => {
+                            assert_eq!(model, ProbeModel::Closed, "gave up early");
+                            return None;
+                        }
+                    }
+                }
+                let take = pending.len().min(total - buf.len());
+                buf.extend_from_slice(&pending[..take]);
+                pending = &pending[take..];
+            }
+            ProbeStep::Upgrade { reply, consumed } => {
+                let ProbeModel::Upgrade(xid, end) = model else {
+                    panic!("upgraded, but the model says {model:?}");
+                };
+                assert_eq!((consumed, buf.len()), (end, end), "read past the probe");
+                let mut want = BytesMut::new();
+                starttls::upgrade_reply(xid).encode(&mut want);
+                assert_eq!(&reply[4..], &want[..], "the STARTTLS reply");
+                assert_eq!(
+                    u32::from_be_bytes([reply[0], reply[1], reply[2], reply[3]]),
+                    0x8000_0000 | want.len() as u32
+                );
+                assert!(starttls::answers_starttls(reply.slice(4..), xid));
+                return Some(&stream[end..]);
+            }
+            ProbeStep::Refuse(why) => {
+                assert_eq!(model, ProbeModel::Refuse(why), "refused for another reason");
+                assert!(buf.len() <= 4 + MAX_PROBE_RECORD);
+                return None;
+            }
+        }
+    }
 }

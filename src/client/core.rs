@@ -26,7 +26,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 
 use super::{ClientOptions, ClientStats, ConnectionState};
-use crate::addr::Endpoint;
+use crate::addr::Address;
 use crate::conn::{CallTable, Outbox};
 use crate::error::Error;
 use crate::programs::hello::HelloReply;
@@ -237,7 +237,7 @@ impl Counters {
 /// What the client's handles and its task share.
 #[derive(Debug)]
 pub(super) struct Inner {
-    pub peer: Endpoint,
+    pub peer: Address,
     pub options: ClientOptions,
     pub counters: Counters,
     pub state: watch::Sender<ConnectionState>,
@@ -248,6 +248,11 @@ pub(super) struct Inner {
     /// Consecutive failed connects, as the breaker counts them.
     pub failures: AtomicU32,
     pub hello: Mutex<Option<HelloReply>>,
+    /// The server's certificate on the current link, over TLS.
+    pub tls_peer: Mutex<Option<Arc<crate::tls::TlsPeer>>>,
+    /// The rustls configuration, built at the first TLS connect.
+    #[cfg(feature = "tls")]
+    pub tls_config: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, crate::tls::TlsError>>,
     pub last_connect_error: Mutex<Option<Arc<Error>>>,
     /// In-flight slots.
     pub permits: Semaphore,

@@ -144,14 +144,56 @@ async fn wait(inner: &Inner, until: Option<Instant>, ready: impl Fn(&Core) -> bo
 /// Connects, then says HELLO when the client has an identity.
 async fn attempt(inner: Arc<Inner>, connect: ConnectFn) -> Result<Link, Error> {
     let link = connect().await?;
+    let (link, tls) = start_tls(&inner, link).await?;
+    *inner.tls_peer.lock().unwrap_or_else(|p| p.into_inner()) = tls.clone();
     match &inner.options.identity {
         Some(identity) => {
             let limits = inner.options.limits.record_limits();
-            let (link, answer) = handshake(link, identity, &inner.peer, limits).await?;
+            let (link, answer) =
+                handshake(link, identity, &inner.peer, limits, tls.as_deref()).await?;
             *inner.hello.lock().unwrap_or_else(|p| p.into_inner()) = Some(answer);
             Ok(link)
         }
         None => Ok(link),
+    }
+}
+
+/// Runs TLS on a fresh link when the client has it: the probe (STARTTLS),
+/// the handshake and the server rule, within the connect timeout.
+async fn start_tls(
+    inner: &Inner,
+    link: Link,
+) -> Result<(Link, Option<Arc<crate::tls::TlsPeer>>), Error> {
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = inner;
+        Ok((link, None))
+    }
+    #[cfg(feature = "tls")]
+    {
+        use crate::tls::TlsError;
+        let Some(tls) = &inner.options.tls else {
+            return Ok((link, None));
+        };
+        let failed = |error: TlsError| Error::Tls {
+            peer: inner.peer.clone(),
+            error: Box::new(error),
+        };
+        let config = inner
+            .tls_config
+            .get_or_init(|| crate::tls::client_config(tls))
+            .clone()
+            .map_err(failed)?;
+        let timeout = inner.options.connect.connect_timeout;
+        let handshake = crate::tls::handshake::connect(link, tls, config);
+        match tokio::time::timeout(timeout, handshake).await {
+            Ok(Ok((link, peer))) => {
+                debug!(peer = %inner.peer, cn = %crate::tls::Cn(&peer.cn), version = %peer.version, "TLS established");
+                Ok((link, Some(peer)))
+            }
+            Ok(Err(error)) => Err(failed(error)),
+            Err(_) => Err(failed(TlsError::Timeout(timeout))),
+        }
     }
 }
 
@@ -340,6 +382,15 @@ async fn serve(inner: &Arc<Inner>, link: Link) -> Ended {
         records_read: Vec::new(),
         live_calls: 0,
         quiet: QuietClock::default(),
+        // A plain link whose first bytes are still to come (with an
+        // identity, the HELLO reply came already).
+        unheard_plain: inner
+            .tls_peer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
+            && o.identity.is_none(),
+        wrote: false,
     };
     // The connection's span: every event of it carries the peer, both
     // addresses, and how the peer observed us (with identity on).
@@ -387,16 +438,46 @@ struct Connection<'a> {
     live_calls: usize,
     /// When the buffers go back.
     quiet: QuietClock,
+    /// Plain, and nothing read yet: a TLS server shows itself here.
+    unheard_plain: bool,
+    /// Some record was written.
+    wrote: bool,
 }
 
 impl Connection<'_> {
+    /// A plain link's first read: TLS bytes, or a reset right after our
+    /// first record with no reply, mean the server expects TLS.
+    fn expects_tls(&mut self, read: &std::io::Result<usize>) -> bool {
+        if !self.unheard_plain {
+            return false;
+        }
+        let answer = match read {
+            Ok(0) => false,
+            Ok(_) => crate::conn::starttls::looks_like_tls(&self.read),
+            Err(error) => self.wrote && error.kind() == std::io::ErrorKind::ConnectionReset,
+        };
+        if matches!(read, Ok(n) if *n > 0) {
+            self.unheard_plain = false;
+        }
+        if answer {
+            warn!(peer = %self.inner.peer, "the server seems to expect TLS (set ClientOptions::tls)");
+        }
+        answer
+    }
+
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Ended> {
         self.inner.task.register(cx.waker());
         for _ in 0..TURNS {
             let mut progress = false;
             let now = Instant::now();
             // Read and deliver what has arrived.
-            match self.transport.poll_read_into(cx, &mut self.read) {
+            let read = self.transport.poll_read_into(cx, &mut self.read);
+            if let Poll::Ready(result) = &read
+                && self.expects_tls(result)
+            {
+                return Poll::Ready(Ended::Lost(DisconnectCause::ExpectsTls));
+            }
+            match read {
                 Poll::Ready(Ok(0)) => {
                     let _ = self.deliver(true, now);
                     return Poll::Ready(Ended::Lost(DisconnectCause::Closed));
@@ -418,7 +499,7 @@ impl Connection<'_> {
                 Err(ended) => return Poll::Ready(ended),
             };
             // Write.
-            if !self.out.is_empty() {
+            if !self.out.is_empty() || self.transport.unflushed() {
                 let before = self.out.len();
                 let sent = &mut self.sent;
                 let flushed =
@@ -427,6 +508,7 @@ impl Connection<'_> {
                     return Poll::Ready(Ended::Lost(DisconnectCause::Io(error.kind())));
                 }
                 progress |= self.out.len() != before;
+                self.wrote |= self.out.len() != before;
                 self.mark_sent();
             }
             // The timer.

@@ -6,7 +6,8 @@ use tracing::{debug, warn};
 
 use super::link::Link;
 use super::{ClientIdentity, MismatchPolicy};
-use crate::addr::{CanonicalIp, Endpoint};
+use crate::addr::{Address, CanonicalIp};
+use crate::conn::starttls;
 use crate::error::{CallStatus, Error, HandshakeError};
 use crate::programs::hello::{
     HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO, Hello, HelloReply, PROTOCOL_VERSIONS,
@@ -16,20 +17,40 @@ use crate::proto::{
     AcceptStatus, CallHeader, Message, MessageBody, RecordDecoder, RecordLimits, Rejection,
     ReplyBody,
 };
+use crate::tls::{CertError, TlsError, TlsPeer};
+
+/// What a server that expects TLS did, for [`Error::ExpectsTls`].
+pub(super) const ANSWERED_TLS: &str = "it answered our first record with TLS bytes";
+/// See [`ANSWERED_TLS`].
+pub(super) const RESET_AFTER_FIRST: &str =
+    "it reset the connection right after our first record, without a reply";
 
 /// Says HELLO on a fresh link and checks the answer: the node that answers
 /// must be the one we mean to reach, and it must have seen the source we
-/// bound.
+/// bound; over TLS (`tls`: the server's certificate), its node ID must be
+/// the certificate's CN.
 pub(super) async fn handshake(
     mut link: Link,
     identity: &ClientIdentity,
-    peer: &Endpoint,
+    peer: &Address,
     limits: RecordLimits,
+    tls: Option<&TlsPeer>,
 ) -> Result<(Link, HelloReply), Error> {
-    let io_error = |error: std::io::Error| Error::Connect {
-        source_addr: Some(link.local),
-        destination: peer.clone(),
-        error,
+    let plain = tls.is_none();
+    let expects_tls = |how| Error::ExpectsTls {
+        peer: peer.clone(),
+        how,
+    };
+    let io_error = |error: std::io::Error| match peer {
+        Address::Inet(destination) => Error::Connect {
+            source_addr: Some(link.local),
+            destination: destination.clone(),
+            error,
+        },
+        Address::Unix(path) => Error::UnixConnect {
+            path: path.clone(),
+            error,
+        },
     };
     let broken = |error| Error::Handshake {
         peer: peer.clone(),
@@ -50,17 +71,32 @@ pub(super) async fn handshake(
         let mut out = BytesMut::new();
         crate::codec::encode_record(&call, &mut out);
         link.transport.write_all(&out).await.map_err(io_error)?;
+        link.transport.flush().await.map_err(io_error)?;
         let mut records = RecordDecoder::new(limits);
         let mut buf = BytesMut::new();
         let record = loop {
+            // A plain client to a TLS server: its first bytes are a TLS
+            // alert or handshake record, not record marking.
+            if plain && starttls::looks_like_tls(&buf) {
+                return Err(expects_tls(ANSWERED_TLS));
+            }
             if let Some(record) = records
                 .decode(&mut buf)
                 .map_err(|e| broken(HandshakeError::BadRecord(e)))?
             {
                 break record;
             }
-            if link.transport.read_buf(&mut buf).await.map_err(io_error)? == 0 {
-                return Err(broken(HandshakeError::Closed));
+            match link.transport.read_buf(&mut buf).await {
+                Ok(0) => return Err(broken(HandshakeError::Closed)),
+                Ok(_) => {}
+                Err(error)
+                    if plain
+                        && buf.is_empty()
+                        && error.kind() == std::io::ErrorKind::ConnectionReset =>
+                {
+                    return Err(expects_tls(RESET_AFTER_FIRST));
+                }
+                Err(error) => return Err(io_error(error)),
             }
         };
         Ok((record, buf))
@@ -106,6 +142,17 @@ pub(super) async fn handshake(
             peer: peer.clone(),
             expected: identity.expect.clone(),
             answered: answer.node,
+        });
+    }
+    if let Some(tls) = tls
+        && tls.cn.as_deref() != Some(answer.node.as_str())
+    {
+        return Err(Error::Tls {
+            peer: peer.clone(),
+            error: Box::new(TlsError::Certificate(CertError::CnMismatch {
+                expected: answer.node.to_string(),
+                cn: tls.cn.clone(),
+            })),
         });
     }
     // The scope of a link-local address is the server's own interface, so

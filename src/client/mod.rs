@@ -13,6 +13,7 @@ mod core;
 mod driver;
 mod handshake;
 mod link;
+mod unix;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -26,7 +27,7 @@ use tokio::time::Instant;
 use self::core::{CallInfo, Core, Counters, Inner};
 use self::link::ConnectFn;
 pub use self::link::{Link, LinkFuture};
-use crate::addr::Endpoint;
+use crate::addr::{Address, Endpoint};
 use crate::connect::{ConnectOptions, Connector};
 use crate::error::Error;
 use crate::limits::Limits;
@@ -111,6 +112,15 @@ pub struct ClientOptions {
     /// HELLO, and the server's node ID and the address it observed are
     /// checked. Default: none.
     pub identity: Option<ClientIdentity>,
+    /// Mutual TLS: when set, every connection and reconnection runs TLS
+    /// (from the first byte, or after the RFC 9289 probe; a server that
+    /// does not answer the probe with STARTTLS fails the connect with
+    /// [`crate::tls::TlsError::StartTlsRefused`], and nothing goes in
+    /// plain text), the server's certificate is checked, and with an
+    /// identity the HELLO answer's node ID must be its CN. Failures are
+    /// [`Error::Tls`], counted as connect failures. Default: none.
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::tls::ClientTls>,
 }
 
 impl Default for ClientOptions {
@@ -128,6 +138,8 @@ impl Default for ClientOptions {
             breaker_threshold: 5,
             limits: Limits::default(),
             identity: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -229,22 +241,26 @@ impl Client {
             let (connector, destinations) = (connector.clone(), destinations.clone());
             Box::pin(async move { connector.connect_any(&destinations).await.map(Link::from) })
         });
-        Ok(Client::start(peer, options, connect))
+        Ok(Client::start(peer.into(), options, connect))
     }
 
     /// A client over a transport of your own: `connect` is called for each
     /// connection attempt. `peer` names the peer in errors. Useful for
     /// tunnels, Unix sockets and tests; [`ClientOptions::connect`] is unused.
     /// Must be called inside a tokio runtime.
-    pub fn with_transport<F, Fut>(peer: Endpoint, options: ClientOptions, connect: F) -> Client
+    pub fn with_transport<F, Fut>(
+        peer: impl Into<Address>,
+        options: ClientOptions,
+        connect: F,
+    ) -> Client
     where
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Link, Error>> + Send + 'static,
     {
-        Client::start(peer, options, Arc::new(move || Box::pin(connect())))
+        Client::start(peer.into(), options, Arc::new(move || Box::pin(connect())))
     }
 
-    fn start(peer: Endpoint, options: ClientOptions, connect: ConnectFn) -> Client {
+    fn start(peer: Address, options: ClientOptions, connect: ConnectFn) -> Client {
         let (state, _) = watch::channel(ConnectionState::Idle);
         let permits = Semaphore::new(options.max_in_flight.clamp(1, Semaphore::MAX_PERMITS));
         let inner = Arc::new(Inner {
@@ -256,6 +272,9 @@ impl Client {
             last_attempt_tried: AtomicBool::new(false),
             failures: AtomicU32::new(0),
             hello: Mutex::new(None),
+            tls_peer: Mutex::new(None),
+            #[cfg(feature = "tls")]
+            tls_config: std::sync::OnceLock::new(),
             last_connect_error: Mutex::new(None),
             permits,
             core: Mutex::new(Core::default()),
@@ -271,8 +290,9 @@ impl Client {
         &self.handle.inner
     }
 
-    /// The peer this client serves (its first destination).
-    pub fn peer(&self) -> &Endpoint {
+    /// The peer this client serves (its first destination, or its Unix
+    /// socket path).
+    pub fn peer(&self) -> &Address {
         &self.inner().peer
     }
 
@@ -331,6 +351,16 @@ impl Client {
     pub fn hello(&self) -> Option<HelloReply> {
         self.inner()
             .hello
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The server's certificate on the current (or last) link, over TLS:
+    /// its CN, SANs and the TLS version. `None` without TLS.
+    pub fn tls_peer(&self) -> Option<Arc<crate::tls::TlsPeer>> {
+        self.inner()
+            .tls_peer
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()

@@ -16,6 +16,7 @@ pub mod liveness;
 pub mod outbox;
 pub mod reconnect;
 pub mod server;
+pub mod starttls;
 
 pub use calls::{CallStats, CallTable, Failed, ReplyFor};
 pub use liveness::{Liveness, LivenessAction};

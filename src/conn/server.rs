@@ -181,6 +181,9 @@ pub struct ServerConnection {
     gate: Option<Gate>,
     timers: Option<Timers>,
     max_args: usize,
+    /// Over TLS: the CN of the peer's certificate, which a HELLO must
+    /// claim as its node ID.
+    certificate_cn: Option<Option<String>>,
 }
 
 impl ServerConnection {
@@ -195,7 +198,16 @@ impl ServerConnection {
             gate: None,
             timers: None,
             max_args: usize::MAX,
+            certificate_cn: None,
         }
+    }
+
+    /// The connection runs over TLS, and the peer's certificate has this
+    /// subject CN (or none): with an identity, a HELLO is accepted only if
+    /// its claimed node ID equals the CN ([`Refusal::CertificateCn`]).
+    pub fn with_certificate_cn(mut self, cn: Option<String>) -> Self {
+        self.certificate_cn = Some(cn);
+        self
     }
 
     /// Answers a call whose arguments are longer than `max_args` with
@@ -375,6 +387,13 @@ impl ServerConnection {
             };
             return self.answer(xid, ReplyBody::Denied(low_high));
         }
+        if super::starttls::is_probe(&header) {
+            // RFC 9289's AUTH_TLS probe, to a connection already past it
+            // (or a server without TLS): answered as any NULL call, with an
+            // empty AUTH_NONE verifier and no STARTTLS token, so the caller
+            // knows no upgrade follows.
+            return self.answer(xid, ReplyBody::accepted(AcceptStatus::Success));
+        }
         if let Some(gate) = &self.gate {
             if header.program == HANDSHAKE_PROGRAM {
                 if header.version != HANDSHAKE_VERSION {
@@ -432,6 +451,19 @@ impl ServerConnection {
             }
             return self.answer(xid, ReplyBody::accepted(AcceptStatus::GarbageArgs));
         };
+        // Over TLS the certificate says who the peer is; the claim must
+        // agree before the peer table is asked.
+        if let Some(cn) = &self.certificate_cn
+            && cn.as_deref() != Some(hello.node.as_str())
+        {
+            let refusal = Refusal::CertificateCn { cn: cn.clone() };
+            return self.refuse(
+                xid,
+                AuthStat::REJECTED_CRED,
+                Some(hello.node),
+                Some(refusal),
+            );
+        }
         let gate = self
             .gate
             .as_mut()
@@ -687,5 +719,101 @@ mod tests {
             "4 bytes of arguments, limit 3"
         );
         assert_eq!(conn.in_progress(), 0);
+    }
+
+    fn hello_call(node: &str) -> Message {
+        let hello = Hello {
+            node: NodeId::new(node).unwrap(),
+            versions: crate::programs::hello::PROTOCOL_VERSIONS.to_vec(),
+            cluster: None,
+        };
+        Message::call(
+            11,
+            CallHeader::new(HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO),
+            to_bytes(&hello),
+        )
+    }
+
+    fn gated(cn: Option<&str>) -> ServerConnection {
+        let identity = ServerIdentity {
+            node: NodeId::new("server").unwrap(),
+            cluster: None,
+            peers: crate::peer::PeerTable::new().allow(
+                NodeId::new("node-a").unwrap(),
+                ["192.0.2.10".parse().unwrap()],
+            ),
+            mode: crate::peer::IdentityMode::Strict,
+        };
+        ServerConnection::new(RecordLimits::default(), 4)
+            .with_identity(Arc::new(identity), "192.0.2.10:999".parse().unwrap())
+            .with_certificate_cn(cn.map(str::to_owned))
+    }
+
+    #[test]
+    fn over_tls_a_hello_must_claim_the_certificate_cn() {
+        let mut conn = gated(Some("node-a"));
+        let inbound = conn.receive(&mut wire(&hello_call("node-a")), &registry(), now());
+        assert!(
+            matches!(inbound, Ok(Some(Inbound::Reply(_)))),
+            "{inbound:?}"
+        );
+        assert_eq!(conn.peer().map(NodeId::as_str), Some("node-a"));
+
+        // The table allows node-a from this address, but the certificate
+        // says node-b: refused for the certificate, before the table.
+        let mut conn = gated(Some("node-b"));
+        let inbound = conn.receive(&mut wire(&hello_call("node-a")), &registry(), now());
+        match inbound {
+            Ok(Some(Inbound::Refuse {
+                claimed, refusal, ..
+            })) => {
+                assert_eq!(claimed.as_ref().map(NodeId::as_str), Some("node-a"));
+                assert_eq!(
+                    refusal,
+                    Some(Refusal::CertificateCn {
+                        cn: Some("node-b".into())
+                    })
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(conn.peer(), None);
+
+        // A certificate without a CN names nobody.
+        let mut conn = gated(None);
+        let inbound = conn.receive(&mut wire(&hello_call("node-a")), &registry(), now());
+        assert!(matches!(
+            inbound,
+            Ok(Some(Inbound::Refuse {
+                refusal: Some(Refusal::CertificateCn { cn: None }),
+                ..
+            }))
+        ));
+    }
+
+    #[test]
+    fn the_auth_tls_probe_is_answered_without_the_starttls_token() {
+        // A server without TLS (here, with the HELLO gate up, too) answers
+        // the RFC 9289 probe like a NULL call: accepted, an empty
+        // AUTH_NONE verifier, so the client knows no upgrade follows.
+        let probe = super::super::starttls::probe(5, 0x2050_5752, 1);
+        for mut conn in [
+            ServerConnection::new(RecordLimits::default(), 4),
+            gated(Some("x")),
+        ] {
+            let mut buf = BytesMut::from(&probe[..]);
+            let inbound = conn.receive(&mut buf, &registry(), now()).unwrap().unwrap();
+            let Inbound::Reply(reply) = inbound else {
+                panic!("{inbound:?}")
+            };
+            assert_eq!(reply.xid, 5);
+            let MessageBody::Reply { body, .. } = &reply.body else {
+                panic!()
+            };
+            assert_eq!(*body, ReplyBody::accepted(AcceptStatus::Success));
+            let mut bytes = BytesMut::new();
+            reply.encode(&mut bytes);
+            assert!(!super::super::starttls::answers_starttls(bytes.freeze(), 5));
+        }
     }
 }

@@ -64,8 +64,9 @@ pub(super) async fn accept_loop(
             continue;
         }
         shared.counters.accepted.fetch_add(1, Ordering::Relaxed);
-        if shared.policy.borrow().identity.is_none() {
-            // Admission is the whole verdict; with an identity, HELLO is.
+        if shared.policy.borrow().identity.is_none() && !shared.tls_on() {
+            // Admission is the whole verdict; with TLS, the handshake is;
+            // with an identity, HELLO is.
             record_verdict(&shared, observed, None, None);
         }
         let shared = shared.clone();

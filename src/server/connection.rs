@@ -17,12 +17,14 @@ use tracing::{debug, warn};
 
 use super::accept::stopped;
 use super::handler::{Handlers, Origin};
-use super::verdicts::{Registered, record_verdict};
+use super::verdicts::{Registered, record_verdict, record_verdict_tls, record_verdict_with};
 use super::{ConnectionInfo, Policy, Shared, VerdictReason};
 use crate::addr::CanonicalIp;
 use crate::conn::{Expired, Inbound, Outbox, ServerConnection};
+use crate::peer::{PeerCredentials, Refusal};
 use crate::proto::DecodeError;
 use crate::stream::{Quiet, QuietClock, Timer, Transport, poll_flush};
+use crate::tls::{CertError, Cn, TlsPeer};
 
 /// Turns of the poll loop before the task yields to others.
 const TURNS: usize = 32;
@@ -50,6 +52,9 @@ pub(super) enum ConnectionEnd {
     GraceOver,
     #[error("no longer allowed after a policy change")]
     NoLongerAllowed,
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    #[error("TLS refused")]
+    Tls,
 }
 
 pub(super) async fn serve_connection(
@@ -61,14 +66,65 @@ pub(super) async fn serve_connection(
 ) -> Result<(), ConnectionEnd> {
     let local = stream.local_addr()?;
     let _ = stream.set_nodelay(true);
+    // The HELLO timer counts from the accept, TLS handshake included.
+    let accepted = Instant::now();
+    let (transport, tls) = match open(stream, observed, id, &shared, &mut shutdown).await {
+        Some(Ok(opened)) => opened,
+        Some(Err(end)) => return Err(end),
+        None => return Ok(()),
+    };
+    let peer = Peer {
+        observed,
+        local,
+        credentials: None,
+        tls,
+    };
+    serve_transport(transport, peer, accepted, id, shared, shutdown).await
+}
+
+/// What a connection's transport says about its peer.
+pub(super) struct Peer {
+    pub(super) observed: SocketAddr,
+    pub(super) local: SocketAddr,
+    /// A Unix socket's peer: judged by these, not by `observed`.
+    pub(super) credentials: Option<PeerCredentials>,
+    /// The peer's certificate, over TLS.
+    pub(super) tls: Option<Arc<TlsPeer>>,
+}
+
+/// Serves a connection over any transport, accepted at `accepted`.
+/// `peer.credentials` is set for a Unix socket: the HELLO gate does not
+/// apply there (see `super::unix`).
+pub(super) async fn serve_transport(
+    transport: Transport,
+    peer: Peer,
+    accepted: Instant,
+    id: u64,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), ConnectionEnd> {
+    let Peer {
+        observed,
+        local,
+        credentials,
+        tls,
+    } = peer;
     let opts = &shared.options;
-    let now = Instant::now();
     let mut state = ServerConnection::new(opts.limits.record_limits(), opts.max_in_progress)
-        .with_timeouts(now.into_std(), opts.idle_timeout, opts.handshake_timeout)
+        .with_timeouts(
+            accepted.into_std(),
+            opts.idle_timeout,
+            opts.handshake_timeout,
+        )
         .with_max_args(opts.limits.max_payload());
+    if let Some(peer) = &tls {
+        state = state.with_certificate_cn(peer.cn.clone());
+    }
     let mut policy = shared.policy.subscribe();
     let current = policy.borrow_and_update().clone();
-    if let Some(identity) = &current.identity {
+    if let Some(identity) = &current.identity
+        && credentials.is_none()
+    {
         state = state.with_identity(identity.clone(), observed);
     }
     let registered = Registered::new(
@@ -78,6 +134,8 @@ pub(super) async fn serve_connection(
             peer: None,
             observed,
             local,
+            credentials,
+            tls: tls.clone(),
         },
     );
     let mut conn = Connection {
@@ -86,7 +144,9 @@ pub(super) async fn serve_connection(
         id,
         observed,
         local,
-        transport: Transport::tcp(stream),
+        credentials,
+        transport,
+        tls,
         state,
         read: BytesMut::new(),
         eof: false,
@@ -126,13 +186,94 @@ pub(super) async fn serve_connection(
     end
 }
 
+/// Makes the connection's byte stream: plain TCP, or TLS (after the probe
+/// in STARTTLS mode) checked against the observed address. `None`: the
+/// server shut down meanwhile.
+async fn open(
+    stream: TcpStream,
+    observed: SocketAddr,
+    id: u64,
+    shared: &Arc<Shared>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<Result<(Transport, Option<Arc<TlsPeer>>), ConnectionEnd>> {
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = (observed, id, shared, shutdown);
+        Some(Ok((Transport::tcp(stream), None)))
+    }
+    #[cfg(feature = "tls")]
+    {
+        use crate::tls::handshake::{Refused, accept};
+        let Some(config) = &shared.tls else {
+            return Some(Ok((Transport::tcp(stream), None)));
+        };
+        let opts = &shared.options;
+        let mode = opts.tls.as_ref().map(|tls| tls.mode).unwrap_or_default();
+        let handshake = accept(stream, config.clone(), mode, observed.ip());
+        let result = tokio::select! {
+            result = tokio::time::timeout(opts.handshake_timeout, handshake) => result,
+            () = stopped(shutdown) => return None,
+        };
+        let counters = &shared.counters;
+        let (reason, peer) = match result {
+            Ok(Ok((io, peer))) => {
+                debug!(conn = id, %observed, cn = %Cn(&peer.cn), version = %peer.version, "TLS established");
+                if shared.policy.borrow().identity.is_none() {
+                    // The certificate is the whole verdict here; with an
+                    // identity, HELLO is.
+                    record_verdict_tls(shared, observed, None, None, Some(peer.clone()));
+                }
+                return Some(Ok((Transport::other(io), Some(peer))));
+            }
+            Err(_) => {
+                counters.handshake_timeouts.fetch_add(1, Ordering::Relaxed);
+                warn!(conn = id, %observed, "no TLS handshake within the handshake timeout; closing");
+                (VerdictReason::HandshakeTimeout, None)
+            }
+            Ok(Err(Refused::PlainText(why))) => {
+                warn!(conn = id, %observed, %why, "plain text refused: TLS required; closing");
+                (VerdictReason::PlainTextRefused, None)
+            }
+            Ok(Err(Refused::Certificate(rule, Some(peer)))) => {
+                warn!(conn = id, %observed, cn = %Cn(&peer.cn), sans = ?peer.ip_sans, %rule, "certificate refused; closing");
+                (VerdictReason::Certificate(rule), Some(Arc::new(peer)))
+            }
+            Ok(Err(Refused::Certificate(rule, None))) => {
+                warn!(conn = id, %observed, %rule, "certificate refused; closing");
+                (VerdictReason::Certificate(rule), None)
+            }
+            Ok(Err(Refused::Handshake(error))) => {
+                warn!(conn = id, %observed, %error, "TLS handshake failed; closing");
+                (VerdictReason::TlsHandshake(error), None)
+            }
+            Ok(Err(Refused::Closed)) => {
+                debug!(conn = id, %observed, "closed before the TLS handshake");
+                counters.closed_before_hello.fetch_add(1, Ordering::Relaxed);
+                (VerdictReason::ClosedBeforeHello, None)
+            }
+        };
+        if !matches!(
+            reason,
+            VerdictReason::ClosedBeforeHello | VerdictReason::HandshakeTimeout
+        ) {
+            counters.rejected.fetch_add(1, Ordering::Relaxed);
+        }
+        record_verdict_tls(shared, observed, None, Some(reason), peer);
+        Some(Err(ConnectionEnd::Tls))
+    }
+}
+
 struct Connection<'a> {
     shared: &'a Arc<Shared>,
     registered: Registered<'a>,
     id: u64,
     observed: SocketAddr,
     local: SocketAddr,
+    /// A Unix socket's peer: judged by these, not by `observed`.
+    credentials: Option<PeerCredentials>,
     transport: Transport,
+    /// The peer's certificate, over TLS.
+    tls: Option<Arc<TlsPeer>>,
     state: ServerConnection,
     /// Allocated when bytes arrive; given back when the connection is quiet.
     read: BytesMut,
@@ -199,7 +340,7 @@ impl Connection<'_> {
                 }
             }
             // Write.
-            if !self.out.is_empty() {
+            if !self.out.is_empty() || self.transport.unflushed() {
                 let before = self.out.len();
                 match poll_flush(&mut self.transport, cx, &mut self.out, |()| {}) {
                     Poll::Ready(Err(error)) => return Poll::Ready(Err(error.into())),
@@ -212,7 +353,8 @@ impl Connection<'_> {
                 progress |= self.out.len() != before;
             }
             // Done?
-            let settled = self.handlers.running() == 0 && self.out.is_empty();
+            let settled =
+                self.handlers.running() == 0 && self.out.is_empty() && !self.transport.unflushed();
             if settled && (self.eof || self.stopping) {
                 return Poll::Ready(self.ending());
             }
@@ -234,6 +376,22 @@ impl Connection<'_> {
     /// The server's admission lists or peer table changed: judges this
     /// connection again. Returns why it must close, if it must.
     fn rejudge(&mut self, policy: &Policy) -> Option<ConnectionEnd> {
+        if let Some(credentials) = self.credentials {
+            if policy.unix_admission.admits(&credentials) {
+                return None;
+            }
+            let reason = VerdictReason::NoLongerAllowed(None);
+            warn!(%reason, %credentials, "closing");
+            record_verdict_with(
+                self.shared,
+                self.observed,
+                Some(credentials),
+                None,
+                Some(reason),
+            );
+            self.verdict_given = true;
+            return Some(ConnectionEnd::NoLongerAllowed);
+        }
         if let Some(identity) = &policy.identity {
             self.state.set_identity(identity.clone());
         }
@@ -338,7 +496,8 @@ impl Connection<'_> {
                     && self.registered.identify(peer)
                 {
                     tracing::Span::current().record("peer", tracing::field::display(peer));
-                    record_verdict(shared, self.observed, Some(peer.clone()), None);
+                    let tls = self.tls.clone();
+                    record_verdict_tls(shared, self.observed, Some(peer.clone()), None, tls);
                 }
             }
             Inbound::Dispatch(call) => {
@@ -347,6 +506,8 @@ impl Connection<'_> {
                     observed: self.observed,
                     local: self.local,
                     peer: self.state.peer(),
+                    credentials: self.credentials,
+                    tls: self.tls.as_ref(),
                 };
                 if let Some((xid, outcome)) = self.handlers.start(shared, call, origin, cx) {
                     let reply = self.state.complete(xid, outcome, now.into_std());
@@ -361,11 +522,22 @@ impl Connection<'_> {
                 self.out.push((), &reply);
                 shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
                 let reason = match &refusal {
+                    // The certificate rule, as the certificate errors say it.
+                    Some(Refusal::CertificateCn { cn }) => {
+                        VerdictReason::Certificate(CertError::CnMismatch {
+                            expected: claimed.as_ref().map(|c| c.to_string()).unwrap_or_default(),
+                            cn: cn.clone(),
+                        })
+                    }
                     Some(refusal) => VerdictReason::Refused(refusal.clone()),
                     None if claimed.is_some() => VerdictReason::SecondHello,
                     None => VerdictReason::CallBeforeHello,
                 };
-                record_verdict(shared, self.observed, claimed.clone(), Some(reason));
+                if let (Some(peer), VerdictReason::Certificate(rule)) = (&self.tls, &reason) {
+                    warn!(conn = self.id, observed = %self.observed, cn = %Cn(&peer.cn), sans = ?peer.ip_sans, %rule, "HELLO refused: the claimed node ID is not the certificate's CN; closing");
+                }
+                let tls = self.tls.clone();
+                record_verdict_tls(shared, self.observed, claimed.clone(), Some(reason), tls);
                 self.verdict_given = true;
                 let (id, observed) = (self.id, self.observed);
                 match (&claimed, &refusal) {

@@ -44,6 +44,8 @@ pub(super) struct Origin<'a> {
     pub observed: SocketAddr,
     pub local: SocketAddr,
     pub peer: Option<&'a NodeId>,
+    pub credentials: Option<crate::peer::PeerCredentials>,
+    pub tls: Option<&'a Arc<crate::tls::TlsPeer>>,
 }
 
 impl Handlers {
@@ -107,6 +109,8 @@ impl Handlers {
             version,
             cred,
             peer: origin.peer.cloned(),
+            credentials: origin.credentials,
+            tls: origin.tls.cloned(),
         };
         let panicked = move |shared: &Shared| {
             shared.counters.panics.fetch_add(1, Ordering::Relaxed);

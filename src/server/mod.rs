@@ -17,6 +17,7 @@
 mod accept;
 mod connection;
 mod handler;
+mod unix;
 mod verdicts;
 
 use std::collections::HashMap;
@@ -38,15 +39,21 @@ use crate::conn::Registry;
 use crate::error::Error;
 use crate::limits::Limits;
 use crate::listen::{ListenOptions, listen};
-use crate::peer::{Admission, NodeId, ServerIdentity};
+use crate::peer::{Admission, NodeId, PeerCredentials, ServerIdentity, UnixAdmission};
 use crate::proto::OpaqueAuth;
 
 /// What a handler learns about its call.
+///
+/// On a Unix socket, `observed` and `local` are the unspecified address
+/// `0.0.0.0:0` (a Unix peer has no address) and `credentials` says who the
+/// peer is.
 #[derive(Clone, Debug)]
 pub struct CallContext {
-    /// The peer's address as this server observed it.
+    /// The peer's address as this server observed it (`0.0.0.0:0` on a
+    /// Unix socket).
     pub observed: SocketAddr,
-    /// The local address the call arrived on.
+    /// The local address the call arrived on (`0.0.0.0:0` on a Unix
+    /// socket).
     pub local: SocketAddr,
     /// The call's XID.
     pub xid: u32,
@@ -57,8 +64,15 @@ pub struct CallContext {
     /// The caller's credential.
     pub cred: OpaqueAuth,
     /// The peer's node ID, when the server has an identity and the peer's
-    /// HELLO succeeded (always, for calls that reach a handler then).
+    /// HELLO succeeded (always, for calls that reach a handler then, except
+    /// on Unix sockets, which have no HELLO).
     pub peer: Option<NodeId>,
+    /// On a Unix socket: the connecting process's credentials
+    /// (`SO_PEERCRED`). `None` on TCP.
+    pub credentials: Option<PeerCredentials>,
+    /// Over TLS: the peer's certificate (already checked against the
+    /// observed address and, with an identity, the node ID).
+    pub tls: Option<Arc<crate::tls::TlsPeer>>,
 }
 
 /// The future a [`Service`] returns.
@@ -109,11 +123,28 @@ pub struct ServerOptions {
     /// Address admission, applied before a byte is read. Default: admit all.
     pub admission: Admission,
     /// Who this server is and whom it accepts. With an identity, every
-    /// connection must complete a HELLO before any other call. Default: none.
+    /// TCP connection must complete a HELLO before any other call. The
+    /// HELLO gate does not apply on Unix sockets, where the peer is known
+    /// by its credentials (see [`ServerOptions::unix_admission`]) and the
+    /// peer table's addresses mean nothing. Default: none.
     pub identity: Option<ServerIdentity>,
+    /// Admission by credentials for connections on Unix sockets, applied
+    /// before a byte is read (the address admission applies to TCP only).
+    /// Default: admit every process the socket file's mode
+    /// ([`ListenOptions::unix_mode`]) lets connect.
+    pub unix_admission: UnixAdmission,
     /// A connection that has not completed its HELLO in this time is
-    /// closed. Default 10 s.
+    /// closed. Default 10 s. With TLS, the TLS handshake (and the STARTTLS
+    /// probe) must finish within it too.
     pub handshake_timeout: Duration,
+    /// Mutual TLS: with it, every connection runs TLS (from the first
+    /// byte, or after the RFC 9289 probe) after admission and before any
+    /// RPC byte; the client's certificate must chain to the roots and name
+    /// the observed source IP, and with an identity the HELLO's node ID
+    /// must be its CN. Plain RPC is refused. TLS applies to TCP listeners;
+    /// a Unix socket's peer is judged by its credentials. Default: none.
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::tls::ServerTls>,
 }
 
 impl Default for ServerOptions {
@@ -128,7 +159,10 @@ impl Default for ServerOptions {
             listen: ListenOptions::default(),
             admission: Admission::default(),
             identity: None,
+            unix_admission: UnixAdmission::default(),
             handshake_timeout: Duration::from_secs(10),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -200,6 +234,25 @@ pub enum VerdictReason {
     /// Admitted and identified, but the admission lists or the peer table
     /// changed ([`RunningServer::update`]) and no longer allow it: closed.
     NoLongerAllowed(Option<crate::peer::Refusal>),
+    /// On a Unix socket: the peer's credentials are not admitted by
+    /// [`ServerOptions::unix_admission`]; closed before a byte was read.
+    /// The verdict's `credentials` has the pid too.
+    CredentialsNotAdmitted {
+        /// The peer's user ID.
+        uid: u32,
+        /// The peer's group ID.
+        gid: u32,
+    },
+    /// Over TLS, a certificate rule failed: the chain, the observed
+    /// address against the IP SANs, or (with an identity) the claimed
+    /// node ID against the CN. [`Verdict::tls`] holds the certificate's
+    /// facts when it was read.
+    Certificate(crate::tls::CertError),
+    /// The TLS handshake failed otherwise (or did not finish).
+    TlsHandshake(String),
+    /// TLS is required, and the peer spoke plain RPC (or, to a STARTTLS
+    /// server, anything but the `AUTH_TLS` probe): closed.
+    PlainTextRefused,
 }
 
 impl std::fmt::Display for VerdictReason {
@@ -215,11 +268,19 @@ impl std::fmt::Display for VerdictReason {
             VerdictReason::NoLongerAllowed(None) => {
                 f.write_str("no longer admitted after a policy change; closed")
             }
+            VerdictReason::Certificate(error) => write!(f, "certificate refused: {error}"),
+            VerdictReason::TlsHandshake(error) => write!(f, "TLS handshake failed: {error}"),
+            VerdictReason::PlainTextRefused => {
+                f.write_str("plain-text RPC refused: this server requires TLS")
+            }
             VerdictReason::NoLongerAllowed(Some(refusal)) => {
                 write!(
                     f,
                     "no longer allowed after a policy change ({refusal}); closed"
                 )
+            }
+            VerdictReason::CredentialsNotAdmitted { uid, gid } => {
+                write!(f, "credentials uid {uid} gid {gid} not admitted")
             }
         }
     }
@@ -235,6 +296,7 @@ impl std::fmt::Display for VerdictReason {
 pub struct Verdict {
     /// The peer's address as observed (the latest connection's), in
     /// canonical form: an IPv4 caller on a dual-stack listener as IPv4.
+    /// `0.0.0.0:0` for a connection on a Unix socket.
     pub observed: SocketAddr,
     /// The node ID it claimed, if it sent a valid HELLO.
     pub peer: Option<NodeId>,
@@ -248,6 +310,12 @@ pub struct Verdict {
     pub first: std::time::SystemTime,
     /// When the latest was.
     pub at: std::time::SystemTime,
+    /// On a Unix socket: the peer's credentials (the latest connection's
+    /// pid; entries coalesce by user and group). `None` on TCP.
+    pub credentials: Option<PeerCredentials>,
+    /// Over TLS: the peer's certificate (its CN and SANs) and the TLS
+    /// version, when the handshake got that far.
+    pub tls: Option<Arc<crate::tls::TlsPeer>>,
 }
 
 /// One open connection, as [`RunningServer::connections`] lists it.
@@ -257,10 +325,14 @@ pub struct ConnectionInfo {
     pub id: u64,
     /// The peer's node ID, once its HELLO succeeded.
     pub peer: Option<NodeId>,
-    /// The peer's address as observed.
+    /// The peer's address as observed (`0.0.0.0:0` on a Unix socket).
     pub observed: SocketAddr,
-    /// The local address.
+    /// The local address (`0.0.0.0:0` on a Unix socket).
     pub local: SocketAddr,
+    /// On a Unix socket: the peer's credentials. `None` on TCP.
+    pub credentials: Option<PeerCredentials>,
+    /// Over TLS: the peer's certificate and the TLS version.
+    pub tls: Option<Arc<crate::tls::TlsPeer>>,
 }
 
 /// Registers services, then [`Server::serve`]s them.
@@ -284,6 +356,7 @@ impl std::fmt::Debug for Server {
 struct Policy {
     admission: Admission,
     identity: Option<Arc<ServerIdentity>>,
+    unix_admission: UnixAdmission,
 }
 
 struct Shared {
@@ -299,6 +372,19 @@ struct Shared {
     /// Connection ids: a random start, then a counter, so ids from two
     /// servers (or two runs) are not easily confused in logs.
     next_id: AtomicU64,
+    /// The rustls configuration, built once from [`ServerOptions::tls`].
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl Shared {
+    /// True when connections run TLS before any RPC.
+    fn tls_on(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        false
+    }
 }
 
 /// A server that is running.
@@ -318,6 +404,8 @@ pub struct RunningServer {
     /// The accept loops. Held as plain handles: dropping one detaches the
     /// task, so dropping the RunningServer leaves the server running.
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Closes one Unix listener (not its connections), by its path.
+    unix_closers: Vec<(std::path::PathBuf, watch::Sender<bool>)>,
 }
 
 /// Starts a running server's graceful shutdown from anywhere (a signal
@@ -376,11 +464,20 @@ impl Server {
                 "admission network {net} is IPv4-mapped but shorter than /96: it has no IPv4 form"
             )));
         }
+        #[cfg(feature = "tls")]
+        let tls = match &self.options.tls {
+            Some(tls) => Some(
+                crate::tls::server_config(tls)
+                    .map_err(|error| Error::Config(format!("server TLS: {error}")))?,
+            ),
+            None => None,
+        };
         let listeners = bind_all(addresses, &self.options.listen)?;
         let identity = self.options.identity.clone().map(resolve_identity);
         let policy = Policy {
             admission: self.options.admission.clone(),
             identity,
+            unix_admission: self.options.unix_admission.clone(),
         };
         let shared = Arc::new(Shared {
             registry: self.registry,
@@ -391,6 +488,8 @@ impl Server {
             connections: std::sync::Mutex::new(HashMap::new()),
             verdicts: std::sync::Mutex::new(std::collections::VecDeque::new()),
             next_id: AtomicU64::new(rand::random::<u64>() >> 16),
+            #[cfg(feature = "tls")]
+            tls,
         });
         let (shutdown, _) = watch::channel(false);
         let mut running = RunningServer {
@@ -400,6 +499,7 @@ impl Server {
             slots: Arc::new(Semaphore::new(shared.options.max_connections)),
             shared: Arc::new(SharedHandle(shared)),
             tasks: Vec::new(),
+            unix_closers: Vec::new(),
         };
         running.spawn_accept_loops(listeners);
         Ok(running)
@@ -499,6 +599,7 @@ impl RunningServer {
         let policy = Policy {
             admission,
             identity: identity.map(resolve_identity),
+            unix_admission: self.shared.0.policy.borrow().unix_admission.clone(),
         };
         self.shared.0.policy.send_replace(Arc::new(policy));
         Ok(())

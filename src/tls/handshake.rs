@@ -1,0 +1,187 @@
+//! The TLS handshakes of both sides, over an accepted or connected stream:
+//! the STARTTLS probe when the mode asks for it, then rustls, then the
+//! facts of the peer's certificate.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ServerConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+use super::config::{handshake_error, version_name};
+use super::identity::facts;
+use super::{CertError, ClientTls, TlsError, TlsMode, TlsPeer, check_address};
+use crate::client::Link;
+use crate::conn::starttls::{self, NotAProbe, ProbeStep};
+use crate::proto::{RecordDecoder, RecordLimits};
+use crate::stream::{Io, Transport};
+
+/// Why a server turned a connection away during TLS.
+#[derive(Debug)]
+pub(crate) enum Refused {
+    /// TLS is required and the peer spoke plain RPC (or, to a STARTTLS
+    /// server, anything but the probe).
+    PlainText(NotAProbe),
+    /// A certificate rule failed; the certificate's facts when it got that
+    /// far.
+    Certificate(CertError, Option<TlsPeer>),
+    /// The handshake failed otherwise.
+    Handshake(String),
+    /// The peer closed before the handshake finished.
+    Closed,
+}
+
+/// The server's side: the probe (STARTTLS), the handshake, then the
+/// address rule against `observed`.
+pub(crate) async fn accept(
+    mut stream: TcpStream,
+    config: Arc<ServerConfig>,
+    mode: TlsMode,
+    observed: IpAddr,
+) -> Result<(Box<dyn Io>, Arc<TlsPeer>), Refused> {
+    let io_failed = |error: std::io::Error| Refused::Handshake(error.to_string());
+    match mode {
+        TlsMode::Direct => {
+            // A TLS connection opens with a handshake record (0x16); plain
+            // record marking never does for a sane record (that would be a
+            // non-last fragment of 369 MiB).
+            let mut first = [0u8; 1];
+            if stream.peek(&mut first).await.map_err(io_failed)? == 0 {
+                return Err(Refused::Closed);
+            }
+            if first[0] != 0x16 {
+                let mut head = [0u8; 64];
+                let n = stream.peek(&mut head).await.map_err(io_failed)?;
+                let reason = match starttls::judge_first_record(&head[..n]) {
+                    ProbeStep::Refuse(reason) => reason,
+                    // A probe (or the start of a call): plain RPC either way.
+                    _ => NotAProbe::PlainCall {
+                        program: 0,
+                        procedure: 0,
+                        flavor: 0,
+                    },
+                };
+                return Err(Refused::PlainText(reason));
+            }
+        }
+        TlsMode::StartTls => {
+            let mut buf = Vec::with_capacity(64);
+            loop {
+                match starttls::judge_first_record(&buf) {
+                    ProbeStep::Need(total) => {
+                        // Read no further than the probe: the ClientHello
+                        // after it is rustls's to read.
+                        let start = buf.len();
+                        buf.resize(total, 0);
+                        let n = stream.read(&mut buf[start..]).await.map_err(io_failed)?;
+                        if n == 0 {
+                            return Err(Refused::Closed);
+                        }
+                        buf.truncate(start + n);
+                    }
+                    ProbeStep::Upgrade { reply, .. } => {
+                        stream.write_all(&reply).await.map_err(io_failed)?;
+                        break;
+                    }
+                    ProbeStep::Refuse(reason) => return Err(Refused::PlainText(reason)),
+                }
+            }
+        }
+    }
+    let tls = match TlsAcceptor::from(config).accept(stream).await {
+        Ok(tls) => tls,
+        Err(error) => {
+            return Err(match handshake_error(&error) {
+                TlsError::Certificate(cert) => Refused::Certificate(cert, None),
+                other => Refused::Handshake(other.to_string()),
+            });
+        }
+    };
+    let (_, session) = tls.get_ref();
+    let version = version_name(session.protocol_version());
+    let peer = session
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|der| facts(der, &version));
+    let peer = match peer {
+        Some(Ok(peer)) => peer,
+        Some(Err(error)) => return Err(Refused::Certificate(CertError::Other(error), None)),
+        None => return Err(Refused::Certificate(CertError::NoClientCertificate, None)),
+    };
+    if let Err(error) = check_address(&peer, observed) {
+        return Err(Refused::Certificate(error, Some(peer)));
+    }
+    Ok((Box::new(tls), Arc::new(peer)))
+}
+
+/// The client's side, on a fresh link: the probe (STARTTLS), then the
+/// handshake, in which [`super::config`]'s verifier applies the server
+/// rule. Returns the link over TLS and the server's certificate facts.
+pub(crate) async fn connect(
+    link: Link,
+    tls: &ClientTls,
+    config: Arc<ClientConfig>,
+) -> Result<(Link, Arc<TlsPeer>), TlsError> {
+    let Link {
+        transport,
+        local,
+        remote,
+        leftover: _,
+    } = link;
+    let mut io = transport.into_io();
+    let failed = |error: std::io::Error| TlsError::Handshake(error.to_string());
+    if tls.mode == TlsMode::StartTls {
+        let xid: u32 = rand::random();
+        let (program, version) = crate::client::DEFAULT_PING_PROGRAM;
+        io.write_all(&starttls::probe(xid, program, version))
+            .await
+            .map_err(failed)?;
+        let max = starttls::MAX_PROBE_RECORD;
+        let limits = RecordLimits::new(max as u32, max, 1).expect("valid limits");
+        let mut records = RecordDecoder::new(limits);
+        let mut buf = BytesMut::new();
+        let record = loop {
+            if starttls::looks_like_tls(&buf) {
+                return Err(TlsError::StartTlsRefused);
+            }
+            match records.decode(&mut buf) {
+                Ok(Some(record)) => break record,
+                Ok(None) => {}
+                Err(_) => return Err(TlsError::StartTlsRefused),
+            }
+            match io.read_buf(&mut buf).await {
+                Ok(0) => return Err(TlsError::StartTlsRefused),
+                Ok(_) => {}
+                Err(error) => return Err(failed(error)),
+            }
+        };
+        if !buf.is_empty() || !starttls::answers_starttls(record, xid) {
+            return Err(TlsError::StartTlsRefused);
+        }
+    }
+    let name = ServerName::IpAddress(remote.ip().into());
+    let stream = TlsConnector::from(config)
+        .connect(name, io)
+        .await
+        .map_err(|error| handshake_error(&error))?;
+    let (_, session) = stream.get_ref();
+    let version = version_name(session.protocol_version());
+    let peer = session
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .ok_or_else(|| TlsError::Handshake("the server sent no certificate".into()))
+        .and_then(|der| {
+            facts(der, &version).map_err(|e| TlsError::Certificate(CertError::Other(e)))
+        })?;
+    let link = Link {
+        transport: Transport::other(Box::new(stream)),
+        local,
+        remote,
+        leftover: BytesMut::new(),
+    };
+    Ok((link, Arc::new(peer)))
+}

@@ -1,0 +1,193 @@
+//! Our certificate chain, key and trusted roots, loaded from PEM; and the
+//! facts the rules need, parsed out of a DER certificate.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::RootCertStore;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::TlsPeer;
+use crate::error::Error;
+
+/// Who we are over TLS: our certificate chain and its private key, and the
+/// CA roots that sign the peers we trust. Cheap to clone.
+#[derive(Clone)]
+pub struct TlsIdentity {
+    parts: Arc<Parts>,
+}
+
+struct Parts {
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    roots: Arc<RootCertStore>,
+    /// Our end-entity certificate's facts.
+    own: TlsPeer,
+}
+
+impl std::fmt::Debug for TlsIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsIdentity")
+            .field("cn", &self.parts.own.cn)
+            .field("ip_sans", &self.parts.own.ip_sans)
+            .field("roots", &self.parts.roots.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsIdentity {
+    /// Loads our certificate chain (`cert`, end-entity first), its private
+    /// key (`key`: PKCS#8, PKCS#1 or SEC1) and the CA roots (`ca`) from PEM
+    /// files. Every problem is an [`Error::Config`] naming the file: not
+    /// readable, no certificate or key in it, or a key that does not match
+    /// the certificate.
+    pub fn from_pem_files(cert: &Path, key: &Path, ca: &Path) -> Result<TlsIdentity, Error> {
+        let read = |path: &Path, what: &str| {
+            std::fs::read(path).map_err(|error| {
+                Error::Config(format!(
+                    "cannot read the TLS {what} file {}: {error}",
+                    path.display()
+                ))
+            })
+        };
+        let (cert_pem, key_pem, ca_pem) = (
+            read(cert, "certificate")?,
+            read(key, "key")?,
+            read(ca, "CA")?,
+        );
+        Self::build(&cert_pem, &key_pem, &ca_pem, |what| match what {
+            Part::Cert => cert.display().to_string(),
+            Part::Key => key.display().to_string(),
+            Part::Ca => ca.display().to_string(),
+        })
+    }
+
+    /// Like [`TlsIdentity::from_pem_files`], from PEM text in memory.
+    pub fn from_pem(cert: &[u8], key: &[u8], ca: &[u8]) -> Result<TlsIdentity, Error> {
+        Self::build(cert, key, ca, |what| {
+            match what {
+                Part::Cert => "certificate PEM",
+                Part::Key => "key PEM",
+                Part::Ca => "CA PEM",
+            }
+            .to_owned()
+        })
+    }
+
+    fn build(
+        cert: &[u8],
+        key: &[u8],
+        ca: &[u8],
+        name: impl Fn(Part) -> String,
+    ) -> Result<TlsIdentity, Error> {
+        let config = |part: Part, what: String| Error::Config(format!("{}: {what}", name(part)));
+        let chain = CertificateDer::pem_slice_iter(cert)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| config(Part::Cert, format!("bad PEM: {e}")))?;
+        if chain.is_empty() {
+            return Err(config(Part::Cert, "no CERTIFICATE in it".into()));
+        }
+        let key = PrivateKeyDer::from_pem_slice(key)
+            .map_err(|e| config(Part::Key, format!("no usable private key: {e}")))?;
+        let mut roots = RootCertStore::empty();
+        for root in CertificateDer::pem_slice_iter(ca) {
+            let root = root.map_err(|e| config(Part::Ca, format!("bad PEM: {e}")))?;
+            roots
+                .add(root)
+                .map_err(|e| config(Part::Ca, format!("unusable CA certificate: {e}")))?;
+        }
+        if roots.is_empty() {
+            return Err(config(Part::Ca, "no CA CERTIFICATE in it".into()));
+        }
+        // The key must be the certificate's: rustls compares the public
+        // key of the certificate with the one the private key gives.
+        let provider = super::config::provider();
+        rustls::sign::CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider).map_err(
+            |e| {
+                Error::Config(format!(
+                    "{} does not fit {}: {e}",
+                    name(Part::Key),
+                    name(Part::Cert)
+                ))
+            },
+        )?;
+        let own = facts(&chain[0], "")
+            .map_err(|e| config(Part::Cert, format!("unreadable certificate: {e}")))?;
+        Ok(TlsIdentity {
+            parts: Arc::new(Parts {
+                chain,
+                key,
+                roots: Arc::new(roots),
+                own,
+            }),
+        })
+    }
+
+    /// Our own certificate's subject CN.
+    pub fn cn(&self) -> Option<&str> {
+        self.parts.own.cn.as_deref()
+    }
+
+    /// Our own certificate's IP SANs.
+    pub fn ip_sans(&self) -> &[IpAddr] {
+        &self.parts.own.ip_sans
+    }
+
+    pub(crate) fn chain(&self) -> Vec<CertificateDer<'static>> {
+        self.parts.chain.clone()
+    }
+
+    pub(crate) fn key(&self) -> PrivateKeyDer<'static> {
+        self.parts.key.clone_key()
+    }
+
+    pub(crate) fn roots(&self) -> Arc<RootCertStore> {
+        self.parts.roots.clone()
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Part {
+    Cert,
+    Key,
+    Ca,
+}
+
+/// What the rules need from a DER certificate: the subject CN and the
+/// SANs. `version` is the session's protocol version.
+pub(crate) fn facts(der: &[u8], version: &str) -> Result<TlsPeer, String> {
+    use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+    let (_, cert) = X509Certificate::from_der(der).map_err(|e| e.to_string())?;
+    let cn = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|attr| attr.as_str().ok())
+        .map(str::to_owned);
+    let mut ip_sans = Vec::new();
+    let mut dns_sans = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::IPAddress(bytes) => {
+                    let ip = match bytes.len() {
+                        4 => IpAddr::from(<[u8; 4]>::try_from(*bytes).expect("4 bytes")),
+                        16 => IpAddr::from(<[u8; 16]>::try_from(*bytes).expect("16 bytes")),
+                        _ => continue,
+                    };
+                    ip_sans.push(ip.to_canonical());
+                }
+                GeneralName::DNSName(name) => dns_sans.push((*name).to_owned()),
+                _ => {}
+            }
+        }
+    }
+    Ok(TlsPeer {
+        cn,
+        ip_sans,
+        dns_sans,
+        version: version.to_owned(),
+    })
+}

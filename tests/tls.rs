@@ -1,0 +1,832 @@
+//! Mutual TLS on loopback, with throwaway certificates: both modes (direct
+//! and RFC 9289 STARTTLS), every certificate rule on both sides, plain
+//! peers meeting TLS peers, and what the verdicts say.
+#![cfg(feature = "tls")]
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use peerwire::internals::starttls;
+use peerwire::proto::{CallHeader, Message, MessageBody, RecordDecoder, RecordLimits, ReplyBody};
+use peerwire::tls::{CertError, ClientTls, ServerCheck, ServerTls, TlsError, TlsIdentity, TlsMode};
+use peerwire::{
+    CallContext, Client, ClientIdentity, ClientOptions, ConnectOptions, DisconnectCause, Endpoint,
+    Error, IdentityMode, NodeId, PeerTable, ProcError, RunningServer, ScopedIp, Server,
+    ServerIdentity, ServerOptions, Sources, Verdict, VerdictReason,
+};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SanType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const PROG: u32 = 0x2000_0077;
+
+/// A throwaway CA.
+struct Ca {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl Ca {
+    fn new(name: &str) -> Ca {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        Ca { issuer }
+    }
+
+    fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// A leaf with this CN (if any) and IP SANs, valid now unless `window`
+    /// says otherwise (years since 1970 as not-before, not-after).
+    fn leaf(&self, cn: Option<&str>, ips: &[&str], window: Option<(i32, i32)>) -> (String, String) {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        if let Some(cn) = cn {
+            params.distinguished_name.push(DnType::CommonName, cn);
+        }
+        params.subject_alt_names = ips
+            .iter()
+            .map(|ip| SanType::IpAddress(ip.parse().unwrap()))
+            .collect();
+        if let Some((from, to)) = window {
+            params.not_before = rcgen::date_time_ymd(from, 1, 1);
+            params.not_after = rcgen::date_time_ymd(to, 1, 1);
+        }
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    fn identity(&self, cn: Option<&str>, ips: &[&str]) -> TlsIdentity {
+        self.identity_in(cn, ips, None)
+    }
+
+    fn identity_in(
+        &self,
+        cn: Option<&str>,
+        ips: &[&str],
+        window: Option<(i32, i32)>,
+    ) -> TlsIdentity {
+        let (cert, key) = self.leaf(cn, ips, window);
+        TlsIdentity::from_pem(cert.as_bytes(), key.as_bytes(), self.pem().as_bytes()).unwrap()
+    }
+}
+
+fn id(s: &str) -> NodeId {
+    s.parse().unwrap()
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// Procedure 1 echoes; procedure 2 returns the caller's certificate CN as
+/// the server's handler saw it.
+async fn service(ctx: CallContext, procedure: u32, args: Bytes) -> Result<Bytes, ProcError> {
+    match procedure {
+        1 => Ok(args),
+        2 => Ok(Bytes::from(
+            ctx.tls.and_then(|peer| peer.cn.clone()).unwrap_or_default(),
+        )),
+        _ => Err(ProcError::ProcUnavail),
+    }
+}
+
+/// A server "srv" on 127.0.0.1 (certificate CN "srv", IP SAN 127.0.0.1
+/// unless `server_ips` says otherwise) that, with `identity`, accepts "a"
+/// from 127.0.0.2.
+fn server(
+    ca: &Ca,
+    mode: TlsMode,
+    identity: bool,
+    server_ips: &[&str],
+) -> (RunningServer, Endpoint) {
+    let options = ServerOptions {
+        tls: Some(ServerTls {
+            identity: ca.identity(Some("srv"), server_ips),
+            mode,
+        }),
+        identity: identity.then(|| ServerIdentity {
+            node: id("srv"),
+            cluster: None,
+            peers: PeerTable::new().allow(id("a"), ["127.0.0.2".parse().unwrap()]),
+            mode: IdentityMode::Strict,
+        }),
+        handshake_timeout: Duration::from_secs(5),
+        ..ServerOptions::default()
+    };
+    let server = Server::new(options)
+        .service(PROG, 1, service)
+        .serve(&["127.0.0.1:0".parse().unwrap()])
+        .unwrap();
+    let address = Endpoint::from(server.local_addrs()[0]);
+    (server, address)
+}
+
+fn client_options(source: &str, tls: Option<ClientTls>, node: Option<&str>) -> ClientOptions {
+    ClientOptions {
+        connect: ConnectOptions {
+            sources: Sources::new().with(source.parse::<ScopedIp>().unwrap()),
+            connect_timeout: Duration::from_secs(5),
+            ..ConnectOptions::default()
+        },
+        identity: node.map(|node| ClientIdentity::new(id(node), id("srv"))),
+        tls,
+        deadline: Duration::from_secs(5),
+        breaker_threshold: 100,
+        ..ClientOptions::default()
+    }
+}
+
+fn client_tls(identity: TlsIdentity, mode: TlsMode) -> ClientTls {
+    ClientTls {
+        identity,
+        mode,
+        server: ServerCheck::DialledIp,
+    }
+}
+
+/// The newest verdict, once there is one with a reason (or accepted).
+async fn verdict(server: &RunningServer, refused: bool) -> Verdict {
+    for _ in 0..200 {
+        if let Some(v) = server
+            .verdicts()
+            .into_iter()
+            .find(|v| v.reason.is_some() == refused)
+        {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no verdict: {:?}", server.verdicts());
+}
+
+/// The TLS error inside a client's connect error.
+fn tls_error(error: &Error) -> TlsError {
+    match error {
+        Error::Unreachable { error, .. } => tls_error(error),
+        Error::Tls { error, .. } => (**error).clone(),
+        other => panic!("not a TLS error: {other}"),
+    }
+}
+
+async fn round_trip_with_identity(mode: TlsMode) {
+    let ca = Ca::new("test CA");
+    let (server, address) = server(&ca, mode, true, &["127.0.0.1"]);
+    let tls = client_tls(ca.identity(Some("a"), &["127.0.0.2"]), mode);
+    let client = Client::new(
+        vec![address],
+        client_options("127.0.0.2", Some(tls), Some("a")),
+    )
+    .unwrap();
+    let reply = client
+        .call(PROG, 1, 1, Bytes::from_static(b"over tls"))
+        .await
+        .unwrap();
+    assert_eq!(&reply[..], b"over tls");
+    // The handler saw the caller's certificate.
+    let cn = client.call(PROG, 1, 2, Bytes::new()).await.unwrap();
+    assert_eq!(&cn[..], b"a");
+    // The client saw the server's.
+    let peer = client.tls_peer().expect("a TLS link");
+    assert_eq!(peer.cn.as_deref(), Some("srv"));
+    assert_eq!(peer.ip_sans, vec![ip("127.0.0.1")]);
+    assert_eq!(peer.version, "TLSv1.3");
+    assert_eq!(client.hello().unwrap().node, id("srv"));
+    // The server's verdict and connection list show the certificate.
+    let accepted = verdict(&server, false).await;
+    assert_eq!(accepted.peer, Some(id("a")));
+    let cert = accepted.tls.expect("verdict carries the certificate");
+    assert_eq!(cert.cn.as_deref(), Some("a"));
+    assert_eq!(cert.ip_sans, vec![ip("127.0.0.2")]);
+    let connections = server.connections();
+    assert_eq!(connections.len(), 1);
+    assert_eq!(
+        connections[0].tls.as_ref().unwrap().cn.as_deref(),
+        Some("a")
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn direct_tls_round_trip_with_identity() {
+    round_trip_with_identity(TlsMode::Direct).await;
+}
+
+#[tokio::test]
+async fn starttls_round_trip_with_identity() {
+    round_trip_with_identity(TlsMode::StartTls).await;
+}
+
+#[tokio::test]
+async fn a_hello_claiming_another_id_than_the_cn_is_refused_naming_cn_sans_and_observed() {
+    let ca = Ca::new("test CA");
+    let (server, address) = server(&ca, TlsMode::Direct, true, &["127.0.0.1"]);
+    // A valid certificate for 127.0.0.2, but for node "x", claiming "a".
+    let tls = client_tls(ca.identity(Some("x"), &["127.0.0.2"]), TlsMode::Direct);
+    let client = Client::new(
+        vec![address],
+        client_options("127.0.0.2", Some(tls), Some("a")),
+    )
+    .unwrap();
+    let error = client.connect().await.unwrap_err();
+    assert!(
+        matches!(&error, Error::Unreachable { error, .. } if matches!(**error, Error::IdentityRefused { .. })),
+        "{error}"
+    );
+    let v = verdict(&server, true).await;
+    assert_eq!(
+        v.reason,
+        Some(VerdictReason::Certificate(CertError::CnMismatch {
+            expected: "a".into(),
+            cn: Some("x".into()),
+        }))
+    );
+    assert_eq!(v.peer, Some(id("a")));
+    assert_eq!(v.observed.ip(), ip("127.0.0.2"));
+    let cert = v.tls.expect("the certificate's facts");
+    assert_eq!(cert.cn.as_deref(), Some("x"));
+    assert_eq!(cert.ip_sans, vec![ip("127.0.0.2")]);
+    let text = v.reason.unwrap().to_string();
+    assert!(text.contains("\"x\"") && text.contains("a"), "{text}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_certificate_for_another_ip_is_refused_as_ip_mismatch() {
+    let ca = Ca::new("test CA");
+    let (server, address) = server(&ca, TlsMode::Direct, true, &["127.0.0.1"]);
+    // "a"'s certificate names 127.0.0.3; it connects from 127.0.0.2.
+    let tls = client_tls(ca.identity(Some("a"), &["127.0.0.3"]), TlsMode::Direct);
+    let client = Client::new(
+        vec![address],
+        client_options("127.0.0.2", Some(tls), Some("a")),
+    )
+    .unwrap();
+    assert!(client.connect().await.is_err());
+    let v = verdict(&server, true).await;
+    assert_eq!(
+        v.reason,
+        Some(VerdictReason::Certificate(CertError::IpMismatch {
+            observed: ip("127.0.0.2"),
+            sans: vec![ip("127.0.0.3")],
+            cn: Some("a".into()),
+        }))
+    );
+    assert_eq!(v.tls.unwrap().ip_sans, vec![ip("127.0.0.3")]);
+    let text = VerdictReason::Certificate(CertError::IpMismatch {
+        observed: ip("127.0.0.2"),
+        sans: vec![ip("127.0.0.3")],
+        cn: Some("a".into()),
+    })
+    .to_string();
+    assert!(
+        text.contains("127.0.0.2") && text.contains("127.0.0.3") && text.contains("\"a\""),
+        "{text}"
+    );
+    server.shutdown().await;
+}
+
+/// A raw rustls client with no certificate at all.
+async fn connect_without_certificate(address: &Endpoint) -> std::io::Result<()> {
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    #[derive(Debug)]
+    struct AnyServer;
+    impl ServerCertVerifier for AnyServer {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &rustls::DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            Ok(HandshakeSignatureValid::assertion())
+        }
+        fn verify_tls13_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &rustls::DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            Ok(HandshakeSignatureValid::assertion())
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            rustls::crypto::ring::default_provider()
+                .signature_verification_algorithms
+                .supported_schemes()
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .dangerous()
+    .with_custom_certificate_verifier(Arc::new(AnyServer))
+    .with_no_client_auth();
+    let stream = TcpStream::connect(address.to_string()).await?;
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::IpAddress(ip("127.0.0.1").into()), stream)
+        .await?;
+    // TLS 1.3: the server's refusal arrives after our side is done.
+    tls.write_all(b"\x80\0\0\x04abcd").await?;
+    let mut buf = [0u8; 16];
+    tls.read(&mut buf).await.map(drop)
+}
+
+#[tokio::test]
+async fn a_client_without_a_certificate_is_refused() {
+    let ca = Ca::new("test CA");
+    let (server, address) = server(&ca, TlsMode::Direct, false, &["127.0.0.1"]);
+    let _ = connect_without_certificate(&address).await;
+    let v = verdict(&server, true).await;
+    assert_eq!(
+        v.reason,
+        Some(VerdictReason::Certificate(CertError::NoClientCertificate))
+    );
+    assert_eq!(server.stats().calls, 0);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn chain_errors_are_matchable_on_both_sides() {
+    let ca = Ca::new("test CA");
+    let other = Ca::new("another CA");
+    let (server, address) = server(&ca, TlsMode::Direct, false, &["127.0.0.1"]);
+    // The server refuses a client certificate from another CA ...
+    let stranger = TlsIdentity::from_pem(
+        other.leaf(Some("a"), &["127.0.0.2"], None).0.as_bytes(),
+        other.leaf(Some("a"), &["127.0.0.2"], None).1.as_bytes(),
+        ca.pem().as_bytes(),
+    );
+    // (a key from another leaf does not fit: that is a config error)
+    assert!(
+        matches!(stranger, Err(ref e) if e.is_config()),
+        "{stranger:?}"
+    );
+    let (cert, key) = other.leaf(Some("a"), &["127.0.0.2"], None);
+    let stranger =
+        TlsIdentity::from_pem(cert.as_bytes(), key.as_bytes(), ca.pem().as_bytes()).unwrap();
+    let client = Client::new(
+        vec![address.clone()],
+        client_options(
+            "127.0.0.2",
+            Some(client_tls(stranger, TlsMode::Direct)),
+            None,
+        ),
+    )
+    .unwrap();
+    let _ = client.call(PROG, 1, 1, Bytes::new()).await;
+    let v = verdict(&server, true).await;
+    assert_eq!(
+        v.reason,
+        Some(VerdictReason::Certificate(CertError::UnknownIssuer))
+    );
+    // ... and an expired one.
+    let expired = ca.identity_in(Some("a"), &["127.0.0.2"], Some((2000, 2001)));
+    let client = Client::new(
+        vec![address.clone()],
+        client_options(
+            "127.0.0.2",
+            Some(client_tls(expired, TlsMode::Direct)),
+            None,
+        ),
+    )
+    .unwrap();
+    let _ = client.call(PROG, 1, 1, Bytes::new()).await;
+    let mut found = false;
+    for _ in 0..200 {
+        found = server
+            .verdicts()
+            .iter()
+            .any(|v| v.reason == Some(VerdictReason::Certificate(CertError::Expired)));
+        if found {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(found, "{:?}", server.verdicts());
+    // A client that trusts only another CA refuses this server.
+    let theirs = client_tls(other.identity(Some("a"), &["127.0.0.2"]), TlsMode::Direct);
+    let client = Client::new(
+        vec![address],
+        client_options("127.0.0.2", Some(theirs), None),
+    )
+    .unwrap();
+    let error = client.connect().await.unwrap_err();
+    assert_eq!(
+        tls_error(&error),
+        TlsError::Certificate(CertError::UnknownIssuer),
+        "{error}"
+    );
+    server.shutdown().await;
+
+    // The client refuses a server certificate that is not valid yet, or
+    // from a CA it does not trust.
+    let options = ServerOptions {
+        tls: Some(ServerTls::new(ca.identity_in(
+            Some("srv"),
+            &["127.0.0.1"],
+            Some((2090, 2091)),
+        ))),
+        ..ServerOptions::default()
+    };
+    let server = Server::new(options)
+        .service(PROG, 1, service)
+        .serve(&["127.0.0.1:0".parse().unwrap()])
+        .unwrap();
+    let address = Endpoint::from(server.local_addrs()[0]);
+    let mine = client_tls(ca.identity(Some("a"), &["127.0.0.2"]), TlsMode::Direct);
+    let client = Client::new(
+        vec![address.clone()],
+        client_options("127.0.0.2", Some(mine), None),
+    )
+    .unwrap();
+    let error = client.connect().await.unwrap_err();
+    assert_eq!(
+        tls_error(&error),
+        TlsError::Certificate(CertError::NotYetValid),
+        "{error}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_server_certificate_without_the_dialled_ip_fails_the_client_unless_checked_by_cn() {
+    let ca = Ca::new("test CA");
+    // The server's certificate names 127.0.0.5; we dial 127.0.0.1.
+    let (server, address) = server(&ca, TlsMode::Direct, true, &["127.0.0.5"]);
+    let tls = client_tls(ca.identity(Some("a"), &["127.0.0.2"]), TlsMode::Direct);
+    let client = Client::new(
+        vec![address.clone()],
+        client_options("127.0.0.2", Some(tls.clone()), Some("a")),
+    )
+    .unwrap();
+    let error = client.connect().await.unwrap_err();
+    assert_eq!(
+        tls_error(&error),
+        TlsError::Certificate(CertError::IpMismatch {
+            observed: ip("127.0.0.1"),
+            sans: vec![ip("127.0.0.5")],
+            cn: Some("srv".into()),
+        }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("127.0.0.5"), "{error}");
+    // The failure counts as a connect failure.
+    assert!(client.last_connect_error().is_some());
+
+    // By CN, the same server is accepted.
+    let by_cn = ClientTls {
+        server: ServerCheck::Cn("srv".into()),
+        ..tls.clone()
+    };
+    let client = Client::new(
+        vec![address.clone()],
+        client_options("127.0.0.2", Some(by_cn), Some("a")),
+    )
+    .unwrap();
+    let reply = client
+        .call(PROG, 1, 1, Bytes::from_static(b"by cn"))
+        .await
+        .unwrap();
+    assert_eq!(&reply[..], b"by cn");
+    // Another CN is not.
+    let wrong_cn = ClientTls {
+        server: ServerCheck::Cn("glusterd".into()),
+        ..tls
+    };
+    let client = Client::new(
+        vec![address],
+        client_options("127.0.0.2", Some(wrong_cn), Some("a")),
+    )
+    .unwrap();
+    let error = client.connect().await.unwrap_err();
+    assert!(
+        matches!(
+            tls_error(&error),
+            TlsError::Certificate(CertError::CnMismatch { .. })
+        ),
+        "{error}"
+    );
+    server.shutdown().await;
+}
+
+/// Reads one record from a raw stream.
+async fn read_record(stream: &mut TcpStream) -> Option<Bytes> {
+    let mut records = RecordDecoder::new(RecordLimits::default());
+    let mut buf = BytesMut::new();
+    loop {
+        if let Some(record) = records.decode(&mut buf).unwrap() {
+            return Some(record);
+        }
+        if stream.read_buf(&mut buf).await.ok()? == 0 {
+            return None;
+        }
+    }
+}
+
+fn framed(message: &Message) -> Bytes {
+    let mut body = BytesMut::new();
+    message.encode(&mut body);
+    let mut out = BytesMut::new();
+    peerwire::proto::RecordEncoder::default().encode(&body, &mut out);
+    out.freeze()
+}
+
+#[tokio::test]
+async fn a_starttls_client_against_a_plain_server_fails_without_sending_a_plain_call() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = Endpoint::from(listener.local_addr().unwrap());
+    // A plain server: answers the probe as a NULL call, without the
+    // STARTTLS token, then records whatever else arrives.
+    let peer = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let record = read_record(&mut stream).await.expect("the probe");
+        let probe = Message::decode(record).unwrap();
+        let MessageBody::Call { header, .. } = &probe.body else {
+            panic!("not a call")
+        };
+        assert!(starttls::is_probe(header), "{header:?}");
+        let reply = Message::reply(
+            probe.xid,
+            ReplyBody::accepted(peerwire::proto::AcceptStatus::Success),
+            Bytes::new(),
+        );
+        stream.write_all(&framed(&reply)).await.unwrap();
+        let mut rest = Vec::new();
+        let _ = stream.read_to_end(&mut rest).await;
+        rest
+    });
+    let ca = Ca::new("test CA");
+    let tls = client_tls(ca.identity(Some("a"), &["127.0.0.1"]), TlsMode::StartTls);
+    let client = Client::new(vec![address], client_options("127.0.0.1", Some(tls), None)).unwrap();
+    let error = client
+        .call(PROG, 1, 1, Bytes::from_static(b"secret"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::Tls { error, .. } if **error == TlsError::StartTlsRefused),
+        "{error}"
+    );
+    assert!(error.to_string().contains("STARTTLS"), "{error}");
+    drop(client);
+    let rest = peer.await.unwrap();
+    assert!(
+        rest.is_empty(),
+        "sent in plain text after the probe: {rest:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_plain_client_against_a_direct_tls_server_is_told_it_seems_to_expect_tls() {
+    let ca = Ca::new("test CA");
+    let (server, address) = server(&ca, TlsMode::Direct, false, &["127.0.0.1"]);
+    let client = Client::new(vec![address], client_options("127.0.0.1", None, None)).unwrap();
+    let error = client
+        .call(PROG, 1, 1, Bytes::from_static(b"plain"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            Error::Disconnected {
+                cause: DisconnectCause::ExpectsTls,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().contains("seems to expect TLS"), "{error}");
+    let v = verdict(&server, true).await;
+    assert_eq!(v.reason, Some(VerdictReason::PlainTextRefused));
+    assert_eq!(server.stats().calls, 0);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_plain_client_with_identity_that_gets_tls_bytes_is_told_it_seems_to_expect_tls() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = Endpoint::from(listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let _ = read_record(&mut stream).await;
+        // A TLS alert record: protocol_version.
+        let _ = stream
+            .write_all(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x46])
+            .await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    });
+    let client = Client::new(vec![address], client_options("127.0.0.1", None, Some("a"))).unwrap();
+    let error = client.connect().await.unwrap_err();
+    let Error::Unreachable { error, .. } = &error else {
+        panic!("{error}")
+    };
+    assert!(matches!(**error, Error::ExpectsTls { .. }), "{error}");
+    assert!(error.to_string().contains("seems to expect TLS"), "{error}");
+}
+
+#[tokio::test]
+async fn a_hello_less_probe_to_a_starttls_server_is_answered_per_rfc_9289_then_tls_runs() {
+    let ca = Ca::new("test CA");
+    let (server, address) = server(&ca, TlsMode::StartTls, false, &["127.0.0.1"]);
+    let mut stream = TcpStream::connect(address.to_string()).await.unwrap();
+    stream
+        .write_all(&starttls::probe(0xabcd, 100_003, 4))
+        .await
+        .unwrap();
+    let record = read_record(&mut stream).await.expect("an answer");
+    // MSG_ACCEPTED, AUTH_NONE verifier with body "STARTTLS".
+    let reply = Message::decode(record.clone()).unwrap();
+    assert_eq!(reply.xid, 0xabcd);
+    let MessageBody::Reply {
+        body: ReplyBody::Accepted { verf, .. },
+        ..
+    } = &reply.body
+    else {
+        panic!("{reply:?}")
+    };
+    assert_eq!((verf.flavor, &verf.body[..]), (0, &b"STARTTLS"[..]));
+    assert!(starttls::answers_starttls(record, 0xabcd));
+    // Then TLS on the same connection, and RPC inside it.
+    let (cert, key) = ca.leaf(Some("a"), &["127.0.0.1"], None);
+    let chain: Vec<_> = rustls::pki_types::pem::PemObject::pem_slice_iter(cert.as_bytes())
+        .collect::<Result<Vec<rustls::pki_types::CertificateDer<'static>>, _>>()
+        .unwrap();
+    let key: rustls::pki_types::PrivateKeyDer<'static> =
+        rustls::pki_types::pem::PemObject::from_pem_slice(key.as_bytes()).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.issuer.der().clone()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_client_auth_cert(chain, key)
+    .unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(
+            rustls::pki_types::ServerName::IpAddress(ip("127.0.0.1").into()),
+            stream,
+        )
+        .await
+        .unwrap();
+    let call = Message::call(
+        7,
+        CallHeader::new(PROG, 1, 1),
+        Bytes::from_static(b"inside"),
+    );
+    tls.write_all(&framed(&call)).await.unwrap();
+    let mut buf = BytesMut::new();
+    let mut records = RecordDecoder::new(RecordLimits::default());
+    let record = loop {
+        if let Some(record) = records.decode(&mut buf).unwrap() {
+            break record;
+        }
+        assert!(tls.read_buf(&mut buf).await.unwrap() > 0, "closed");
+    };
+    let reply = Message::decode(record).unwrap();
+    assert!(
+        matches!(reply.body, MessageBody::Reply { ref results, .. } if &results[..] == b"inside")
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn tls_servers_survive_garbage_and_plain_calls() {
+    let ca = Ca::new("test CA");
+    for mode in [TlsMode::Direct, TlsMode::StartTls] {
+        let (server, address) = server(&ca, mode, false, &["127.0.0.1"]);
+        let garbage: [&[u8]; 4] = [
+            b"\x00\x01\x02garbage\xff\xfe",
+            b"\x16\x03\x01\x00\x05hello",
+            b"\xff\xff\xff\xff\xff\xff\xff\xff",
+            &framed(&Message::call(
+                1,
+                CallHeader::new(PROG, 1, 1),
+                Bytes::from_static(b"x"),
+            )),
+        ];
+        for bytes in garbage {
+            let mut stream = TcpStream::connect(address.to_string()).await.unwrap();
+            let _ = stream.write_all(bytes).await;
+            let _ = stream.shutdown().await;
+            let mut sink = Vec::new();
+            let _ =
+                tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut sink)).await;
+        }
+        assert!(
+            server
+                .verdicts()
+                .iter()
+                .any(|v| v.reason == Some(VerdictReason::PlainTextRefused)),
+            "{:?}",
+            server.verdicts()
+        );
+        assert_eq!(server.stats().calls, 0);
+        // And it still serves a proper client.
+        let tls = client_tls(ca.identity(Some("a"), &["127.0.0.1"]), mode);
+        let client =
+            Client::new(vec![address], client_options("127.0.0.1", Some(tls), None)).unwrap();
+        let reply = client
+            .call(PROG, 1, 1, Bytes::from_static(b"still here"))
+            .await
+            .unwrap();
+        assert_eq!(&reply[..], b"still here");
+        server.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn ipv6_loopback_works_with_an_ip_san_of_colon_colon_1() {
+    let ca = Ca::new("test CA");
+    let options = ServerOptions {
+        tls: Some(ServerTls::new(ca.identity(Some("srv"), &["::1"]))),
+        ..ServerOptions::default()
+    };
+    let Ok(server) = Server::new(options)
+        .service(PROG, 1, service)
+        .serve(&["[::1]:0".parse().unwrap()])
+    else {
+        eprintln!("skipped: no IPv6 loopback here");
+        return;
+    };
+    let address = Endpoint::from(server.local_addrs()[0]);
+    let tls = client_tls(ca.identity(Some("a"), &["::1"]), TlsMode::Direct);
+    let client = Client::new(vec![address], client_options("::1", Some(tls), None)).unwrap();
+    let cn = client.call(PROG, 1, 2, Bytes::new()).await.unwrap();
+    assert_eq!(&cn[..], b"a");
+    server.shutdown().await;
+}
+
+#[test]
+fn identities_load_from_files_and_a_key_that_does_not_fit_is_a_config_error() {
+    let ca = Ca::new("test CA");
+    let dir = std::env::temp_dir().join(format!(
+        "peerwire-tls-{}-{}",
+        std::process::id(),
+        rand_part()
+    ));
+    std::fs::create_dir(&dir).unwrap();
+    let (cert, key) = ca.leaf(Some("node-a"), &["127.0.0.2"], None);
+    let (_, other_key) = ca.leaf(Some("node-b"), &["127.0.0.3"], None);
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let (cert, key, other_key, ca_file) = (
+        write("cert.pem", &cert),
+        write("key.pem", &key),
+        write("other.key", &other_key),
+        write("ca.pem", &ca.pem()),
+    );
+    let identity = TlsIdentity::from_pem_files(&cert, &key, &ca_file).unwrap();
+    assert_eq!(identity.cn(), Some("node-a"));
+    let error = TlsIdentity::from_pem_files(&cert, &other_key, &ca_file).unwrap_err();
+    assert!(error.is_config());
+    assert!(error.to_string().contains("other.key"), "{error}");
+    let missing = TlsIdentity::from_pem_files(&dir.join("nope.pem"), &key, &ca_file).unwrap_err();
+    assert!(missing.to_string().contains("nope.pem"), "{missing}");
+    let no_ca = TlsIdentity::from_pem_files(&cert, &key, &key).unwrap_err();
+    assert!(no_ca.to_string().contains("key.pem"), "{no_ca}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn rand_part() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0);
+    h.finish()
+}
+
+/// A record larger than the socket buffers and rustls's own: the last of
+/// it sits encrypted in the TLS session after the outbox is empty, and
+/// must still be flushed, on both sides.
+#[tokio::test]
+async fn large_records_are_flushed_whole_over_tls() {
+    let ca = Ca::new("test CA");
+    let (server, address) = server(&ca, TlsMode::Direct, false, &["127.0.0.1"]);
+    let tls = client_tls(ca.identity(Some("a"), &["127.0.0.1"]), TlsMode::Direct);
+    let client = Client::new(vec![address], client_options("127.0.0.1", Some(tls), None)).unwrap();
+    for len in [3 << 20, 8 << 20, 1 << 20] {
+        let payload = Bytes::from((0..len).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+        let reply = client.call(PROG, 1, 1, payload.clone()).await.unwrap();
+        assert!(reply == payload, "{len} bytes came back altered");
+    }
+    server.shutdown().await;
+}
