@@ -412,7 +412,7 @@ impl Cx<'_> {
         };
 
         let tls = match &raw.tls {
-            Some(tls) => Some(self.tls(tls)?),
+            Some(tls) => Some(self.tls(tls, node_id.as_str())?),
             None => None,
         };
 

@@ -74,6 +74,11 @@ impl DemoPki {
         self.tls(&self.impostor)
     }
 
+    /// The CA's name.
+    pub(crate) fn ca_name(&self) -> &str {
+        self.ca.name()
+    }
+
     /// One line per certificate, for the demo's preamble.
     pub(crate) fn describe(&self) -> Vec<String> {
         let show = |leaf: &Leaf| {
@@ -97,13 +102,8 @@ impl DemoPki {
     }
 }
 
+/// `peerd demo --tls`.
 pub async fn run() -> Result<ExitCode, ExitCode> {
     let pki = DemoPki::new(ipv6_loopback_works());
-    println!("peerd demo --tls: certificates from {}", pki.ca.name());
-    for line in pki.describe() {
-        println!("  {line}");
-    }
-    let _ = (pki.node_tls(0), pki.impostor_tls());
-    eprintln!("error: this peerd is built without peerwire's TLS");
-    Ok(ExitCode::from(2))
+    crate::demo::run_with(Some(pki)).await
 }

@@ -202,14 +202,6 @@ async fn run(path: PathBuf) -> Result<ExitCode, ExitCode> {
             return Ok(ExitCode::from(EXIT_CONFIG));
         }
     };
-    if let Some(tls) = &config.tls {
-        eprintln!(
-            "error: {}, key `tls`: this peerd is built without peerwire's TLS (cert {})",
-            path.display(),
-            tls.cert.origin()
-        );
-        return Ok(ExitCode::from(EXIT_CONFIG));
-    }
     use tokio::signal::unix::{SignalKind, signal};
     // Installed first, so a signal during start-up is not lost.
     let (mut interrupt, mut terminate, mut hangup) = match (
@@ -288,13 +280,13 @@ fn probe_client(
     timeout: Duration,
     tls: Option<tls::ProbeTls>,
 ) -> Result<(Client, Seen), ExitCode> {
-    if let Some(tls) = tls {
-        eprintln!(
-            "error: --cert {}: this peerd is built without peerwire's TLS",
-            tls.cert.origin()
-        );
-        return Err(ExitCode::from(EXIT_CONFIG));
-    }
+    let tls = match tls.map(|tls| tls.client()).transpose() {
+        Ok(tls) => tls,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Err(ExitCode::from(EXIT_CONFIG));
+        }
+    };
     let mut connect = ConnectOptions {
         connect_timeout: timeout,
         ..ConnectOptions::default()
@@ -305,6 +297,11 @@ fn probe_client(
     let options = ClientOptions {
         deadline: timeout,
         breaker_threshold: 1,
+        connect: ConnectOptions {
+            connect_timeout: timeout,
+            ..ConnectOptions::default()
+        },
+        tls,
         ..ClientOptions::default()
     };
     let connector = Connector::new(connect);
@@ -373,6 +370,14 @@ fn explain(error: &Error, client: &Client) -> String {
     }
 }
 
+/// `tls TLSv1.3 CN "glusterd-tls" IP SANs [...]`: the server's certificate,
+/// when the probe ran TLS.
+fn print_tls(client: &Client) {
+    if let Some(peer) = client.tls_peer() {
+        println!("tls {}", peer);
+    }
+}
+
 /// `peerd ping`.
 async fn ping(
     addr: Address,
@@ -397,6 +402,7 @@ async fn ping(
             );
             println!("local {}", status::fmt_addr(local));
             println!("rtt_us {}", rtt.as_micros());
+            print_tls(&client);
             ExitCode::SUCCESS
         }
         (Ok(()), None) if addr.is_unix() => {
@@ -405,6 +411,7 @@ async fn ping(
                 rtt.as_secs_f64() * 1000.0
             );
             println!("rtt_us {}", rtt.as_micros());
+            print_tls(&client);
             ExitCode::SUCCESS
         }
         (Ok(()), None) => unreachable!("a call answered without a connection"),
@@ -459,6 +466,7 @@ async fn gluster_dump(
                     dump.programs.len()
                 );
             }
+            print_tls(&client);
             for p in &dump.programs {
                 println!("{:?} {} v{}", p.name, p.number, p.version);
             }

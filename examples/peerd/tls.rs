@@ -21,6 +21,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 use toml::Spanned;
 
+use peerwire::tls::{ClientTls, ServerCheck, ServerTls, TlsIdentity};
+
 use crate::config::{ConfigError, Cx};
 
 /// How TLS starts on a connection.
@@ -102,10 +104,115 @@ enum Holds {
     PrivateKey,
 }
 
+/// Which `[tls]` key a problem with the material belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsKey {
+    Cert,
+    Key,
+    Ca,
+}
+
+impl TlsKey {
+    pub fn name(self) -> &'static str {
+        match self {
+            TlsKey::Cert => "tls.cert",
+            TlsKey::Key => "tls.key",
+            TlsKey::Ca => "tls.ca",
+        }
+    }
+}
+
+impl From<TlsMode> for peerwire::tls::TlsMode {
+    fn from(mode: TlsMode) -> peerwire::tls::TlsMode {
+        match mode {
+            TlsMode::Direct => peerwire::tls::TlsMode::Direct,
+            TlsMode::StartTls => peerwire::tls::TlsMode::StartTls,
+        }
+    }
+}
+
+/// Builds the crate's identity from PEM material. The error says which of
+/// the three is at fault (a key that does not fit its certificate is the
+/// key's fault) and names the files.
+fn identity_of(
+    cert: &PemFile,
+    key: &PemFile,
+    ca: &PemFile,
+) -> Result<TlsIdentity, (TlsKey, String)> {
+    TlsIdentity::from_pem(&cert.pem, &key.pem, &ca.pem).map_err(|error| {
+        let text = match &error {
+            peerwire::Error::Config(text) => text.clone(),
+            other => other.to_string(),
+        };
+        // from_pem names the parts "certificate PEM", "key PEM" and "CA
+        // PEM"; the message names the part at fault first.
+        let which = if text.starts_with("key PEM") {
+            TlsKey::Key
+        } else if text.starts_with("CA PEM") {
+            TlsKey::Ca
+        } else {
+            TlsKey::Cert
+        };
+        let text = text
+            .replace("certificate PEM", &cert.origin())
+            .replace("key PEM", &key.origin())
+            .replace("CA PEM", &ca.origin());
+        (which, text)
+    })
+}
+
+impl TlsConfig {
+    /// This node's TLS identity (certificate, key, CA roots).
+    pub fn identity(&self) -> Result<TlsIdentity, (TlsKey, String)> {
+        identity_of(&self.cert, &self.key, &self.ca)
+    }
+
+    /// The listener side: a client certificate is always required.
+    pub fn server(&self) -> Result<ServerTls, (TlsKey, String)> {
+        Ok(ServerTls {
+            identity: self.identity()?,
+            mode: self.mode.into(),
+        })
+    }
+
+    /// A peer link: the peer's certificate must name the dialled IP.
+    pub fn client(&self) -> Result<ClientTls, (TlsKey, String)> {
+        Ok(ClientTls {
+            identity: self.identity()?,
+            mode: self.mode.into(),
+            server: ServerCheck::DialledIp,
+        })
+    }
+}
+
+impl ProbeTls {
+    /// The client side of `ping` / `gluster-dump`: the server's certificate
+    /// must name the dialled IP, or carry `--server-cn`.
+    pub fn client(&self) -> Result<ClientTls, String> {
+        let identity = identity_of(&self.cert, &self.key, &self.ca).map_err(|(which, text)| {
+            let flag = match which {
+                TlsKey::Cert => "--cert",
+                TlsKey::Key => "--key",
+                TlsKey::Ca => "--ca",
+            };
+            format!("{flag}: {text}")
+        })?;
+        Ok(ClientTls {
+            identity,
+            mode: self.mode.into(),
+            server: match &self.server_cn {
+                Some(cn) => ServerCheck::Cn(cn.clone()),
+                None => ServerCheck::DialledIp,
+            },
+        })
+    }
+}
+
 impl Cx<'_> {
     /// Validates `[tls]`: every file readable and holding PEM of its kind,
-    /// and a known mode.
-    pub(crate) fn tls(&self, raw: &RawTls) -> Result<TlsConfig, ConfigError> {
+    /// the key fitting the certificate, the certificate's CN equal to
+    /// `node_id`, and a known mode.
+    pub(crate) fn tls(&self, raw: &RawTls, node_id: &str) -> Result<TlsConfig, ConfigError> {
         let cert = self.pem_file(&raw.cert, "tls.cert", Holds::Certificate)?;
         let key = self.pem_file(&raw.key, "tls.key", Holds::PrivateKey)?;
         let ca = self.pem_file(&raw.ca, "tls.ca", Holds::Certificate)?;
@@ -126,12 +233,36 @@ impl Cx<'_> {
                 }
             },
         };
-        Ok(TlsConfig {
+        let config = TlsConfig {
             cert,
             key,
             ca,
             mode,
-        })
+        };
+        let identity = config.identity().map_err(|(which, text)| {
+            let span = match which {
+                TlsKey::Cert => raw.cert.span(),
+                TlsKey::Key => raw.key.span(),
+                TlsKey::Ca => raw.ca.span(),
+            };
+            self.error(span, which.name(), text)
+        })?;
+        if identity.cn() != Some(node_id) {
+            let cn = match identity.cn() {
+                Some(cn) => format!("{:?}", cn),
+                None => "no CN".into(),
+            };
+            return Err(self.error(
+                raw.cert.span(),
+                TlsKey::Cert.name(),
+                format!(
+                    "{} has {cn}, but node_id is {node_id:?}: peers check that the node ID \
+                     this node claims is its certificate's CN",
+                    config.cert.origin()
+                ),
+            ));
+        }
+        Ok(config)
     }
 
     fn pem_file(
