@@ -58,6 +58,12 @@ mod support;
 #[path = "interop/tls.rs"]
 mod tls;
 
+#[path = "interop/tls_client.rs"]
+mod tls_client;
+
+#[path = "interop/starttls_capture.rs"]
+mod starttls_capture;
+
 use libtest_mimic::Arguments;
 use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, unshare};
@@ -149,6 +155,30 @@ fn main() {
         (
             "openssl_s_client_speaks_gf_dump_to_the_tls_glusterd",
             tls::openssl_s_client_speaks_gf_dump_to_the_tls_glusterd,
+        ),
+        (
+            "client_gf_dump_over_tls_to_glusterd_by_cn",
+            tls_client::client_gf_dump_over_tls_to_glusterd_by_cn,
+        ),
+        (
+            "peerd_gluster_dump_over_tls_to_glusterd",
+            tls_client::peerd_gluster_dump_over_tls_to_glusterd,
+        ),
+        (
+            "client_without_server_cn_refuses_glusterds_certificate",
+            tls_client::client_without_server_cn_refuses_glusterds_certificate,
+        ),
+        (
+            "glusterd_refuses_a_client_certificate_from_another_ca",
+            tls_client::glusterd_refuses_a_client_certificate_from_another_ca,
+        ),
+        (
+            "plain_client_to_tls_glusterd_is_told_it_expects_tls",
+            tls_client::plain_client_to_tls_glusterd_is_told_it_expects_tls,
+        ),
+        (
+            "starttls_probe_and_reply_are_well_formed_rpc_in_a_capture",
+            starttls_capture::starttls_probe_and_reply_are_well_formed_rpc_in_a_capture,
         ),
         (
             "client_calls_glusterd_gf_dump_over_its_unix_socket",

@@ -341,13 +341,19 @@ pub fn openssl_s_client_speaks_gf_dump_to_the_tls_glusterd() {
         // CA. TLS 1.3 finishes the client's side of the handshake before
         // the server has judged its certificate, so the refusal comes
         // after: an `unknown_ca` alert for a stranger's certificate, and a
-        // bare close (no alert) when there is none.
-        let cases: [(&str, Option<&LeafFiles>, &str); 2] = [
-            ("no client certificate", None, "unexpected eof"),
+        // bare close (no alert) when there is none, which s_client reports
+        // as an unexpected EOF or, when its read loop sees the close first,
+        // as CONNECTION CLOSED BY SERVER (a race inside s_client).
+        let cases: [(&str, Option<&LeafFiles>, &[&str]); 2] = [
+            (
+                "no client certificate",
+                None,
+                &["unexpected eof", "CONNECTION CLOSED BY SERVER"],
+            ),
             (
                 "a client certificate from another CA",
                 Some(&material.foreign_files),
-                "alert unknown ca",
+                &["alert unknown ca"],
             ),
         ];
         for (what, cert, says) in cases {
@@ -358,7 +364,7 @@ pub fn openssl_s_client_speaks_gf_dump_to_the_tls_glusterd() {
                 "glusterd answered a client with {what}"
             );
             assert!(
-                out.closed && out.stderr.contains(says),
+                out.closed && says.iter().any(|s| out.stderr.contains(s)),
                 "glusterd did not hang up on a client with {what} ({says:?}):\n{}",
                 out.stderr
             );
