@@ -254,7 +254,11 @@ pub fn glusterd_refuses_a_client_certificate_from_another_ca() {
         let error = dump(&client)
             .await
             .expect_err("glusterd refuses a stranger's certificate");
-        eprintln!("refused after {:?}: {}", start.elapsed(), cause(&error, &client));
+        eprintln!(
+            "refused after {:?}: {}",
+            start.elapsed(),
+            cause(&error, &client)
+        );
         assert!(
             matches!(
                 error,
@@ -275,7 +279,10 @@ pub fn glusterd_refuses_a_client_certificate_from_another_ca() {
         assert!(
             verify_failed() > before,
             "glusterd's log does not record the refused certificate:\n{}",
-            tail(&std::fs::read_to_string(glusterd_log()).unwrap_or_default(), 10)
+            tail(
+                &std::fs::read_to_string(glusterd_log()).unwrap_or_default(),
+                10
+            )
         );
     });
 }
