@@ -14,6 +14,10 @@
 //! host's ports 111 and 24007, its rpcbind and glusterd (if any) and their
 //! state are never touched. The namespaces end with the process.
 //!
+//! A second glusterd, with management TLS, runs beside the first in a
+//! mount namespace of its own and listens on port 24017: see
+//! `tests/interop/tls.rs`.
+//!
 //! No user namespace: rpcbind switches to the user `_rpc` after binding,
 //! which fails in a user namespace where only root is mapped. So the tests
 //! need real root, as CI has.
@@ -50,6 +54,15 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 mod support;
+
+#[path = "interop/tls.rs"]
+mod tls;
+
+#[path = "interop/tls_client.rs"]
+mod tls_client;
+
+#[path = "interop/starttls_capture.rs"]
+mod starttls_capture;
 
 use libtest_mimic::Arguments;
 use nix::mount::{MsFlags, mount};
@@ -138,6 +151,34 @@ fn main() {
         (
             "peerd_gluster_dump_lists_glusterds_programs",
             peerd_gluster_dump_lists_glusterds_programs,
+        ),
+        (
+            "openssl_s_client_speaks_gf_dump_to_the_tls_glusterd",
+            tls::openssl_s_client_speaks_gf_dump_to_the_tls_glusterd,
+        ),
+        (
+            "client_gf_dump_over_tls_to_glusterd_by_cn",
+            tls_client::client_gf_dump_over_tls_to_glusterd_by_cn,
+        ),
+        (
+            "peerd_gluster_dump_over_tls_to_glusterd",
+            tls_client::peerd_gluster_dump_over_tls_to_glusterd,
+        ),
+        (
+            "client_without_server_cn_refuses_glusterds_certificate",
+            tls_client::client_without_server_cn_refuses_glusterds_certificate,
+        ),
+        (
+            "glusterd_refuses_a_client_certificate_from_another_ca",
+            tls_client::glusterd_refuses_a_client_certificate_from_another_ca,
+        ),
+        (
+            "plain_client_to_tls_glusterd_is_told_it_expects_tls",
+            tls_client::plain_client_to_tls_glusterd_is_told_it_expects_tls,
+        ),
+        (
+            "starttls_probe_and_reply_are_well_formed_rpc_in_a_capture",
+            starttls_capture::starttls_probe_and_reply_are_well_formed_rpc_in_a_capture,
         ),
         (
             "client_calls_glusterd_gf_dump_over_its_unix_socket",
@@ -230,6 +271,8 @@ struct Tools {
     unshare: PathBuf,
     ip: PathBuf,
     sh: PathBuf,
+    /// `openssl s_client`, which checks the TLS glusterd on its own.
+    openssl: PathBuf,
 }
 
 impl Tools {
@@ -250,6 +293,7 @@ impl Tools {
             unshare: find("unshare", "util-linux"),
             ip: find("ip", "iproute2"),
             sh: find("sh", "dash"),
+            openssl: find("openssl", "openssl"),
         };
         if missing.is_empty() {
             Ok(tools)
@@ -273,7 +317,8 @@ fn find_program(name: &str) -> Option<PathBuf> {
 
 /// The namespace and the daemons in it. Dropping it stops the daemons.
 struct Environment {
-    // Dropped in this order: glusterd first.
+    // Dropped in this order: the glusterds first.
+    glusterd_tls: Daemon,
     glusterd: Daemon,
     rpcbind: Daemon,
 }
@@ -311,6 +356,9 @@ impl Environment {
             }
             Err(missing) => problems.push(missing),
         }
+        if let Err(missing) = tls::check_mount_points() {
+            problems.push(missing);
+        }
         if !problems.is_empty() {
             return Err(problems.join("; "));
         }
@@ -337,24 +385,36 @@ impl Environment {
 
         let log_file = format!("--log-file={LOG_DIR}/glusterd.log");
         let mut glusterd = Daemon::start("glusterd", &tools.glusterd, &["-N", &log_file])?;
+        // The TLS glusterd starts at once, so the two warm up together.
+        let mut glusterd_tls = tls::start_glusterd()?;
         let took = glusterd.wait_listening(&[GLUSTERD])?;
         eprintln!(
             "interop: glusterd ({}) listens on {GLUSTERD} after {took:?}",
             GLUSTERD_VERSION.get().map_or("?", String::as_str)
         );
-        Ok(Environment { glusterd, rpcbind })
+        let took = glusterd_tls.wait_listening(&[tls::GLUSTERD_TLS])?;
+        eprintln!(
+            "interop: glusterd with management TLS listens on {} after {took:?}",
+            tls::GLUSTERD_TLS
+        );
+        Ok(Environment {
+            glusterd_tls,
+            glusterd,
+            rpcbind,
+        })
     }
 
     fn print_logs(&self) {
-        for daemon in [&self.rpcbind, &self.glusterd] {
+        for daemon in [&self.rpcbind, &self.glusterd, &self.glusterd_tls] {
             eprintln!("---- {} output ----\n{}", daemon.name, daemon.log_tail());
         }
-        let glusterd_log = Path::new(LOG_DIR).join("glusterd.log");
-        eprintln!(
-            "---- {} ----\n{}",
-            glusterd_log.display(),
-            tail(&fs::read_to_string(&glusterd_log).unwrap_or_default(), 40)
-        );
+        for glusterd_log in [Path::new(LOG_DIR).join("glusterd.log"), tls::glusterd_log()] {
+            eprintln!(
+                "---- {} ----\n{}",
+                glusterd_log.display(),
+                tail(&fs::read_to_string(&glusterd_log).unwrap_or_default(), 40)
+            );
+        }
     }
 }
 
@@ -477,6 +537,28 @@ struct Daemon {
 impl Daemon {
     /// Starts `program args` with its output in `LOG_DIR/<name>.out`.
     fn start(name: &'static str, program: &Path, args: &[&str]) -> Result<Daemon, String> {
+        Daemon::spawn(name, program, args, &[], "")
+    }
+
+    /// Like [`Daemon::start`], in a mount namespace of its own as well,
+    /// where the shell script `prelude` runs first (as the namespace's
+    /// init, before the daemon starts; it should `set -e`).
+    fn start_in_own_mounts(
+        name: &'static str,
+        program: &Path,
+        args: &[&str],
+        prelude: &str,
+    ) -> Result<Daemon, String> {
+        Daemon::spawn(name, program, args, &["--mount"], prelude)
+    }
+
+    fn spawn(
+        name: &'static str,
+        program: &Path,
+        args: &[&str],
+        namespaces: &[&str],
+        prelude: &str,
+    ) -> Result<Daemon, String> {
         let tools = TOOLS.get().expect("tools are found first");
         let log = Path::new(LOG_DIR).join(format!("{name}.out"));
         let out = File::create(&log).map_err(|e| format!("creating {}: {e}", log.display()))?;
@@ -484,9 +566,10 @@ impl Daemon {
             .try_clone()
             .map_err(|e| format!("duplicating {}: {e}", log.display()))?;
         let child = command(&tools.unshare)
+            .args(namespaces)
             .args(["--pid", "--fork", "--kill-child=SIGKILL", "--"])
             .arg(&tools.sh)
-            .args(["-c", "\"$@\" & wait $!", "sh"])
+            .args(["-c", &format!("{prelude}\"$@\" & wait $!"), "sh"])
             .arg(program)
             .args(args)
             .stdin(Stdio::null())

@@ -327,6 +327,12 @@ fn the_documented_config_shape_is_accepted() {
     let ids: Vec<&str> = peers.iter().filter_map(|p| p["id"].as_str()).collect();
     assert_eq!(ids, ["node-b", "node-c"], "{status:#}");
     for peer in peers {
+        // Plain TCP: the `tls` key is there, and null.
+        assert_eq!(
+            peer.get("tls"),
+            Some(&serde_json::Value::Null),
+            "{status:#}"
+        );
         let state = peer["state"].as_str().unwrap_or_default();
         assert!(
             [
@@ -620,6 +626,162 @@ fn sighup_reload_applies_only_the_difference() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `[tls]` errors: exit 2, naming the file (where one is involved), the
+/// key and the line. Paths are relative to the config file, wherever peerd
+/// is started from.
+#[test]
+fn tls_config_errors_exit_2_naming_the_key() {
+    use support::pki::Authority;
+    let dir = temp_dir("tls");
+    let ca = Authority::new("peerd-cli test CA");
+    ca.write_ca(&dir.join("ca.pem")).unwrap();
+    let ip = "127.0.0.1".parse().unwrap();
+    ca.issue("node-a", &[ip]).write(&dir, "node-a").unwrap();
+    // Another node's certificate and key: a CN that is not node_id, and a
+    // key that does not fit node-a's certificate.
+    ca.issue("node-b", &[ip]).write(&dir, "node-b").unwrap();
+
+    let head = "node_id = \"node-a\"\nlisten = [\"127.0.0.1:1\"]\n[tls]\n";
+    let tls = |lines: &str| format!("{head}{lines}");
+    let good = "cert = \"node-a.pem\"\nkey = \"node-a.key\"\nca = \"ca.pem\"\n";
+    // (name, config, key, line, text the message must hold)
+    let cases: Vec<(&str, String, &str, usize, String)> = vec![
+        (
+            "a certificate file that does not exist",
+            tls(&good.replace("node-a.pem", "gone.pem")),
+            "tls.cert",
+            4,
+            format!("cannot read {}", dir.join("gone.pem").display()),
+        ),
+        (
+            "a key file that holds a certificate",
+            tls(&good.replace("node-a.key", "node-a.pem")),
+            "tls.key",
+            5,
+            "holds no PEM private key".into(),
+        ),
+        (
+            "a CA file that holds a key",
+            tls(&good.replace("ca.pem", "node-a.key")),
+            "tls.ca",
+            6,
+            "holds no PEM certificate".into(),
+        ),
+        (
+            "a certificate whose CN is not node_id",
+            tls(&good
+                .replace("node-a.pem", "node-b.pem")
+                .replace("node-a.key", "node-b.key")),
+            "tls.cert",
+            4,
+            "has \"node-b\", but node_id is \"node-a\"".into(),
+        ),
+        (
+            "a key that does not fit the certificate",
+            tls(&good.replace("node-a.key", "node-b.key")),
+            "tls.key",
+            5,
+            format!("{} does not fit", dir.join("node-b.key").display()),
+        ),
+        (
+            "an unknown mode",
+            tls(&format!("{good}mode = \"tls13\"\n")),
+            "tls.mode",
+            7,
+            "\"direct\"".into(),
+        ),
+        (
+            "an unknown key",
+            tls(&format!("{good}verify = false\n")),
+            "tls.verify",
+            7,
+            "unknown field".into(),
+        ),
+        (
+            "no key file",
+            tls("cert = \"node-a.pem\"\nca = \"ca.pem\"\n"),
+            "tls.key",
+            3,
+            "missing field".into(),
+        ),
+        (
+            "an empty file name",
+            tls(&good.replace("\"ca.pem\"", "\"\"")),
+            "tls.ca",
+            6,
+            "a file name is needed".into(),
+        ),
+        (
+            "not a table",
+            format!("{}tls = \"on\"\n", head.trim_end_matches("[tls]\n")),
+            "tls",
+            3,
+            "expected a table".into(),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (i, (name, text, key, line, says)) in cases.iter().enumerate() {
+        let path = dir.join(format!("tls{i}.toml"));
+        std::fs::write(&path, text).unwrap();
+        // From another directory: relative paths must not follow the cwd.
+        let output = Command::new(peerd::binary())
+            .args(["run", "--config", path.to_str().unwrap()])
+            .current_dir("/")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let wants = [format!("line {line}"), format!("`{key}`"), says.clone()];
+        if output.status.code() != Some(2) || !wants.iter().all(|w| stderr.contains(w.as_str())) {
+            failures.push(format!(
+                "{name}: exit {:?}, wanted 2 and {wants:?} in: {}",
+                output.status.code(),
+                stderr.trim()
+            ));
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The TLS flags of `ping` and `gluster-dump` go together, and a file that
+/// cannot be read is a usage error (exit 2) naming the flag and the file.
+#[test]
+fn tls_flags_come_together_and_name_a_bad_file() {
+    for command in ["ping", "gluster-dump"] {
+        let mut args = vec![command, "127.0.0.1:1"];
+        if command == "ping" {
+            args.extend(["--prog", "1", "--vers", "1"]);
+        }
+        let alone = [args.clone(), vec!["--cert", "c.pem"]].concat();
+        let output = run(&alone, Duration::from_secs(10));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{command}: {stderr}");
+        assert!(
+            stderr.contains("--key") && stderr.contains("--ca"),
+            "{command}: {stderr}"
+        );
+
+        let cn_alone = [args.clone(), vec!["--server-cn", "glusterd"]].concat();
+        let output = run(&cn_alone, Duration::from_secs(10));
+        assert_eq!(output.status.code(), Some(2), "{command}");
+
+        let missing = [
+            args.clone(),
+            vec!["--cert", "/nonexistent/c.pem", "--key", "k", "--ca", "ca"],
+        ]
+        .concat();
+        let output = run(&missing, Duration::from_secs(10));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{command}: {stderr}");
+        assert!(
+            stderr.contains("--cert") && stderr.contains("/nonexistent/c.pem"),
+            "{command}: {stderr}"
+        );
+    }
+}
+
 /// A `unix:` listen entry: the socket file gets `unix_mode`; `peerd ping`
 /// reaches it by path (the node serves no program there, so the NULL is
 /// answered PROG_UNAVAIL: a round trip all the same); the status lists the
@@ -737,4 +899,195 @@ fn unix_listen_ping_and_status_credentials() {
     }
     assert!(!socket.exists(), "the socket file outlived peerd");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Two `peerd run` processes with `[tls]`: each links to the other over
+/// mutual TLS, and `status --json` shows the peer's certificate CN and the
+/// TLS version on the link and on the inbound verdict; the human status
+/// has a tls column. A SIGHUP with a changed `[tls]` is refused (restart
+/// needed), and the link stays.
+#[test]
+fn tls_link_between_two_peerd_processes() {
+    use support::pki::Authority;
+    const A: &str = "127.79.1.1";
+    const B: &str = "127.79.1.2";
+    let free = |host: &str| {
+        std::net::TcpListener::bind((host, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (a_port, a_admin, b_port, b_admin) = (free(A), free(A), free(B), free(B));
+    let dir = temp_dir("tls-link");
+    let ca = Authority::new("peerd-cli link CA");
+    ca.write_ca(&dir.join("ca.pem")).unwrap();
+    ca.issue("node-a", &[A.parse().unwrap()])
+        .write(&dir, "node-a")
+        .unwrap();
+    ca.issue("node-b", &[B.parse().unwrap()])
+        .write(&dir, "node-b")
+        .unwrap();
+    let config = |node: &str,
+                  host: &str,
+                  port: u16,
+                  admin: u16,
+                  peer: (&str, &str, u16),
+                  mode: &str| {
+        let (id, peer_host, peer_port) = peer;
+        format!(
+            "node_id = \"{node}\"\nlisten = [\"{host}:{port}\"]\nadmin = \"{host}:{admin}\"\n\
+             [source]\nv4 = \"{host}\"\n\
+             [[peer]]\nid = \"{id}\"\ndial = [\"{peer_host}:{peer_port}\"]\nallow = [\"{peer_host}\"]\n\
+             [timeouts]\nping_interval = 0.1\n\
+             [tls]\ncert = \"{node}.pem\"\nkey = \"{node}.key\"\nca = \"ca.pem\"\nmode = \"{mode}\"\n"
+        )
+    };
+    let a_path = dir.join("a.toml");
+    let b_path = dir.join("b.toml");
+    std::fs::write(
+        &a_path,
+        config(
+            "node-a",
+            A,
+            a_port,
+            a_admin,
+            ("node-b", B, b_port),
+            "direct",
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        &b_path,
+        config(
+            "node-b",
+            B,
+            b_port,
+            b_admin,
+            ("node-a", A, a_port),
+            "direct",
+        ),
+    )
+    .unwrap();
+    let a_log = dir.join("a.log");
+    let spawn = |path: &std::path::Path, log: Option<&std::path::Path>| {
+        let stderr = match log {
+            Some(log) => Stdio::from(std::fs::File::create(log).unwrap()),
+            None => Stdio::null(),
+        };
+        KillOnDrop(
+            Command::new(peerd::binary())
+                .args(["run", "--config", path.to_str().unwrap()])
+                .env("RUST_LOG", "info")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(stderr)
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let node_a = spawn(&a_path, Some(&a_log));
+    let _node_b = spawn(&b_path, None);
+    let a_admin = format!("{A}:{a_admin}");
+    let status = wait_for(&a_admin, |s| {
+        peer_of(s, "node-b").is_some_and(|p| p["state"] == "connected" && !p["tls"].is_null())
+            && s["inbound"].as_array().is_some_and(|v| {
+                v.iter()
+                    .any(|v| v["verdict"] == "accepted" && !v["tls"].is_null())
+            })
+    });
+    let link = peer_of(&status, "node-b").unwrap();
+    assert_eq!(link["tls"]["cn"], "node-b", "{status:#}");
+    assert_eq!(link["tls"]["version"], "TLSv1.3", "{status:#}");
+    assert!(
+        link["local"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{A}:")),
+        "{status:#}"
+    );
+    let inbound = status["inbound"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["verdict"] == "accepted" && v["peer"] == "node-b")
+        .unwrap_or_else(|| panic!("no accepted verdict for node-b: {status:#}"));
+    assert_eq!(inbound["tls"]["cn"], "node-b", "{status:#}");
+    assert_eq!(inbound["tls"]["version"], "TLSv1.3", "{status:#}");
+    assert!(
+        inbound["observed"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{B}:")),
+        "{status:#}"
+    );
+
+    let human = run(
+        &["status", "--admin", &a_admin, "--timeout", "2"],
+        Duration::from_secs(10),
+    );
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(human.status.success(), "{text}");
+    assert!(text.contains("TLSv1.3 CN node-b"), "no tls column: {text}");
+
+    // A changed [tls] (mode) is refused by SIGHUP; the link stays.
+    std::fs::write(
+        &a_path,
+        config(
+            "node-a",
+            A,
+            a_port,
+            a_admin.rsplit_once(':').unwrap().1.parse().unwrap(),
+            ("node-b", B, b_port),
+            "starttls",
+        ),
+    )
+    .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(node_a.0.id() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    let start = Instant::now();
+    let log = loop {
+        let log = std::fs::read_to_string(&a_log).unwrap_or_default();
+        if log.contains("reload refused") || start.elapsed() > Duration::from_secs(10) {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        log.contains("reload refused") && log.contains("restart peerd"),
+        "{log}"
+    );
+    let after = status_json(&a_admin).expect("a status");
+    assert_eq!(after["config_generation"], 1, "{after:#}");
+    assert_eq!(
+        peer_of(&after, "node-b").unwrap()["state"],
+        "connected",
+        "{after:#}"
+    );
+    drop(node_a);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `peerd demo --tls` exits 0: every link over TLS with its peer's CN, and
+/// node-1 refused the impostor (node-2's certificate from 127.0.0.3) for
+/// the IP mismatch.
+#[test]
+fn demo_tls_exits_0_with_the_impostor_refused_for_the_ip_mismatch() {
+    let output = run(&["demo", "--tls"], Duration::from_secs(60));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("OK: all 6 links connected over mutual TLS"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "certificate with CN \"node-2\" names IP SANs [127.0.0.2] but the address is 127.0.0.3"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(stdout.matches("TLSv1.3 CN node-").count(), 7, "{stdout}");
 }

@@ -11,6 +11,8 @@ use peerwire::{Address, AllowedAddress, Endpoint, NodeId, ScopedIp};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::tls::{RawTls, TlsConfig};
+
 /// A validated node configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -28,6 +30,8 @@ pub struct Config {
     pub source_v6: Option<ScopedIp>,
     pub peers: Vec<PeerConfig>,
     pub timeouts: Timeouts,
+    /// `[tls]`: mutual TLS on every peer link and listener.
+    pub tls: Option<TlsConfig>,
 }
 
 /// One `[[peer]]`.
@@ -104,6 +108,7 @@ struct RawConfig {
     peers: Vec<Spanned<RawPeer>>,
     #[serde(default)]
     timeouts: RawTimeouts,
+    tls: Option<RawTls>,
 }
 
 #[derive(Default, Deserialize)]
@@ -141,25 +146,42 @@ impl Config {
             key: None,
             message: format!("cannot read: {e}"),
         })?;
-        Config::parse(&file, &text)
+        let dir = path.parent().unwrap_or(Path::new(""));
+        Config::parse(&file, &text, dir)
     }
 
-    /// Parses and validates `text`; `file` names it in errors.
-    pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
-        let cx = Cx { file, text };
+    /// Parses and validates `text`; `file` names it in errors, and relative
+    /// paths in it are taken from `dir`.
+    pub fn parse(file: &str, text: &str, dir: &Path) -> Result<Config, ConfigError> {
+        let cx = Cx {
+            file,
+            text,
+            dir: dir.to_path_buf(),
+        };
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let span = e.span();
             let message = e
                 .message()
                 .trim()
                 .replace("expected f64", "expected a number of seconds");
+            // serde names our structs; the user wrote a table.
+            let message = ["RawTls", "RawSource", "RawTimeouts", "RawPeer"]
+                .iter()
+                .fold(message, |m, raw| {
+                    m.replace(&format!("expected struct {raw}"), "expected a table")
+                });
             let written = span.clone().and_then(|s| cx.key_at(s));
+            let table = span.clone().and_then(|s| cx.table_header_at(s));
             // toml names unknown and missing fields without their table;
-            // the line they are on gives it.
-            let key = match (quoted_field(&message), written) {
-                (Some(field), Some(written)) if written.ends_with(&field) => Some(written),
-                (Some(field), _) => Some(field),
-                (None, written) => written,
+            // the line they are on gives it (for a missing field, the
+            // table's header line).
+            let key = match (quoted_field(&message), written, table) {
+                (Some(field), Some(written), _) if written.ends_with(&field) => Some(written),
+                (Some(field), _, Some(table)) if message.contains("missing field") => {
+                    Some(format!("{table}.{field}"))
+                }
+                (Some(field), _, _) => Some(field),
+                (None, written, _) => written,
             };
             ConfigError {
                 file: file.to_owned(),
@@ -172,9 +194,11 @@ impl Config {
     }
 }
 
-struct Cx<'a> {
+pub(crate) struct Cx<'a> {
     file: &'a str,
     text: &'a str,
+    /// Where relative paths start: the config file's directory.
+    pub(crate) dir: PathBuf,
 }
 
 impl Cx<'_> {
@@ -183,7 +207,12 @@ impl Cx<'_> {
         self.text[..offset].matches('\n').count() + 1
     }
 
-    fn error(&self, span: Range<usize>, key: impl Into<String>, message: String) -> ConfigError {
+    pub(crate) fn error(
+        &self,
+        span: Range<usize>,
+        key: impl Into<String>,
+        message: String,
+    ) -> ConfigError {
         ConfigError {
             file: self.file.to_owned(),
             line: Some(self.line_of(span.start)),
@@ -227,6 +256,14 @@ impl Cx<'_> {
             }
         }
         None
+    }
+
+    /// The table whose header (`[tls]`, not `[[peer]]`) is the line of
+    /// `span`, if it is one: toml reports a missing field there.
+    fn table_header_at(&self, span: Range<usize>) -> Option<String> {
+        let line = self.text.lines().nth(self.line_of(span.start) - 1)?.trim();
+        let name = line.strip_prefix('[')?.strip_suffix(']')?;
+        (!name.starts_with('[')).then(|| name.trim().to_owned())
     }
 
     fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
@@ -374,6 +411,11 @@ impl Cx<'_> {
             )?,
         };
 
+        let tls = match &raw.tls {
+            Some(tls) => Some(self.tls(tls, node_id.as_str())?),
+            None => None,
+        };
+
         Ok(Config {
             node_id,
             listen,
@@ -384,6 +426,7 @@ impl Cx<'_> {
             source_v6,
             peers,
             timeouts,
+            tls,
         })
     }
 

@@ -19,11 +19,11 @@ use std::time::{Duration, Instant};
 
 use peerwire::peer::{HANDSHAKE_PROGRAM, HANDSHAKE_VERSION};
 use peerwire::{
-    Client, ClientIdentity, ClientOptions, ConnectOptions, Endpoint, Error, NodeId, ScopedIp,
-    Sources,
+    Client, ClientIdentity, ClientOptions, ConnectOptions, Endpoint, NodeId, ScopedIp, Sources,
 };
 
 use crate::config::{Config, PeerConfig, Timeouts};
+use crate::demo_tls::{DemoPki, IMPOSTOR_POSES_AS};
 use crate::node::{self, Node};
 use crate::status::{self, Status};
 
@@ -39,14 +39,14 @@ fn ip(text: &str) -> IpAddr {
 }
 
 /// One demo node's plan.
-struct Plan {
-    name: &'static str,
-    v4: &'static str,
+pub(crate) struct Plan {
+    pub(crate) name: &'static str,
+    pub(crate) v4: &'static str,
     /// Whether it listens on, or dials from, `::1`.
-    v6: bool,
+    pub(crate) v6: bool,
 }
 
-const PLANS: [Plan; 3] = [
+pub(crate) const PLANS: [Plan; 3] = [
     Plan {
         name: "node-1",
         v4: "127.0.0.1",
@@ -66,14 +66,15 @@ const PLANS: [Plan; 3] = [
 
 /// node-3's address: admitted by node-1 (for node-3), so the impostor gets
 /// as far as its HELLO, where the claim of node-2 from it is refused.
-const IMPOSTOR_SOURCE: &str = "127.0.0.3";
+pub(crate) const IMPOSTOR_SOURCE: &str = "127.0.0.3";
 
 /// Whether `::1` can be bound here.
-fn ipv6_loopback_works() -> bool {
+pub(crate) fn ipv6_loopback_works() -> bool {
     std::net::TcpListener::bind("[::1]:0").is_ok()
 }
 
-fn config(plan: &Plan, with_v6: bool, timeouts: Timeouts) -> Config {
+fn config(index: usize, with_v6: bool, timeouts: Timeouts, pki: Option<&DemoPki>) -> Config {
+    let plan = &PLANS[index];
     let v6 = with_v6 && plan.v6;
     let mut listen = vec![Endpoint::new(ip(plan.v4), 0)];
     // node-1 takes the IPv6 link's inbound end.
@@ -105,10 +106,18 @@ fn config(plan: &Plan, with_v6: bool, timeouts: Timeouts) -> Config {
         source_v6: v6.then(|| ip("::1").into()),
         peers,
         timeouts,
+        tls: pki.map(|pki| pki.node_tls(index)),
     }
 }
 
+/// The plain demo.
 pub async fn run() -> Result<ExitCode, ExitCode> {
+    run_with(None).await
+}
+
+/// The demo, over mutual TLS with `pki`'s certificates when given.
+pub(crate) async fn run_with(pki: Option<DemoPki>) -> Result<ExitCode, ExitCode> {
+    let pki = pki.as_ref();
     let started = Instant::now();
     let with_v6 = ipv6_loopback_works();
     let timeouts = Timeouts {
@@ -118,9 +127,20 @@ pub async fn run() -> Result<ExitCode, ExitCode> {
         ping_timeout: Duration::from_secs(5),
         handshake: Duration::from_secs(2),
     };
-    println!(
-        "peerd demo: node-1, node-2 and node-3 at 127.0.0.1, .2 and .3, each binding its own source, in a full mesh"
-    );
+    match pki {
+        None => println!(
+            "peerd demo: node-1, node-2 and node-3 at 127.0.0.1, .2 and .3, each binding its own source, in a full mesh"
+        ),
+        Some(pki) => {
+            println!(
+                "peerd demo --tls: node-1, node-2 and node-3 at 127.0.0.1, .2 and .3, each binding its own source, in a full mesh over mutual TLS"
+            );
+            println!("  certificates from a throwaway CA ({}):", pki.ca_name());
+            for line in pki.describe() {
+                println!("    {line}");
+            }
+        }
+    }
     if with_v6 {
         println!(
             "  plus one IPv6 link: node-2 dials node-1 at [::1] from ::1 (node-1 allows ::1 for node-2 only)"
@@ -128,10 +148,19 @@ pub async fn run() -> Result<ExitCode, ExitCode> {
     } else {
         println!("  ::1 cannot be bound here: no IPv6 link");
     }
-    println!("  and an impostor at {IMPOSTOR_SOURCE} that claims node-2's ID to node-1");
+    match pki {
+        None => {
+            println!("  and an impostor at {IMPOSTOR_SOURCE} that claims node-2's ID to node-1")
+        }
+        Some(_) => println!(
+            "  and an impostor at {IMPOSTOR_SOURCE} that presents node-2's valid certificate and claims node-2's ID to node-1"
+        ),
+    }
     println!();
 
-    let mut configs: Vec<Config> = PLANS.iter().map(|p| config(p, with_v6, timeouts)).collect();
+    let mut configs: Vec<Config> = (0..PLANS.len())
+        .map(|i| config(i, with_v6, timeouts, pki))
+        .collect();
     let mut nodes = Vec::new();
     for config in &configs {
         match Node::listen(config) {
@@ -176,7 +205,7 @@ pub async fn run() -> Result<ExitCode, ExitCode> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let impostor = impostor(&listens[0]).await;
+    let impostor = impostor(&listens[0], pki).await;
     // node-1 records its verdict just after it answers: give it a moment.
     let is_impostor = |v: &status::InboundStatus| {
         v.observed.starts_with(&format!("{IMPOSTOR_SOURCE}:")) && v.verdict == "rejected"
@@ -204,21 +233,49 @@ pub async fn run() -> Result<ExitCode, ExitCode> {
     }
     shutdown(nodes).await;
 
-    let mut rows = vec![status::peer_header()];
+    let tls = pki.is_some();
+    let mut rows = vec![status::peer_header_with(tls)];
     for status in &statuses {
-        rows.extend(status::peer_rows(status));
+        rows.extend(status::peer_rows_with(status, tls));
     }
     status::print_table(&rows);
     println!();
 
     let mut problems = check_mesh(&statuses, &configs);
-    println!("impostor {IMPOSTOR_SOURCE} claiming node-2, to node-1:");
+    if tls {
+        problems.extend(check_tls(&statuses, &configs));
+    }
+    match pki {
+        None => println!("impostor {IMPOSTOR_SOURCE} claiming node-2, to node-1:"),
+        Some(_) => println!(
+            "impostor {IMPOSTOR_SOURCE} with {IMPOSTOR_POSES_AS}'s certificate, claiming {IMPOSTOR_POSES_AS}, to node-1:"
+        ),
+    }
     match &impostor {
         Ok(()) => problems.push("node-1 accepted the impostor".into()),
         Err(error) => println!("  the impostor was told: {error}"),
     }
     let verdict = statuses[0].inbound.iter().find(|v| is_impostor(v));
     match verdict {
+        Some(v) if tls => {
+            let reason = v.reason.as_deref().unwrap_or("-");
+            let cert = v.tls.as_ref().map_or("-".into(), ToString::to_string);
+            println!(
+                "  node-1's verdict: {} {} presenting {cert}: {reason}",
+                v.verdict, v.observed
+            );
+            // Refused at the certificate, before HELLO: the address it
+            // connects from is not in node-2's certificate.
+            let expected = reason.contains("certificate")
+                && reason.contains(IMPOSTOR_SOURCE)
+                && reason.contains("127.0.0.2")
+                && v.tls.as_ref().and_then(|t| t.cn.as_deref()) == Some(IMPOSTOR_POSES_AS);
+            if v.verdict != "rejected" || !expected {
+                problems.push(format!(
+                    "node-1's verdict on the impostor is not the IP mismatch: {v:?}"
+                ));
+            }
+        }
         Some(v) => {
             let reason = v.reason.as_deref().unwrap_or("-");
             println!(
@@ -240,10 +297,17 @@ pub async fn run() -> Result<ExitCode, ExitCode> {
     let took = started.elapsed();
     if problems.is_empty() {
         let links: usize = statuses.iter().map(|s| s.peers.len()).sum();
-        println!(
-            "OK: all {links} links connected from their own sources, each observed as such by its peer; the impostor was rejected ({:.1} s)",
-            took.as_secs_f64()
-        );
+        if tls {
+            println!(
+                "OK: all {links} links connected over mutual TLS from their own sources, each certificate's CN the peer's node ID, each observed as such by its peer; the impostor was rejected for the IP mismatch ({:.1} s)",
+                took.as_secs_f64()
+            );
+        } else {
+            println!(
+                "OK: all {links} links connected from their own sources, each observed as such by its peer; the impostor was rejected ({:.1} s)",
+                took.as_secs_f64()
+            );
+        }
         Ok(ExitCode::SUCCESS)
     } else {
         for problem in &problems {
@@ -255,7 +319,7 @@ pub async fn run() -> Result<ExitCode, ExitCode> {
 
 /// The impostor: binds node-3's address, says it is node-2, and calls
 /// node-1.
-async fn impostor(node1: &[SocketAddr]) -> Result<(), Error> {
+async fn impostor(node1: &[SocketAddr], pki: Option<&DemoPki>) -> Result<(), String> {
     let target = node1
         .iter()
         .find(|a| a.is_ipv4())
@@ -266,14 +330,25 @@ async fn impostor(node1: &[SocketAddr]) -> Result<(), Error> {
             ..ConnectOptions::default()
         },
         identity: Some(ClientIdentity::new(id("node-2"), id("node-1"))),
+        tls: pki.map(|pki| {
+            pki.impostor_tls()
+                .client()
+                .expect("the demo's own certificates")
+        }),
         deadline: Duration::from_secs(2),
         breaker_threshold: 1,
         ..ClientOptions::default()
     };
     let client = Client::new(vec![Endpoint::from(*target)], options).expect("a destination");
     let result = client.null(HANDSHAKE_PROGRAM, HANDSHAKE_VERSION).await;
+    // Over TLS the call fails on the circuit breaker; the connect error
+    // behind it is what the impostor was told.
+    let cause = client.last_connect_error().filter(|_| pki.is_some());
     client.close();
-    result
+    result.map_err(|error| match cause {
+        Some(cause) => cause.to_string(),
+        None => error.to_string(),
+    })
 }
 
 async fn shutdown(nodes: Vec<Node>) {
@@ -333,6 +408,37 @@ fn check_mesh(statuses: &[Status], configs: &[Config]) -> Vec<String> {
             }
             if observed != local {
                 problems.push(format!("{link}: the peer observed {observed}, not {local}"));
+            }
+        }
+    }
+    problems
+}
+
+/// Over TLS: every link's status shows the peer's certificate with its
+/// node ID as CN, and every node accepted each peer's connection with a
+/// certificate whose CN is that peer's ID.
+fn check_tls(statuses: &[Status], configs: &[Config]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (status, config) in statuses.iter().zip(configs) {
+        for peer in &status.peers {
+            let link = format!("{} → {}", status.node_id, peer.id);
+            match &peer.tls {
+                Some(tls) if tls.cn.as_deref() == Some(peer.id.as_str()) => {}
+                Some(tls) => problems.push(format!("{link}: the peer's certificate is {tls}")),
+                None => problems.push(format!("{link}: not TLS")),
+            }
+        }
+        for peer in &config.peers {
+            let accepted = status.inbound.iter().any(|v| {
+                v.verdict == "accepted"
+                    && v.peer.as_deref() == Some(peer.id.as_str())
+                    && v.tls.as_ref().and_then(|t| t.cn.as_deref()) == Some(peer.id.as_str())
+            });
+            if !accepted {
+                problems.push(format!(
+                    "{}: no accepted TLS connection from {} with its certificate",
+                    status.node_id, peer.id
+                ));
             }
         }
     }

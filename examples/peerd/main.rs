@@ -2,10 +2,12 @@
 //!
 //! ```text
 //! cargo run --example peerd -- demo                    # three nodes and an impostor, on loopback
+//! cargo run --example peerd -- demo --tls              # the same over mutual TLS
 //! peerd run --config node.toml                         # one node
 //! peerd status --admin 127.0.0.1:24100 [--json]        # a running node's view
 //! peerd ping 192.0.2.20:111 --prog 100000 --vers 2 --source 192.0.2.10
 //! peerd gluster-dump 192.0.2.20:24007 --source 192.0.2.10
+//! peerd gluster-dump 192.0.2.20:24007 --cert c.pem --key c.key --ca ca.pem --server-cn glusterd
 //! peerd gluster-dump unix:/run/glusterd.socket          # glusterd's CLI socket
 //! ```
 //!
@@ -14,8 +16,17 @@
 
 mod config;
 mod demo;
+mod demo_tls;
 mod node;
+// Shared with the tests (as tests/support's `pki`), which also use its
+// file helpers.
+#[allow(dead_code)]
+mod pki;
 mod status;
+// Parsed and validated now; handed to the client and server once peerd is
+// built with peerwire's TLS.
+#[allow(dead_code)]
+mod tls;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,7 +60,12 @@ enum Command {
     /// Three nodes at 127.0.0.1-3 in a full mesh (plus an IPv6 link over ::1
     /// where it works) and an impostor on node-3's address (127.0.0.3) claiming node-2's ID.
     /// Exits 0 when every verdict is as expected.
-    Demo,
+    Demo {
+        /// Every link over mutual TLS, with a throwaway CA made in memory;
+        /// the impostor holds a valid certificate for node-2's address.
+        #[arg(long)]
+        tls: bool,
+    },
     /// Runs one node from a TOML config until SIGINT or SIGTERM.
     Run {
         /// The node's config file.
@@ -86,6 +102,8 @@ enum Command {
         /// Seconds to wait for the connection and the answer.
         #[arg(long, default_value_t = 5.0)]
         timeout: f64,
+        #[command(flatten)]
+        tls: tls::TlsArgs,
     },
     /// Calls GF-DUMP on a glusterd (or brick) and prints its programs.
     GlusterDump {
@@ -97,6 +115,8 @@ enum Command {
         /// Seconds to wait for the connection and the answer.
         #[arg(long, default_value_t = 10.0)]
         timeout: f64,
+        #[command(flatten)]
+        tls: tls::TlsArgs,
     },
 }
 
@@ -121,7 +141,8 @@ fn main() -> ExitCode {
         .expect("a tokio runtime");
     let code = runtime.block_on(async move {
         match cli.command {
-            Command::Demo => demo::run().await,
+            Command::Demo { tls: false } => demo::run().await,
+            Command::Demo { tls: true } => demo_tls::run().await,
             Command::Run { config } => run(config).await,
             Command::Status {
                 admin,
@@ -134,12 +155,20 @@ fn main() -> ExitCode {
                 vers,
                 source,
                 timeout,
-            } => ping(addr, prog, vers, source, seconds(timeout)?).await,
+                tls,
+            } => {
+                let tls = probe_tls(&tls)?;
+                ping(addr, prog, vers, source, seconds(timeout)?, tls).await
+            }
             Command::GlusterDump {
                 addr,
                 source,
                 timeout,
-            } => gluster_dump(addr, source, seconds(timeout)?).await,
+                tls,
+            } => {
+                let tls = probe_tls(&tls)?;
+                gluster_dump(addr, source, seconds(timeout)?, tls).await
+            }
         }
     });
     // Dropping the runtime ends every task: nothing is left running.
@@ -154,6 +183,14 @@ fn seconds(secs: f64) -> Result<Duration, ExitCode> {
         eprintln!("error: --timeout {secs} is not a number of seconds above 0");
         Err(ExitCode::from(EXIT_CONFIG))
     }
+}
+
+/// The files of the TLS flags, read; a bad one is a usage error.
+fn probe_tls(args: &tls::TlsArgs) -> Result<Option<tls::ProbeTls>, ExitCode> {
+    args.load().map_err(|error| {
+        eprintln!("error: {error}");
+        ExitCode::from(EXIT_CONFIG)
+    })
 }
 
 /// `peerd run --config FILE`.
@@ -237,7 +274,19 @@ type Seen = Arc<Mutex<Option<(std::net::SocketAddr, std::net::SocketAddr)>>>;
 
 /// A client that binds `source` and reports the addresses of each
 /// connection it makes, and fails at once when connecting fails.
-fn probe_client(addr: &Endpoint, source: Option<ScopedIp>, timeout: Duration) -> (Client, Seen) {
+fn probe_client(
+    addr: &Endpoint,
+    source: Option<ScopedIp>,
+    timeout: Duration,
+    tls: Option<tls::ProbeTls>,
+) -> Result<(Client, Seen), ExitCode> {
+    let tls = match tls.map(|tls| tls.client()).transpose() {
+        Ok(tls) => tls,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Err(ExitCode::from(EXIT_CONFIG));
+        }
+    };
     let mut connect = ConnectOptions {
         connect_timeout: timeout,
         ..ConnectOptions::default()
@@ -248,6 +297,11 @@ fn probe_client(addr: &Endpoint, source: Option<ScopedIp>, timeout: Duration) ->
     let options = ClientOptions {
         deadline: timeout,
         breaker_threshold: 1,
+        connect: ConnectOptions {
+            connect_timeout: timeout,
+            ..ConnectOptions::default()
+        },
+        tls,
         ..ClientOptions::default()
     };
     let connector = Connector::new(connect);
@@ -265,7 +319,7 @@ fn probe_client(addr: &Endpoint, source: Option<ScopedIp>, timeout: Duration) ->
             Ok(Link::from(connected))
         }
     });
-    (client, seen)
+    Ok((client, seen))
 }
 
 /// A probe client for any address: TCP through [`probe_client`], a Unix
@@ -274,11 +328,18 @@ fn probe_client_for(
     addr: &Address,
     source: Option<ScopedIp>,
     timeout: Duration,
+    tls: Option<tls::ProbeTls>,
 ) -> Result<(Client, Seen), ExitCode> {
     let path = match addr {
-        Address::Inet(endpoint) => return Ok(probe_client(endpoint, source, timeout)),
+        Address::Inet(endpoint) => return probe_client(endpoint, source, timeout, tls),
         Address::Unix(path) => path,
     };
+    if tls.is_some() {
+        eprintln!(
+            "error: --cert: TLS over a Unix socket is not supported ({addr}); the socket file's mode and the peer's credentials identify it"
+        );
+        return Err(ExitCode::from(EXIT_CONFIG));
+    }
     if source.is_some() {
         eprintln!("error: --source does not apply to a Unix socket ({addr})");
         return Err(ExitCode::from(EXIT_CONFIG));
@@ -309,6 +370,14 @@ fn explain(error: &Error, client: &Client) -> String {
     }
 }
 
+/// `tls TLSv1.3 CN "glusterd-tls" IP SANs [...]`: the server's certificate,
+/// when the probe ran TLS.
+fn print_tls(client: &Client) {
+    if let Some(peer) = client.tls_peer() {
+        println!("tls {}", peer);
+    }
+}
+
 /// `peerd ping`.
 async fn ping(
     addr: Address,
@@ -316,8 +385,9 @@ async fn ping(
     vers: u32,
     source: Option<ScopedIp>,
     timeout: Duration,
+    tls: Option<tls::ProbeTls>,
 ) -> Result<ExitCode, ExitCode> {
-    let (client, seen) = probe_client_for(&addr, source, timeout)?;
+    let (client, seen) = probe_client_for(&addr, source, timeout, tls)?;
     let start = Instant::now();
     let result = client.null(prog, vers).await;
     let rtt = start.elapsed();
@@ -332,6 +402,7 @@ async fn ping(
             );
             println!("local {}", status::fmt_addr(local));
             println!("rtt_us {}", rtt.as_micros());
+            print_tls(&client);
             ExitCode::SUCCESS
         }
         (Ok(()), None) if addr.is_unix() => {
@@ -340,6 +411,7 @@ async fn ping(
                 rtt.as_secs_f64() * 1000.0
             );
             println!("rtt_us {}", rtt.as_micros());
+            print_tls(&client);
             ExitCode::SUCCESS
         }
         (Ok(()), None) => unreachable!("a call answered without a connection"),
@@ -363,8 +435,9 @@ async fn gluster_dump(
     addr: Address,
     source: Option<ScopedIp>,
     timeout: Duration,
+    tls: Option<tls::ProbeTls>,
 ) -> Result<ExitCode, ExitCode> {
-    let (client, seen) = probe_client_for(&addr, source, timeout)?;
+    let (client, seen) = probe_client_for(&addr, source, timeout, tls)?;
     let result: Result<GfDumpResponse, Error> = client
         .call_xdr(
             gf_dump::PROGRAM,
@@ -393,6 +466,7 @@ async fn gluster_dump(
                     dump.programs.len()
                 );
             }
+            print_tls(&client);
             for p in &dump.programs {
                 println!("{:?} {} v{}", p.name, p.number, p.version);
             }

@@ -17,7 +17,8 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::config::{Config, PeerConfig};
-use crate::status::{self, CredentialsStatus, InboundStatus, PeerStatus, Status};
+use crate::status::{self, CredentialsStatus, InboundStatus, PeerStatus, Status, TlsStatus};
+use crate::tls::TlsConfig;
 
 /// What the last ping of a peer found.
 #[derive(Clone, Debug, Default)]
@@ -115,6 +116,9 @@ impl PeerLink {
                 .filter(|_| local.is_some())
                 .map(|rtt| rtt.as_micros() as u64),
             last_error: report.last_error,
+            tls: local
+                .and(self.client.tls_peer())
+                .map(|peer| TlsStatus::from(&*peer)),
         }
     }
 }
@@ -162,6 +166,7 @@ impl Shared {
                     count: v.count,
                     first_ms: unix_ms(v.first),
                     last_ms: unix_ms(v.at),
+                    tls: v.tls.as_deref().map(TlsStatus::from),
                 })
                 .collect(),
             None => Vec::new(),
@@ -313,7 +318,15 @@ impl Node {
     /// Starts the node's listener (with the peer table of `config`) and its
     /// admin listener, without dialling anyone yet.
     pub fn listen(config: &Config) -> Result<Node, StartError> {
+        let tls = match &config.tls {
+            Some(tls) => Some(
+                tls.server()
+                    .map_err(|(which, text)| Error::Config(format!("{}: {text}", which.name())))?,
+            ),
+            None => None,
+        };
         let options = ServerOptions {
+            tls,
             identity: Some(server_identity(config)),
             admission: admission(config),
             listen: ListenOptions {
@@ -399,6 +412,13 @@ impl Node {
         if new.node_id != old.node_id || new.admin != old.admin {
             return Err(
                 "node_id and admin cannot change while running; restart peerd to change them"
+                    .into(),
+            );
+        }
+        if new.tls != old.tls {
+            return Err(
+                "[tls] changed (a file's contents or the mode): TLS settings cannot change while \
+                 running; restart peerd to apply them"
                     .into(),
             );
         }
@@ -525,6 +545,9 @@ impl PeerLink {
     }
 
     fn new(config: &Config, peer: &PeerConfig) -> PeerLink {
+        let tls = config.tls.as_ref().map(|tls| {
+            TlsConfig::client(tls).expect("[tls] was checked when the node started listening")
+        });
         let mut sources = Sources::new();
         if let Some(v4) = &config.source_v4 {
             sources = sources.with(v4.clone());
@@ -547,6 +570,7 @@ impl PeerLink {
             backoff_base: Duration::from_millis(100),
             backoff_max: (t.ping_interval * 4).max(Duration::from_secs(1)),
             identity: Some(identity),
+            tls,
             ..ClientOptions::default()
         };
         let dial: Vec<Endpoint> = peer.dial.clone();
@@ -566,6 +590,9 @@ fn is_identity(error: &Error) -> bool {
     matches!(
         error,
         Error::IdentityRefused { .. } | Error::WrongPeer { .. } | Error::ObservedMismatch { .. }
+    ) || matches!(
+        error,
+        Error::Tls { error, .. } if matches!(**error, peerwire::tls::TlsError::Certificate(_))
     )
 }
 

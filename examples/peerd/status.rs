@@ -51,6 +51,50 @@ pub struct PeerStatus {
     pub observed_by_peer: Option<String>,
     pub rtt_us: Option<u64>,
     pub last_error: Option<String>,
+    /// The TLS session of the link: null for plain TCP (and while not
+    /// connected), or the peer's certificate CN and the TLS version.
+    #[serde(default)]
+    pub tls: Option<TlsStatus>,
+}
+
+/// What a TLS session showed of the peer.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TlsStatus {
+    /// The peer certificate's subject CN (null if it has none).
+    pub cn: Option<String>,
+    /// "TLSv1.3" or "TLSv1.2".
+    pub version: String,
+}
+
+impl From<&peerwire::tls::TlsPeer> for TlsStatus {
+    fn from(peer: &peerwire::tls::TlsPeer) -> TlsStatus {
+        TlsStatus {
+            cn: peer.cn.clone(),
+            version: peer.version.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for TlsStatus {
+    /// `TLSv1.3 CN node-b` (the CN escaped: it is the peer's text).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.cn {
+            Some(cn) => write!(f, "{} CN {}", self.version, cn.escape_debug()),
+            None => write!(f, "{} (no CN)", self.version),
+        }
+    }
+}
+
+/// Whether any link or verdict of `statuses` ran TLS: then the tables
+/// get a `tls` column (plain TCP nodes print as before).
+pub fn any_tls(statuses: &[&Status]) -> bool {
+    statuses.iter().any(|s| {
+        s.peers.iter().any(|p| p.tls.is_some()) || s.inbound.iter().any(|v| v.tls.is_some())
+    })
+}
+
+fn tls_cell(tls: &Option<TlsStatus>) -> String {
+    tls.as_ref().map_or_else(|| "-".into(), ToString::to_string)
 }
 
 impl PeerStatus {
@@ -64,6 +108,7 @@ impl PeerStatus {
             observed_by_peer: None,
             rtt_us: None,
             last_error: None,
+            tls: None,
         }
     }
 }
@@ -86,6 +131,11 @@ pub struct InboundStatus {
     pub first_ms: u64,
     #[serde(default)]
     pub last_ms: u64,
+    /// The TLS session the verdict was given on: null for plain TCP (or a
+    /// refusal before TLS finished), else the peer certificate's CN and
+    /// the TLS version.
+    #[serde(default)]
+    pub tls: Option<TlsStatus>,
     /// On a Unix socket (`observed` is then `"unix"`): the peer process's
     /// credentials, the latest connection's pid. `null` on TCP.
     #[serde(default)]
@@ -251,13 +301,14 @@ fn or_dash(value: &Option<String>) -> String {
     value.clone().unwrap_or_else(|| "-".into())
 }
 
-/// The peer rows of a status table (with the node's ID in the first column).
-pub fn peer_rows(status: &Status) -> Vec<Vec<String>> {
+/// The peer rows of a status table (with the node's ID in the first
+/// column), with a last `tls` column when `tls`.
+pub fn peer_rows_with(status: &Status, tls: bool) -> Vec<Vec<String>> {
     status
         .peers
         .iter()
         .map(|p| {
-            vec![
+            let mut row = vec![
                 status.node_id.clone(),
                 p.id.clone(),
                 or_dash(&p.local),
@@ -265,7 +316,11 @@ pub fn peer_rows(status: &Status) -> Vec<Vec<String>> {
                 or_dash(&p.observed_by_peer),
                 p.state.clone(),
                 fmt_rtt(p.rtt_us),
-            ]
+            ];
+            if tls {
+                row.push(tls_cell(&p.tls));
+            }
+            row
         })
         .collect()
 }
@@ -285,6 +340,15 @@ pub fn peer_header() -> Vec<String> {
     .to_vec()
 }
 
+/// [`peer_header`], with a last `tls` column when `tls` (see [`peer_rows_with`]).
+pub fn peer_header_with(tls: bool) -> Vec<String> {
+    let mut header = peer_header();
+    if tls {
+        header.push("tls".into());
+    }
+    header
+}
+
 /// `peerd status` without `--json`.
 pub fn print_human(status: &Status) {
     println!(
@@ -294,8 +358,9 @@ pub fn print_human(status: &Status) {
         status.config_generation
     );
     println!();
-    let mut rows = vec![peer_header()];
-    rows.extend(peer_rows(status));
+    let tls = any_tls(&[status]);
+    let mut rows = vec![peer_header_with(tls)];
+    rows.extend(peer_rows_with(status, tls));
     print_table(&rows);
     for p in &status.peers {
         if let Some(error) = &p.last_error {
@@ -304,23 +369,30 @@ pub fn print_human(status: &Status) {
     }
     println!();
     println!("inbound (newest first):");
-    let mut rows = vec![
-        ["observed", "peer", "verdict", "times", "reason"]
-            .map(String::from)
-            .to_vec(),
-    ];
+    let mut header = ["observed", "peer", "verdict", "times"]
+        .map(String::from)
+        .to_vec();
+    if tls {
+        header.push("tls".into());
+    }
+    header.push("reason".into());
+    let mut rows = vec![header];
     for v in &status.inbound {
         let observed = match &v.credentials {
             Some(credentials) => format!("{} ({credentials})", v.observed),
             None => v.observed.clone(),
         };
-        rows.push(vec![
+        let mut row = vec![
             observed,
             or_dash(&v.peer),
             v.verdict.clone(),
             v.count.to_string(),
-            or_dash(&v.reason),
-        ]);
+        ];
+        if tls {
+            row.push(tls_cell(&v.tls));
+        }
+        row.push(or_dash(&v.reason));
+        rows.push(row);
     }
     print_table(&rows);
 }

@@ -6,6 +6,9 @@
 
 pub mod netns;
 pub mod peerd;
+/// The throwaway CA of `peerd demo --tls`, shared with the tests.
+#[path = "../../examples/peerd/pki.rs"]
+pub mod pki;
 
 use std::io;
 use std::os::unix::process::CommandExt;

@@ -19,7 +19,32 @@ pub fn binary() -> &'static Path {
 fn build() -> PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
-    let output = Command::new(cargo)
+    let mut command = Command::new(cargo);
+    // Cargo gives this test the variables of the package being tested
+    // (CARGO_PKG_NAME, CARGO_MANIFEST_DIR, ...). Build scripts that watch
+    // them (ring's does) would see them change between this build and the
+    // one that built the test, and each build would redo the other's work.
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        let per_package = [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+        ]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+            || [
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_RUSTC_CURRENT_DIR",
+            ]
+            .contains(&name);
+        if per_package {
+            command.env_remove(name);
+        }
+    }
+    let output = command
         .args(["build", "--offline", "--example", "peerd"])
         .arg("--manifest-path")
         .arg(&manifest)
