@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, info_span, warn};
 
@@ -24,32 +24,14 @@ pub(super) async fn accept_loop(
 ) {
     let mut connections = JoinSet::new();
     loop {
-        // Take a slot first: at the connection limit, accepting pauses and
-        // the kernel's backlog holds new peers.
-        let permit = tokio::select! {
-            permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
-            () = stopped(&mut shutdown) => break,
-            // This listener alone is closed: its connections go on.
-            () = stopped(&mut close) => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        let accept = || listener.accept();
+        let next = next_connection(&slots, &mut shutdown, &mut close, &mut connections, accept);
+        let Some((permit, (stream, observed))) = next.await else {
+            break;
         };
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = stopped(&mut shutdown) => break,
-            // This listener alone is closed: its connections go on.
-            () = stopped(&mut close) => break,
-        };
-        let (stream, observed) = match accepted {
-            // Canonical from here on: an IPv4 caller on a dual-stack
-            // listener is judged, logged and shown as IPv4.
-            Ok((stream, observed)) => (stream, canonical_socket_addr(observed)),
-            Err(error) => {
-                // EMFILE and friends: back off briefly instead of spinning.
-                warn!(%error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        // Canonical from here on: an IPv4 caller on a dual-stack listener
+        // is judged, logged and shown as IPv4.
+        let observed = canonical_socket_addr(observed);
         // Admission runs before a single byte is read.
         let admitted = shared
             .policy
@@ -98,6 +80,46 @@ pub(super) async fn accept_loop(
     }
     drop(listener);
     while connections.join_next().await.is_some() {}
+}
+
+/// Waits for a connection slot, then for a connection from `accept`;
+/// `None` once the server or this listener stops. Finished connection
+/// tasks are reaped meanwhile. At the connection limit accepting pauses and
+/// the kernel's backlog holds new peers; a failed accept (EMFILE and
+/// friends) is logged and retried after a short pause instead of spinning.
+pub(super) async fn next_connection<T, F, Fut>(
+    slots: &Arc<Semaphore>,
+    shutdown: &mut watch::Receiver<bool>,
+    close: &mut watch::Receiver<bool>,
+    connections: &mut JoinSet<()>,
+    accept: F,
+) -> Option<(OwnedSemaphorePermit, T)>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = std::io::Result<T>>,
+{
+    loop {
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            () = stopped(shutdown) => return None,
+            // This listener alone is closed: its connections go on.
+            () = stopped(close) => return None,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let accepted = tokio::select! {
+            accepted = accept() => accepted,
+            () = stopped(shutdown) => return None,
+            () = stopped(close) => return None,
+        };
+        match accepted {
+            Ok(accepted) => return Some((permit, accepted)),
+            Err(error) => {
+                warn!(%error, "accept failed");
+                drop(permit);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
 }
 
 /// Resolves once shutdown has been asked for. A dropped RunningServer

@@ -19,13 +19,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, info_span, warn};
 
-use super::accept::stopped;
+use super::accept::next_connection;
 use super::connection::{Peer, serve_transport};
 use super::verdicts::record_verdict_with;
 use super::{Policy, RunningServer, Server, Shared, VerdictReason};
@@ -144,26 +143,11 @@ async fn unix_accept_loop(
     let path = listener.path().to_path_buf();
     let mut connections = JoinSet::new();
     loop {
-        // A slot first, as on TCP: at the limit the kernel's backlog holds
-        // new peers.
-        let permit = tokio::select! {
-            permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
-            () = stopped(&mut shutdown) => break,
-            () = stopped(&mut close) => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-        };
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = stopped(&mut shutdown) => break,
-            () = stopped(&mut close) => break,
-        };
-        let (stream, credentials) = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                warn!(path = %path.display(), %error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
+        // As on TCP: a slot first, then the connection.
+        let accept = || listener.accept();
+        let next = next_connection(&slots, &mut shutdown, &mut close, &mut connections, accept);
+        let Some((permit, (stream, credentials))) = next.await else {
+            break;
         };
         // Admission by credentials, before a single byte is read.
         if !shared.policy.borrow().unix_admission.admits(&credentials) {
