@@ -287,15 +287,7 @@ fn the_documented_config_shape_is_accepted() {
         + "[[peer]]\nid = \"node-c\"\ndial = [\"127.0.0.3:24007\"]\nallow = [\"127.0.0.3\"]\n";
     let path = dir.join("good.toml");
     std::fs::write(&path, text).unwrap();
-    let mut child = KillOnDrop(
-        Command::new(peerd::binary())
-            .args(["run", "--config", path.to_str().unwrap()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut child = spawn_node(&path, None);
     // The status answers once the node runs.
     let start = Instant::now();
     let status = loop {
@@ -471,24 +463,8 @@ fn sighup_reload_applies_only_the_difference() {
     )
     .unwrap();
     let a_log = dir.join("a.log");
-    let spawn = |path: &std::path::Path, log: Option<&std::path::Path>| {
-        let stderr = match log {
-            Some(log) => Stdio::from(std::fs::File::create(log).unwrap()),
-            None => Stdio::null(),
-        };
-        KillOnDrop(
-            Command::new(peerd::binary())
-                .args(["run", "--config", path.to_str().unwrap()])
-                .env("RUST_LOG", "info")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(stderr)
-                .spawn()
-                .unwrap(),
-        )
-    };
-    let node_a = spawn(&a_path, Some(&a_log));
-    let _node_b = spawn(&b_path, None);
+    let node_a = spawn_node(&a_path, Some(&a_log));
+    let _node_b = spawn_node(&b_path, None);
     let a_admin = format!("{A}:{a_admin}");
     let connected = |id: &str| {
         let id = id.to_owned();
@@ -810,15 +786,7 @@ fn unix_listen_ping_and_status_credentials() {
     );
     let path = dir.join("unix.toml");
     std::fs::write(&path, text).unwrap();
-    let mut child = KillOnDrop(
-        Command::new(peerd::binary())
-            .args(["run", "--config", path.to_str().unwrap()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut child = spawn_node(&path, None);
     let admin = format!("{HOST}:{admin}");
     wait_for(&admin, |s| {
         s["listen"].as_array().is_some_and(|l| l.len() == 2)
@@ -970,24 +938,8 @@ fn tls_link_between_two_peerd_processes() {
     )
     .unwrap();
     let a_log = dir.join("a.log");
-    let spawn = |path: &std::path::Path, log: Option<&std::path::Path>| {
-        let stderr = match log {
-            Some(log) => Stdio::from(std::fs::File::create(log).unwrap()),
-            None => Stdio::null(),
-        };
-        KillOnDrop(
-            Command::new(peerd::binary())
-                .args(["run", "--config", path.to_str().unwrap()])
-                .env("RUST_LOG", "info")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(stderr)
-                .spawn()
-                .unwrap(),
-        )
-    };
-    let node_a = spawn(&a_path, Some(&a_log));
-    let _node_b = spawn(&b_path, None);
+    let node_a = spawn_node(&a_path, Some(&a_log));
+    let _node_b = spawn_node(&b_path, None);
     let a_admin = format!("{A}:{a_admin}");
     let status = wait_for(&a_admin, |s| {
         peer_of(s, "node-b").is_some_and(|p| p["state"] == "connected" && !p["tls"].is_null())
@@ -1090,4 +1042,23 @@ fn demo_tls_exits_0_with_the_impostor_refused_for_the_ip_mismatch() {
         "{stdout}"
     );
     assert_eq!(stdout.matches("TLSv1.3 CN node-").count(), 7, "{stdout}");
+}
+
+/// `peerd run` with the config at `path`, its log (at `info`) written to
+/// `log` when given; killed when dropped.
+fn spawn_node(path: &std::path::Path, log: Option<&std::path::Path>) -> KillOnDrop {
+    let stderr = match log {
+        Some(log) => Stdio::from(std::fs::File::create(log).unwrap()),
+        None => Stdio::null(),
+    };
+    KillOnDrop(
+        Command::new(peerd::binary())
+            .args(["run", "--config", path.to_str().unwrap()])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap(),
+    )
 }
