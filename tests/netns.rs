@@ -39,6 +39,7 @@ use support::netns::{self, Host, link};
 const STEP: Duration = Duration::from_secs(10);
 
 fn main() {
+    #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
     let mut scenarios: Vec<(&'static str, fn())> = vec![
         (
             "v4_multihomed_source_is_what_the_server_sees",

@@ -422,7 +422,9 @@ fn tls_certificate_for_a_presented_from_c_is_refused_as_ip_mismatch() {
     for part in ["\"a\"", "192.0.2.10", "198.51.100.30"] {
         assert!(text.contains(part), "{part} missing from {text:?}");
     }
-    // The impostor only learns that the connection failed.
+    // The impostor's client only learns that its connect failed: the
+    // server closes after the handshake without a TLS alert, so the client
+    // sees a reset or an EOF without close_notify, depending on timing.
     assert!(
         matches!(&error, Error::Unreachable { .. }),
         "C's error: {error:?}"
