@@ -16,6 +16,9 @@ mod identity;
 mod peerd;
 #[path = "netns/runtime.rs"]
 mod runtime;
+#[cfg(feature = "tls")]
+#[path = "netns/tls.rs"]
+mod tls;
 
 use std::fs;
 use std::io;
@@ -36,7 +39,8 @@ use support::netns::{self, Host, link};
 const STEP: Duration = Duration::from_secs(10);
 
 fn main() {
-    netns::run_harness(vec![
+    #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
+    let mut scenarios: Vec<(&'static str, fn())> = vec![
         (
             "v4_multihomed_source_is_what_the_server_sees",
             binding::v4_multihomed_source_is_what_the_server_sees,
@@ -115,7 +119,10 @@ fn main() {
             "support_run_starts_process_in_host",
             support_run_starts_process_in_host,
         ),
-    ]);
+    ];
+    #[cfg(feature = "tls")]
+    scenarios.extend(tls::scenarios());
+    netns::run_harness(scenarios);
 }
 
 fn ip(s: &str) -> IpAddr {
