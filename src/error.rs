@@ -597,7 +597,7 @@ impl fmt::Display for LostTail {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
             DisconnectCause::TlsRefused(_) if !self.1 => {
-                f.write_str("the server read no call before refusing: it did not run; retrying with the same certificate will be refused again")
+                f.write_str("it did not run: the server read no call before refusing")
             }
             _ => SentOrNot(self.1).fmt(f),
         }

@@ -431,3 +431,45 @@ pub(crate) fn version_name(version: Option<rustls::ProtocolVersion>) -> String {
         None => "unknown".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity() -> TlsIdentity {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, "CA");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, "srv");
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &ca).unwrap();
+        TlsIdentity::from_pem(
+            cert.pem().as_bytes(),
+            key.serialize_pem().as_bytes(),
+            ca.pem().as_bytes(),
+        )
+        .unwrap()
+    }
+
+    /// A connection's configuration is built per connection: it must cost
+    /// little beside the handshake (which takes hundreds of microseconds).
+    /// `cargo test --release per_connection -- --nocapture` shows the cost.
+    #[test]
+    fn per_connection_configuration_is_cheap() {
+        let shared = server_config(&ServerTls::new(identity())).unwrap();
+        let rounds = 2000u32;
+        let start = std::time::Instant::now();
+        for i in 0..rounds {
+            let (config, _) = shared
+                .for_connection(IpAddr::from([192, 0, 2, (i % 250) as u8]))
+                .unwrap();
+            std::hint::black_box(config);
+        }
+        let each = start.elapsed() / rounds;
+        eprintln!("per-connection rustls ServerConfig: {each:?}");
+        assert!(each < std::time::Duration::from_millis(2), "{each:?}");
+    }
+}

@@ -281,17 +281,19 @@ impl fmt::Display for Refusal {
         } else {
             "TLS session"
         };
-        write!(f, "the server refused our {what} (TLS alert {alert}")?;
-        let hint = match alert {
+        write!(
+            f,
+            "the server refused our {what} with the TLS alert {alert}"
+        )?;
+        f.write_str(match alert {
             TlsAlert::UNKNOWN_CA => ": it does not trust the CA that signed our certificate",
             TlsAlert::CERTIFICATE_REQUIRED => ": it requires a client certificate",
             TlsAlert::CERTIFICATE_EXPIRED => ": our certificate has expired or is not valid yet",
             TlsAlert::ACCESS_DENIED => {
-                ": a valid certificate its rules do not accept; a peerwire server refuses one whose IP SANs do not name the address it sees us at"
+                ": the certificate is valid but its rules do not accept it (a peerwire server: its IP SANs do not name the address the server sees us at)"
             }
             _ => "",
-        };
-        write!(f, "{hint})")
+        })
     }
 }
 
