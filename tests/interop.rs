@@ -175,7 +175,7 @@ fn main() {
     // peerwire's own TLS (the crate's `tls` feature) against the TLS
     // glusterd; openssl's trial above needs no feature.
     #[cfg(feature = "tls")]
-    tests.extend([
+    tests.extend::<[(&'static str, fn()); 6]>([
         (
             "client_gf_dump_over_tls_to_glusterd_by_cn",
             tls_client::client_gf_dump_over_tls_to_glusterd_by_cn,

@@ -21,12 +21,20 @@
 //! - **server**: the client certificate names the *observed* source IP as
 //!   an IP SAN (an IPv4-mapped address is compared as IPv4; a link-local
 //!   SAN matches by IP, its scope is judged by the peer table, since a
-//!   certificate carries no zone); with an identity, the node ID claimed
-//!   in HELLO equals the certificate's subject CN (GlusterFS's
-//!   convention); and the peer table allows that address for that ID;
+//!   certificate carries no zone), checked during the TLS handshake by a
+//!   verifier made for the connection, so that a refusal reaches the
+//!   client as the fatal alert `access_denied`; with an identity, the node
+//!   ID claimed in HELLO equals the certificate's subject CN (GlusterFS's
+//!   convention), refused as an RPC `AUTH_ERROR`; and the peer table
+//!   allows that address for that ID;
 //! - **client**: the server certificate names the IP we dialled (IP SAN),
 //!   or, with [`ServerCheck::Cn`], carries the expected CN; with an
-//!   identity, the node ID in the HELLO answer equals the CN.
+//!   identity, the node ID in the HELLO answer equals the CN. When the
+//!   server refuses us with a fatal alert (during the handshake, or, with
+//!   TLS 1.3, as the first thing read on the connection, before any
+//!   reply), the error names the alert ([`TlsAlert`]): [`TlsError::Refused`]
+//!   when connecting, [`crate::DisconnectCause::TlsRefused`] for a call
+//!   without HELLO, which the server did not run.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -135,7 +143,9 @@ pub enum CertError {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TlsError {
-    /// The server's certificate broke a rule, or the server refused ours.
+    /// The server's certificate broke a rule (the server's refusal of ours
+    /// is [`TlsError::Refused`]; of our node ID against our CN,
+    /// [`crate::Error::IdentityRefused`]).
     #[error("{0}")]
     Certificate(#[source] CertError),
     /// The server refused our TLS session with a fatal alert: during the
