@@ -319,10 +319,19 @@ pub(super) async fn run(inner: Arc<Inner>, connect: ConnectFn) {
     });
 }
 
+/// The connect error of a TLS session the server refused with `alert`.
+fn tls_refused(inner: &Inner, alert: crate::tls::TlsAlert) -> Error {
+    Error::Tls {
+        peer: inner.peer.clone(),
+        error: Box::new(crate::tls::TlsError::Refused { alert }),
+    }
+}
+
 /// The server refused our TLS session on its first read (no HELLO): a
 /// connect failure after all, with the backoff and the breaker counting it
-/// after the `prior` failures, and the refusal as the last connect error,
-/// which calls queued meanwhile fail with at once.
+/// after the `prior` failures; calls queued meanwhile fail with the
+/// refusal at once. (The refusal became the last connect error in
+/// [`serve`], before the calls on the connection were failed.)
 fn refused_after_connect(
     inner: &Inner,
     reconnect: &mut Reconnect,
@@ -333,12 +342,8 @@ fn refused_after_connect(
     inner
         .failures
         .store(reconnect.failures(), Ordering::Release);
-    let error = Arc::new(Error::Tls {
-        peer: inner.peer.clone(),
-        error: Box::new(crate::tls::TlsError::Refused { alert }),
-    });
+    let error = tls_refused(inner, alert);
     warn!(peer = %inner.peer, %error, failures = reconnect.failures(), "connect failed");
-    set_last_connect_error(inner, Some(error.clone()));
     let mut core = inner.lock();
     fail_queue(inner, &mut core, |_| {
         error.identity_copy().expect("a TLS refusal is definite")
@@ -445,6 +450,11 @@ async fn serve(inner: &Arc<Inner>, link: Link) -> Ended {
         Ended::Lost(cause) => cause,
         Ended::Closed => DisconnectCause::ClientClosed,
     };
+    if let DisconnectCause::TlsRefused(alert) = cause {
+        // The refusal is the last connect error before any call learns of
+        // it (see `refused_after_connect`).
+        set_last_connect_error(inner, Some(Arc::new(tls_refused(inner, alert))));
+    }
     conn.close(cause);
     ended
 }
