@@ -201,8 +201,9 @@ pub enum Error {
 
     /// The connection closed while the call was pending. When `sent`, the
     /// request reached the socket and may have run; otherwise it is safe to
-    /// retry.
-    #[error("connection to {peer} lost ({cause}) with the call pending ({})", SentOrNot(*sent))]
+    /// retry. With [`DisconnectCause::TlsRefused`], `sent` is false: the
+    /// server refused the TLS session before it read any call.
+    #[error("connection to {peer} lost ({cause}) with the call pending ({})", LostTail(*cause, *sent))]
     Disconnected {
         /// The peer the client serves.
         peer: Address,
@@ -490,6 +491,12 @@ pub enum DisconnectCause {
     /// The server seems to expect TLS: it answered with TLS bytes, or
     /// reset the connection after our first record without a reply.
     ExpectsTls,
+    /// The server refused our TLS session, usually our certificate: the
+    /// first thing read on the new connection, before any reply, was this
+    /// fatal alert. With TLS 1.3 the server judges our certificate after
+    /// our side of the handshake is done, so its refusal arrives here
+    /// rather than during the handshake. It ran none of our calls.
+    TlsRefused(crate::tls::TlsAlert),
 }
 
 impl fmt::Display for DisconnectCause {
@@ -506,6 +513,9 @@ impl fmt::Display for DisconnectCause {
             DisconnectCause::ExpectsTls => f.write_str(
                 "the server seems to expect TLS (it answered with TLS bytes, or reset the connection after our first record without a reply; set ClientOptions::tls)",
             ),
+            DisconnectCause::TlsRefused(alert) => {
+                write!(f, "{}", crate::tls::Refusal(*alert))
+            }
         }
     }
 }
@@ -575,6 +585,21 @@ impl fmt::Display for CallStatus {
                 write!(f, "RPC version mismatch (serves {low} to {high})")
             }
             CallStatus::AuthError(stat) => write!(f, "authentication error: {stat}"),
+        }
+    }
+}
+
+/// How a lost connection's call ended: sent or not, or refused with the
+/// TLS session.
+struct LostTail(DisconnectCause, bool);
+
+impl fmt::Display for LostTail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            DisconnectCause::TlsRefused(_) if !self.1 => {
+                f.write_str("it did not run: the server read no call before refusing")
+            }
+            _ => SentOrNot(self.1).fmt(f),
         }
     }
 }
@@ -724,12 +749,15 @@ impl Error {
                 bound: *bound,
                 observed: *observed,
             },
-            // A certificate refused, or no TLS offered: retrying at once
+            // A certificate refused (by us or by the server's alert), or no
+            // TLS offered: retrying at once
             // will not change it, so waiting calls fail with the reason.
             Error::Tls { peer, error }
                 if matches!(
                     **error,
-                    crate::tls::TlsError::Certificate(_) | crate::tls::TlsError::StartTlsRefused
+                    crate::tls::TlsError::Certificate(_)
+                        | crate::tls::TlsError::StartTlsRefused
+                        | crate::tls::TlsError::Refused { .. }
                 ) =>
             {
                 Error::Tls {

@@ -10,7 +10,9 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use peerwire::internals::starttls;
 use peerwire::proto::{CallHeader, Message, MessageBody, RecordDecoder, RecordLimits, ReplyBody};
-use peerwire::tls::{CertError, ClientTls, ServerCheck, ServerTls, TlsError, TlsIdentity, TlsMode};
+use peerwire::tls::{
+    CertError, ClientTls, ServerCheck, ServerTls, TlsAlert, TlsError, TlsIdentity, TlsMode,
+};
 use peerwire::{
     CallContext, Client, ClientIdentity, ClientOptions, ConnectOptions, DisconnectCause, Endpoint,
     Error, IdentityMode, NodeId, PeerTable, ProcError, RunningServer, ScopedIp, Server,
@@ -287,6 +289,172 @@ async fn a_certificate_for_another_ip_is_refused_as_ip_mismatch() {
         text.contains("127.0.0.2") && text.contains("127.0.0.3") && text.contains("\"a\""),
         "{text}"
     );
+    server.shutdown().await;
+}
+
+/// A call without HELLO that the server refused with `alert` after the
+/// TLS handshake: a definite refusal, not run, naming the alert; and the
+/// client's last connect error is the refusal.
+fn assert_call_refused(error: &Error, client: &Client, alert: TlsAlert) {
+    assert!(
+        matches!(
+            error,
+            Error::Disconnected {
+                cause: DisconnectCause::TlsRefused(got),
+                sent: false,
+                ..
+            } if *got == alert
+        ),
+        "not refused with {alert}: {error}"
+    );
+    let text = error.to_string();
+    assert!(
+        text.contains(&alert.to_string()) && text.contains("the server refused our certificate"),
+        "{text}"
+    );
+    assert!(text.contains("did not run"), "{text}");
+    assert!(!text.contains("may have run"), "{text}");
+    let connect = client.last_connect_error().expect("a connect error");
+    assert_eq!(
+        tls_error(&connect),
+        TlsError::Refused { alert },
+        "{connect}"
+    );
+}
+
+/// A connect with HELLO that the server refused with `alert`.
+fn assert_connect_refused(error: &Error, alert: TlsAlert) {
+    assert_eq!(tls_error(error), TlsError::Refused { alert }, "{error}");
+    let text = error.to_string();
+    assert!(
+        text.contains(&alert.to_string()) && text.contains("the server refused our certificate"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_certificate_from_another_ca_is_refused_with_a_named_alert_and_not_run() {
+    let ca = Ca::new("test CA");
+    let other = Ca::new("another CA");
+    let stranger = || {
+        let (cert, key) = other.leaf(Some("a"), &["127.0.0.2"], None);
+        TlsIdentity::from_pem(cert.as_bytes(), key.as_bytes(), ca.pem().as_bytes()).unwrap()
+    };
+    for identity in [false, true] {
+        let (server, address) = server(&ca, TlsMode::Direct, identity, &["127.0.0.1"]);
+        let client = Client::new(
+            vec![address],
+            client_options(
+                "127.0.0.2",
+                Some(client_tls(stranger(), TlsMode::Direct)),
+                identity.then_some("a"),
+            ),
+        )
+        .unwrap();
+        if identity {
+            let error = client.connect().await.unwrap_err();
+            assert_connect_refused(&error, TlsAlert::UNKNOWN_CA);
+            assert!(error.to_string().contains("does not trust"), "{error}");
+        } else {
+            let error = client
+                .call(PROG, 1, 1, Bytes::from_static(b"x"))
+                .await
+                .unwrap_err();
+            assert_call_refused(&error, &client, TlsAlert::UNKNOWN_CA);
+        }
+        let v = verdict(&server, true).await;
+        assert_eq!(
+            v.reason,
+            Some(VerdictReason::Certificate(CertError::UnknownIssuer))
+        );
+        assert_eq!(server.stats().calls, 0);
+        server.shutdown().await;
+    }
+}
+
+/// The server refuses a certificate that does not name the observed
+/// address (another IP, or no IP SAN) during the TLS handshake, with the
+/// alert `access_denied`; its verdict names the rule, the CN, the SANs
+/// and the version; the client's error names the alert.
+async fn refused_for_the_address(ips: &[&str], rule: CertError) {
+    let ca = Ca::new("test CA");
+    for identity in [false, true] {
+        let (server, address) = server(&ca, TlsMode::Direct, identity, &["127.0.0.1"]);
+        let tls = client_tls(ca.identity(Some("a"), ips), TlsMode::Direct);
+        let client = Client::new(
+            vec![address],
+            client_options("127.0.0.2", Some(tls), identity.then_some("a")),
+        )
+        .unwrap();
+        if identity {
+            let error = client.connect().await.unwrap_err();
+            assert_connect_refused(&error, TlsAlert::ACCESS_DENIED);
+        } else {
+            let error = client
+                .call(PROG, 1, 1, Bytes::from_static(b"x"))
+                .await
+                .unwrap_err();
+            assert_call_refused(&error, &client, TlsAlert::ACCESS_DENIED);
+        }
+        let v = verdict(&server, true).await;
+        assert_eq!(v.reason, Some(VerdictReason::Certificate(rule.clone())));
+        assert_eq!(v.observed.ip(), ip("127.0.0.2"));
+        let cert = v.tls.expect("the certificate's facts");
+        assert_eq!(cert.cn.as_deref(), Some("a"));
+        assert_eq!(cert.ip_sans, ips.iter().map(|s| ip(s)).collect::<Vec<_>>());
+        assert_eq!(cert.version, "TLSv1.3");
+        assert_eq!(server.stats().calls, 0);
+        server.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_certificate_for_another_ip_is_refused_in_the_handshake_with_access_denied() {
+    refused_for_the_address(
+        &["127.0.0.3"],
+        CertError::IpMismatch {
+            observed: ip("127.0.0.2"),
+            sans: vec![ip("127.0.0.3")],
+            cn: Some("a".into()),
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_certificate_without_an_ip_san_is_refused_in_the_handshake_with_access_denied() {
+    refused_for_the_address(
+        &[],
+        CertError::NoIpSan {
+            cn: Some("a".into()),
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn repeated_refusals_after_the_handshake_count_toward_the_breaker() {
+    let ca = Ca::new("test CA");
+    let (server, address) = server(&ca, TlsMode::Direct, false, &["127.0.0.1"]);
+    let tls = client_tls(ca.identity(Some("a"), &["127.0.0.3"]), TlsMode::Direct);
+    let options = ClientOptions {
+        breaker_threshold: 2,
+        backoff_base: Duration::from_millis(1),
+        backoff_max: Duration::from_millis(1),
+        ..client_options("127.0.0.2", Some(tls), None)
+    };
+    let client = Client::new(vec![address], options).unwrap();
+    let mut open = false;
+    for _ in 0..5 {
+        match client.call(PROG, 1, 1, Bytes::new()).await.unwrap_err() {
+            Error::CircuitOpen { .. } => {
+                open = true;
+                break;
+            }
+            error => assert_call_refused(&error, &client, TlsAlert::ACCESS_DENIED),
+        }
+    }
+    assert!(open, "the breaker never opened");
     server.shutdown().await;
 }
 

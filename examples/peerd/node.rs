@@ -592,7 +592,10 @@ fn is_identity(error: &Error) -> bool {
         Error::IdentityRefused { .. } | Error::WrongPeer { .. } | Error::ObservedMismatch { .. }
     ) || matches!(
         error,
-        Error::Tls { error, .. } if matches!(**error, peerwire::tls::TlsError::Certificate(_))
+        Error::Tls { error, .. } if matches!(
+            **error,
+            peerwire::tls::TlsError::Certificate(_) | peerwire::tls::TlsError::Refused { .. }
+        )
     )
 }
 

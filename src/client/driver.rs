@@ -267,6 +267,7 @@ pub(super) async fn run(inner: Arc<Inner>, connect: ConnectFn) {
         };
         match result {
             Ok(link) => {
+                let prior = reconnect.failures();
                 reconnect.succeeded();
                 inner.failures.store(0, Ordering::Release);
                 set_last_connect_error(&inner, None);
@@ -276,6 +277,9 @@ pub(super) async fn run(inner: Arc<Inner>, connect: ConnectFn) {
                 connections += 1;
                 finished(&inner);
                 match serve(&inner, link).await {
+                    Ended::Lost(DisconnectCause::TlsRefused(alert)) => {
+                        refused_after_connect(&inner, &mut reconnect, prior, alert);
+                    }
                     Ended::Lost(cause) => info!(peer = %inner.peer, %cause, "connection lost"),
                     Ended::Closed => break,
                 }
@@ -312,6 +316,37 @@ pub(super) async fn run(inner: Arc<Inner>, connect: ConnectFn) {
         peer: inner.peer.clone(),
         cause: DisconnectCause::ClientClosed,
         sent: false,
+    });
+}
+
+/// The connect error of a TLS session the server refused with `alert`.
+fn tls_refused(inner: &Inner, alert: crate::tls::TlsAlert) -> Error {
+    Error::Tls {
+        peer: inner.peer.clone(),
+        error: Box::new(crate::tls::TlsError::Refused { alert }),
+    }
+}
+
+/// The server refused our TLS session on its first read (no HELLO): a
+/// connect failure after all, with the backoff and the breaker counting it
+/// after the `prior` failures; calls queued meanwhile fail with the
+/// refusal at once. (The refusal became the last connect error in
+/// [`serve`], before the calls on the connection were failed.)
+fn refused_after_connect(
+    inner: &Inner,
+    reconnect: &mut Reconnect,
+    prior: u32,
+    alert: crate::tls::TlsAlert,
+) {
+    reconnect.refused_after_connect(prior, Instant::now().into_std(), rand::random::<f64>());
+    inner
+        .failures
+        .store(reconnect.failures(), Ordering::Release);
+    let error = tls_refused(inner, alert);
+    warn!(peer = %inner.peer, %error, failures = reconnect.failures(), "connect failed");
+    let mut core = inner.lock();
+    fail_queue(inner, &mut core, |_| {
+        error.identity_copy().expect("a TLS refusal is definite")
     });
 }
 
@@ -369,6 +404,11 @@ async fn serve(inner: &Arc<Inner>, link: Link) -> Ended {
     }
     set_state(inner, ConnectionState::Connected { local, remote });
     debug!(%local, %remote, "connected");
+    let tls = inner
+        .tls_peer
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .is_some();
     let mut conn = Connection {
         inner,
         transport,
@@ -384,12 +424,8 @@ async fn serve(inner: &Arc<Inner>, link: Link) -> Ended {
         quiet: QuietClock::default(),
         // A plain link whose first bytes are still to come (with an
         // identity, the HELLO reply came already).
-        unheard_plain: inner
-            .tls_peer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_none()
-            && o.identity.is_none(),
+        unheard_plain: !tls && o.identity.is_none(),
+        unheard_tls: tls && o.identity.is_none(),
         wrote: false,
     };
     // The connection's span: every event of it carries the peer, both
@@ -414,8 +450,26 @@ async fn serve(inner: &Arc<Inner>, link: Link) -> Ended {
         Ended::Lost(cause) => cause,
         Ended::Closed => DisconnectCause::ClientClosed,
     };
+    if let DisconnectCause::TlsRefused(alert) = cause {
+        // The refusal is the last connect error before any call learns of
+        // it (see `refused_after_connect`).
+        set_last_connect_error(inner, Some(Arc::new(tls_refused(inner, alert))));
+    }
     conn.close(cause);
     ended
+}
+
+/// Whether a TLS link's read shows the server refusing our session: when
+/// nothing has been read on the link yet (`unheard`: no reply, not a byte)
+/// and the read fails with a fatal alert the server sent, the server
+/// refused the TLS handshake, and so read none of our calls (see
+/// [`Connection::close`]). After any byte was read, an alert is an
+/// ordinary loss.
+fn tls_refusal(unheard: bool, read: &std::io::Result<usize>) -> Option<crate::tls::TlsAlert> {
+    match read {
+        Err(error) if unheard => crate::tls::received_alert(error),
+        _ => None,
+    }
 }
 
 /// One connection's task-side state.
@@ -440,6 +494,9 @@ struct Connection<'a> {
     quiet: QuietClock,
     /// Plain, and nothing read yet: a TLS server shows itself here.
     unheard_plain: bool,
+    /// TLS without HELLO, and nothing read yet: a server that refuses our
+    /// certificate after the handshake shows itself here.
+    unheard_tls: bool,
     /// Some record was written.
     wrote: bool,
 }
@@ -465,6 +522,19 @@ impl Connection<'_> {
         answer
     }
 
+    /// A TLS link's first read: a fatal alert before any byte of a reply
+    /// is the server refusing our session (see [`tls_refusal`]).
+    fn tls_refused(&mut self, read: &std::io::Result<usize>) -> Option<crate::tls::TlsAlert> {
+        let alert = tls_refusal(self.unheard_tls, read);
+        if matches!(read, Ok(n) if *n > 0) {
+            self.unheard_tls = false;
+        }
+        if let Some(alert) = alert {
+            warn!(peer = %self.inner.peer, %alert, "the server refused our TLS session before any reply");
+        }
+        alert
+    }
+
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Ended> {
         self.inner.task.register(cx.waker());
         for _ in 0..TURNS {
@@ -472,10 +542,13 @@ impl Connection<'_> {
             let now = Instant::now();
             // Read and deliver what has arrived.
             let read = self.transport.poll_read_into(cx, &mut self.read);
-            if let Poll::Ready(result) = &read
-                && self.expects_tls(result)
-            {
-                return Poll::Ready(Ended::Lost(DisconnectCause::ExpectsTls));
+            if let Poll::Ready(result) = &read {
+                if self.expects_tls(result) {
+                    return Poll::Ready(Ended::Lost(DisconnectCause::ExpectsTls));
+                }
+                if let Some(alert) = self.tls_refused(result) {
+                    return Poll::Ready(Ended::Lost(DisconnectCause::TlsRefused(alert)));
+                }
             }
             match read {
                 Poll::Ready(Ok(0)) => {
@@ -714,12 +787,19 @@ impl Connection<'_> {
         };
         let wakers = &mut self.wakers;
         let slots = &mut core.slots;
+        // A TLS refusal is only ever the cause when nothing was read on the
+        // connection (no reply, no byte), and a server that refuses our
+        // certificate fails the TLS handshake: with TLS 1.3 our calls left
+        // behind our Finished, but the server, refusing at our
+        // Certificate, never reached the application data, so it read and
+        // ran none of them. "Not sent" is the honest answer there.
+        let refused = matches!(cause, DisconnectCause::TlsRefused(_));
         let released = live.table.close(|failed| {
             if let Waiter::Call(slot) = failed.waiter {
                 let error = Error::Disconnected {
                     peer: inner.peer.clone(),
                     cause,
-                    sent: failed.sent,
+                    sent: failed.sent && !refused,
                 };
                 wakers.extend(slots.finish(slot, Err(error)));
             }
@@ -728,5 +808,56 @@ impl Connection<'_> {
         drop(guard);
         self.wakers.drain(..).for_each(|w| w.wake());
         inner.permits.add_permits(released);
+    }
+}
+
+#[cfg(all(test, feature = "tls"))]
+mod tests {
+    use super::*;
+    use crate::tls::TlsAlert;
+
+    fn alert(description: rustls::AlertDescription) -> std::io::Result<usize> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::AlertReceived(description),
+        ))
+    }
+
+    #[test]
+    fn a_fatal_alert_before_any_byte_is_a_refusal_naming_the_alert() {
+        assert_eq!(
+            tls_refusal(true, &alert(rustls::AlertDescription::UnknownCA)),
+            Some(TlsAlert::UNKNOWN_CA)
+        );
+        assert_eq!(
+            tls_refusal(true, &alert(rustls::AlertDescription::AccessDenied)),
+            Some(TlsAlert::ACCESS_DENIED)
+        );
+    }
+
+    #[test]
+    fn after_a_reply_an_alert_is_an_ordinary_loss() {
+        assert_eq!(
+            tls_refusal(false, &alert(rustls::AlertDescription::UnknownCA)),
+            None
+        );
+    }
+
+    #[test]
+    fn other_errors_and_a_bare_close_are_not_refusals() {
+        let reset = Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert_eq!(tls_refusal(true, &reset), None);
+        let eof = Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "peer closed connection without sending TLS close_notify",
+        ));
+        assert_eq!(tls_refusal(true, &eof), None);
+        let other = Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::DecryptError,
+        ));
+        assert_eq!(tls_refusal(true, &other), None);
+        assert_eq!(tls_refusal(true, &Ok(0)), None);
+        assert_eq!(tls_refusal(true, &Ok(12)), None);
     }
 }

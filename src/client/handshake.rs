@@ -96,6 +96,19 @@ pub(super) async fn handshake(
                 {
                     return Err(expects_tls(RESET_AFTER_FIRST));
                 }
+                // Over TLS 1.3 the server judges our certificate after our
+                // side of the handshake is done: its refusal is a fatal
+                // alert, the first thing this fresh connection reads. A
+                // definite refusal, not a lost connection.
+                Err(error) if !plain && buf.is_empty() => {
+                    return Err(match crate::tls::received_alert(&error) {
+                        Some(alert) => Error::Tls {
+                            peer: peer.clone(),
+                            error: Box::new(TlsError::Refused { alert }),
+                        },
+                        None => io_error(error),
+                    });
+                }
                 Err(error) => return Err(io_error(error)),
             }
         };

@@ -71,6 +71,16 @@ impl Reconnect {
         next
     }
 
+    /// A connection that counted as a success turned out to be refused
+    /// before any answer (a server that refuses our TLS certificate after
+    /// its handshake): it counts as the failure after the `prior` ones that
+    /// preceded it, as if the connect had failed. Returns when the next
+    /// attempt may start.
+    pub fn refused_after_connect(&mut self, prior: u32, now: Instant, unit: f64) -> Instant {
+        self.failures = prior;
+        self.failed(now, unit)
+    }
+
     /// A connection (and its handshake) succeeded: everything resets.
     pub fn succeeded(&mut self) {
         self.failures = 0;

@@ -209,7 +209,7 @@ async fn open(
         };
         let opts = &shared.options;
         let mode = opts.tls.as_ref().map(|tls| tls.mode).unwrap_or_default();
-        let handshake = accept(stream, config.clone(), mode, observed.ip());
+        let handshake = accept(stream, config, mode, observed.ip());
         let result = tokio::select! {
             result = tokio::time::timeout(opts.handshake_timeout, handshake) => result,
             () = stopped(shutdown) => return None,

@@ -372,9 +372,10 @@ struct Shared {
     /// Connection ids: a random start, then a counter, so ids from two
     /// servers (or two runs) are not easily confused in logs.
     next_id: AtomicU64,
-    /// The rustls configuration, built once from [`ServerOptions::tls`].
+    /// What every connection's rustls configuration shares, built once
+    /// from [`ServerOptions::tls`].
     #[cfg(feature = "tls")]
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<crate::tls::ServerShared>,
 }
 
 impl Shared {

@@ -6,13 +6,13 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::BytesMut;
+use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, ServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-use super::config::{handshake_error, version_name};
+use super::config::{ServerShared, handshake_error, version_name};
 use super::identity::facts;
 use super::{CertError, ClientTls, TlsError, TlsMode, TlsPeer, check_address};
 use crate::client::Link;
@@ -35,14 +35,19 @@ pub(crate) enum Refused {
     Closed,
 }
 
-/// The server's side: the probe (STARTTLS), the handshake, then the
-/// address rule against `observed`.
+/// The server's side: the probe (STARTTLS), then the handshake, in which
+/// the connection's verifier applies the address rule against `observed`,
+/// so that a refused certificate fails the handshake with an alert the
+/// client sees.
 pub(crate) async fn accept(
     mut stream: TcpStream,
-    config: Arc<ServerConfig>,
+    shared: &ServerShared,
     mode: TlsMode,
     observed: IpAddr,
 ) -> Result<(Box<dyn Io>, Arc<TlsPeer>), Refused> {
+    let (config, judged) = shared
+        .for_connection(observed)
+        .map_err(|error| Refused::Handshake(error.to_string()))?;
     let io_failed = |error: std::io::Error| Refused::Handshake(error.to_string());
     match mode {
         TlsMode::Direct => {
@@ -95,6 +100,9 @@ pub(crate) async fn accept(
     let tls = match TlsAcceptor::from(config).accept(stream).await {
         Ok(tls) => tls,
         Err(error) => {
+            if let Some((rule, peer)) = judged.refused() {
+                return Err(Refused::Certificate(rule, Some(peer)));
+            }
             return Err(match handshake_error(&error) {
                 TlsError::Certificate(cert) => Refused::Certificate(cert, None),
                 other => Refused::Handshake(other.to_string()),
@@ -112,6 +120,8 @@ pub(crate) async fn accept(
         Some(Err(error)) => return Err(Refused::Certificate(CertError::Other(error), None)),
         None => return Err(Refused::Certificate(CertError::NoClientCertificate, None)),
     };
+    // The verifier has checked the address; this is for a session that
+    // skipped it (none should: resumption is off).
     if let Err(error) = check_address(&peer, observed) {
         return Err(Refused::Certificate(error, Some(peer)));
     }

@@ -21,12 +21,20 @@
 //! - **server**: the client certificate names the *observed* source IP as
 //!   an IP SAN (an IPv4-mapped address is compared as IPv4; a link-local
 //!   SAN matches by IP, its scope is judged by the peer table, since a
-//!   certificate carries no zone); with an identity, the node ID claimed
-//!   in HELLO equals the certificate's subject CN (GlusterFS's
-//!   convention); and the peer table allows that address for that ID;
+//!   certificate carries no zone), checked during the TLS handshake by a
+//!   verifier made for the connection, so that a refusal reaches the
+//!   client as the fatal alert `access_denied`; with an identity, the node
+//!   ID claimed in HELLO equals the certificate's subject CN (GlusterFS's
+//!   convention), refused as an RPC `AUTH_ERROR`; and the peer table
+//!   allows that address for that ID;
 //! - **client**: the server certificate names the IP we dialled (IP SAN),
 //!   or, with [`ServerCheck::Cn`], carries the expected CN; with an
-//!   identity, the node ID in the HELLO answer equals the CN.
+//!   identity, the node ID in the HELLO answer equals the CN. When the
+//!   server refuses us with a fatal alert (during the handshake, or, with
+//!   TLS 1.3, as the first thing read on the connection, before any
+//!   reply), the error names the alert ([`TlsAlert`]): [`TlsError::Refused`]
+//!   when connecting, [`crate::DisconnectCause::TlsRefused`] for a call
+//!   without HELLO, which the server did not run.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -45,7 +53,7 @@ mod identity;
 #[cfg(feature = "tls")]
 pub use config::{ClientTls, ServerCheck, ServerTls, TlsMode};
 #[cfg(feature = "tls")]
-pub(crate) use config::{client_config, server_config};
+pub(crate) use config::{ServerShared, client_config, server_config};
 #[cfg(feature = "tls")]
 pub use identity::TlsIdentity;
 
@@ -135,10 +143,21 @@ pub enum CertError {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TlsError {
-    /// The server's certificate broke a rule, or the server refused ours.
+    /// The server's certificate broke a rule (the server's refusal of ours
+    /// is [`TlsError::Refused`]; of our node ID against our CN,
+    /// [`crate::Error::IdentityRefused`]).
     #[error("{0}")]
     Certificate(#[source] CertError),
-    /// The TLS handshake failed (protocol error, alert, reset).
+    /// The server refused our TLS session with a fatal alert: during the
+    /// handshake, or, with TLS 1.3 (where the server judges our certificate
+    /// after our side of the handshake is done), as the first thing read on
+    /// the new connection, before any reply. The server ran no call on it.
+    #[error("{}", Refusal(*alert))]
+    Refused {
+        /// The alert the server sent (`unknown_ca`, `access_denied`, ...).
+        alert: TlsAlert,
+    },
+    /// The TLS handshake failed (protocol error, reset).
     #[error("TLS handshake failed: {0}")]
     Handshake(String),
     /// The server did not answer the RFC 9289 `AUTH_TLS` probe with
@@ -154,6 +173,156 @@ pub enum TlsError {
     /// Our own TLS configuration is unusable.
     #[error("TLS configuration: {0}")]
     Config(String),
+}
+
+/// A TLS alert, by its code (RFC 8446, section 6), shown by its name
+/// (`unknown_ca`). The constants name the alerts a server refuses a client
+/// certificate with.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TlsAlert(u8);
+
+impl TlsAlert {
+    /// `handshake_failure` (40).
+    pub const HANDSHAKE_FAILURE: TlsAlert = TlsAlert(40);
+    /// `bad_certificate` (42).
+    pub const BAD_CERTIFICATE: TlsAlert = TlsAlert(42);
+    /// `unsupported_certificate` (43).
+    pub const UNSUPPORTED_CERTIFICATE: TlsAlert = TlsAlert(43);
+    /// `certificate_revoked` (44).
+    pub const CERTIFICATE_REVOKED: TlsAlert = TlsAlert(44);
+    /// `certificate_expired` (45).
+    pub const CERTIFICATE_EXPIRED: TlsAlert = TlsAlert(45);
+    /// `certificate_unknown` (46).
+    pub const CERTIFICATE_UNKNOWN: TlsAlert = TlsAlert(46);
+    /// `unknown_ca` (48): the server does not trust our CA.
+    pub const UNKNOWN_CA: TlsAlert = TlsAlert(48);
+    /// `access_denied` (49): a valid certificate, refused by the server's
+    /// access rules (a peerwire server: it does not name the address the
+    /// server saw us from).
+    pub const ACCESS_DENIED: TlsAlert = TlsAlert(49);
+    /// `certificate_required` (116): the server requires a client
+    /// certificate.
+    pub const CERTIFICATE_REQUIRED: TlsAlert = TlsAlert(116);
+
+    /// The alert with this code.
+    pub const fn from_code(code: u8) -> TlsAlert {
+        TlsAlert(code)
+    }
+
+    /// The alert's code.
+    pub const fn code(self) -> u8 {
+        self.0
+    }
+
+    /// The alert's name in RFC 8446 (and RFC 5246), if it has one.
+    pub fn name(self) -> Option<&'static str> {
+        Some(match self.0 {
+            0 => "close_notify",
+            10 => "unexpected_message",
+            20 => "bad_record_mac",
+            21 => "decryption_failed",
+            22 => "record_overflow",
+            30 => "decompression_failure",
+            40 => "handshake_failure",
+            41 => "no_certificate",
+            42 => "bad_certificate",
+            43 => "unsupported_certificate",
+            44 => "certificate_revoked",
+            45 => "certificate_expired",
+            46 => "certificate_unknown",
+            47 => "illegal_parameter",
+            48 => "unknown_ca",
+            49 => "access_denied",
+            50 => "decode_error",
+            51 => "decrypt_error",
+            60 => "export_restriction",
+            70 => "protocol_version",
+            71 => "insufficient_security",
+            80 => "internal_error",
+            86 => "inappropriate_fallback",
+            90 => "user_canceled",
+            100 => "no_renegotiation",
+            109 => "missing_extension",
+            110 => "unsupported_extension",
+            111 => "certificate_unobtainable",
+            112 => "unrecognized_name",
+            113 => "bad_certificate_status_response",
+            114 => "bad_certificate_hash_value",
+            115 => "unknown_psk_identity",
+            116 => "certificate_required",
+            120 => "no_application_protocol",
+            121 => "encrypted_client_hello_required",
+            _ => return None,
+        })
+    }
+
+    /// An alert about our certificate (rather than the session): the
+    /// certificate alerts, `unknown_ca`, `access_denied` and
+    /// `certificate_required`.
+    pub fn is_about_certificate(self) -> bool {
+        matches!(self.0, 41..=46 | 48 | 49 | 111 | 113 | 114 | 116)
+    }
+}
+
+impl fmt::Display for TlsAlert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(name) => f.write_str(name),
+            None => write!(f, "alert {}", self.0),
+        }
+    }
+}
+
+impl fmt::Debug for TlsAlert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TlsAlert({self} = {})", self.0)
+    }
+}
+
+/// What a refusal by alert says: what was refused, the alert, and what
+/// the common ones mean.
+pub(crate) struct Refusal(pub(crate) TlsAlert);
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let alert = self.0;
+        let what = if alert.is_about_certificate() {
+            "certificate"
+        } else {
+            "TLS session"
+        };
+        write!(
+            f,
+            "the server refused our {what} with the TLS alert {alert}"
+        )?;
+        f.write_str(match alert {
+            TlsAlert::UNKNOWN_CA => ": it does not trust the CA that signed our certificate",
+            TlsAlert::CERTIFICATE_REQUIRED => ": it requires a client certificate",
+            TlsAlert::CERTIFICATE_EXPIRED => ": our certificate has expired or is not valid yet",
+            TlsAlert::ACCESS_DENIED => {
+                ": the certificate is valid but its rules do not accept it (a peerwire server: its IP SANs do not name the address the server sees us at)"
+            }
+            _ => "",
+        })
+    }
+}
+
+/// The fatal alert a TLS stream's I/O error reports having received from
+/// the peer (rustls returns it as an `io::Error` wrapping
+/// `rustls::Error::AlertReceived`).
+pub(crate) fn received_alert(error: &std::io::Error) -> Option<TlsAlert> {
+    #[cfg(feature = "tls")]
+    {
+        match error.get_ref()?.downcast_ref::<rustls::Error>()? {
+            rustls::Error::AlertReceived(alert) => Some(TlsAlert(u8::from(*alert))),
+            _ => None,
+        }
+    }
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = error;
+        None
+    }
 }
 
 /// A CN for messages: quoted and escaped (it is peer-supplied text), or

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use peerwire::programs::gf_dump::{self, GfDumpRequest, GfDumpResponse};
-use peerwire::tls::{CertError, ClientTls, ServerCheck, TlsError, TlsIdentity, TlsMode};
+use peerwire::tls::{CertError, ClientTls, ServerCheck, TlsAlert, TlsError, TlsIdentity, TlsMode};
 use peerwire::{
     Client, ClientOptions, ConnectOptions, DisconnectCause, Endpoint, Error, ScopedIp, Sources,
 };
@@ -228,14 +228,10 @@ pub fn client_without_server_cn_refuses_glusterds_certificate() {
 /// A client certificate from a CA glusterd does not know: TLS 1.3 lets
 /// the client finish its side of the handshake before glusterd has judged
 /// the certificate, so the refusal (an `unknown_ca` alert) arrives on the
-/// first read. The call fails at once with the connection lost on that
-/// read (rustls reports the received alert as `InvalidData`), nothing
+/// first read. The call fails at once with a definite refusal naming the
+/// alert, reported as not run (glusterd failed the handshake, so it read
+/// no call); the client's last connect error is the same refusal; nothing
 /// succeeds, and glusterd's log records the failed verification.
-///
-/// What the crate does not do yet: name the alert. `DisconnectCause::Io`
-/// keeps only the `io::ErrorKind`, so the message reads "i/o error:
-/// invalid data ... (request was sent and may have run)" although the
-/// server refused before reading any call.
 pub fn glusterd_refuses_a_client_certificate_from_another_ca() {
     block_on(async {
         wait_until_ready().await;
@@ -263,11 +259,27 @@ pub fn glusterd_refuses_a_client_certificate_from_another_ca() {
             matches!(
                 error,
                 Error::Disconnected {
-                    cause: DisconnectCause::Io(std::io::ErrorKind::InvalidData),
+                    cause: DisconnectCause::TlsRefused(TlsAlert::UNKNOWN_CA),
+                    sent: false,
                     ..
                 }
             ),
-            "not the connection lost on the alert: {error}"
+            "not a refusal by unknown_ca: {error}"
+        );
+        let text = error.to_string();
+        assert!(
+            text.contains("the server refused our certificate with the TLS alert unknown_ca")
+                && text.contains("did not run")
+                && !text.contains("may have run"),
+            "{text}"
+        );
+        let connect = client
+            .last_connect_error()
+            .expect("the refusal is the last connect error");
+        assert!(
+            matches!(&*connect, Error::Tls { error, .. }
+                if **error == TlsError::Refused { alert: TlsAlert::UNKNOWN_CA }),
+            "{connect}"
         );
         assert!(start.elapsed() < Duration::from_secs(5), "not at once");
         assert_eq!(client.stats().succeeded, 0);
