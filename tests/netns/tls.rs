@@ -22,7 +22,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use peerwire::tls::{CertError, ClientTls, ServerCheck, ServerTls, TlsIdentity, TlsMode, TlsPeer};
+use peerwire::tls::{
+    CertError, ClientTls, ServerCheck, ServerTls, TlsAlert, TlsError, TlsIdentity, TlsMode, TlsPeer,
+};
 use peerwire::{
     AllowedAddress, CallContext, Client, ClientIdentity, ClientOptions, ConnectOptions,
     ConnectionInfo, Endpoint, Error, IdentityMode, NodeId, PeerTable, ProcError, RunningServer,
@@ -422,13 +424,9 @@ fn tls_certificate_for_a_presented_from_c_is_refused_as_ip_mismatch() {
     for part in ["\"a\"", "192.0.2.10", "198.51.100.30"] {
         assert!(text.contains(part), "{part} missing from {text:?}");
     }
-    // The impostor's client only learns that its connect failed: the
-    // server closes after the handshake without a TLS alert, so the client
-    // sees a reset or an EOF without close_notify, depending on timing.
-    assert!(
-        matches!(&error, Error::Unreachable { .. }),
-        "C's error: {error:?}"
-    );
+    // The impostor's client is told, definitely: the server refused its
+    // certificate with the alert access_denied.
+    assert_refused_access_denied(&error);
     assert_eq!(server.handle().stats().calls, 0);
 
     // The same certificate from A's address is A.
@@ -673,7 +671,22 @@ fn tls_multihomed_certificate_names_only_the_configured_source() {
         "{v:#?}"
     );
     assert_eq!(v.observed.ip(), ip(&picked));
-    assert!(matches!(&error, Error::Unreachable { .. }), "{error:?}");
+    assert_refused_access_denied(&error);
+}
+
+/// The client's connect error says the server refused our certificate with
+/// the TLS alert `access_denied` (the address rule runs in the handshake).
+fn assert_refused_access_denied(error: &Error) {
+    let Error::Unreachable { error: cause, .. } = error else {
+        panic!("expected Unreachable, got {error:?}");
+    };
+    match &**cause {
+        Error::Tls { error: tls, .. } => assert!(
+            matches!(**tls, TlsError::Refused { alert } if alert == TlsAlert::ACCESS_DENIED),
+            "the TLS error: {tls:?}"
+        ),
+        other => panic!("expected Error::Tls, got {other:?}"),
+    }
 }
 
 /// The source the kernel picks toward `dest` from `host` (`ip route get`).
