@@ -136,6 +136,36 @@ const BAD: &[(&str, &str, &str, usize)] = &[
         4,
     ),
     (
+        "a peer's link-local source without a scope",
+        "node_id = \"a\"\nlisten = [\"127.0.0.1:1\"]\n[[peer]]\nid = \"b\"\ndial = [\"[fe80::b%lo]:1\"]\nallow = [\"fe80::b%lo\"]\nsource = { v6 = \"fe80::a\" }\n",
+        "peer[0].source.v6",
+        7,
+    ),
+    (
+        "a peer's source of the wrong family",
+        "node_id = \"a\"\nlisten = [\"127.0.0.1:1\"]\n[source]\nv4 = \"127.0.0.1\"\n[[peer]]\nid = \"b\"\ndial = [\"127.0.0.2:1\"]\nallow = [\"127.0.0.2\"]\n[[peer]]\nid = \"c\"\ndial = [\"127.0.0.3:1\"]\nallow = [\"127.0.0.3\"]\nsource = { v4 = \"2001:db8::1\" }\n",
+        "peer[1].source.v4",
+        13,
+    ),
+    (
+        "a peer's source that is no address",
+        "node_id = \"a\"\nlisten = [\"127.0.0.1:1\"]\n[[peer]]\nid = \"b\"\ndial = [\"127.0.0.2:1\"]\nallow = [\"127.0.0.2\"]\n[peer.source]\nv4 = \"127.0.0.300\"\n",
+        "peer[0].source.v4",
+        8,
+    ),
+    (
+        "an unknown key in a peer's inline source",
+        "node_id = \"a\"\nlisten = [\"127.0.0.1:1\"]\n[[peer]]\nid = \"b\"\ndial = [\"127.0.0.2:1\"]\nallow = [\"127.0.0.2\"]\nsource = { v4 = \"127.0.0.1\", v5 = \"127.0.0.1\" }\n",
+        "peer[0].source.v5",
+        7,
+    ),
+    (
+        "an unknown key in a peer's source table",
+        "node_id = \"a\"\nlisten = [\"127.0.0.1:1\"]\n[[peer]]\nid = \"b\"\ndial = [\"127.0.0.2:1\"]\nallow = [\"127.0.0.2\"]\n[peer.source]\nv4 = \"127.0.0.1\"\nv6_ = \"::1\"\n",
+        "peer[0].source.v6_",
+        9,
+    ),
+    (
         "empty node id",
         "node_id = \"\"\nlisten = [\"127.0.0.1:1\"]\n",
         "node_id",
@@ -736,5 +766,124 @@ fn unix_listen_ping_and_status_credentials() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(!socket.exists(), "the socket file outlived peerd");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A `[[peer]]`'s own `source` replaces `[source]` for that peer only: a's
+/// link to b binds b's override, its link to c binds `[source]`, and each
+/// peer observed exactly that. A SIGHUP that drops the override moves b's
+/// link to `[source]` (a new connection) and keeps c's (the same port).
+#[test]
+fn a_peers_own_source_replaces_the_sources_for_that_peer_and_reloads() {
+    // Addresses of their own on loopback, which nothing else here uses.
+    const A: &str = "127.81.0.1";
+    const A_FOR_B: &str = "127.81.0.9";
+    const B: &str = "127.81.0.2";
+    const C: &str = "127.81.0.3";
+    let free = |host: &str| {
+        std::net::TcpListener::bind((host, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (a_port, a_admin, b_port, c_port) = (free(A), free(A), free(B), free(C));
+    let dir = temp_dir("peer-source");
+    let node = |id: &str, host: &str, port: u16, peers: &str| {
+        format!(
+            "node_id = \"{id}\"\nlisten = [\"{host}:{port}\"]\n[source]\nv4 = \"{host}\"\n{peers}\
+             [timeouts]\nping_interval = 0.1\n"
+        )
+    };
+    let a_config = |b_source: &str| {
+        node(
+            "node-a",
+            A,
+            a_port,
+            &format!(
+                "[[peer]]\nid = \"node-b\"\ndial = [\"{B}:{b_port}\"]\nallow = [\"{B}\"]\n{b_source}\
+                 [[peer]]\nid = \"node-c\"\ndial = [\"{C}:{c_port}\"]\nallow = [\"{C}\"]\n"
+            ),
+        )
+        .replace("[source]", &format!("admin = \"{A}:{a_admin}\"\n[source]"))
+    };
+    // b admits a from both addresses; c only from `[source]`.
+    let peer_a = |allow: &str| {
+        format!("[[peer]]\nid = \"node-a\"\ndial = [\"{A}:{a_port}\"]\nallow = [{allow}]\n")
+    };
+    let paths = ["a", "b", "c"].map(|n| dir.join(format!("{n}.toml")));
+    let override_b = format!("source = {{ v4 = \"{A_FOR_B}\" }}\n");
+    std::fs::write(&paths[0], a_config(&override_b)).unwrap();
+    std::fs::write(
+        &paths[1],
+        node(
+            "node-b",
+            B,
+            b_port,
+            &peer_a(&format!("\"{A}\", \"{A_FOR_B}\"")),
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        &paths[2],
+        node("node-c", C, c_port, &peer_a(&format!("\"{A}\""))),
+    )
+    .unwrap();
+    let spawn = |path: &std::path::Path| {
+        KillOnDrop(
+            Command::new(peerd::binary())
+                .args(["run", "--config", path.to_str().unwrap()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let node_a = spawn(&paths[0]);
+    let _node_b = spawn(&paths[1]);
+    let _node_c = spawn(&paths[2]);
+    let admin = format!("{A}:{a_admin}");
+    let both = |s: &serde_json::Value| {
+        ["node-b", "node-c"]
+            .iter()
+            .all(|id| peer_of(s, id).is_some_and(|p| p["state"] == "connected"))
+    };
+    let ip_of = |v: &serde_json::Value| v.as_str().unwrap().rsplit_once(':').unwrap().0.to_owned();
+    let before = wait_for(&admin, both);
+    let (to_b, to_c) = (
+        peer_of(&before, "node-b").unwrap(),
+        peer_of(&before, "node-c").unwrap(),
+    );
+    assert_eq!(ip_of(&to_b["local"]), A_FOR_B, "{before:#}");
+    assert_eq!(to_b["observed_by_peer"], to_b["local"], "{before:#}");
+    assert_eq!(ip_of(&to_c["local"]), A, "{before:#}");
+    assert_eq!(to_c["observed_by_peer"], to_c["local"], "{before:#}");
+    let c_port_before = to_c["local"].clone();
+
+    // Drop b's override: b's link now binds `[source]`; c's is untouched.
+    std::fs::write(&paths[0], a_config("")).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(node_a.0.id() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    let after = wait_for(&admin, |s| {
+        s["config_generation"] == 2
+            && both(s)
+            && peer_of(s, "node-b").is_some_and(|p| {
+                p["local"]
+                    .as_str()
+                    .is_some_and(|l| l.starts_with(&format!("{A}:")))
+            })
+    });
+    let to_b = peer_of(&after, "node-b").unwrap();
+    assert_eq!(to_b["observed_by_peer"], to_b["local"], "{after:#}");
+    assert_eq!(
+        peer_of(&after, "node-c").unwrap()["local"],
+        c_port_before,
+        "node-c's link must be kept: {after:#}"
+    );
+    drop(node_a);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -92,6 +92,7 @@ fn config(plan: &Plan, with_v6: bool, timeouts: Timeouts) -> Config {
                 id: id(other.name),
                 dial: Vec::new(), // filled in once every node listens
                 allow,
+                source: None,
             }
         })
         .collect();

@@ -45,6 +45,8 @@ struct LinkSettings {
 impl LinkSettings {
     fn of(config: &Config, peer: &PeerConfig) -> LinkSettings {
         let t = config.timeouts;
+        // The sources this peer's link uses: its own `source`, or `[source]`.
+        let (v4, v6) = peer.sources(config);
         LinkSettings {
             node: config.node_id.to_string(),
             peer: peer.id.to_string(),
@@ -52,16 +54,10 @@ impl LinkSettings {
             // Only the sources of the families it dials: a change of the
             // other family's source leaves the link alone.
             sources: (
-                config
-                    .source_v4
-                    .as_ref()
-                    .filter(|_| peer.dial.iter().any(|e| e.ip().is_ipv4()))
-                    .map(ToString::to_string),
-                config
-                    .source_v6
-                    .as_ref()
-                    .filter(|_| peer.dial.iter().any(|e| e.ip().is_ipv6()))
-                    .map(ToString::to_string),
+                v4.filter(|_| peer.dial.iter().any(|e| e.ip().is_ipv4()))
+                    .map(|ip| ip.to_string()),
+                v6.filter(|_| peer.dial.iter().any(|e| e.ip().is_ipv6()))
+                    .map(|ip| ip.to_string()),
             ),
             timeouts: [
                 t.connect,
@@ -526,11 +522,12 @@ impl PeerLink {
 
     fn new(config: &Config, peer: &PeerConfig) -> PeerLink {
         let mut sources = Sources::new();
-        if let Some(v4) = &config.source_v4 {
-            sources = sources.with(v4.clone());
+        let (v4, v6) = peer.sources(config);
+        if let Some(v4) = v4 {
+            sources = sources.with(v4);
         }
-        if let Some(v6) = &config.source_v6 {
-            sources = sources.with(v6.clone());
+        if let Some(v6) = v6 {
+            sources = sources.with(v6);
         }
         let t = config.timeouts;
         let mut identity = ClientIdentity::new(config.node_id.clone(), peer.id.clone());
