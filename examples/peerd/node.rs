@@ -19,6 +19,10 @@ use tracing::{debug, info, warn};
 use crate::config::{Config, PeerConfig};
 use crate::status::{self, CredentialsStatus, InboundStatus, PeerStatus, Status};
 
+/// The window over which a node's first connection attempts to its peers
+/// are spread (see `ClientOptions::first_connect_spread`).
+const FIRST_CONNECT_SPREAD: Duration = Duration::from_millis(200);
+
 /// What the last ping of a peer found.
 #[derive(Clone, Debug, Default)]
 struct Report {
@@ -543,6 +547,9 @@ impl PeerLink {
             ping_timeout: t.ping_timeout,
             backoff_base: Duration::from_millis(100),
             backoff_max: (t.ping_interval * 4).max(Duration::from_secs(1)),
+            // A node dials all its peers at start: spread the first
+            // attempts over a fifth of a second rather than one burst.
+            first_connect_spread: FIRST_CONNECT_SPREAD,
             identity: Some(identity),
             ..ClientOptions::default()
         };
