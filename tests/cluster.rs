@@ -266,6 +266,14 @@ fn scenario(n: usize, neigh: Neigh) -> Value {
         );
     }
 
+    // File descriptors after all the churn, against those at rest: a
+    // leak of sockets from failed or lost connections would show here.
+    let fds_end = at_rest(&c, &all, Duration::from_secs(1))["fds"].clone();
+    let sockets = tcp_states(&c, &all);
+    // And once more after a quiet while: what the events left for good.
+    std::thread::sleep(Duration::from_secs(20));
+    let fds_later = at_rest(&c, &all, Duration::from_secs(1))["fds"].clone();
+    let sockets_later = tcp_states(&c, &all);
     let (attempts, failures) = connect_counts(&c, &all);
     json!({
         "n": n,
@@ -274,6 +282,14 @@ fn scenario(n: usize, neigh: Neigh) -> Value {
         "build_s": (build_s * 10.0).round() / 10.0,
         "converge_s": times,
         "at_rest": rest,
+        "fds_end": fds_end,
+        // Each link is two established sockets, the client's and the
+        // server's: more means connections the server still holds after
+        // its client gave them up.
+        "tcp_end": sockets,
+        "fds_end_plus_20s": fds_later,
+        "tcp_end_plus_20s": sockets_later,
+        "tcp_established_expected": 2 * (n + 1) * n,
         "connect_attempts": attempts,
         "connect_failures": failures,
         "nofile_limit": nofile,
@@ -424,6 +440,36 @@ fn connect_counts(c: &Cluster, hosts: &[usize]) -> (usize, usize) {
         failed += log.matches("connect failed").count();
     }
     (connected + failed, failed)
+}
+
+/// TCP sockets by state over the hosts' namespaces (`ss -tan`).
+fn tcp_states(c: &Cluster, hosts: &[usize]) -> Value {
+    let mut states = std::collections::BTreeMap::new();
+    for &i in hosts {
+        let output = c
+            .machine(i)
+            .host
+            .command("ss")
+            .args(["-tan"])
+            .stdin(Stdio::null())
+            .output();
+        let Ok(output) = output else { continue };
+        for line in String::from_utf8_lossy(&output.stdout).lines().skip(1) {
+            let mut words = line.split_whitespace();
+            if let Some(state) = words.next() {
+                // The status polls' own connections, to the admin port on
+                // loopback, apart from the mesh's.
+                let admin = words.any(|w| w.ends_with(":24100"));
+                let key = if admin {
+                    format!("{state} (admin)")
+                } else {
+                    state.to_owned()
+                };
+                *states.entry(key).or_insert(0usize) += 1;
+            }
+        }
+    }
+    json!(states)
 }
 
 fn load_average() -> Value {

@@ -562,9 +562,10 @@ pub fn converge(cluster: &Cluster, what: &str, expect: &Expect, bound: Duration)
             let first = problems[0].node;
             let _ = write!(
                 text,
-                "--- last lines of {}'s log ---\n{}",
+                "--- last lines of {}'s log ---\n{}\n--- its host: {} ---",
                 node_id(first),
-                cluster.log_tail(first, 40)
+                cluster.log_tail(first, 40),
+                host_summary(&cluster.machine(first).host)
             );
             panic!("{text}");
         }
@@ -594,6 +595,25 @@ pub fn peerd_binary() -> String {
         Ok(path) if !path.is_empty() => path,
         _ => peerd::binary().to_str().unwrap().to_owned(),
     }
+}
+
+/// What a stuck host's kernel says: its sockets (`ss -s`), and its
+/// neighbour entries that are not permanent, by state.
+fn host_summary(host: &Host) -> String {
+    let sockets = host
+        .command("ss")
+        .arg("-s")
+        .stdin(Stdio::null())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let neigh = host.try_ip(&["neigh", "show"]).unwrap_or_default();
+    let mut states = std::collections::BTreeMap::new();
+    for line in neigh.lines() {
+        let state = line.split_whitespace().last().unwrap_or("?").to_owned();
+        *states.entry(state).or_insert(0usize) += 1;
+    }
+    format!("{sockets}neighbour entries by state: {states:?}")
 }
 
 fn mac_of(host: &Host, dev: &str) -> String {
