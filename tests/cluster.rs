@@ -142,7 +142,11 @@ fn scenario(n: usize, neigh: Neigh) -> Value {
     let rest = at_rest(&c, &members, Duration::from_secs(5));
 
     // 1. kill -9 a quarter; the others see their links go down; restart.
-    let quarter: Vec<usize> = members.iter().copied().filter(|i| i % 4 == 0).collect();
+    let quarter: Vec<usize> = members
+        .iter()
+        .copied()
+        .filter(|i| i.is_multiple_of(4))
+        .collect();
     for &q in &quarter {
         c.kill9(q);
     }
@@ -431,15 +435,33 @@ fn at_rest(c: &Cluster, members: &[usize], window: Duration) -> Value {
 }
 
 /// Connection attempts of every link over the whole run, from the logs:
-/// (attempts, failed ones).
-fn connect_counts(c: &Cluster, hosts: &[usize]) -> (usize, usize) {
+/// (attempts, failed ones by cause).
+fn connect_counts(c: &Cluster, hosts: &[usize]) -> (usize, Value) {
     let (mut connected, mut failed) = (0, 0);
+    let mut causes = std::collections::BTreeMap::new();
     for &i in hosts {
         let log = c.log(i);
         connected += log.matches("peerwire::client::driver: connected").count();
-        failed += log.matches("connect failed").count();
+        for line in log.lines().filter(|l| l.contains("connect failed")) {
+            failed += 1;
+            let cause = [
+                ("refused our identity", "identity"),
+                ("refused", "refused"),
+                ("timed out", "timed out"),
+                ("failed to bind", "bind"),
+                ("unreachable", "unreachable"),
+                ("reset", "reset"),
+            ]
+            .iter()
+            .find(|(text, _)| line.contains(text))
+            .map_or("other", |(_, name)| name);
+            *causes.entry(cause).or_insert(0usize) += 1;
+        }
     }
-    (connected + failed, failed)
+    (
+        connected + failed,
+        json!({ "total": failed, "by_cause": causes }),
+    )
 }
 
 /// TCP sockets by state over the hosts' namespaces (`ss -tan`).

@@ -90,7 +90,7 @@ pub fn ll(i: usize) -> String {
     format!("fe80::{i:x}")
 }
 pub fn decoys(i: usize) -> Option<(String, String)> {
-    (i % 3 == 0 && i < 100).then(|| {
+    (i.is_multiple_of(3) && i < 100).then(|| {
         (
             format!("198.51.100.{}", 100 + i),
             format!("2001:db8::d:{i:x}"),
