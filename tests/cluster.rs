@@ -444,12 +444,14 @@ fn connect_counts(c: &Cluster, hosts: &[usize]) -> (usize, Value) {
         connected += log.matches("peerwire::client::driver: connected").count();
         for line in log.lines().filter(|l| l.contains("connect failed")) {
             failed += 1;
+            let line = line.to_lowercase();
             let cause = [
                 ("refused our identity", "identity"),
                 ("refused", "refused"),
                 ("timed out", "timed out"),
                 ("failed to bind", "bind"),
                 ("unreachable", "unreachable"),
+                ("no route", "unreachable"),
                 ("reset", "reset"),
             ]
             .iter()
