@@ -7,10 +7,11 @@
 //!
 //! Under `cargo test` it runs at `PEERWIRE_CLUSTER_N` nodes (default 32)
 //! and requires every check. As a benchmark,
-//! `PEERWIRE_CLUSTER_BENCH=16,32,48,64 cargo test --release --test cluster`
-//! runs the same scenario once per N and prints one JSON line of figures
-//! per N instead (set `PEERWIRE_CLUSTER_PEERD` to a release peerd for
-//! figures of the release build). `PEERWIRE_CLUSTER_NEIGH=dynamic` leaves
+//! `PEERWIRE_CLUSTER_BENCH=16,32,48,64 cargo test --test cluster` runs the
+//! same scenario once per N and prints one JSON line of figures per N
+//! instead (set `PEERWIRE_CLUSTER_PEERD` to a release peerd, from
+//! `cargo build --release --example peerd`, for figures of the release
+//! build). `PEERWIRE_CLUSTER_NEIGH=dynamic` leaves
 //! neighbour resolution to ARP and NDP, to show the machine's limit.
 //!
 //! Like tests/netns.rs, the binary has its own `main` (it must enter its
@@ -113,9 +114,17 @@ fn bound(n: usize) -> Duration {
 
 fn scenario(n: usize, neigh: Neigh) -> Value {
     let load_before = load_average();
-    let nofile = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-        .map(|(soft, hard)| json!({ "soft": soft, "hard": hard }))
-        .unwrap_or(Value::Null);
+    // Each peerd inherits this process's limit and needs about two
+    // descriptors per peer plus a dozen; say so plainly if it cannot.
+    let (soft, hard) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+    let needed = 4 * n as u64 + 64;
+    assert!(
+        soft >= needed,
+        "the open-file limit ({soft}, hard {hard}) is below the {needed} a peerd of a \
+         {n}-node mesh may need; raise it (ulimit -n) or lower PEERWIRE_CLUSTER_N"
+    );
+    let nofile = json!({ "soft": soft, "hard": hard });
     // Built (by the first call) before anything is timed.
     mesh::peerd_binary();
     let built = Instant::now();
