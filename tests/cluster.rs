@@ -20,6 +20,8 @@
 
 mod support;
 
+#[path = "cluster/check.rs"]
+mod check;
 #[path = "cluster/mesh.rs"]
 mod mesh;
 
@@ -29,7 +31,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use mesh::{Cluster, Expect, IMPOSTOR, Kind, Neigh, ll, node_id, v4, v6};
+use check::Expect;
+use mesh::{Cluster, IMPOSTOR, Kind, Neigh, ll, node_id, v4, v6};
 use support::netns;
 
 /// The scenario's N under `cargo test`, unless `PEERWIRE_CLUSTER_N` says.
@@ -146,7 +149,7 @@ fn scenario(n: usize, neigh: Neigh) -> Value {
         let config = c.config(i, &members);
         c.start(i, &config);
     }
-    mesh::converge(&c, "start", &Expect::default(), bound);
+    check::converge(&c, "start", &Expect::default(), bound);
     time("start", t.elapsed());
     let rest = at_rest(&c, &members, Duration::from_secs(5));
 
@@ -178,7 +181,7 @@ fn scenario(n: usize, neigh: Neigh) -> Value {
         let config = c.config(q, &members);
         c.start(q, &config);
     }
-    mesh::converge(
+    check::converge(
         &c,
         "after restarting the killed quarter",
         &Expect::default(),
@@ -204,11 +207,11 @@ fn scenario(n: usize, neigh: Neigh) -> Value {
         removed: vec![v4(x)],
     };
     let t = Instant::now();
-    mesh::converge(&c, "after removing a source address", &removed, bound);
+    check::converge(&c, "after removing a source address", &removed, bound);
     time("source_removed", t.elapsed());
     c.machine(x).host.add_addr("e0", &cidr);
     let t = Instant::now();
-    mesh::converge(
+    check::converge(
         &c,
         "after restoring the source address",
         &Expect::default(),
@@ -226,13 +229,13 @@ fn scenario(n: usize, neigh: Neigh) -> Value {
         removed: Vec::new(),
     };
     let t = Instant::now();
-    mesh::converge(&c, "with a quarter partitioned", &partitioned, bound);
+    check::converge(&c, "with a quarter partitioned", &partitioned, bound);
     time("partition_seen", t.elapsed());
     for &p in &cut {
         c.switch.ip(&["link", "set", &format!("p{p}"), "up"]);
     }
     let t = Instant::now();
-    mesh::converge(&c, "after healing the partition", &Expect::default(), bound);
+    check::converge(&c, "after healing the partition", &Expect::default(), bound);
     time("partition_healed", t.elapsed());
 
     // 4. An impostor claims node-2's ID from its own addresses: every
@@ -245,11 +248,11 @@ fn scenario(n: usize, neigh: Neigh) -> Value {
     c.start(IMPOSTOR, &config);
     impostor_rejected_by_all(&c, &reached, bound);
     time("impostor_rejected", t.elapsed());
-    mesh::converge(&c, "with the impostor around", &Expect::default(), bound);
+    check::converge(&c, "with the impostor around", &Expect::default(), bound);
     c.stop(IMPOSTOR);
 
     // 5. A node joins; the others learn it by SIGHUP, keeping their links.
-    let before = mesh::locals(&c);
+    let before = check::locals(&c);
     let joiner = c.joiner();
     let all: Vec<usize> = members.iter().copied().chain([joiner]).collect();
     let t = Instant::now();
@@ -259,9 +262,9 @@ fn scenario(n: usize, neigh: Neigh) -> Value {
         c.reload(i, &c.config(i, &all));
     }
     c.members = joiner;
-    mesh::converge(&c, "after a node joined", &Expect::default(), bound);
+    check::converge(&c, "after a node joined", &Expect::default(), bound);
     time("join", t.elapsed());
-    let after = mesh::locals(&c);
+    let after = check::locals(&c);
     let changed: Vec<_> = before.difference(&after).take(5).collect();
     assert!(
         changed.is_empty(),
@@ -344,7 +347,7 @@ fn converge_others(
     loop {
         let mut problems = Vec::new();
         for (&i, status) in alive.iter().zip(c.statuses(&alive)) {
-            mesh::check_node(c, i, members, status.as_ref(), expect, &mut problems);
+            check::check_node(c, i, members, status.as_ref(), expect, &mut problems);
         }
         if problems.is_empty() {
             return;
@@ -373,7 +376,7 @@ fn impostor_rejected_by_all(c: &Cluster, members: &[usize], bound: Duration) {
     let from_impostor = |verdict: &Value| {
         verdict["observed"]
             .as_str()
-            .and_then(mesh::split_addr)
+            .and_then(check::split_addr)
             .is_some_and(|(ip, _, _)| theirs.contains(&ip))
     };
     let start = Instant::now();
