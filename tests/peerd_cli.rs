@@ -1044,6 +1044,114 @@ fn demo_tls_exits_0_with_the_impostor_refused_for_the_ip_mismatch() {
     assert_eq!(stdout.matches("TLSv1.3 CN node-").count(), 7, "{stdout}");
 }
 
+/// A `[[peer]]`'s own `source` replaces `[source]` for that peer only: a's
+/// link to b binds b's override, its link to c binds `[source]`, and each
+/// peer observed exactly that. A SIGHUP that drops the override moves b's
+/// link to `[source]` (a new connection) and keeps c's (the same port).
+#[test]
+fn a_peers_own_source_replaces_the_sources_for_that_peer_and_reloads() {
+    // Addresses of their own on loopback, which nothing else here uses.
+    const A: &str = "127.81.0.1";
+    const A_FOR_B: &str = "127.81.0.9";
+    const B: &str = "127.81.0.2";
+    const C: &str = "127.81.0.3";
+    let free = |host: &str| {
+        std::net::TcpListener::bind((host, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (a_port, a_admin, b_port, c_port) = (free(A), free(A), free(B), free(C));
+    let dir = temp_dir("peer-source");
+    let node = |id: &str, host: &str, port: u16, peers: &str| {
+        format!(
+            "node_id = \"{id}\"\nlisten = [\"{host}:{port}\"]\n[source]\nv4 = \"{host}\"\n{peers}\
+             [timeouts]\nping_interval = 0.1\n"
+        )
+    };
+    let a_config = |b_source: &str| {
+        node(
+            "node-a",
+            A,
+            a_port,
+            &format!(
+                "[[peer]]\nid = \"node-b\"\ndial = [\"{B}:{b_port}\"]\nallow = [\"{B}\"]\n{b_source}\
+                 [[peer]]\nid = \"node-c\"\ndial = [\"{C}:{c_port}\"]\nallow = [\"{C}\"]\n"
+            ),
+        )
+        .replace("[source]", &format!("admin = \"{A}:{a_admin}\"\n[source]"))
+    };
+    // b admits a from both addresses; c only from `[source]`.
+    let peer_a = |allow: &str| {
+        format!("[[peer]]\nid = \"node-a\"\ndial = [\"{A}:{a_port}\"]\nallow = [{allow}]\n")
+    };
+    let paths = ["a", "b", "c"].map(|n| dir.join(format!("{n}.toml")));
+    let override_b = format!("source = {{ v4 = \"{A_FOR_B}\" }}\n");
+    std::fs::write(&paths[0], a_config(&override_b)).unwrap();
+    std::fs::write(
+        &paths[1],
+        node(
+            "node-b",
+            B,
+            b_port,
+            &peer_a(&format!("\"{A}\", \"{A_FOR_B}\"")),
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        &paths[2],
+        node("node-c", C, c_port, &peer_a(&format!("\"{A}\""))),
+    )
+    .unwrap();
+    let node_a = spawn_node(&paths[0], None);
+    let _node_b = spawn_node(&paths[1], None);
+    let _node_c = spawn_node(&paths[2], None);
+    let admin = format!("{A}:{a_admin}");
+    let both = |s: &serde_json::Value| {
+        ["node-b", "node-c"]
+            .iter()
+            .all(|id| peer_of(s, id).is_some_and(|p| p["state"] == "connected"))
+    };
+    let ip_of = |v: &serde_json::Value| v.as_str().unwrap().rsplit_once(':').unwrap().0.to_owned();
+    let before = wait_for(&admin, both);
+    let (to_b, to_c) = (
+        peer_of(&before, "node-b").unwrap(),
+        peer_of(&before, "node-c").unwrap(),
+    );
+    assert_eq!(ip_of(&to_b["local"]), A_FOR_B, "{before:#}");
+    assert_eq!(to_b["observed_by_peer"], to_b["local"], "{before:#}");
+    assert_eq!(ip_of(&to_c["local"]), A, "{before:#}");
+    assert_eq!(to_c["observed_by_peer"], to_c["local"], "{before:#}");
+    let c_port_before = to_c["local"].clone();
+
+    // Drop b's override: b's link now binds `[source]`; c's is untouched.
+    std::fs::write(&paths[0], a_config("")).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(node_a.0.id() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    let after = wait_for(&admin, |s| {
+        s["config_generation"] == 2
+            && both(s)
+            && peer_of(s, "node-b").is_some_and(|p| {
+                p["local"]
+                    .as_str()
+                    .is_some_and(|l| l.starts_with(&format!("{A}:")))
+            })
+    });
+    let to_b = peer_of(&after, "node-b").unwrap();
+    assert_eq!(to_b["observed_by_peer"], to_b["local"], "{after:#}");
+    assert_eq!(
+        peer_of(&after, "node-c").unwrap()["local"],
+        c_port_before,
+        "node-c's link must be kept: {after:#}"
+    );
+    drop(node_a);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// `peerd run` with the config at `path`, its log (at `info`) written to
 /// `log` when given; killed when dropped.
 fn spawn_node(path: &std::path::Path, log: Option<&std::path::Path>) -> KillOnDrop {

@@ -42,6 +42,30 @@ pub struct PeerConfig {
     pub dial: Vec<Endpoint>,
     /// The addresses this peer may connect to us from.
     pub allow: Vec<AllowedAddress>,
+    /// The peer's own `source = { v4 = …, v6 = … }`, when it has one: it
+    /// replaces `[source]` for this peer, both families at once (see
+    /// [`PeerConfig::sources`]).
+    pub source: Option<PeerSource>,
+}
+
+/// A `[[peer]]`'s own sources, validated as `[source]` is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PeerSource {
+    pub v4: Option<ScopedIp>,
+    pub v6: Option<ScopedIp>,
+}
+
+impl PeerConfig {
+    /// The sources for this peer's link, (v4, v6): the peer's own `source`
+    /// table when it has one, in place of `[source]` as a whole (a family
+    /// it leaves out has no source for this peer, even if `[source]` has
+    /// one), else `[source]`.
+    pub fn sources(&self, config: &Config) -> (Option<ScopedIp>, Option<ScopedIp>) {
+        match &self.source {
+            Some(own) => (own.v4.clone(), own.v6.clone()),
+            None => (config.source_v4.clone(), config.source_v6.clone()),
+        }
+    }
 }
 
 /// `[timeouts]`, in seconds in the file.
@@ -124,6 +148,7 @@ struct RawPeer {
     id: Spanned<String>,
     dial: Spanned<Vec<Spanned<String>>>,
     allow: Spanned<Vec<Spanned<String>>>,
+    source: Option<RawSource>,
 }
 
 #[derive(Default, Deserialize)]
@@ -174,9 +199,16 @@ impl Config {
             let table = span.clone().and_then(|s| cx.table_header_at(s));
             // toml names unknown and missing fields without their table;
             // the line they are on gives it (for a missing field, the
-            // table's header line).
+            // table's header line). Inside an inline table
+            // (`source = { v5 = … }`) the line's own key is the table's.
+            let inline = span.clone().is_some_and(|s| {
+                let line_start = cx.text[..s.start].rfind('\n').map_or(0, |at| at + 1);
+                cx.text[line_start..s.start].contains('{')
+            });
             let key = match (quoted_field(&message), written, table) {
                 (Some(field), Some(written), _) if written.ends_with(&field) => Some(written),
+                // A key inside an inline table: `source = { v5 = … }`.
+                (Some(field), Some(written), _) if inline => Some(format!("{written}.{field}")),
                 (Some(field), _, Some(table)) if message.contains("missing field") => {
                     Some(format!("{table}.{field}"))
                 }
@@ -241,10 +273,12 @@ impl Cx<'_> {
                     name.to_owned()
                 };
             } else if trimmed.starts_with('[') {
-                table = trimmed
-                    .trim_matches(|c| c == '[' || c == ']')
-                    .trim()
-                    .to_owned();
+                let name = trimmed.trim_matches(|c| c == '[' || c == ']').trim();
+                // `[peer.source]` belongs to the latest `[[peer]]`.
+                table = match name.strip_prefix("peer.") {
+                    Some(sub) if peers > 0 => format!("peer[{}].{sub}", peers - 1),
+                    _ => name.to_owned(),
+                };
             }
             if i + 1 == line_no {
                 let key = trimmed.split_once('=')?.0.trim().trim_matches('"');
@@ -386,7 +420,19 @@ impl Cx<'_> {
                 })?;
                 allow.push(entry);
             }
-            peers.push(PeerConfig { id, dial, allow });
+            let source = match &peer.source {
+                None => None,
+                Some(own) => Some(PeerSource {
+                    v4: self.source(own.v4.as_ref(), &at("source.v4"), true)?,
+                    v6: self.source(own.v6.as_ref(), &at("source.v6"), false)?,
+                }),
+            };
+            peers.push(PeerConfig {
+                id,
+                dial,
+                allow,
+                source,
+            });
         }
 
         let defaults = Timeouts::default();

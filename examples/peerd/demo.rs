@@ -93,6 +93,7 @@ fn config(index: usize, with_v6: bool, timeouts: Timeouts, pki: Option<&DemoPki>
                 id: id(other.name),
                 dial: Vec::new(), // filled in once every node listens
                 allow,
+                source: None,
             }
         })
         .collect();

@@ -20,6 +20,10 @@ use crate::config::{Config, PeerConfig};
 use crate::status::{self, CredentialsStatus, InboundStatus, PeerStatus, Status, TlsStatus};
 use crate::tls::TlsConfig;
 
+/// The window over which a node's first connection attempts to its peers
+/// are spread (see `ClientOptions::first_connect_spread`).
+const FIRST_CONNECT_SPREAD: Duration = Duration::from_millis(200);
+
 /// What the last ping of a peer found.
 #[derive(Clone, Debug, Default)]
 struct Report {
@@ -46,6 +50,8 @@ struct LinkSettings {
 impl LinkSettings {
     fn of(config: &Config, peer: &PeerConfig) -> LinkSettings {
         let t = config.timeouts;
+        // The sources this peer's link uses: its own `source`, or `[source]`.
+        let (v4, v6) = peer.sources(config);
         LinkSettings {
             node: config.node_id.to_string(),
             peer: peer.id.to_string(),
@@ -53,16 +59,10 @@ impl LinkSettings {
             // Only the sources of the families it dials: a change of the
             // other family's source leaves the link alone.
             sources: (
-                config
-                    .source_v4
-                    .as_ref()
-                    .filter(|_| peer.dial.iter().any(|e| e.ip().is_ipv4()))
-                    .map(ToString::to_string),
-                config
-                    .source_v6
-                    .as_ref()
-                    .filter(|_| peer.dial.iter().any(|e| e.ip().is_ipv6()))
-                    .map(ToString::to_string),
+                v4.filter(|_| peer.dial.iter().any(|e| e.ip().is_ipv4()))
+                    .map(|ip| ip.to_string()),
+                v6.filter(|_| peer.dial.iter().any(|e| e.ip().is_ipv6()))
+                    .map(|ip| ip.to_string()),
             ),
             timeouts: [
                 t.connect,
@@ -549,11 +549,12 @@ impl PeerLink {
             TlsConfig::client(tls).expect("[tls] was checked when the node started listening")
         });
         let mut sources = Sources::new();
-        if let Some(v4) = &config.source_v4 {
-            sources = sources.with(v4.clone());
+        let (v4, v6) = peer.sources(config);
+        if let Some(v4) = v4 {
+            sources = sources.with(v4);
         }
-        if let Some(v6) = &config.source_v6 {
-            sources = sources.with(v6.clone());
+        if let Some(v6) = v6 {
+            sources = sources.with(v6);
         }
         let t = config.timeouts;
         let mut identity = ClientIdentity::new(config.node_id.clone(), peer.id.clone());
@@ -569,6 +570,9 @@ impl PeerLink {
             ping_timeout: t.ping_timeout,
             backoff_base: Duration::from_millis(100),
             backoff_max: (t.ping_interval * 4).max(Duration::from_secs(1)),
+            // A node dials all its peers at start: spread the first
+            // attempts over a fifth of a second rather than one burst.
+            first_connect_spread: FIRST_CONNECT_SPREAD,
             identity: Some(identity),
             tls,
             ..ClientOptions::default()

@@ -206,6 +206,11 @@ pub(super) async fn run(inner: Arc<Inner>, connect: ConnectFn) {
         o.backoff_jitter,
         o.breaker_threshold,
     );
+    reconnect.delay_first(
+        Instant::now().into_std(),
+        o.first_connect_spread,
+        rand::random::<f64>(),
+    );
     let mut connections = 0u64;
     loop {
         let now = Instant::now();
@@ -280,7 +285,12 @@ pub(super) async fn run(inner: Arc<Inner>, connect: ConnectFn) {
                     Ended::Lost(DisconnectCause::TlsRefused(alert)) => {
                         refused_after_connect(&inner, &mut reconnect, prior, alert);
                     }
-                    Ended::Lost(cause) => info!(peer = %inner.peer, %cause, "connection lost"),
+                    Ended::Lost(cause) => {
+                        info!(peer = %inner.peer, %cause, "connection lost");
+                        // Every client of a peer that went away loses it
+                        // now: spread the next attempts.
+                        reconnect.lost(Instant::now().into_std(), rand::random::<f64>());
+                    }
                     Ended::Closed => break,
                 }
             }

@@ -104,6 +104,17 @@ pub struct ClientOptions {
     pub backoff_max: Duration,
     /// Jitter on each delay, as a fraction (0.2 = ±20 %).
     pub backoff_jitter: f64,
+    /// The first connection attempt waits a random delay up to this long,
+    /// so that many clients made at once (a node starting with its list of
+    /// peers) do not all dial in the same instant. An explicit
+    /// [`Client::connect`] or a call waits for it too. Default: zero (the
+    /// first attempt starts at once).
+    ///
+    /// After an established connection is lost, the next attempt always
+    /// waits a random part of [`ClientOptions::backoff_base`] (up to 200 ms
+    /// by default), for the same reason: every client of a peer that went
+    /// away loses its connection at once.
+    pub first_connect_spread: Duration,
     /// Consecutive connect failures that open the circuit breaker. Default 5.
     pub breaker_threshold: u32,
     /// The largest results accepted in a reply. Default 16 MiB.
@@ -135,6 +146,7 @@ impl Default for ClientOptions {
             backoff_base: Duration::from_millis(200),
             backoff_max: Duration::from_secs(15),
             backoff_jitter: 0.2,
+            first_connect_spread: Duration::ZERO,
             breaker_threshold: 5,
             limits: Limits::default(),
             identity: None,

@@ -1,5 +1,14 @@
 //! Reconnect decisions (pure; time is passed in): backoff with jitter and
 //! a circuit breaker.
+//!
+//! Besides the backoff after a failed attempt, two moments would make many
+//! clients dial in the same instant: a node that starts with a list of
+//! peers makes all its clients at once, and a peer that restarts loses the
+//! connections of every node at once. So the first attempt may wait a
+//! random part of a *first-connect spread* ([`Reconnect::delay_first`]),
+//! and the attempt after a lost connection waits a random part of the
+//! backoff base ([`Reconnect::lost`]). Neither counts as a failure: the
+//! breaker stays closed.
 
 use std::time::{Duration, Instant};
 
@@ -81,6 +90,30 @@ impl Reconnect {
         self.failed(now, unit)
     }
 
+    /// Delays the very first attempt by `spread × unit` from `now` (`unit`
+    /// uniform in `[0, 1)`). A zero `spread` changes nothing: the first
+    /// attempt starts at once. Returns when it may start.
+    pub fn delay_first(&mut self, now: Instant, spread: Duration, unit: f64) -> Instant {
+        let next = now + spread.mul_f64(unit.clamp(0.0, 1.0));
+        if next > now {
+            self.next_attempt = Some(next);
+        }
+        next
+    }
+
+    /// An established connection was lost at `now`: the next attempt waits
+    /// `base × unit` (`unit` uniform in `[0, 1)`), so that the clients of a
+    /// peer that went away do not all dial it again in one burst. Not a
+    /// failure: the failure count stays at zero and the breaker closed.
+    /// Returns when the next attempt may start.
+    pub fn lost(&mut self, now: Instant, unit: f64) -> Instant {
+        self.failures = 0;
+        self.probing = false;
+        let next = now + self.base.mul_f64(unit.clamp(0.0, 1.0));
+        self.next_attempt = (next > now).then_some(next);
+        next
+    }
+
     /// A connection (and its handshake) succeeded: everything resets.
     pub fn succeeded(&mut self) {
         self.failures = 0;
@@ -153,5 +186,59 @@ mod tests {
         assert_eq!(r.breaker(next), Breaker::Open { next_attempt: next });
         r.succeeded();
         assert_eq!(r.breaker(next), Breaker::Closed);
+    }
+
+    #[test]
+    fn first_attempt_waits_within_the_spread_or_not_at_all() {
+        let now = t0();
+        let ms = Duration::from_millis;
+        let mut r = Reconnect::new(ms(100), ms(1000), 0.2, 3);
+        assert_eq!(r.delay_first(now, Duration::ZERO, 0.7), now);
+        assert_eq!(r.next_attempt(), None, "no spread: no wait");
+        let at = r.delay_first(now, ms(500), 0.5);
+        assert_eq!(at, now + ms(250));
+        assert_eq!(r.next_attempt(), Some(at));
+        assert_eq!(r.failures(), 0);
+        assert_eq!(r.breaker(now), Breaker::Closed, "a spread is no failure");
+        let latest = Reconnect::new(ms(100), ms(1000), 0.2, 3).delay_first(now, ms(500), 0.999_999);
+        assert!(latest < now + ms(500), "{:?}", latest - now);
+    }
+
+    #[test]
+    fn a_lost_connection_waits_a_random_part_of_the_base_and_is_no_failure() {
+        let now = t0();
+        let ms = Duration::from_millis;
+        let mut r = Reconnect::new(ms(200), ms(15_000), 0.2, 1);
+        r.succeeded();
+        let at = r.lost(now, 0.25);
+        assert_eq!(at, now + ms(50));
+        assert_eq!(r.next_attempt(), Some(at));
+        assert_eq!(r.failures(), 0);
+        // Even with a threshold of one, a loss does not open the breaker.
+        assert_eq!(r.breaker(now), Breaker::Closed);
+        // A unit of 0 reconnects at once.
+        assert_eq!(r.lost(now, 0.0), now);
+        assert_eq!(r.next_attempt(), None);
+        // A failure after the loss backs off from the base as usual.
+        let failed = r.failed(now, 0.5);
+        assert_eq!(failed, now + ms(200));
+    }
+
+    #[test]
+    fn units_spread_over_the_whole_window() {
+        // Sixteen evenly spaced units give sixteen distinct start times
+        // inside the window: the spread is what separates simultaneous
+        // clients.
+        let now = t0();
+        let ms = Duration::from_millis;
+        let mut starts: Vec<Duration> = (0..16)
+            .map(|i| {
+                let mut r = Reconnect::new(ms(200), ms(1000), 0.2, 5);
+                r.lost(now, f64::from(i) / 16.0) - now
+            })
+            .collect();
+        starts.dedup();
+        assert_eq!(starts.len(), 16);
+        assert!(starts.iter().all(|d| *d < ms(200)));
     }
 }
