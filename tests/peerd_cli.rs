@@ -429,14 +429,8 @@ fn sighup_reload_applies_only_the_difference() {
     // Addresses of their own on loopback, which nothing else here uses.
     const A: &str = "127.79.0.1";
     const B: &str = "127.79.0.2";
-    let free = |host: &str| {
-        std::net::TcpListener::bind((host, 0))
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
-    let (a_port, a_admin, b_port, b_admin) = (free(A), free(A), free(B), free(B));
+    let (a_port, a_admin, b_port, b_admin) =
+        (free_port(A), free_port(A), free_port(B), free_port(B));
     let dir = temp_dir("reload");
     let config = |node: &str, host: &str, port: u16, admin: u16, peers: &[(&str, &str, u16)]| {
         let mut text = format!(
@@ -557,7 +551,7 @@ fn sighup_reload_applies_only_the_difference() {
 
     // A second listen entry: opened; the link to node-b untouched. Then
     // removed again: closed, and the first listener never touched.
-    let extra = free(A);
+    let extra = free_port(A);
     let admin_port: u16 = a_admin.rsplit_once(':').unwrap().1.parse().unwrap();
     let two = config("node-a", A, a_port, admin_port, &[("node-b", B, b_port)]).replace(
         &format!("listen = [\"{A}:{a_port}\"]"),
@@ -769,14 +763,7 @@ fn unix_listen_ping_and_status_credentials() {
     use std::os::unix::fs::PermissionsExt;
     // An address of its own on loopback, which nothing else here uses.
     const HOST: &str = "127.81.0.1";
-    let free = || {
-        std::net::TcpListener::bind((HOST, 0))
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
-    let (port, admin) = (free(), free());
+    let (port, admin) = (free_port(HOST), free_port(HOST));
     let dir = temp_dir("unix");
     let socket = dir.join("node.socket");
     let socket_addr = format!("unix:{}", socket.display());
@@ -879,14 +866,8 @@ fn tls_link_between_two_peerd_processes() {
     use support::pki::Authority;
     const A: &str = "127.79.1.1";
     const B: &str = "127.79.1.2";
-    let free = |host: &str| {
-        std::net::TcpListener::bind((host, 0))
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
-    let (a_port, a_admin, b_port, b_admin) = (free(A), free(A), free(B), free(B));
+    let (a_port, a_admin, b_port, b_admin) =
+        (free_port(A), free_port(A), free_port(B), free_port(B));
     let dir = temp_dir("tls-link");
     let ca = Authority::new("peerd-cli link CA");
     ca.write_ca(&dir.join("ca.pem")).unwrap();
@@ -1051,18 +1032,12 @@ fn demo_tls_exits_0_with_the_impostor_refused_for_the_ip_mismatch() {
 #[test]
 fn a_peers_own_source_replaces_the_sources_for_that_peer_and_reloads() {
     // Addresses of their own on loopback, which nothing else here uses.
-    const A: &str = "127.81.0.1";
-    const A_FOR_B: &str = "127.81.0.9";
-    const B: &str = "127.81.0.2";
-    const C: &str = "127.81.0.3";
-    let free = |host: &str| {
-        std::net::TcpListener::bind((host, 0))
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
-    let (a_port, a_admin, b_port, c_port) = (free(A), free(A), free(B), free(C));
+    const A: &str = "127.82.0.1";
+    const A_FOR_B: &str = "127.82.0.9";
+    const B: &str = "127.82.0.2";
+    const C: &str = "127.82.0.3";
+    let (a_port, a_admin, b_port, c_port) =
+        (free_port(A), free_port(A), free_port(B), free_port(C));
     let dir = temp_dir("peer-source");
     let node = |id: &str, host: &str, port: u16, peers: &str| {
         format!(
@@ -1169,4 +1144,14 @@ fn spawn_node(path: &std::path::Path, log: Option<&std::path::Path>) -> KillOnDr
             .spawn()
             .unwrap(),
     )
+}
+
+/// A port free on `host` now (the kernel's pick for a listener that is
+/// closed at once).
+fn free_port(host: &str) -> u16 {
+    std::net::TcpListener::bind((host, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
