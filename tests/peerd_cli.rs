@@ -752,7 +752,8 @@ fn tls_flags_come_together_and_name_a_bad_file() {
     }
 }
 
-/// A `unix:` listen entry: the socket file gets `unix_mode`; `peerd ping`
+/// A `unix:` listen entry, relative to the config file's directory: the
+/// socket file gets `unix_mode`; `peerd ping`
 /// reaches it by path (the node serves no program there, so the NULL is
 /// answered PROG_UNAVAIL: a round trip all the same); the status lists the
 /// path and an inbound verdict with our credentials; SIGTERM removes the
@@ -767,8 +768,10 @@ fn unix_listen_ping_and_status_credentials() {
     let dir = temp_dir("unix");
     let socket = dir.join("node.socket");
     let socket_addr = format!("unix:{}", socket.display());
+    // Written relative: it is taken from the config file's directory (as
+    // the TLS files are), not from peerd's working directory.
     let text = format!(
-        "node_id = \"node-u\"\nlisten = [\"{HOST}:{port}\", \"{socket_addr}\"]\n\
+        "node_id = \"node-u\"\nlisten = [\"{HOST}:{port}\", \"unix:node.socket\"]\n\
          unix_mode = 0o660\nadmin = \"{HOST}:{admin}\"\n"
     );
     let path = dir.join("unix.toml");

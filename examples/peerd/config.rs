@@ -484,7 +484,8 @@ impl Cx<'_> {
 
     fn unix_path(&self, text: &Spanned<String>, key: &str) -> Result<PathBuf, ConfigError> {
         match text.get_ref().parse::<Address>() {
-            Ok(Address::Unix(path)) => Ok(path),
+            // Relative to the config file, as the TLS files are.
+            Ok(Address::Unix(path)) => Ok(self.dir.join(path)),
             Ok(Address::Inet(_)) => unreachable!("the text starts with unix:"),
             Err(e) => Err(self.error(
                 text.span(),
