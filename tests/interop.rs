@@ -76,8 +76,8 @@ use peerwire::programs::gf_dump::{
 use peerwire::programs::portmap::{self, Mapping, MappingList};
 use peerwire::proto::AuthStat;
 use peerwire::{
-    CallContext, CallStatus, Client, ClientOptions, ConnectOptions, ConnectionState, Endpoint,
-    Error, ProcError, RunningServer, ScopedIp, Server, Sources,
+    CallContext, CallStatus, Client, ClientOptions, ConnectionState, Endpoint, Error, ProcError,
+    RunningServer, ScopedIp, Server, Sources,
 };
 
 /// Turns "cannot run the real programs" from a skip into a failure.
@@ -812,15 +812,18 @@ fn peerwire_server(listen: &str) -> RunningServer {
 
 /// A client of `server` that binds `source`.
 fn client_from(source: &str, server: &str) -> Client {
-    let source: ScopedIp = source.parse().expect("a source address");
     let options = ClientOptions {
-        connect: ConnectOptions {
-            sources: Sources::new().with(source),
-            ..ConnectOptions::default()
-        },
         deadline: Duration::from_secs(30),
         ..ClientOptions::default()
     };
+    client_with(source, server, options)
+}
+
+/// A client of `server` with `options`, bound to `source` (which replaces
+/// any sources in `options`).
+fn client_with(source: &str, server: &str, mut options: ClientOptions) -> Client {
+    let source: ScopedIp = source.parse().expect("a source address");
+    options.connect.sources = Sources::new().with(source);
     Client::new(
         vec![server.parse::<Endpoint>().expect("an endpoint")],
         options,
@@ -1063,63 +1066,20 @@ fn client_calls_rpcbind(
 fn client_calls_glusterd_gf_dump_and_ping() {
     block_on(async {
         let client = client_from(SECOND_V4, GLUSTERD);
-
-        // glusterd accepts before it is ready, and answers NULL with
-        // PROC_UNAVAIL, which proves it up. Retry until then.
-        let start = Instant::now();
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            match client.null(gf_dump::PROGRAM, gf_dump::VERSION).await {
-                Err(Error::CallRejected {
-                    status: CallStatus::ProcUnavail,
-                    ..
-                })
-                | Ok(()) => break,
-                Err(e) if start.elapsed() < READY_LIMIT => {
-                    eprintln!("glusterd not ready after {:?}: {e}", start.elapsed());
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
-                Err(e) => panic!("glusterd did not answer within {READY_LIMIT:?}: {e}"),
-            }
-        }
-        eprintln!(
-            "glusterd answered NULL (attempt {attempts}) after {:?}",
-            start.elapsed()
-        );
+        wait_for_null(&client, gf_dump::PROGRAM, gf_dump::VERSION, GLUSTERD).await;
         assert_connected_from(&client, SECOND_V4, GLUSTERD);
 
         let start = Instant::now();
-        let dump: GfDumpResponse = client
-            .call_xdr(
-                gf_dump::PROGRAM,
-                gf_dump::VERSION,
-                gf_dump::PROC_DUMP,
-                &GfDumpRequest::default(),
-            )
+        let dump = call_gf_dump(&client)
             .await
             .unwrap_or_else(|e| panic!("GF-DUMP DUMP failed: {e}"));
         eprintln!("GF-DUMP DUMP took {:?}:", start.elapsed());
-        for p in &dump.programs {
-            eprintln!("  {:?} {} v{}", p.name, p.number, p.version);
-        }
-        assert_eq!((dump.op_ret, dump.op_errno), (0, 0), "{dump:?}");
-        let peer = dump
-            .program(
-                gf_dump::GLUSTERD_PEER_PROGRAM,
-                gf_dump::GLUSTERD_PEER_VERSION,
-            )
-            .unwrap_or_else(|| panic!("no GlusterD svc peer in {dump:?}"));
-        assert_eq!(peer.name, "GlusterD svc peer");
-        assert!(
-            dump.program(gf_dump::PROGRAM.into(), gf_dump::VERSION.into())
-                .is_some_and(|p| p.name == "GF-DUMP"),
-            "{dump:?}"
-        );
-        let version = GLUSTERD_VERSION.get().map_or("", String::as_str);
-        if version == "glusterfs 10.3" {
-            // The list recorded in WIRE.md, in glusterd's order.
-            let expected = [
+        assert_dump_succeeded(&dump);
+        assert_lists_glusterd_peer(&dump);
+        // The list recorded in WIRE.md, in glusterd's order.
+        assert_programs_of_10_3(
+            &dump,
+            &[
                 ("GF-DUMP", 123_451_501, 1),
                 ("GlusterD svc peer", 1_238_437, 2),
                 ("GlusterD svc cli read-only", 1_238_463, 2),
@@ -1128,16 +1088,8 @@ fn client_calls_glusterd_gf_dump_and_ping() {
                 ("Gluster Portmap", 34_123_456, 1),
                 ("Gluster Handshake", 14_398_633, 2),
                 ("Gluster MGMT Handshake", 1_239_873, 1),
-            ]
-            .map(|(name, number, version)| GfProgram {
-                name: name.to_owned(),
-                number,
-                version,
-            });
-            assert_eq!(dump.programs, expected);
-        } else {
-            eprintln!("glusterd is {version:?}, not 10.3: the full list is not compared");
-        }
+            ],
+        );
 
         let start = Instant::now();
         let ping: GfCommonResponse = client
@@ -1152,6 +1104,97 @@ fn client_calls_glusterd_gf_dump_and_ping() {
         assert_eq!(stats.succeeded, 2, "DUMP and PING: {stats:?}");
         client.close();
     });
+}
+
+/// Calls NULL of `program` `version` until glusterd answers at `at`: it
+/// accepts before it is ready, and answers NULL with PROC_UNAVAIL, which
+/// proves it up.
+async fn wait_for_null(client: &Client, program: u32, version: u32, at: &str) {
+    let start = Instant::now();
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match client.null(program, version).await {
+            Err(Error::CallRejected {
+                status: CallStatus::ProcUnavail,
+                ..
+            })
+            | Ok(()) => break,
+            Err(e) if start.elapsed() < READY_LIMIT => {
+                eprintln!(
+                    "glusterd at {at} not ready after {:?}: {e}",
+                    start.elapsed()
+                );
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => panic!("glusterd did not answer at {at} within {READY_LIMIT:?}: {e}"),
+        }
+    }
+    eprintln!(
+        "glusterd at {at} answered NULL (attempt {attempts}) after {:?}",
+        start.elapsed()
+    );
+}
+
+/// GF-DUMP DUMP: the programs the server lists.
+async fn call_gf_dump(client: &Client) -> Result<GfDumpResponse, Error> {
+    client
+        .call_xdr(
+            gf_dump::PROGRAM,
+            gf_dump::VERSION,
+            gf_dump::PROC_DUMP,
+            &GfDumpRequest::default(),
+        )
+        .await
+}
+
+/// Prints the programs of a GF-DUMP DUMP answer, and asserts it is a
+/// success that lists GF-DUMP itself.
+#[track_caller]
+fn assert_dump_succeeded(dump: &GfDumpResponse) {
+    for p in &dump.programs {
+        eprintln!("  {:?} {} v{}", p.name, p.number, p.version);
+    }
+    assert_eq!((dump.op_ret, dump.op_errno), (0, 0), "{dump:?}");
+    assert!(
+        dump.program(gf_dump::PROGRAM.into(), gf_dump::VERSION.into())
+            .is_some_and(|p| p.name == "GF-DUMP"),
+        "{dump:?}"
+    );
+}
+
+/// Asserts a GF-DUMP DUMP answer lists glusterd's peer program.
+#[track_caller]
+fn assert_lists_glusterd_peer(dump: &GfDumpResponse) {
+    assert!(
+        dump.program(
+            gf_dump::GLUSTERD_PEER_PROGRAM,
+            gf_dump::GLUSTERD_PEER_VERSION
+        )
+        .is_some_and(|p| p.name == "GlusterD svc peer"),
+        "no GlusterD svc peer in {dump:?}"
+    );
+}
+
+/// With glusterd 10.3, asserts the answer lists exactly `expected` (name,
+/// number, version), in that order; with another version, says that the
+/// list is not compared.
+#[track_caller]
+fn assert_programs_of_10_3(dump: &GfDumpResponse, expected: &[(&str, u64, u64)]) {
+    let version = GLUSTERD_VERSION.get().map_or("", String::as_str);
+    if version == "glusterfs 10.3" {
+        let expected: Vec<GfProgram> = expected
+            .iter()
+            .map(|&(name, number, version)| GfProgram {
+                name: name.to_owned(),
+                number,
+                version,
+            })
+            .collect();
+        assert_eq!(dump.programs, expected);
+    } else {
+        eprintln!("glusterd is {version:?}, not 10.3: the full list is not compared");
+    }
 }
 
 // ─────────────────────── the peerd example's CLI ───────────────────────
@@ -1216,22 +1259,36 @@ fn peerd_ping_to_a_closed_port_exits_1() {
     );
 }
 
-fn peerd_gluster_dump_lists_glusterds_programs() {
-    // glusterd accepts before it is ready: retry until it answers.
+/// How `peerd gluster-dump` prints glusterd's peer program and GF-DUMP.
+const PEERD_PEER_LINE: &str = "\"GlusterD svc peer\" 1238437 v2";
+const PEERD_GF_DUMP_LINE: &str = "\"GF-DUMP\" 123451501 v1";
+
+/// Runs `peerd gluster-dump args` until it succeeds or [`READY_LIMIT`]
+/// passes: glusterd accepts before it is ready.
+fn peerd_gluster_dump_until_ready(args: &[&str]) -> Output {
+    let args: Vec<&str> = ["gluster-dump"].iter().chain(args).copied().collect();
     let start = Instant::now();
-    let out = loop {
-        let out = peerd(&["gluster-dump", GLUSTERD, "--source", SECOND_V4]);
+    loop {
+        let out = peerd(&args);
         if out.status.success() || start.elapsed() > READY_LIMIT {
-            break out;
+            return out;
         }
         std::thread::sleep(Duration::from_millis(250));
-    };
+    }
+}
+
+/// Asserts peerd succeeded and printed each of `lines`.
+#[track_caller]
+fn assert_peerd_printed(out: &Output, lines: &[&str]) {
     assert!(out.status.success(), "{out}");
-    assert!(
-        out.stdout.contains("\"GlusterD svc peer\" 1238437 v2"),
-        "{out}"
-    );
-    assert!(out.stdout.contains("\"GF-DUMP\" 123451501 v1"), "{out}");
+    for line in lines {
+        assert!(out.stdout.contains(line), "{line:?} is missing: {out}");
+    }
+}
+
+fn peerd_gluster_dump_lists_glusterds_programs() {
+    let out = peerd_gluster_dump_until_ready(&[GLUSTERD, "--source", SECOND_V4]);
+    assert_peerd_printed(&out, &[PEERD_PEER_LINE, PEERD_GF_DUMP_LINE]);
     assert!(
         out.stdout.contains(&format!("from {SECOND_V4}:")),
         "the source used is not printed: {out}"
@@ -1267,38 +1324,12 @@ fn client_calls_glusterd_gf_dump_over_its_unix_socket() {
 
         // NULL of the CLI program answers PROC_UNAVAIL there (WIRE.md):
         // an RPC answer over the Unix socket. Retry while glusterd starts.
-        let start = Instant::now();
-        loop {
-            match client.null(1_238_463, 2).await {
-                Err(Error::CallRejected {
-                    status: CallStatus::ProcUnavail,
-                    ..
-                })
-                | Ok(()) => break,
-                Err(e) if start.elapsed() < READY_LIMIT => {
-                    eprintln!(
-                        "glusterd's socket not ready after {:?}: {e}",
-                        start.elapsed()
-                    );
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
-                Err(e) => panic!("glusterd did not answer on {GLUSTERD_SOCKET}: {e}"),
-            }
-        }
+        wait_for_null(&client, 1_238_463, 2, GLUSTERD_SOCKET).await;
 
-        let dump: GfDumpResponse = client
-            .call_xdr(
-                gf_dump::PROGRAM,
-                gf_dump::VERSION,
-                gf_dump::PROC_DUMP,
-                &GfDumpRequest::default(),
-            )
+        let dump = call_gf_dump(&client)
             .await
             .unwrap_or_else(|e| panic!("GF-DUMP DUMP over {GLUSTERD_SOCKET} failed: {e}"));
-        for p in &dump.programs {
-            eprintln!("  {:?} {} v{}", p.name, p.number, p.version);
-        }
-        assert_eq!((dump.op_ret, dump.op_errno), (0, 0), "{dump:?}");
+        assert_dump_succeeded(&dump);
         // The CLI listener registers its own programs: the CLI program
         // (read-write here, where TCP has the read-only one) and the CLI
         // getspec handshake; not the peer and mgmt programs of TCP.
@@ -1307,27 +1338,14 @@ fn client_calls_glusterd_gf_dump_over_its_unix_socket() {
                 .is_some_and(|p| p.name == "GlusterD svc cli"),
             "{dump:?}"
         );
-        assert!(
-            dump.program(gf_dump::PROGRAM.into(), gf_dump::VERSION.into())
-                .is_some_and(|p| p.name == "GF-DUMP"),
-            "{dump:?}"
-        );
-        let version = GLUSTERD_VERSION.get().map_or("", String::as_str);
-        if version == "glusterfs 10.3" {
-            let expected = [
+        assert_programs_of_10_3(
+            &dump,
+            &[
                 ("GF-DUMP", 123_451_501, 1),
                 ("GlusterD svc cli", 1_238_463, 2),
                 ("Gluster Handshake (CLI Getspec)", 14_398_633, 2),
-            ]
-            .map(|(name, number, version)| GfProgram {
-                name: name.to_owned(),
-                number,
-                version,
-            });
-            assert_eq!(dump.programs, expected);
-        } else {
-            eprintln!("glusterd is {version:?}, not 10.3: the full list is not compared");
-        }
+            ],
+        );
         client.close();
     });
 }
@@ -1358,13 +1376,7 @@ fn listen_unix_never_takes_glusterds_live_socket() {
             "the lock file was left behind"
         );
         let client = Client::unix(GLUSTERD_SOCKET, ClientOptions::default()).unwrap();
-        let dump: GfDumpResponse = client
-            .call_xdr(
-                gf_dump::PROGRAM,
-                gf_dump::VERSION,
-                gf_dump::PROC_DUMP,
-                &GfDumpRequest::default(),
-            )
+        let dump = call_gf_dump(&client)
             .await
             .unwrap_or_else(|e| panic!("glusterd stopped answering on its socket: {e}"));
         assert_eq!(dump.op_ret, 0, "{dump:?}");
@@ -1375,23 +1387,13 @@ fn listen_unix_never_takes_glusterds_live_socket() {
 fn peerd_gluster_dump_over_glusterds_unix_socket() {
     wait_for_glusterd_socket();
     let address = format!("unix:{GLUSTERD_SOCKET}");
-    let start = Instant::now();
-    let out = loop {
-        let out = peerd(&["gluster-dump", &address]);
-        if out.status.success() || start.elapsed() > READY_LIMIT {
-            break out;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    };
-    assert!(out.status.success(), "{out}");
-    assert!(
-        out.stdout
-            .contains(&format!("GF-DUMP of {address}: op_ret 0")),
-        "{out}"
+    let out = peerd_gluster_dump_until_ready(&[&address]);
+    assert_peerd_printed(
+        &out,
+        &[
+            &format!("GF-DUMP of {address}: op_ret 0"),
+            "\"GlusterD svc cli\" 1238463 v2",
+            PEERD_GF_DUMP_LINE,
+        ],
     );
-    assert!(
-        out.stdout.contains("\"GlusterD svc cli\" 1238463 v2"),
-        "{out}"
-    );
-    assert!(out.stdout.contains("\"GF-DUMP\" 123451501 v1"), "{out}");
 }

@@ -9,13 +9,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use peerwire::tls::{ClientTls, ServerCheck, ServerTls, TlsIdentity, TlsMode};
-use peerwire::{
-    CallContext, Client, ClientOptions, ConnectOptions, Endpoint, ProcError, ScopedIp, Server,
-    ServerOptions, Sources,
-};
+use peerwire::{CallContext, ClientOptions, Endpoint, ProcError, Server, ServerOptions};
 
 use super::support::pki::Authority;
-use super::{LOG_DIR, PROG, SECOND_V4, block_on, find_program, print_skip_banner, required};
+use super::{
+    LOG_DIR, PROG, SECOND_V4, block_on, client_with, find_program, print_skip_banner, required,
+};
 
 /// The capture file, on the interop namespace's private /run.
 fn capture_file() -> PathBuf {
@@ -140,14 +139,10 @@ pub fn starttls_probe_and_reply_are_well_formed_rpc_in_a_capture() {
         }
 
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let source: ScopedIp = SECOND_V4.parse().unwrap();
-        let client = Client::new(
-            vec![Endpoint::from(addr)],
+        let client = client_with(
+            SECOND_V4,
+            &addr.to_string(),
             ClientOptions {
-                connect: ConnectOptions {
-                    sources: Sources::new().with(source),
-                    ..ConnectOptions::default()
-                },
                 tls: Some(ClientTls {
                     identity: client_identity,
                     mode: TlsMode::StartTls,
@@ -157,8 +152,7 @@ pub fn starttls_probe_and_reply_are_well_formed_rpc_in_a_capture() {
                 breaker_threshold: 1,
                 ..ClientOptions::default()
             },
-        )
-        .expect("a destination");
+        );
         client
             .null(PROG, 1)
             .await

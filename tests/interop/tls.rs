@@ -44,7 +44,7 @@ use peerwire::proto::{AcceptStatus, CallHeader, Message, MessageBody, ReplyBody,
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::support::pki::{self, Authority, LeafFiles, LeafSpec};
-use super::{Daemon, READY_LIMIT, SECOND_V4, TOOLS, block_on, tail};
+use super::{Daemon, READY_LIMIT, SECOND_V4, TOOLS, assert_lists_glusterd_peer, block_on, tail};
 
 /// Where the TLS glusterd listens (in the interop network namespace).
 pub const GLUSTERD_TLS: &str = "127.0.0.1:24017";
@@ -182,6 +182,14 @@ pub fn glusterd_log() -> PathBuf {
     Path::new(TLS_DIR).join("log/glusterd.log")
 }
 
+/// The last `lines` of the TLS glusterd's log (empty if there is none).
+pub fn glusterd_log_tail(lines: usize) -> String {
+    tail(
+        &fs::read_to_string(glusterd_log()).unwrap_or_default(),
+        lines,
+    )
+}
+
 // ─────────────────────────── openssl → TLS glusterd ───────────────────────────
 
 /// What `openssl s_client` got for one GF-DUMP DUMP call.
@@ -300,7 +308,7 @@ pub fn openssl_s_client_speaks_gf_dump_to_the_tls_glusterd() {
                 "the TLS glusterd did not answer within {READY_LIMIT:?}; s_client said:\n{}\n\
                  glusterd's log:\n{}",
                 out.stderr,
-                tail(&fs::read_to_string(glusterd_log()).unwrap_or_default(), 20)
+                glusterd_log_tail(20)
             );
             tokio::time::sleep(Duration::from_millis(250)).await;
         };
@@ -328,14 +336,7 @@ pub fn openssl_s_client_speaks_gf_dump_to_the_tls_glusterd() {
         assert_eq!(reply.len(), 392, "the same reply as in plain text");
         let dump = decode_dump(reply);
         assert_eq!((dump.op_ret, dump.op_errno), (0, 0), "{dump:?}");
-        assert!(
-            dump.program(
-                gf_dump::GLUSTERD_PEER_PROGRAM,
-                gf_dump::GLUSTERD_PEER_VERSION
-            )
-            .is_some_and(|p| p.name == "GlusterD svc peer"),
-            "{dump:?}"
-        );
+        assert_lists_glusterd_peer(&dump);
 
         // The controls: glusterd requires a client certificate from its
         // CA. TLS 1.3 finishes the client's side of the handshake before

@@ -6,20 +6,21 @@
 
 use std::time::{Duration, Instant};
 
-use peerwire::programs::gf_dump::{self, GfDumpRequest, GfDumpResponse};
+use peerwire::programs::gf_dump::GfDumpResponse;
 use peerwire::tls::{CertError, ClientTls, ServerCheck, TlsAlert, TlsError, TlsIdentity, TlsMode};
-use peerwire::{
-    Client, ClientOptions, ConnectOptions, DisconnectCause, Endpoint, Error, ScopedIp, Sources,
-};
+use peerwire::{Client, ClientOptions, ConnectOptions, DisconnectCause, Error};
 
 use super::support::pki::LeafFiles;
-use super::tls::{GLUSTERD_CN, GLUSTERD_TLS, glusterd_log, material};
-use super::{READY_LIMIT, SECOND_V4, assert_connected_from, block_on, peerd, tail};
+use super::tls::{GLUSTERD_CN, GLUSTERD_TLS, glusterd_log, glusterd_log_tail, material};
+use super::{
+    Output, PEERD_GF_DUMP_LINE, PEERD_PEER_LINE, READY_LIMIT, SECOND_V4, assert_connected_from,
+    assert_dump_succeeded, assert_lists_glusterd_peer, assert_peerd_printed, block_on,
+    call_gf_dump as dump, client_with, peerd,
+};
 
 /// A client of the TLS glusterd from [`SECOND_V4`], over TLS with `cert`
 /// (or plain without), checking glusterd's certificate by `server`.
 fn tls_client(cert: Option<&LeafFiles>, server: ServerCheck) -> Client {
-    let source: ScopedIp = SECOND_V4.parse().expect("a source address");
     let tls = cert.map(|cert| ClientTls {
         identity: TlsIdentity::from_pem_files(&cert.cert, &cert.key, &material().ca_file)
             .expect("the trials' certificates load"),
@@ -28,7 +29,6 @@ fn tls_client(cert: Option<&LeafFiles>, server: ServerCheck) -> Client {
     });
     let options = ClientOptions {
         connect: ConnectOptions {
-            sources: Sources::new().with(source),
             connect_timeout: Duration::from_secs(10),
             ..ConnectOptions::default()
         },
@@ -37,18 +37,22 @@ fn tls_client(cert: Option<&LeafFiles>, server: ServerCheck) -> Client {
         tls,
         ..ClientOptions::default()
     };
-    Client::new(vec![GLUSTERD_TLS.parse::<Endpoint>().unwrap()], options).expect("a destination")
+    client_with(SECOND_V4, GLUSTERD_TLS, options)
 }
 
-async fn dump(client: &Client) -> Result<GfDumpResponse, Error> {
-    client
-        .call_xdr(
-            gf_dump::PROGRAM,
-            gf_dump::VERSION,
-            gf_dump::PROC_DUMP,
-            &GfDumpRequest::default(),
-        )
-        .await
+/// Runs `peerd gluster-dump` to the TLS glusterd from [`SECOND_V4`] with
+/// the trials' client certificate and CA, `extra` options added.
+fn peerd_gluster_dump_over_tls(extra: &[&str]) -> Output {
+    let m = material();
+    let (cert, key, ca) = (
+        m.client_files.cert.display().to_string(),
+        m.client_files.key.display().to_string(),
+        m.ca_file.display().to_string(),
+    );
+    let mut args = vec!["gluster-dump", "--cert", &cert, "--key", &key, "--ca", &ca];
+    args.extend_from_slice(extra);
+    args.extend(["--source", SECOND_V4, GLUSTERD_TLS]);
+    peerd(&args)
 }
 
 /// The error behind a failed call: the connect error when there is one.
@@ -81,10 +85,7 @@ async fn wait_until_ready() -> GfDumpResponse {
                     start.elapsed() < READY_LIMIT,
                     "the TLS glusterd did not answer GF-DUMP over TLS within {READY_LIMIT:?}: \
                      {text}\nglusterd's log:\n{}",
-                    tail(
-                        &std::fs::read_to_string(glusterd_log()).unwrap_or_default(),
-                        20
-                    )
+                    glusterd_log_tail(20)
                 );
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
@@ -105,23 +106,8 @@ pub fn client_gf_dump_over_tls_to_glusterd_by_cn() {
         let dump = dump(&client)
             .await
             .unwrap_or_else(|e| panic!("GF-DUMP over TLS failed: {}", cause(&e, &client)));
-        for p in &dump.programs {
-            eprintln!("  {:?} {} v{}", p.name, p.number, p.version);
-        }
-        assert_eq!((dump.op_ret, dump.op_errno), (0, 0), "{dump:?}");
-        assert!(
-            dump.program(
-                gf_dump::GLUSTERD_PEER_PROGRAM,
-                gf_dump::GLUSTERD_PEER_VERSION
-            )
-            .is_some_and(|p| p.name == "GlusterD svc peer"),
-            "{dump:?}"
-        );
-        assert!(
-            dump.program(gf_dump::PROGRAM.into(), gf_dump::VERSION.into())
-                .is_some_and(|p| p.name == "GF-DUMP"),
-            "{dump:?}"
-        );
+        assert_dump_succeeded(&dump);
+        assert_lists_glusterd_peer(&dump);
         assert_connected_from(&client, SECOND_V4, GLUSTERD_TLS);
         let peer = client.tls_peer().expect("the link runs TLS");
         eprintln!("glusterd's certificate: {peer}");
@@ -136,32 +122,8 @@ pub fn client_gf_dump_over_tls_to_glusterd_by_cn() {
 /// --source`.
 pub fn peerd_gluster_dump_over_tls_to_glusterd() {
     block_on(wait_until_ready());
-    let m = material();
-    let (cert, key, ca) = (
-        m.client_files.cert.display().to_string(),
-        m.client_files.key.display().to_string(),
-        m.ca_file.display().to_string(),
-    );
-    let out = peerd(&[
-        "gluster-dump",
-        "--cert",
-        &cert,
-        "--key",
-        &key,
-        "--ca",
-        &ca,
-        "--server-cn",
-        GLUSTERD_CN,
-        "--source",
-        SECOND_V4,
-        GLUSTERD_TLS,
-    ]);
-    assert!(out.status.success(), "{out}");
-    assert!(
-        out.stdout.contains("\"GlusterD svc peer\" 1238437 v2"),
-        "{out}"
-    );
-    assert!(out.stdout.contains("\"GF-DUMP\" 123451501 v1"), "{out}");
+    let out = peerd_gluster_dump_over_tls(&["--server-cn", GLUSTERD_CN]);
+    assert_peerd_printed(&out, &[PEERD_PEER_LINE, PEERD_GF_DUMP_LINE]);
     assert!(
         out.stdout
             .contains(&format!("GF-DUMP of {GLUSTERD_TLS} from {SECOND_V4}:")),
@@ -203,24 +165,7 @@ pub fn client_without_server_cn_refuses_glusterds_certificate() {
         assert_eq!(client.stats().succeeded, 0);
         client.close();
     });
-    let m = material();
-    let (cert, key, ca) = (
-        m.client_files.cert.display().to_string(),
-        m.client_files.key.display().to_string(),
-        m.ca_file.display().to_string(),
-    );
-    let out = peerd(&[
-        "gluster-dump",
-        "--cert",
-        &cert,
-        "--key",
-        &key,
-        "--ca",
-        &ca,
-        "--source",
-        SECOND_V4,
-        GLUSTERD_TLS,
-    ]);
+    let out = peerd_gluster_dump_over_tls(&[]);
     assert_eq!(out.status.code(), Some(1), "{out}");
     assert!(out.stderr.contains("no IP address SAN"), "{out}");
 }
@@ -291,10 +236,7 @@ pub fn glusterd_refuses_a_client_certificate_from_another_ca() {
         assert!(
             verify_failed() > before,
             "glusterd's log does not record the refused certificate:\n{}",
-            tail(
-                &std::fs::read_to_string(glusterd_log()).unwrap_or_default(),
-                10
-            )
+            glusterd_log_tail(10)
         );
     });
 }
