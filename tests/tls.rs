@@ -62,6 +62,13 @@ impl Ca {
         (cert.pem(), key.serialize_pem())
     }
 
+    /// An identity with a leaf of this CA that trusts `trusted` instead:
+    /// what a peer from another CA presents.
+    fn stranger(&self, trusted: &Ca, cn: Option<&str>, ips: &[&str]) -> TlsIdentity {
+        let (cert, key) = self.leaf(cn, ips, None);
+        TlsIdentity::from_pem(cert.as_bytes(), key.as_bytes(), trusted.pem().as_bytes()).unwrap()
+    }
+
     fn identity(&self, cn: Option<&str>, ips: &[&str]) -> TlsIdentity {
         self.identity_in(cn, ips, None)
     }
@@ -120,12 +127,16 @@ fn server(
         handshake_timeout: Duration::from_secs(5),
         ..ServerOptions::default()
     };
+    serve(options, "127.0.0.1:0").unwrap()
+}
+
+/// A server with `options` and [`service`] on `listen`, and its address.
+fn serve(options: ServerOptions, listen: &str) -> Result<(RunningServer, Endpoint), Error> {
     let server = Server::new(options)
         .service(PROG, 1, service)
-        .serve(&["127.0.0.1:0".parse().unwrap()])
-        .unwrap();
+        .serve(&[listen.parse().unwrap()])?;
     let address = Endpoint::from(server.local_addrs()[0]);
-    (server, address)
+    Ok((server, address))
 }
 
 fn client_options(source: &str, tls: Option<ClientTls>, node: Option<&str>) -> ClientOptions {
@@ -143,6 +154,16 @@ fn client_options(source: &str, tls: Option<ClientTls>, node: Option<&str>) -> C
     }
 }
 
+/// A client of `address` with [`client_options`].
+fn new_client(
+    address: Endpoint,
+    source: &str,
+    tls: Option<ClientTls>,
+    node: Option<&str>,
+) -> Client {
+    Client::new(vec![address], client_options(source, tls, node)).unwrap()
+}
+
 fn client_tls(identity: TlsIdentity, mode: TlsMode) -> ClientTls {
     ClientTls {
         identity,
@@ -153,12 +174,13 @@ fn client_tls(identity: TlsIdentity, mode: TlsMode) -> ClientTls {
 
 /// The newest verdict, once there is one with a reason (or accepted).
 async fn verdict(server: &RunningServer, refused: bool) -> Verdict {
+    verdict_where(server, |v| v.reason.is_some() == refused).await
+}
+
+/// The newest verdict that `wanted`, once there is one (within 2 s).
+async fn verdict_where(server: &RunningServer, wanted: impl Fn(&Verdict) -> bool) -> Verdict {
     for _ in 0..200 {
-        if let Some(v) = server
-            .verdicts()
-            .into_iter()
-            .find(|v| v.reason.is_some() == refused)
-        {
+        if let Some(v) = server.verdicts().into_iter().find(&wanted) {
             return v;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -179,11 +201,7 @@ async fn round_trip_with_identity(mode: TlsMode) {
     let ca = Ca::new("test CA");
     let (server, address) = server(&ca, mode, true, &["127.0.0.1"]);
     let tls = client_tls(ca.identity(Some("a"), &["127.0.0.2"]), mode);
-    let client = Client::new(
-        vec![address],
-        client_options("127.0.0.2", Some(tls), Some("a")),
-    )
-    .unwrap();
+    let client = new_client(address, "127.0.0.2", Some(tls), Some("a"));
     let reply = client
         .call(PROG, 1, 1, Bytes::from_static(b"over tls"))
         .await
@@ -229,11 +247,7 @@ async fn a_hello_claiming_another_id_than_the_cn_is_refused_naming_cn_sans_and_o
     let (server, address) = server(&ca, TlsMode::Direct, true, &["127.0.0.1"]);
     // A valid certificate for 127.0.0.2, but for node "x", claiming "a".
     let tls = client_tls(ca.identity(Some("x"), &["127.0.0.2"]), TlsMode::Direct);
-    let client = Client::new(
-        vec![address],
-        client_options("127.0.0.2", Some(tls), Some("a")),
-    )
-    .unwrap();
+    let client = new_client(address, "127.0.0.2", Some(tls), Some("a"));
     let error = client.connect().await.unwrap_err();
     assert!(
         matches!(&error, Error::Unreachable { error, .. } if matches!(**error, Error::IdentityRefused { .. })),
@@ -263,11 +277,7 @@ async fn a_certificate_for_another_ip_is_refused_as_ip_mismatch() {
     let (server, address) = server(&ca, TlsMode::Direct, true, &["127.0.0.1"]);
     // "a"'s certificate names 127.0.0.3; it connects from 127.0.0.2.
     let tls = client_tls(ca.identity(Some("a"), &["127.0.0.3"]), TlsMode::Direct);
-    let client = Client::new(
-        vec![address],
-        client_options("127.0.0.2", Some(tls), Some("a")),
-    )
-    .unwrap();
+    let client = new_client(address, "127.0.0.2", Some(tls), Some("a"));
     assert!(client.connect().await.is_err());
     let v = verdict(&server, true).await;
     assert_eq!(
@@ -332,35 +342,35 @@ fn assert_connect_refused(error: &Error, alert: TlsAlert) {
     );
 }
 
+/// With `identity` (HELLO), a connect the server refuses with `alert`;
+/// without, a call it refuses so ([`assert_call_refused`]). The error.
+async fn refused_after_handshake(client: &Client, identity: bool, alert: TlsAlert) -> Error {
+    if identity {
+        let error = client.connect().await.unwrap_err();
+        assert_connect_refused(&error, alert);
+        error
+    } else {
+        let error = client
+            .call(PROG, 1, 1, Bytes::from_static(b"x"))
+            .await
+            .unwrap_err();
+        assert_call_refused(&error, client, alert);
+        error
+    }
+}
+
 #[tokio::test]
 async fn a_client_certificate_from_another_ca_is_refused_with_a_named_alert_and_not_run() {
     let ca = Ca::new("test CA");
     let other = Ca::new("another CA");
-    let stranger = || {
-        let (cert, key) = other.leaf(Some("a"), &["127.0.0.2"], None);
-        TlsIdentity::from_pem(cert.as_bytes(), key.as_bytes(), ca.pem().as_bytes()).unwrap()
-    };
+    let stranger = || other.stranger(&ca, Some("a"), &["127.0.0.2"]);
     for identity in [false, true] {
         let (server, address) = server(&ca, TlsMode::Direct, identity, &["127.0.0.1"]);
-        let client = Client::new(
-            vec![address],
-            client_options(
-                "127.0.0.2",
-                Some(client_tls(stranger(), TlsMode::Direct)),
-                identity.then_some("a"),
-            ),
-        )
-        .unwrap();
+        let tls = client_tls(stranger(), TlsMode::Direct);
+        let client = new_client(address, "127.0.0.2", Some(tls), identity.then_some("a"));
+        let error = refused_after_handshake(&client, identity, TlsAlert::UNKNOWN_CA).await;
         if identity {
-            let error = client.connect().await.unwrap_err();
-            assert_connect_refused(&error, TlsAlert::UNKNOWN_CA);
             assert!(error.to_string().contains("does not trust"), "{error}");
-        } else {
-            let error = client
-                .call(PROG, 1, 1, Bytes::from_static(b"x"))
-                .await
-                .unwrap_err();
-            assert_call_refused(&error, &client, TlsAlert::UNKNOWN_CA);
         }
         let v = verdict(&server, true).await;
         assert_eq!(
@@ -381,21 +391,8 @@ async fn refused_for_the_address(ips: &[&str], rule: CertError) {
     for identity in [false, true] {
         let (server, address) = server(&ca, TlsMode::Direct, identity, &["127.0.0.1"]);
         let tls = client_tls(ca.identity(Some("a"), ips), TlsMode::Direct);
-        let client = Client::new(
-            vec![address],
-            client_options("127.0.0.2", Some(tls), identity.then_some("a")),
-        )
-        .unwrap();
-        if identity {
-            let error = client.connect().await.unwrap_err();
-            assert_connect_refused(&error, TlsAlert::ACCESS_DENIED);
-        } else {
-            let error = client
-                .call(PROG, 1, 1, Bytes::from_static(b"x"))
-                .await
-                .unwrap_err();
-            assert_call_refused(&error, &client, TlsAlert::ACCESS_DENIED);
-        }
+        let client = new_client(address, "127.0.0.2", Some(tls), identity.then_some("a"));
+        refused_after_handshake(&client, identity, TlsAlert::ACCESS_DENIED).await;
         let v = verdict(&server, true).await;
         assert_eq!(v.reason, Some(VerdictReason::Certificate(rule.clone())));
         assert_eq!(v.observed.ip(), ip("127.0.0.2"));
@@ -545,18 +542,13 @@ async fn chain_errors_are_matchable_on_both_sides() {
         matches!(stranger, Err(ref e) if e.is_config()),
         "{stranger:?}"
     );
-    let (cert, key) = other.leaf(Some("a"), &["127.0.0.2"], None);
-    let stranger =
-        TlsIdentity::from_pem(cert.as_bytes(), key.as_bytes(), ca.pem().as_bytes()).unwrap();
-    let client = Client::new(
-        vec![address.clone()],
-        client_options(
-            "127.0.0.2",
-            Some(client_tls(stranger, TlsMode::Direct)),
-            None,
-        ),
-    )
-    .unwrap();
+    let stranger = other.stranger(&ca, Some("a"), &["127.0.0.2"]);
+    let client = new_client(
+        address.clone(),
+        "127.0.0.2",
+        Some(client_tls(stranger, TlsMode::Direct)),
+        None,
+    );
     let _ = client.call(PROG, 1, 1, Bytes::new()).await;
     let v = verdict(&server, true).await;
     assert_eq!(
@@ -565,35 +557,20 @@ async fn chain_errors_are_matchable_on_both_sides() {
     );
     // ... and an expired one.
     let expired = ca.identity_in(Some("a"), &["127.0.0.2"], Some((2000, 2001)));
-    let client = Client::new(
-        vec![address.clone()],
-        client_options(
-            "127.0.0.2",
-            Some(client_tls(expired, TlsMode::Direct)),
-            None,
-        ),
-    )
-    .unwrap();
+    let client = new_client(
+        address.clone(),
+        "127.0.0.2",
+        Some(client_tls(expired, TlsMode::Direct)),
+        None,
+    );
     let _ = client.call(PROG, 1, 1, Bytes::new()).await;
-    let mut found = false;
-    for _ in 0..200 {
-        found = server
-            .verdicts()
-            .iter()
-            .any(|v| v.reason == Some(VerdictReason::Certificate(CertError::Expired)));
-        if found {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(found, "{:?}", server.verdicts());
+    verdict_where(&server, |v| {
+        v.reason == Some(VerdictReason::Certificate(CertError::Expired))
+    })
+    .await;
     // A client that trusts only another CA refuses this server.
     let theirs = client_tls(other.identity(Some("a"), &["127.0.0.2"]), TlsMode::Direct);
-    let client = Client::new(
-        vec![address],
-        client_options("127.0.0.2", Some(theirs), None),
-    )
-    .unwrap();
+    let client = new_client(address, "127.0.0.2", Some(theirs), None);
     let error = client.connect().await.unwrap_err();
     assert_eq!(
         tls_error(&error),
@@ -612,17 +589,9 @@ async fn chain_errors_are_matchable_on_both_sides() {
         ))),
         ..ServerOptions::default()
     };
-    let server = Server::new(options)
-        .service(PROG, 1, service)
-        .serve(&["127.0.0.1:0".parse().unwrap()])
-        .unwrap();
-    let address = Endpoint::from(server.local_addrs()[0]);
+    let (server, address) = serve(options, "127.0.0.1:0").unwrap();
     let mine = client_tls(ca.identity(Some("a"), &["127.0.0.2"]), TlsMode::Direct);
-    let client = Client::new(
-        vec![address.clone()],
-        client_options("127.0.0.2", Some(mine), None),
-    )
-    .unwrap();
+    let client = new_client(address.clone(), "127.0.0.2", Some(mine), None);
     let error = client.connect().await.unwrap_err();
     assert_eq!(
         tls_error(&error),
@@ -638,11 +607,7 @@ async fn a_server_certificate_without_the_dialled_ip_fails_the_client_unless_che
     // The server's certificate names 127.0.0.5; we dial 127.0.0.1.
     let (server, address) = server(&ca, TlsMode::Direct, true, &["127.0.0.5"]);
     let tls = client_tls(ca.identity(Some("a"), &["127.0.0.2"]), TlsMode::Direct);
-    let client = Client::new(
-        vec![address.clone()],
-        client_options("127.0.0.2", Some(tls.clone()), Some("a")),
-    )
-    .unwrap();
+    let client = new_client(address.clone(), "127.0.0.2", Some(tls.clone()), Some("a"));
     let error = client.connect().await.unwrap_err();
     assert_eq!(
         tls_error(&error),
@@ -662,11 +627,7 @@ async fn a_server_certificate_without_the_dialled_ip_fails_the_client_unless_che
         server: ServerCheck::Cn("srv".into()),
         ..tls.clone()
     };
-    let client = Client::new(
-        vec![address.clone()],
-        client_options("127.0.0.2", Some(by_cn), Some("a")),
-    )
-    .unwrap();
+    let client = new_client(address.clone(), "127.0.0.2", Some(by_cn), Some("a"));
     let reply = client
         .call(PROG, 1, 1, Bytes::from_static(b"by cn"))
         .await
@@ -677,11 +638,7 @@ async fn a_server_certificate_without_the_dialled_ip_fails_the_client_unless_che
         server: ServerCheck::Cn("glusterd".into()),
         ..tls
     };
-    let client = Client::new(
-        vec![address],
-        client_options("127.0.0.2", Some(wrong_cn), Some("a")),
-    )
-    .unwrap();
+    let client = new_client(address, "127.0.0.2", Some(wrong_cn), Some("a"));
     let error = client.connect().await.unwrap_err();
     assert!(
         matches!(
@@ -741,7 +698,7 @@ async fn a_starttls_client_against_a_plain_server_fails_without_sending_a_plain_
     });
     let ca = Ca::new("test CA");
     let tls = client_tls(ca.identity(Some("a"), &["127.0.0.1"]), TlsMode::StartTls);
-    let client = Client::new(vec![address], client_options("127.0.0.1", Some(tls), None)).unwrap();
+    let client = new_client(address, "127.0.0.1", Some(tls), None);
     let error = client
         .call(PROG, 1, 1, Bytes::from_static(b"secret"))
         .await
@@ -763,7 +720,7 @@ async fn a_starttls_client_against_a_plain_server_fails_without_sending_a_plain_
 async fn a_plain_client_against_a_direct_tls_server_is_told_it_seems_to_expect_tls() {
     let ca = Ca::new("test CA");
     let (server, address) = server(&ca, TlsMode::Direct, false, &["127.0.0.1"]);
-    let client = Client::new(vec![address], client_options("127.0.0.1", None, None)).unwrap();
+    let client = new_client(address, "127.0.0.1", None, None);
     let error = client
         .call(PROG, 1, 1, Bytes::from_static(b"plain"))
         .await
@@ -798,7 +755,7 @@ async fn a_plain_client_with_identity_that_gets_tls_bytes_is_told_it_seems_to_ex
             .await;
         tokio::time::sleep(Duration::from_millis(200)).await;
     });
-    let client = Client::new(vec![address], client_options("127.0.0.1", None, Some("a"))).unwrap();
+    let client = new_client(address, "127.0.0.1", None, Some("a"));
     let error = client.connect().await.unwrap_err();
     let Error::Unreachable { error, .. } = &error else {
         panic!("{error}")
@@ -908,8 +865,7 @@ async fn tls_servers_survive_garbage_and_plain_calls() {
         assert_eq!(server.stats().calls, 0);
         // And it still serves a proper client.
         let tls = client_tls(ca.identity(Some("a"), &["127.0.0.1"]), mode);
-        let client =
-            Client::new(vec![address], client_options("127.0.0.1", Some(tls), None)).unwrap();
+        let client = new_client(address, "127.0.0.1", Some(tls), None);
         let reply = client
             .call(PROG, 1, 1, Bytes::from_static(b"still here"))
             .await
@@ -926,16 +882,12 @@ async fn ipv6_loopback_works_with_an_ip_san_of_colon_colon_1() {
         tls: Some(ServerTls::new(ca.identity(Some("srv"), &["::1"]))),
         ..ServerOptions::default()
     };
-    let Ok(server) = Server::new(options)
-        .service(PROG, 1, service)
-        .serve(&["[::1]:0".parse().unwrap()])
-    else {
+    let Ok((server, address)) = serve(options, "[::1]:0") else {
         eprintln!("skipped: no IPv6 loopback here");
         return;
     };
-    let address = Endpoint::from(server.local_addrs()[0]);
     let tls = client_tls(ca.identity(Some("a"), &["::1"]), TlsMode::Direct);
-    let client = Client::new(vec![address], client_options("::1", Some(tls), None)).unwrap();
+    let client = new_client(address, "::1", Some(tls), None);
     let cn = client.call(PROG, 1, 2, Bytes::new()).await.unwrap();
     assert_eq!(&cn[..], b"a");
     server.shutdown().await;
@@ -990,7 +942,7 @@ async fn large_records_are_flushed_whole_over_tls() {
     let ca = Ca::new("test CA");
     let (server, address) = server(&ca, TlsMode::Direct, false, &["127.0.0.1"]);
     let tls = client_tls(ca.identity(Some("a"), &["127.0.0.1"]), TlsMode::Direct);
-    let client = Client::new(vec![address], client_options("127.0.0.1", Some(tls), None)).unwrap();
+    let client = new_client(address, "127.0.0.1", Some(tls), None);
     for len in [3 << 20, 8 << 20, 1 << 20] {
         let payload = Bytes::from((0..len).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
         let reply = client.call(PROG, 1, 1, payload.clone()).await.unwrap();
