@@ -185,9 +185,22 @@ async fn start_tls(
             .clone()
             .map_err(failed)?;
         let timeout = inner.options.connect.connect_timeout;
-        let handshake = crate::tls::handshake::connect(link, tls, config);
+        let Link {
+            transport,
+            local,
+            remote,
+            leftover: _,
+        } = link;
+        let probe = super::DEFAULT_PING_PROGRAM;
+        let handshake = crate::tls::handshake::connect(transport, remote.ip(), tls, config, probe);
         match tokio::time::timeout(timeout, handshake).await {
-            Ok(Ok((link, peer))) => {
+            Ok(Ok((transport, peer))) => {
+                let link = Link {
+                    transport,
+                    local,
+                    remote,
+                    leftover: bytes::BytesMut::new(),
+                };
                 debug!(peer = %inner.peer, cn = %crate::tls::Cn(&peer.cn), version = %peer.version, "TLS established");
                 Ok((link, Some(peer)))
             }

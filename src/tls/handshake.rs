@@ -15,7 +15,6 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 use super::config::{ServerShared, handshake_error, version_name};
 use super::identity::facts;
 use super::{CertError, ClientTls, TlsError, TlsMode, TlsPeer, check_address};
-use crate::client::Link;
 use crate::conn::starttls::{self, NotAProbe, ProbeStep};
 use crate::proto::{RecordDecoder, RecordLimits};
 use crate::stream::{Io, Transport};
@@ -128,25 +127,23 @@ pub(crate) async fn accept(
     Ok((Box::new(tls), Arc::new(peer)))
 }
 
-/// The client's side, on a fresh link: the probe (STARTTLS), then the
-/// handshake, in which [`super::config`]'s verifier applies the server
-/// rule. Returns the link over TLS and the server's certificate facts.
+/// The client's side, on a fresh connection to `remote` (the address we
+/// dialled): the probe (STARTTLS, a NULL call of `probe`'s program and
+/// version), then the handshake, in which [`super::config`]'s verifier
+/// applies the server rule. Returns the stream over TLS and the server's
+/// certificate facts.
 pub(crate) async fn connect(
-    link: Link,
+    transport: Transport,
+    remote: IpAddr,
     tls: &ClientTls,
     config: Arc<ClientConfig>,
-) -> Result<(Link, Arc<TlsPeer>), TlsError> {
-    let Link {
-        transport,
-        local,
-        remote,
-        leftover: _,
-    } = link;
+    probe: (u32, u32),
+) -> Result<(Transport, Arc<TlsPeer>), TlsError> {
     let mut io = transport.into_io();
     let failed = |error: std::io::Error| TlsError::Handshake(error.to_string());
     if tls.mode == TlsMode::StartTls {
         let xid: u32 = rand::random();
-        let (program, version) = crate::client::DEFAULT_PING_PROGRAM;
+        let (program, version) = probe;
         io.write_all(&starttls::probe(xid, program, version))
             .await
             .map_err(failed)?;
@@ -173,7 +170,7 @@ pub(crate) async fn connect(
             return Err(TlsError::StartTlsRefused);
         }
     }
-    let name = ServerName::IpAddress(remote.ip().into());
+    let name = ServerName::IpAddress(remote.into());
     let stream = TlsConnector::from(config)
         .connect(name, io)
         .await
@@ -187,11 +184,5 @@ pub(crate) async fn connect(
         .and_then(|der| {
             facts(der, &version).map_err(|e| TlsError::Certificate(CertError::Other(e)))
         })?;
-    let link = Link {
-        transport: Transport::other(Box::new(stream)),
-        local,
-        remote,
-        leftover: BytesMut::new(),
-    };
-    Ok((link, Arc::new(peer)))
+    Ok((Transport::other(Box::new(stream)), Arc::new(peer)))
 }
