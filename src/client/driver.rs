@@ -13,7 +13,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::ConnectionState;
 use super::core::{Answer, CallInfo, Core, Counters, Inner, Live, Waiter};
-use super::handshake::handshake;
+use super::handshake::{FirstRead, first_read, handshake};
 use super::link::{ConnectFn, Link};
 use crate::conn::{Breaker, CallTable, Liveness, LivenessAction, Outbox, Reconnect, ReplyFor};
 use crate::error::{CallStatus, DisconnectCause, Error};
@@ -445,10 +445,9 @@ async fn serve(inner: &Arc<Inner>, link: Link) -> Ended {
         records_read: Vec::new(),
         live_calls: 0,
         quiet: QuietClock::default(),
-        // A plain link whose first bytes are still to come (with an
-        // identity, the HELLO reply came already).
-        unheard_plain: !tls && o.identity.is_none(),
-        unheard_tls: tls && o.identity.is_none(),
+        // With an identity, the HELLO reply came already.
+        unheard: o.identity.is_none(),
+        tls,
         wrote: false,
     };
     // The connection's span: every event of it carries the peer, both
@@ -482,19 +481,6 @@ async fn serve(inner: &Arc<Inner>, link: Link) -> Ended {
     ended
 }
 
-/// Whether a TLS link's read shows the server refusing our session: when
-/// nothing has been read on the link yet (`unheard`: no reply, not a byte)
-/// and the read fails with a fatal alert the server sent, the server
-/// refused the TLS handshake, and so read none of our calls (see
-/// [`Connection::close`]). After any byte was read, an alert is an
-/// ordinary loss.
-fn tls_refusal(unheard: bool, read: &std::io::Result<usize>) -> Option<crate::tls::TlsAlert> {
-    match read {
-        Err(error) if unheard => crate::tls::received_alert(error),
-        _ => None,
-    }
-}
-
 /// One connection's task-side state.
 struct Connection<'a> {
     inner: &'a Inner,
@@ -515,47 +501,33 @@ struct Connection<'a> {
     live_calls: usize,
     /// When the buffers go back.
     quiet: QuietClock,
-    /// Plain, and nothing read yet: a TLS server shows itself here.
-    unheard_plain: bool,
-    /// TLS without HELLO, and nothing read yet: a server that refuses our
-    /// certificate after the handshake shows itself here.
-    unheard_tls: bool,
+    /// Nothing read on the link yet (no HELLO reply either): a plain
+    /// client's TLS server, or a TLS server refusing our certificate after
+    /// the handshake, shows itself here (see [`first_read`]).
+    unheard: bool,
+    /// The link runs TLS.
+    tls: bool,
     /// Some record was written.
     wrote: bool,
 }
 
 impl Connection<'_> {
-    /// A plain link's first read: TLS bytes, or a reset right after our
-    /// first record with no reply, mean the server expects TLS.
-    fn expects_tls(&mut self, read: &std::io::Result<usize>) -> bool {
-        if !self.unheard_plain {
-            return false;
-        }
-        let answer = match read {
-            Ok(0) => false,
-            Ok(_) => crate::conn::starttls::looks_like_tls(&self.read),
-            Err(error) => self.wrote && error.kind() == std::io::ErrorKind::ConnectionReset,
-        };
+    /// Judges a read while the link is unheard (see [`first_read`]).
+    fn first_read(&mut self, read: &std::io::Result<usize>) -> Option<FirstRead> {
+        let first = first_read(self.unheard, self.tls, self.wrote, &self.read, read);
         if matches!(read, Ok(n) if *n > 0) {
-            self.unheard_plain = false;
+            self.unheard = false;
         }
-        if answer {
-            warn!(peer = %self.inner.peer, "the server seems to expect TLS (set ClientOptions::tls)");
+        match first {
+            Some(FirstRead::ExpectsTls(_)) => {
+                warn!(peer = %self.inner.peer, "the server seems to expect TLS (set ClientOptions::tls)");
+            }
+            Some(FirstRead::Refused(alert)) => {
+                warn!(peer = %self.inner.peer, %alert, "the server refused our TLS session before any reply");
+            }
+            None => {}
         }
-        answer
-    }
-
-    /// A TLS link's first read: a fatal alert before any byte of a reply
-    /// is the server refusing our session (see [`tls_refusal`]).
-    fn tls_refused(&mut self, read: &std::io::Result<usize>) -> Option<crate::tls::TlsAlert> {
-        let alert = tls_refusal(self.unheard_tls, read);
-        if matches!(read, Ok(n) if *n > 0) {
-            self.unheard_tls = false;
-        }
-        if let Some(alert) = alert {
-            warn!(peer = %self.inner.peer, %alert, "the server refused our TLS session before any reply");
-        }
-        alert
+        first
     }
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Ended> {
@@ -565,13 +537,10 @@ impl Connection<'_> {
             let now = Instant::now();
             // Read and deliver what has arrived.
             let read = self.transport.poll_read_into(cx, &mut self.read);
-            if let Poll::Ready(result) = &read {
-                if self.expects_tls(result) {
-                    return Poll::Ready(Ended::Lost(DisconnectCause::ExpectsTls));
-                }
-                if let Some(alert) = self.tls_refused(result) {
-                    return Poll::Ready(Ended::Lost(DisconnectCause::TlsRefused(alert)));
-                }
+            if let Poll::Ready(result) = &read
+                && let Some(first) = self.first_read(result)
+            {
+                return Poll::Ready(Ended::Lost(first.cause()));
             }
             match read {
                 Poll::Ready(Ok(0)) => {
@@ -831,56 +800,5 @@ impl Connection<'_> {
         drop(guard);
         self.wakers.drain(..).for_each(|w| w.wake());
         inner.permits.add_permits(released);
-    }
-}
-
-#[cfg(all(test, feature = "tls"))]
-mod tests {
-    use super::*;
-    use crate::tls::TlsAlert;
-
-    fn alert(description: rustls::AlertDescription) -> std::io::Result<usize> {
-        Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            rustls::Error::AlertReceived(description),
-        ))
-    }
-
-    #[test]
-    fn a_fatal_alert_before_any_byte_is_a_refusal_naming_the_alert() {
-        assert_eq!(
-            tls_refusal(true, &alert(rustls::AlertDescription::UnknownCA)),
-            Some(TlsAlert::UNKNOWN_CA)
-        );
-        assert_eq!(
-            tls_refusal(true, &alert(rustls::AlertDescription::AccessDenied)),
-            Some(TlsAlert::ACCESS_DENIED)
-        );
-    }
-
-    #[test]
-    fn after_a_reply_an_alert_is_an_ordinary_loss() {
-        assert_eq!(
-            tls_refusal(false, &alert(rustls::AlertDescription::UnknownCA)),
-            None
-        );
-    }
-
-    #[test]
-    fn other_errors_and_a_bare_close_are_not_refusals() {
-        let reset = Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
-        assert_eq!(tls_refusal(true, &reset), None);
-        let eof = Err(std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            "peer closed connection without sending TLS close_notify",
-        ));
-        assert_eq!(tls_refusal(true, &eof), None);
-        let other = Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            rustls::Error::DecryptError,
-        ));
-        assert_eq!(tls_refusal(true, &other), None);
-        assert_eq!(tls_refusal(true, &Ok(0)), None);
-        assert_eq!(tls_refusal(true, &Ok(12)), None);
     }
 }

@@ -8,7 +8,7 @@ use super::link::Link;
 use super::{ClientIdentity, MismatchPolicy};
 use crate::addr::{Address, CanonicalIp};
 use crate::conn::starttls;
-use crate::error::{CallStatus, Error, HandshakeError};
+use crate::error::{CallStatus, DisconnectCause, Error, HandshakeError};
 use crate::programs::hello::{
     HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO, Hello, HelloReply, PROTOCOL_VERSIONS,
 };
@@ -17,13 +17,83 @@ use crate::proto::{
     AcceptStatus, CallHeader, Message, MessageBody, RecordDecoder, RecordLimits, Rejection,
     ReplyBody,
 };
-use crate::tls::{CertError, TlsError, TlsPeer};
+use crate::tls::{TlsAlert, TlsError, TlsPeer};
 
 /// What a server that expects TLS did, for [`Error::ExpectsTls`].
-pub(super) const ANSWERED_TLS: &str = "it answered our first record with TLS bytes";
+const ANSWERED_TLS: &str = "it answered our first record with TLS bytes";
 /// See [`ANSWERED_TLS`].
-pub(super) const RESET_AFTER_FIRST: &str =
+const RESET_AFTER_FIRST: &str =
     "it reset the connection right after our first record, without a reply";
+
+/// What a fresh connection's read says about the server before any reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum FirstRead {
+    /// A plain client met a server that expects TLS; how it showed.
+    ExpectsTls(&'static str),
+    /// The TLS server refused our session with this fatal alert.
+    Refused(TlsAlert),
+}
+
+impl FirstRead {
+    /// The connect error it makes.
+    pub(super) fn error(self, peer: &Address) -> Error {
+        match self {
+            FirstRead::ExpectsTls(how) => Error::ExpectsTls {
+                peer: peer.clone(),
+                how,
+            },
+            FirstRead::Refused(alert) => Error::Tls {
+                peer: peer.clone(),
+                error: Box::new(TlsError::Refused { alert }),
+            },
+        }
+    }
+
+    /// The cause it gives a connection that had calls on it.
+    pub(super) fn cause(self) -> DisconnectCause {
+        match self {
+            FirstRead::ExpectsTls(_) => DisconnectCause::ExpectsTls,
+            FirstRead::Refused(alert) => DisconnectCause::TlsRefused(alert),
+        }
+    }
+}
+
+/// Judges a `read` on a connection that has heard nothing (`unheard`: no
+/// reply, not a byte before this read); `buf` holds what was read, and
+/// `wrote` says a record of ours went out.
+///
+/// - Plain (`tls` false): TLS bytes in place of record marking, or a reset
+///   right after our first record, mean the server expects TLS (glusterd
+///   with management TLS resets a plain connection after its first record).
+/// - TLS: a fatal alert means the server refused our session. With TLS 1.3
+///   it judges our certificate after our side of the handshake is done, so
+///   its refusal is the first thing we read; a server that refuses our
+///   certificate fails the handshake and so read none of our calls.
+///
+/// `None`: an ordinary read, or an ordinary loss (after any byte was read,
+/// an alert or a reset is one).
+pub(super) fn first_read(
+    unheard: bool,
+    tls: bool,
+    wrote: bool,
+    buf: &[u8],
+    read: &std::io::Result<usize>,
+) -> Option<FirstRead> {
+    if !unheard {
+        return None;
+    }
+    match read {
+        Ok(n) if *n > 0 && !tls && starttls::looks_like_tls(buf) => {
+            Some(FirstRead::ExpectsTls(ANSWERED_TLS))
+        }
+        Ok(_) => None,
+        Err(error) if tls => crate::tls::received_alert(error).map(FirstRead::Refused),
+        Err(error) if wrote && error.kind() == std::io::ErrorKind::ConnectionReset => {
+            Some(FirstRead::ExpectsTls(RESET_AFTER_FIRST))
+        }
+        Err(_) => None,
+    }
+}
 
 /// Says HELLO on a fresh link and checks the answer: the node that answers
 /// must be the one we mean to reach, and it must have seen the source we
@@ -36,11 +106,6 @@ pub(super) async fn handshake(
     limits: RecordLimits,
     tls: Option<&TlsPeer>,
 ) -> Result<(Link, HelloReply), Error> {
-    let plain = tls.is_none();
-    let expects_tls = |how| Error::ExpectsTls {
-        peer: peer.clone(),
-        how,
-    };
     let io_error = |error: std::io::Error| match peer {
         Address::Inet(destination) => Error::Connect {
             source_addr: Some(link.local),
@@ -75,40 +140,23 @@ pub(super) async fn handshake(
         let mut records = RecordDecoder::new(limits);
         let mut buf = BytesMut::new();
         let record = loop {
-            // A plain client to a TLS server: its first bytes are a TLS
-            // alert or handshake record, not record marking.
-            if plain && starttls::looks_like_tls(&buf) {
-                return Err(expects_tls(ANSWERED_TLS));
-            }
             if let Some(record) = records
                 .decode(&mut buf)
                 .map_err(|e| broken(HandshakeError::BadRecord(e)))?
             {
                 break record;
             }
-            match link.transport.read_buf(&mut buf).await {
+            let read = link.transport.read_buf(&mut buf).await;
+            // No reply has come (the loop ends at the first record): what
+            // has been read may show a TLS server; an error counts only
+            // before any byte.
+            let unheard = read.is_ok() || buf.is_empty();
+            if let Some(first) = first_read(unheard, tls.is_some(), true, &buf, &read) {
+                return Err(first.error(peer));
+            }
+            match read {
                 Ok(0) => return Err(broken(HandshakeError::Closed)),
                 Ok(_) => {}
-                Err(error)
-                    if plain
-                        && buf.is_empty()
-                        && error.kind() == std::io::ErrorKind::ConnectionReset =>
-                {
-                    return Err(expects_tls(RESET_AFTER_FIRST));
-                }
-                // Over TLS 1.3 the server judges our certificate after our
-                // side of the handshake is done: its refusal is a fatal
-                // alert, the first thing this fresh connection reads. A
-                // definite refusal, not a lost connection.
-                Err(error) if !plain && buf.is_empty() => {
-                    return Err(match crate::tls::received_alert(&error) {
-                        Some(alert) => Error::Tls {
-                            peer: peer.clone(),
-                            error: Box::new(TlsError::Refused { alert }),
-                        },
-                        None => io_error(error),
-                    });
-                }
                 Err(error) => return Err(io_error(error)),
             }
         };
@@ -158,14 +206,11 @@ pub(super) async fn handshake(
         });
     }
     if let Some(tls) = tls
-        && tls.cn.as_deref() != Some(answer.node.as_str())
+        && let Err(error) = crate::tls::check_cn(tls, answer.node.as_str())
     {
         return Err(Error::Tls {
             peer: peer.clone(),
-            error: Box::new(TlsError::Certificate(CertError::CnMismatch {
-                expected: answer.node.to_string(),
-                cn: tls.cn.clone(),
-            })),
+            error: Box::new(TlsError::Certificate(error)),
         });
     }
     // The scope of a link-local address is the server's own interface, so
@@ -187,4 +232,85 @@ pub(super) async fn handshake(
     debug!(%peer, node = %answer.node, observed = %answer.observed, "HELLO accepted");
     link.leftover = leftover;
     Ok((link, answer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(feature = "tls")]
+    fn alert(description: rustls::AlertDescription) -> std::io::Result<usize> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::AlertReceived(description),
+        ))
+    }
+
+    /// A TLS link's read before any byte.
+    fn tls_read(unheard: bool, read: &std::io::Result<usize>) -> Option<FirstRead> {
+        first_read(unheard, true, true, &[], read)
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn a_fatal_alert_before_any_byte_is_a_refusal_naming_the_alert() {
+        assert_eq!(
+            tls_read(true, &alert(rustls::AlertDescription::UnknownCA)),
+            Some(FirstRead::Refused(TlsAlert::UNKNOWN_CA))
+        );
+        assert_eq!(
+            tls_read(true, &alert(rustls::AlertDescription::AccessDenied)),
+            Some(FirstRead::Refused(TlsAlert::ACCESS_DENIED))
+        );
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn after_a_reply_an_alert_is_an_ordinary_loss() {
+        assert_eq!(
+            tls_read(false, &alert(rustls::AlertDescription::UnknownCA)),
+            None
+        );
+    }
+
+    #[test]
+    fn other_errors_and_a_bare_close_are_not_refusals() {
+        let reset = Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert_eq!(tls_read(true, &reset), None);
+        let eof = Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "peer closed connection without sending TLS close_notify",
+        ));
+        assert_eq!(tls_read(true, &eof), None);
+        #[cfg(feature = "tls")]
+        {
+            let other = Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                rustls::Error::DecryptError,
+            ));
+            assert_eq!(tls_read(true, &other), None);
+        }
+        assert_eq!(tls_read(true, &Ok(0)), None);
+        assert_eq!(tls_read(true, &Ok(12)), None);
+    }
+
+    #[test]
+    fn a_plain_link_sees_a_tls_server_in_tls_bytes_or_a_reset_after_our_record() {
+        let alert_record = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x46];
+        assert_eq!(
+            first_read(true, false, true, &alert_record, &Ok(7)),
+            Some(FirstRead::ExpectsTls(ANSWERED_TLS))
+        );
+        let reset = Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert_eq!(
+            first_read(true, false, true, &[], &reset),
+            Some(FirstRead::ExpectsTls(RESET_AFTER_FIRST))
+        );
+        // Before we wrote anything, or once the server has spoken, a reset
+        // or such bytes are an ordinary loss or read.
+        assert_eq!(first_read(true, false, false, &[], &reset), None);
+        assert_eq!(first_read(false, false, true, &alert_record, &Ok(7)), None);
+        let marking = [0x80, 0x00, 0x00, 0x1c];
+        assert_eq!(first_read(true, false, true, &marking, &Ok(4)), None);
+    }
 }
