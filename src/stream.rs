@@ -111,15 +111,14 @@ impl Transport {
         cx: &mut Context<'_>,
         buf: &mut BytesMut,
     ) -> Poll<io::Result<usize>> {
-        if let Stream::Tcp(stream) = &self.io {
-            // Readiness first, so the buffer gets memory only once bytes
-            // are there. tokio's read then treats a short read as
-            // "drained" (epoll is edge-triggered), which saves the extra
-            // read that would only return EAGAIN.
-            ready!(stream.poll_read_ready(cx))?;
-        }
-        if let Stream::Unix(stream) = &self.io {
-            ready!(stream.poll_read_ready(cx))?;
+        // Readiness first (TCP and Unix), so the buffer gets memory only
+        // once bytes are there. tokio's read then treats a short read as
+        // "drained" (epoll is edge-triggered), which saves the extra read
+        // that would only return EAGAIN.
+        match &self.io {
+            Stream::Tcp(stream) => ready!(stream.poll_read_ready(cx))?,
+            Stream::Unix(stream) => ready!(stream.poll_read_ready(cx))?,
+            Stream::Other(_) => {}
         }
         if buf.capacity() - buf.len() < self.chunk / 2 {
             buf.reserve(self.chunk);

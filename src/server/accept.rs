@@ -10,7 +10,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, info_span, warn};
 
-use super::connection::serve_connection;
+use super::connection::{ConnectionEnd, serve_connection};
 use super::verdicts::record_verdict;
 use super::{Shared, VerdictReason};
 use crate::addr::{CanonicalIp, canonical_socket_addr};
@@ -65,18 +65,8 @@ pub(super) async fn accept_loop(
             local = local.map(tracing::field::display),
             peer = tracing::field::Empty,
         );
-        connections.spawn(
-            async move {
-                if let Err(error) =
-                    serve_connection(stream, observed, id, shared.clone(), shutdown).await
-                {
-                    debug!(%error, "connection ended with an error");
-                }
-                shared.counters.closed.fetch_add(1, Ordering::Relaxed);
-                drop(permit);
-            }
-            .instrument(span),
-        );
+        let serve = serve_connection(stream, observed, id, shared.clone(), shutdown);
+        spawn_connection(&mut connections, permit, shared, span, serve);
     }
     drop(listener);
     while connections.join_next().await.is_some() {}
@@ -120,6 +110,27 @@ where
             }
         }
     }
+}
+
+/// Runs one connection's task in `span`: logs how it ended, counts it
+/// closed and gives its slot back.
+pub(super) fn spawn_connection(
+    connections: &mut JoinSet<()>,
+    permit: OwnedSemaphorePermit,
+    shared: Arc<Shared>,
+    span: tracing::Span,
+    serve: impl Future<Output = Result<(), ConnectionEnd>> + Send + 'static,
+) {
+    connections.spawn(
+        async move {
+            if let Err(error) = serve.await {
+                debug!(%error, "connection ended with an error");
+            }
+            shared.counters.closed.fetch_add(1, Ordering::Relaxed);
+            drop(permit);
+        }
+        .instrument(span),
+    );
 }
 
 /// Resolves once shutdown has been asked for. A dropped RunningServer

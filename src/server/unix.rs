@@ -22,9 +22,9 @@ use std::sync::atomic::Ordering;
 
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
-use tracing::{Instrument, debug, info_span, warn};
+use tracing::{info_span, warn};
 
-use super::accept::next_connection;
+use super::accept::{next_connection, spawn_connection};
 use super::connection::{Peer, serve_transport};
 use super::verdicts::record_verdict_with;
 use super::{Policy, RunningServer, Server, Shared, VerdictReason};
@@ -175,32 +175,21 @@ async fn unix_accept_loop(
             gid = credentials.gid,
             pid = credentials.pid,
         );
-        connections.spawn(
-            async move {
-                let transport = Transport::unix(stream);
-                let peer = Peer {
-                    observed: UNIX_ADDR,
-                    local: UNIX_ADDR,
-                    credentials: Some(credentials),
-                    tls: None,
-                };
-                if let Err(error) = serve_transport(
-                    transport,
-                    peer,
-                    tokio::time::Instant::now(),
-                    id,
-                    shared.clone(),
-                    shutdown,
-                )
-                .await
-                {
-                    debug!(%error, "connection ended with an error");
-                }
-                shared.counters.closed.fetch_add(1, Ordering::Relaxed);
-                drop(permit);
-            }
-            .instrument(span),
+        let peer = Peer {
+            observed: UNIX_ADDR,
+            local: UNIX_ADDR,
+            credentials: Some(credentials),
+            tls: None,
+        };
+        let serve = serve_transport(
+            Transport::unix(stream),
+            peer,
+            tokio::time::Instant::now(),
+            id,
+            shared.clone(),
+            shutdown,
         );
+        spawn_connection(&mut connections, permit, shared, span, serve);
     }
     // The file goes first, so new clients fail at once; then the
     // connections finish.
