@@ -20,6 +20,7 @@ async fn echo(ctx: CallContext, procedure: u32, args: Bytes) -> Result<Bytes, Pr
         }
         4 => panic!("handler panics on purpose"),
         5 => Err(ProcError::GarbageArgs),
+        6 => Err(ProcError::AuthError(peerwire::proto::AuthStat::TOO_WEAK)),
         _ => Err(ProcError::ProcUnavail),
     }
 }
@@ -85,6 +86,28 @@ async fn server_error_replies_reach_the_caller() {
         .await
         .unwrap();
     assert_eq!(server.stats().panics, 1);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_service_refusing_credentials_fails_the_call_with_its_auth_stat() {
+    let (server, addr) = start(ServerOptions::default());
+    let client = Client::new(vec![addr], ClientOptions::default()).expect("a destination");
+    match client.call(PROG, 1, 6, Bytes::new()).await {
+        Err(Error::CallRejected {
+            status: CallStatus::AuthError(stat),
+            procedure: 6,
+            ..
+        }) => assert_eq!(stat, peerwire::proto::AuthStat::TOO_WEAK),
+        other => panic!("expected AUTH_ERROR with AUTH_TOOWEAK, got {other:?}"),
+    }
+    // A refused credential ends the call, not the connection.
+    let out = client
+        .call(PROG, 1, 1, Bytes::from_static(b"ok"))
+        .await
+        .unwrap();
+    assert_eq!(&out[..], b"ok");
+    assert_eq!(server.stats().closed, 0);
     server.shutdown().await;
 }
 
