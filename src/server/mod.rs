@@ -213,6 +213,11 @@ pub struct ServerStats {
 /// How many inbound verdicts [`RunningServer::verdicts`] keeps.
 pub const VERDICTS_KEPT: usize = 64;
 
+/// How many of the [`VERDICTS_KEPT`] one source may hold: one IP address
+/// (on a Unix socket, one user and group). Past it, the source's own
+/// oldest entry makes room, so one address cannot push the others out.
+pub const VERDICTS_PER_SOURCE: usize = 8;
+
 /// Why an inbound connection was turned away before a successful HELLO.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -291,7 +296,10 @@ impl std::fmt::Display for VerdictReason {
 /// Repeated verdicts from one IP address, for one node ID and one reason,
 /// are one entry with a count and the first and last time, so that an
 /// impostor retrying every 200 ms cannot push every other entry out of the
-/// [`VERDICTS_KEPT`] kept.
+/// [`VERDICTS_KEPT`] kept. An address that claims a new node ID each time
+/// makes a new entry each time, but holds at most [`VERDICTS_PER_SOURCE`]
+/// entries: its new ones push out its own oldest; and when the list is
+/// full, the address with the most entries gives up its oldest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {
     /// The peer's address as observed (the latest connection's), in
@@ -628,7 +636,8 @@ impl RunningServer {
         }
     }
 
-    /// The last [`VERDICTS_KEPT`] inbound verdicts, newest first.
+    /// The last [`VERDICTS_KEPT`] inbound verdicts, newest first, at most
+    /// [`VERDICTS_PER_SOURCE`] of them from one address (see [`Verdict`]).
     pub fn verdicts(&self) -> Vec<Verdict> {
         let list = self
             .shared
