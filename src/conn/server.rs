@@ -686,7 +686,10 @@ mod tests {
                 ..
             }
         ));
-        assert!(conn.can_read(), "the slot is freed and the connection goes on");
+        assert!(
+            conn.can_read(),
+            "the slot is freed and the connection goes on"
+        );
     }
 
     #[test]
