@@ -112,6 +112,28 @@ pub(crate) fn set_local_port_range(socket: &Socket, low: u16, high: u16) -> io::
     }
 }
 
+/// The host's ephemeral port range, `net.ipv4.ip_local_port_range` of the
+/// caller's network namespace (it applies to IPv6 too): one read of
+/// `/proc/sys/net/ipv4/ip_local_port_range`.
+pub(crate) fn ephemeral_port_range() -> io::Result<(u16, u16)> {
+    #[cfg(target_os = "linux")]
+    {
+        let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")?;
+        let mut ports = text.split_whitespace().map(str::parse::<u16>);
+        match (ports.next(), ports.next()) {
+            (Some(Ok(low)), Some(Ok(high))) if low <= high => Ok((low, high)),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("unreadable ip_local_port_range {text:?}"),
+            )),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}
+
 /// True when an error means the kernel lacks an option.
 pub(crate) fn is_unsupported_option(error: &io::Error) -> bool {
     error.kind() == io::ErrorKind::Unsupported
