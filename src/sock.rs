@@ -217,16 +217,43 @@ pub(crate) struct Tuning {
     pub tos: Option<u8>,
 }
 
+/// Logs a tuning option that could not be set; the connection goes on.
+fn warn_unset(option: &str, result: io::Result<()>) {
+    if let Err(error) = result {
+        tracing::warn!(option, %error, "could not set socket option; continuing");
+    }
+}
+
 /// Sets `TCP_NODELAY`, `SO_KEEPALIVE` with its three parameters,
 /// `TCP_USER_TIMEOUT` and `IP_TOS`/`IPV6_TCLASS`; logs each failure.
 pub(crate) fn apply_tuning(socket: &Socket, family: Family, tuning: &Tuning) {
-    let warn = |option: &str, result: io::Result<()>| {
-        if let Err(error) = result {
-            tracing::warn!(option, %error, "could not set socket option; continuing");
+    warn_unset("TCP_NODELAY", socket.set_tcp_nodelay(tuning.nodelay));
+    set_liveness(socket, tuning.keepalive, tuning.user_timeout);
+    if let Some(tos) = tuning.tos {
+        match family {
+            Family::V4 => warn_unset("IP_TOS", socket.set_tos_v4(u32::from(tos))),
+            #[cfg(not(any(target_os = "solaris", target_os = "illumos")))]
+            Family::V6 => warn_unset("IPV6_TCLASS", socket.set_tclass_v6(u32::from(tos))),
+            #[cfg(any(target_os = "solaris", target_os = "illumos"))]
+            Family::V6 => {}
         }
-    };
-    warn("TCP_NODELAY", socket.set_tcp_nodelay(tuning.nodelay));
-    if let Some(ka) = tuning.keepalive {
+    }
+}
+
+/// Sets keepalive (`SO_KEEPALIVE`, `TCP_KEEPIDLE`, `TCP_KEEPINTVL`,
+/// `TCP_KEEPCNT`) and `TCP_USER_TIMEOUT` on an accepted TCP connection,
+/// the options that find a peer that vanished without a word; logs each
+/// failure. `None` leaves an option as the kernel set it.
+pub(crate) fn tune_accepted(
+    stream: &tokio::net::TcpStream,
+    keepalive: Option<Keepalive>,
+    user_timeout: Option<Duration>,
+) {
+    set_liveness(&socket2::SockRef::from(stream), keepalive, user_timeout);
+}
+
+fn set_liveness(socket: &Socket, keepalive: Option<Keepalive>, user_timeout: Option<Duration>) {
+    if let Some(ka) = keepalive {
         let params = TcpKeepalive::new().with_time(ka.time);
         #[cfg(any(
             target_os = "linux",
@@ -235,24 +262,17 @@ pub(crate) fn apply_tuning(socket: &Socket, family: Family, tuning: &Tuning) {
             target_os = "netbsd"
         ))]
         let params = params.with_interval(ka.interval).with_retries(ka.count);
-        warn("SO_KEEPALIVE", socket.set_tcp_keepalive(&params));
+        warn_unset("SO_KEEPALIVE", socket.set_tcp_keepalive(&params));
     }
     #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
-    if let Some(timeout) = tuning.user_timeout {
-        warn(
+    if let Some(timeout) = user_timeout {
+        warn_unset(
             "TCP_USER_TIMEOUT",
             socket.set_tcp_user_timeout(Some(timeout)),
         );
     }
-    if let Some(tos) = tuning.tos {
-        match family {
-            Family::V4 => warn("IP_TOS", socket.set_tos_v4(u32::from(tos))),
-            #[cfg(not(any(target_os = "solaris", target_os = "illumos")))]
-            Family::V6 => warn("IPV6_TCLASS", socket.set_tclass_v6(u32::from(tos))),
-            #[cfg(any(target_os = "solaris", target_os = "illumos"))]
-            Family::V6 => {}
-        }
-    }
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "fuchsia")))]
+    let _ = user_timeout;
 }
 
 // ---------------------------------------------------------------------

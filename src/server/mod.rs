@@ -41,6 +41,7 @@ use crate::limits::Limits;
 use crate::listen::{ListenOptions, listen};
 use crate::peer::{Admission, NodeId, PeerCredentials, ServerIdentity, UnixAdmission};
 use crate::proto::OpaqueAuth;
+use crate::sock::Keepalive;
 
 /// What a handler learns about its call.
 ///
@@ -115,6 +116,21 @@ pub struct ServerOptions {
     pub write_timeout: Duration,
     /// How long calls in progress may run after shutdown starts. Default 10 s.
     pub shutdown_grace: Duration,
+    /// TCP keepalive on accepted connections, or `None` for off. It finds a
+    /// peer that vanished without a word (power lost, cable pulled, a
+    /// partition) while its connection is idle, and closes the connection
+    /// long before the [`ServerOptions::idle_timeout`]. Set right after
+    /// accept; a failure to set it is a logged warning. Default: as
+    /// [`ConnectOptions::keepalive`](crate::ConnectOptions::keepalive),
+    /// 20 s idle, 2 s between probes, 9 probes.
+    pub keepalive: Option<Keepalive>,
+    /// `TCP_USER_TIMEOUT` on accepted connections, or `None` for the
+    /// kernel's default: how long sent data (or keepalive probes) may go
+    /// unacknowledged before the connection is closed. Set right after
+    /// accept; a failure to set it is a logged warning. Default: as
+    /// [`ConnectOptions::user_timeout`](crate::ConnectOptions::user_timeout),
+    /// 42 s.
+    pub user_timeout: Option<Duration>,
     /// The largest arguments accepted in a call. Default 16 MiB.
     pub limits: Limits,
     /// Options for the listening sockets. `dual_stack` applies to the
@@ -155,6 +171,12 @@ impl Default for ServerOptions {
             idle_timeout: Duration::from_secs(300),
             write_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
+            keepalive: Some(Keepalive {
+                time: Duration::from_secs(20),
+                interval: Duration::from_secs(2),
+                count: 9,
+            }),
+            user_timeout: Some(Duration::from_secs(42)),
             limits: Limits::default(),
             listen: ListenOptions::default(),
             admission: Admission::default(),
