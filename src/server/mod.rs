@@ -86,7 +86,8 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Bytes, ProcError>> +
 /// Result<Bytes, ProcError>>` are services.
 pub trait Service: Send + Sync + 'static {
     /// Runs `procedure` with its undecoded `args`; returns the undecoded
-    /// results. Return [`ProcError::ProcUnavail`] for an unknown procedure.
+    /// results. Return [`ProcError::ProcUnavail`] for an unknown procedure,
+    /// and [`ProcError::AuthError`] to refuse the call's credentials.
     fn call(&self, ctx: CallContext, procedure: u32, args: Bytes) -> HandlerFuture;
 }
 
