@@ -215,13 +215,12 @@ async fn exhausted_port_range_names_the_range() {
 #[tokio::test]
 async fn exhausted_port_range_at_bind_names_the_range() {
     let range = (47_150, 47_151);
-    let (ports, error) = exhaust_two_ports("127.0.0.6", range, false).await;
-    assert_eq!(
-        ports.len(),
-        2,
-        "both ports of the range were used: {ports:?}"
-    );
-    assert_exhausted(&error, "127.0.0.6", range);
+    // A port bound this way must be free of every other socket, so another
+    // program's connection that happens to use one of the two ports may
+    // leave only one here.
+    let (ports, error) = exhaust_two_ports("127.0.0.16", range, false).await;
+    assert!(!ports.is_empty(), "no port of the range was used");
+    assert_exhausted(&error, "127.0.0.16", range);
 }
 
 /// A range below the host's ephemeral range, which `IP_LOCAL_PORT_RANGE`
