@@ -39,7 +39,11 @@ pub enum PortPolicy {
     #[default]
     Ephemeral,
     /// A port from `low..=high`, through `IP_LOCAL_PORT_RANGE` where the
-    /// kernel has it (Linux 6.3), else by trying ports from a random start.
+    /// kernel has it (Linux 6.3) and the range overlaps the host's
+    /// ephemeral range (`net.ipv4.ip_local_port_range`, which is all that
+    /// option can pick from), else by trying ports from a random start.
+    /// When no port of the range is free, the connect fails with
+    /// [`Error::PortsExhausted`] naming the range.
     Range {
         /// Lowest port, at least 1.
         low: u16,
@@ -189,6 +193,30 @@ pub struct Prepared {
     /// The configured source and its canonical form, for the post-connect check.
     source: Option<(ScopedIp, CanonicalIp)>,
     timeout: Duration,
+    /// The port range the kernel picks from at `connect`
+    /// (`IP_LOCAL_PORT_RANGE`), when one is set: its exhaustion is
+    /// `EADDRNOTAVAIL` at `connect`.
+    kernel_range: Option<KernelRange>,
+}
+
+/// A port range handed to the kernel with `IP_LOCAL_PORT_RANGE`, and the
+/// source it applies to, to name them when the range runs out.
+#[derive(Clone, Debug)]
+struct KernelRange {
+    source_addr: ScopedIp,
+    low: u16,
+    high: u16,
+}
+
+impl KernelRange {
+    fn exhausted(self, destination: Endpoint) -> Error {
+        Error::PortsExhausted {
+            source_addr: self.source_addr,
+            destination,
+            low: self.low,
+            high: self.high,
+        }
+    }
 }
 
 /// An established connection, with the addresses it was checked against.
@@ -296,7 +324,7 @@ impl Connector {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 Err(error) => return Err(error),
-                Ok(socket) => {
+                Ok((socket, kernel_range)) => {
                     return Ok(Prepared {
                         socket,
                         destination: destination.clone(),
@@ -306,6 +334,7 @@ impl Connector {
                             (ip, canonical)
                         }),
                         timeout: opts.connect_timeout,
+                        kernel_range,
                     });
                 }
             }
@@ -313,11 +342,13 @@ impl Connector {
     }
 
     /// Makes the socket, sets its options and binds it (steps 3 and 4).
+    /// Returns the range the kernel picks the port from at `connect`, when
+    /// the port policy's range was handed to it.
     fn bind_socket(
         &self,
         destination: &Endpoint,
         source: Option<&(ScopedIp, u32)>,
-    ) -> Result<Socket, Error> {
+    ) -> Result<(Socket, Option<KernelRange>), Error> {
         let opts = &*self.options;
         let family = destination.family();
         let fatal = |what: &'static str| {
@@ -347,7 +378,7 @@ impl Connector {
         let (bind_ip, scope) = match source {
             Some((ip, scope)) => (ip.clone(), *scope),
             None if binds => (ScopedIp::unspecified(family), 0),
-            None => return Ok(socket),
+            None => return Ok((socket, None)),
         };
         let bind_error = |port: u16, error| Error::Bind {
             source_addr: bind_ip.clone(),
@@ -365,11 +396,26 @@ impl Connector {
             }
             bind_at(0).map_err(|e| bind_error(0, e))
         };
+        let mut kernel_range = None;
         match opts.port_policy {
             PortPolicy::Ephemeral => ephemeral(&socket)?,
-            PortPolicy::Range { low, high } => match sock::set_local_port_range(&socket, low, high)
-            {
-                Ok(()) => ephemeral(&socket)?,
+            PortPolicy::Range { low, high } => match kernel_port_range(&socket, low, high) {
+                Ok(()) => {
+                    let range = KernelRange {
+                        source_addr: bind_ip.clone(),
+                        low,
+                        high,
+                    };
+                    match ephemeral(&socket) {
+                        // Without IP_BIND_ADDRESS_NO_PORT, bind picks the
+                        // port, and a range with no free port is EADDRINUSE.
+                        Err(Error::Bind { error, .. }) if sock::is_addr_in_use(&error) => {
+                            return Err(range.exhausted(destination.clone()));
+                        }
+                        result => result?,
+                    }
+                    kernel_range = Some(range);
+                }
                 Err(error) => {
                     if !sock::is_unsupported_option(&error) {
                         warn!(%error, "IP_LOCAL_PORT_RANGE failed; trying ports one by one");
@@ -396,7 +442,7 @@ impl Connector {
                 })?;
             }
         }
-        Ok(socket)
+        Ok((socket, kernel_range))
     }
 
     /// Connects to the first destination that answers, by Happy Eyeballs
@@ -495,6 +541,26 @@ impl Connector {
     }
 }
 
+/// Hands the port range to the kernel (`IP_LOCAL_PORT_RANGE`), when that
+/// honours it. The kernel applies a socket's range only within the host's
+/// ephemeral range (`net.ipv4.ip_local_port_range`, also for IPv6), using
+/// the overlap of the two, and silently ignores a range that does not
+/// overlap it at all: then, or when the host's range cannot be read, this
+/// fails as unsupported and the caller binds ports one by one.
+fn kernel_port_range(socket: &Socket, low: u16, high: u16) -> std::io::Result<()> {
+    let unsupported = |why: String| {
+        debug!(low, high, "{why}; IP_LOCAL_PORT_RANGE not used");
+        Err(std::io::ErrorKind::Unsupported.into())
+    };
+    match sock::ephemeral_port_range() {
+        Ok((host_low, host_high)) if high < host_low || host_high < low => unsupported(format!(
+            "the range lies outside the host's ephemeral ports {host_low}-{host_high}"
+        )),
+        Ok(_) => sock::set_local_port_range(socket, low, high),
+        Err(error) => unsupported(format!("the host's ephemeral ports are unknown ({error})")),
+    }
+}
+
 /// Binds the first port of `ports` that is not in use. Any error other than
 /// `EADDRINUSE` ends the loop: it will not go away on the next port.
 fn bind_loop(
@@ -538,6 +604,7 @@ impl Prepared {
             remote,
             source,
             timeout,
+            kernel_range,
         } = self;
         let bound = source
             .as_ref()
@@ -546,6 +613,13 @@ impl Prepared {
         let socket = TcpSocket::from_std_stream(std_stream);
         let stream = match tokio::time::timeout(timeout, socket.connect(remote)).await {
             Ok(Ok(stream)) => stream,
+            // The kernel picks the port at connect, from the range it was
+            // given; none free toward this destination is EADDRNOTAVAIL.
+            Ok(Err(error)) if kernel_range.is_some() && sock::is_addr_not_available(&error) => {
+                let range = kernel_range.expect("checked just above");
+                debug!(%error, low = range.low, high = range.high, "no free port in the range");
+                return Err(range.exhausted(destination));
+            }
             Ok(Err(error)) => {
                 return Err(Error::Connect {
                     source_addr: bound,

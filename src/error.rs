@@ -102,8 +102,14 @@ pub enum Error {
         error: io::Error,
     },
 
-    /// Every port of a range or of the privileged ports was in use.
-    #[error("no free port in {low}-{high} on source {source_addr} for {destination}")]
+    /// Every port of a [`PortPolicy::Range`](crate::PortPolicy::Range) or
+    /// of the privileged ports was in use: the bind loop found none free,
+    /// or the kernel, given the range with `IP_LOCAL_PORT_RANGE`, had none
+    /// left toward this destination at bind or connect. No connection was
+    /// made.
+    #[error(
+        "no free port in {low}-{high} on source {source_addr} for {destination}; widen the port range, or hold fewer connections"
+    )]
     PortsExhausted {
         /// The source.
         source_addr: ScopedIp,

@@ -112,6 +112,28 @@ pub(crate) fn set_local_port_range(socket: &Socket, low: u16, high: u16) -> io::
     }
 }
 
+/// The host's ephemeral port range, `net.ipv4.ip_local_port_range` of the
+/// caller's network namespace (it applies to IPv6 too): one read of
+/// `/proc/sys/net/ipv4/ip_local_port_range`.
+pub(crate) fn ephemeral_port_range() -> io::Result<(u16, u16)> {
+    #[cfg(target_os = "linux")]
+    {
+        let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")?;
+        let mut ports = text.split_whitespace().map(str::parse::<u16>);
+        match (ports.next(), ports.next()) {
+            (Some(Ok(low)), Some(Ok(high))) if low <= high => Ok((low, high)),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("unreadable ip_local_port_range {text:?}"),
+            )),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}
+
 /// True when an error means the kernel lacks an option.
 pub(crate) fn is_unsupported_option(error: &io::Error) -> bool {
     error.kind() == io::ErrorKind::Unsupported
@@ -195,16 +217,43 @@ pub(crate) struct Tuning {
     pub tos: Option<u8>,
 }
 
+/// Logs a tuning option that could not be set; the connection goes on.
+fn warn_unset(option: &str, result: io::Result<()>) {
+    if let Err(error) = result {
+        tracing::warn!(option, %error, "could not set socket option; continuing");
+    }
+}
+
 /// Sets `TCP_NODELAY`, `SO_KEEPALIVE` with its three parameters,
 /// `TCP_USER_TIMEOUT` and `IP_TOS`/`IPV6_TCLASS`; logs each failure.
 pub(crate) fn apply_tuning(socket: &Socket, family: Family, tuning: &Tuning) {
-    let warn = |option: &str, result: io::Result<()>| {
-        if let Err(error) = result {
-            tracing::warn!(option, %error, "could not set socket option; continuing");
+    warn_unset("TCP_NODELAY", socket.set_tcp_nodelay(tuning.nodelay));
+    set_liveness(socket, tuning.keepalive, tuning.user_timeout);
+    if let Some(tos) = tuning.tos {
+        match family {
+            Family::V4 => warn_unset("IP_TOS", socket.set_tos_v4(u32::from(tos))),
+            #[cfg(not(any(target_os = "solaris", target_os = "illumos")))]
+            Family::V6 => warn_unset("IPV6_TCLASS", socket.set_tclass_v6(u32::from(tos))),
+            #[cfg(any(target_os = "solaris", target_os = "illumos"))]
+            Family::V6 => {}
         }
-    };
-    warn("TCP_NODELAY", socket.set_tcp_nodelay(tuning.nodelay));
-    if let Some(ka) = tuning.keepalive {
+    }
+}
+
+/// Sets keepalive (`SO_KEEPALIVE`, `TCP_KEEPIDLE`, `TCP_KEEPINTVL`,
+/// `TCP_KEEPCNT`) and `TCP_USER_TIMEOUT` on an accepted TCP connection,
+/// the options that find a peer that vanished without a word; logs each
+/// failure. `None` leaves an option as the kernel set it.
+pub(crate) fn tune_accepted(
+    stream: &tokio::net::TcpStream,
+    keepalive: Option<Keepalive>,
+    user_timeout: Option<Duration>,
+) {
+    set_liveness(&socket2::SockRef::from(stream), keepalive, user_timeout);
+}
+
+fn set_liveness(socket: &Socket, keepalive: Option<Keepalive>, user_timeout: Option<Duration>) {
+    if let Some(ka) = keepalive {
         let params = TcpKeepalive::new().with_time(ka.time);
         #[cfg(any(
             target_os = "linux",
@@ -213,24 +262,17 @@ pub(crate) fn apply_tuning(socket: &Socket, family: Family, tuning: &Tuning) {
             target_os = "netbsd"
         ))]
         let params = params.with_interval(ka.interval).with_retries(ka.count);
-        warn("SO_KEEPALIVE", socket.set_tcp_keepalive(&params));
+        warn_unset("SO_KEEPALIVE", socket.set_tcp_keepalive(&params));
     }
     #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
-    if let Some(timeout) = tuning.user_timeout {
-        warn(
+    if let Some(timeout) = user_timeout {
+        warn_unset(
             "TCP_USER_TIMEOUT",
             socket.set_tcp_user_timeout(Some(timeout)),
         );
     }
-    if let Some(tos) = tuning.tos {
-        match family {
-            Family::V4 => warn("IP_TOS", socket.set_tos_v4(u32::from(tos))),
-            #[cfg(not(any(target_os = "solaris", target_os = "illumos")))]
-            Family::V6 => warn("IPV6_TCLASS", socket.set_tclass_v6(u32::from(tos))),
-            #[cfg(any(target_os = "solaris", target_os = "illumos"))]
-            Family::V6 => {}
-        }
-    }
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "fuchsia")))]
+    let _ = user_timeout;
 }
 
 // ---------------------------------------------------------------------

@@ -370,6 +370,55 @@ async fn ipv4_callers_on_a_dual_stack_listener_are_judged_and_shown_as_ipv4() {
     server.shutdown().await;
 }
 
+/// One address claiming a new node ID on every connection makes a new
+/// verdict each time, but it cannot push another address's verdict out:
+/// the impostor from 127.0.0.9 stays listed for the operator.
+#[tokio::test(flavor = "current_thread")]
+async fn a_flood_of_claimed_ids_from_one_address_keeps_the_impostors_verdict() {
+    use peerwire::server::{VERDICTS_KEPT, VERDICTS_PER_SOURCE};
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (server, address) = server(Admission::default(), calls);
+    let impostor = client(&address, "127.0.0.9", "a", "srv");
+    assert!(impostor.connect().await.is_err());
+    let flood = VERDICTS_KEPT + 16;
+    for i in 0..flood {
+        let stranger = client(&address, "127.0.0.8", &format!("x{i}"), "srv");
+        assert!(stranger.connect().await.is_err());
+    }
+    let start = std::time::Instant::now();
+    while server.stats().rejected < 1 + flood as u64 && start.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(server.stats().rejected, 1 + flood as u64);
+    let verdicts = server.verdicts();
+    let from = |ip: &str| {
+        verdicts
+            .iter()
+            .filter(|v| v.observed.ip().to_string() == ip)
+            .collect::<Vec<_>>()
+    };
+    let impostor = from("127.0.0.9");
+    assert_eq!(impostor.len(), 1, "{verdicts:#?}");
+    assert_eq!(impostor[0].peer.as_ref().map(NodeId::as_str), Some("a"));
+    assert!(
+        matches!(
+            impostor[0].reason,
+            Some(peerwire::VerdictReason::Refused(_))
+        ),
+        "{:?}",
+        impostor[0]
+    );
+    // The flood keeps only its newest few.
+    let flooded = from("127.0.0.8");
+    assert_eq!(flooded.len(), VERDICTS_PER_SOURCE);
+    let last = format!("x{}", flood - 1);
+    assert_eq!(
+        flooded[0].peer.as_ref().map(NodeId::as_str),
+        Some(last.as_str())
+    );
+    server.shutdown().await;
+}
+
 /// Every connection that ends before a successful HELLO leaves a verdict
 /// with a matchable reason, counted by kind: closed before HELLO, bad
 /// framing; and an impostor retrying again and again is one entry with a

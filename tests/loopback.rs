@@ -139,6 +139,108 @@ async fn port_range_is_honoured() {
     }
 }
 
+/// Connects from `source` with a two-port range until it fails; holds
+/// every connection made. Returns the ports used and the error.
+async fn exhaust_two_ports(
+    source: &str,
+    (low, high): (u16, u16),
+    bind_address_no_port: bool,
+) -> (Vec<u16>, Error) {
+    let listener = listen(&"127.0.0.1:0".parse().unwrap(), &ListenOptions::default()).unwrap();
+    let dest = endpoint_of(&listener);
+    let connector = Connector::new(ConnectOptions {
+        sources: Sources::new().with(ip(source)),
+        port_policy: PortPolicy::Range { low, high },
+        bind_address_no_port,
+        ..ConnectOptions::default()
+    });
+    let mut held = Vec::new();
+    // At most two connections fit; a third attempt must fail.
+    for _ in 0..3 {
+        match connector.connect(&dest).await {
+            Ok(connected) => {
+                let port = connected.local_addr().port();
+                assert!(
+                    (low..=high).contains(&port),
+                    "port {port} outside {low}-{high}"
+                );
+                assert_eq!(observe(&listener).await, connected.local_addr());
+                held.push(connected);
+            }
+            Err(error) => {
+                return (held.iter().map(|c| c.local_addr().port()).collect(), error);
+            }
+        }
+    }
+    panic!("three connections from a two-port range {low}-{high}");
+}
+
+fn assert_exhausted(error: &Error, source: &str, (low, high): (u16, u16)) {
+    match error {
+        Error::PortsExhausted {
+            source_addr,
+            low: l,
+            high: h,
+            ..
+        } => {
+            assert_eq!((*l, *h), (low, high), "{error}");
+            assert_eq!(source_addr.to_string(), source, "{error}");
+        }
+        other => panic!("expected PortsExhausted for {low}-{high}, got {other:?}: {other}"),
+    }
+    let text = error.to_string();
+    assert!(text.contains(&format!("{low}-{high}")), "{text}");
+    assert!(text.contains(source), "{text}");
+}
+
+/// The kernel picks the port at connect (`IP_LOCAL_PORT_RANGE` with
+/// `IP_BIND_ADDRESS_NO_PORT`) and reports an exhausted range as
+/// `EADDRNOTAVAIL`: the caller gets `PortsExhausted` naming the range.
+/// (The range lies inside the host's ephemeral range, 32768–60999 by
+/// default: the kernel ignores a socket range outside it.)
+#[tokio::test]
+async fn exhausted_port_range_names_the_range() {
+    let range = (47_140, 47_141);
+    let (ports, error) = exhaust_two_ports("127.0.0.5", range, true).await;
+    assert_eq!(
+        ports.len(),
+        2,
+        "both ports of the range were used: {ports:?}"
+    );
+    assert_exhausted(&error, "127.0.0.5", range);
+}
+
+/// Without `IP_BIND_ADDRESS_NO_PORT`, bind picks the port from the range,
+/// and an exhausted range is `EADDRINUSE` at bind: the same error.
+#[tokio::test]
+async fn exhausted_port_range_at_bind_names_the_range() {
+    let range = (47_150, 47_151);
+    // A port bound this way must be free of every other socket, so another
+    // program's connection that happens to use one of the two ports may
+    // leave only one here.
+    let (ports, error) = exhaust_two_ports("127.0.0.16", range, false).await;
+    assert!(!ports.is_empty(), "no port of the range was used");
+    assert_exhausted(&error, "127.0.0.16", range);
+}
+
+/// A range below the host's ephemeral range, which `IP_LOCAL_PORT_RANGE`
+/// would silently ignore (the kernel then picks any ephemeral port): it is
+/// honoured port by port, and exhausting it names the range too.
+#[tokio::test]
+async fn port_range_outside_the_ephemeral_range_is_honoured_and_exhausts() {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+    let host_low: u16 = text.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(host_low > 2_000, "ephemeral range starts at {host_low}");
+    let range = (host_low - 1_000, host_low - 999);
+    let (ports, error) = exhaust_two_ports("127.0.0.7", range, true).await;
+    assert_eq!(
+        ports.len(),
+        2,
+        "both ports of the range were used: {ports:?}"
+    );
+    assert_exhausted(&error, "127.0.0.7", range);
+}
+
 #[tokio::test]
 async fn invalid_port_range_is_a_config_error() {
     let connector = Connector::new(ConnectOptions {

@@ -90,6 +90,10 @@ fn main() {
             runtime::link_down_mid_call_declares_the_connection_dead_then_reconnects,
         ),
         (
+            "partitioned_client_is_closed_by_the_servers_keepalive",
+            runtime::partitioned_client_is_closed_by_the_servers_keepalive,
+        ),
+        (
             "peerd_nodes_connect_over_ipv4_and_ipv6_from_their_sources",
             peerd::peerd_nodes_connect_over_ipv4_and_ipv6_from_their_sources,
         ),

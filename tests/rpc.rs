@@ -20,6 +20,7 @@ async fn echo(ctx: CallContext, procedure: u32, args: Bytes) -> Result<Bytes, Pr
         }
         4 => panic!("handler panics on purpose"),
         5 => Err(ProcError::GarbageArgs),
+        6 => Err(ProcError::AuthError(peerwire::proto::AuthStat::TOO_WEAK)),
         _ => Err(ProcError::ProcUnavail),
     }
 }
@@ -89,6 +90,28 @@ async fn server_error_replies_reach_the_caller() {
 }
 
 #[tokio::test]
+async fn a_service_refusing_credentials_fails_the_call_with_its_auth_stat() {
+    let (server, addr) = start(ServerOptions::default());
+    let client = Client::new(vec![addr], ClientOptions::default()).expect("a destination");
+    match client.call(PROG, 1, 6, Bytes::new()).await {
+        Err(Error::CallRejected {
+            status: CallStatus::AuthError(stat),
+            procedure: 6,
+            ..
+        }) => assert_eq!(stat, peerwire::proto::AuthStat::TOO_WEAK),
+        other => panic!("expected AUTH_ERROR with AUTH_TOOWEAK, got {other:?}"),
+    }
+    // A refused credential ends the call, not the connection.
+    let out = client
+        .call(PROG, 1, 1, Bytes::from_static(b"ok"))
+        .await
+        .unwrap();
+    assert_eq!(&out[..], b"ok");
+    assert_eq!(server.stats().closed, 0);
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn concurrent_calls_complete_out_of_order() {
     let (server, addr) = start(ServerOptions::default());
     let client = Client::new(vec![addr], ClientOptions::default()).expect("a destination");
@@ -144,4 +167,75 @@ async fn a_handler_that_panics_before_returning_its_future_gets_system_err() {
     assert_eq!(&out[..], b"after");
     assert_eq!(server.stats().panics, 1);
     server.shutdown().await;
+}
+
+/// The kernel's timer on the server's side of a loopback connection, from
+/// `/proc/net/tcp`: its `tr` field (0 none, 1 retransmit, 2 keepalive,
+/// 4 zero-window probe) and `tm->when` in clock ticks (USER_HZ, 100 a
+/// second). `server` is the listener's address, `client` the peer's.
+fn server_side_timer(server: std::net::SocketAddr, client: std::net::SocketAddr) -> (u32, u64) {
+    let hex = |addr: std::net::SocketAddr| {
+        let std::net::IpAddr::V4(ip) = addr.ip() else {
+            panic!("IPv4 only: {addr}")
+        };
+        format!(
+            "{:08X}:{:04X}",
+            u32::from_le_bytes(ip.octets()),
+            addr.port()
+        )
+    };
+    let (local, remote) = (hex(server), hex(client));
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    for line in table.lines().skip(1) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields[1] == local && fields[2] == remote {
+            let (tr, when) = fields[5].split_once(':').unwrap();
+            return (
+                u32::from_str_radix(tr, 16).unwrap(),
+                u64::from_str_radix(when, 16).unwrap(),
+            );
+        }
+    }
+    panic!("no connection {local} -> {remote} in /proc/net/tcp:\n{table}");
+}
+
+/// An accepted connection gets the server's keepalive at once: the kernel
+/// runs a keepalive timer on it, due within the configured idle time, so a
+/// peer that vanishes is found without waiting for the idle timeout.
+/// With keepalive off, no timer runs.
+#[tokio::test]
+async fn accepted_connections_get_the_servers_keepalive() {
+    for keepalive in [
+        Some(peerwire::Keepalive {
+            time: Duration::from_secs(7),
+            interval: Duration::from_secs(3),
+            count: 4,
+        }),
+        None,
+    ] {
+        let (server, addr) = start(ServerOptions {
+            keepalive,
+            user_timeout: Some(Duration::from_secs(11)),
+            ..ServerOptions::default()
+        });
+        let stream = tokio::net::TcpStream::connect(addr.to_string())
+            .await
+            .unwrap();
+        let start = std::time::Instant::now();
+        while server.connections().is_empty() && start.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(server.connections().len(), 1);
+        let (timer, when) =
+            server_side_timer(server.local_addrs()[0], stream.local_addr().unwrap());
+        match keepalive {
+            Some(_) => {
+                assert_eq!(timer, 2, "no keepalive timer on the accepted socket");
+                assert!(when <= 700, "due in {when} ticks, over the 7 s idle time");
+            }
+            None => assert_eq!(timer, 0, "a timer runs with keepalive off"),
+        }
+        drop(stream);
+        server.shutdown().await;
+    }
 }

@@ -20,7 +20,8 @@
 //!
 //! Each dispatched call takes the next schedule byte: its low 2 bits pick the
 //! handler's outcome (0 = Ok, echoing the arguments; 1 = PROC_UNAVAIL;
-//! 2 = GARBAGE_ARGS; 3 = SYSTEM_ERR), the high 6 bits how many driver steps
+//! 2 = GARBAGE_ARGS; 3 = SYSTEM_ERR, or AUTH_ERROR with AUTH_TOOWEAK when
+//! bit 2 is set too), the high 6 bits how many driver steps
 //! it runs (0 to 63). The driver, like the server's: receives only while
 //! `can_read()`; reads the next chunk only when `receive` wants more bytes;
 //! completes every handler whose time has come before anything else; when
@@ -66,7 +67,7 @@ use peerwire::internals::{
     Dispatch, Dropped, Expired, Inbound, Outbox, ProcError, Registry, ServeStats, ServerConnection,
 };
 use peerwire::proto::{
-    AcceptStatus, DecodeError, DecodeErrorKind, Message, MessageBody, RPC_VERSION, RecordLimits,
+    AcceptStatus, AuthStat, DecodeError, DecodeErrorKind, Message, MessageBody, RPC_VERSION, RecordLimits,
     Rejection, ReplyBody,
 };
 use peerwire_fuzz::StreamInput;
@@ -260,11 +261,15 @@ fuzz_target!(|data: &[u8]| {
                 ),
                 Err(error) => Message::reply(
                     done.xid,
-                    ReplyBody::accepted(match error {
-                        ProcError::ProcUnavail => AcceptStatus::ProcUnavail,
-                        ProcError::GarbageArgs => AcceptStatus::GarbageArgs,
-                        ProcError::SystemErr => AcceptStatus::SystemErr,
-                    }),
+                    match error {
+                        ProcError::ProcUnavail => ReplyBody::accepted(AcceptStatus::ProcUnavail),
+                        ProcError::GarbageArgs => ReplyBody::accepted(AcceptStatus::GarbageArgs),
+                        ProcError::SystemErr => ReplyBody::accepted(AcceptStatus::SystemErr),
+                        ProcError::AuthError(stat) => {
+                            ReplyBody::Denied(Rejection::AuthError(stat))
+                        }
+                        _ => unreachable!("the schedule makes no other error"),
+                    },
                     Bytes::new(),
                 ),
             };
@@ -325,11 +330,12 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(&call, want, "record {record}: wrong dispatch");
                 stats.dispatched += 1;
                 let byte = schedule.next();
-                let outcome = match byte & 3 {
-                    0 => Ok(call.args.clone()),
-                    1 => Err(ProcError::ProcUnavail),
-                    2 => Err(ProcError::GarbageArgs),
-                    _ => Err(ProcError::SystemErr),
+                let outcome = match byte & 7 {
+                    0 | 4 => Ok(call.args.clone()),
+                    1 | 5 => Err(ProcError::ProcUnavail),
+                    2 | 6 => Err(ProcError::GarbageArgs),
+                    3 => Err(ProcError::SystemErr),
+                    _ => Err(ProcError::AuthError(AuthStat::TOO_WEAK)),
                 };
                 running.push(Running {
                     record,

@@ -68,6 +68,7 @@ impl Registry {
 
 /// Why a handler did not produce results.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ProcError {
     /// The procedure does not exist (PROC_UNAVAIL).
     ProcUnavail,
@@ -75,14 +76,23 @@ pub enum ProcError {
     GarbageArgs,
     /// The handler failed or panicked (SYSTEM_ERR).
     SystemErr,
+    /// The service refuses the call's credentials: the reply is
+    /// MSG_DENIED with AUTH_ERROR and this `auth_stat`, as libtirpc's
+    /// `svcerr_auth` (`svcerr_weakauth` is [`AuthStat::TOO_WEAK`]). The
+    /// client's call fails with
+    /// [`CallStatus::AuthError`](crate::CallStatus::AuthError) carrying it.
+    /// The connection goes on.
+    AuthError(AuthStat),
 }
 
 impl ProcError {
-    fn status(self) -> AcceptStatus {
+    /// The reply body that says this error.
+    fn body(self) -> ReplyBody {
         match self {
-            ProcError::ProcUnavail => AcceptStatus::ProcUnavail,
-            ProcError::GarbageArgs => AcceptStatus::GarbageArgs,
-            ProcError::SystemErr => AcceptStatus::SystemErr,
+            ProcError::ProcUnavail => ReplyBody::accepted(AcceptStatus::ProcUnavail),
+            ProcError::GarbageArgs => ReplyBody::accepted(AcceptStatus::GarbageArgs),
+            ProcError::SystemErr => ReplyBody::accepted(AcceptStatus::SystemErr),
+            ProcError::AuthError(stat) => ReplyBody::Denied(Rejection::AuthError(stat)),
         }
     }
 }
@@ -534,7 +544,7 @@ impl ServerConnection {
         }
         match outcome {
             Ok(results) => Message::reply(xid, ReplyBody::accepted(AcceptStatus::Success), results),
-            Err(error) => Message::reply(xid, ReplyBody::accepted(error.status()), Bytes::new()),
+            Err(error) => Message::reply(xid, error.body(), Bytes::new()),
         }
     }
 }
@@ -659,6 +669,27 @@ mod tests {
             }
         ));
         assert!(conn.can_read());
+    }
+
+    #[test]
+    fn auth_error_from_a_handler_is_denied_with_its_auth_stat() {
+        let mut conn = ServerConnection::new(RecordLimits::default(), 2);
+        let mut buf = wire(&call(100, 1, 5));
+        let inbound = conn.receive(&mut buf, &registry(), now()).unwrap().unwrap();
+        assert!(matches!(inbound, Inbound::Dispatch(_)));
+        let reply = conn.complete(7, Err(ProcError::AuthError(AuthStat::TOO_WEAK)), now());
+        assert_eq!(reply.xid, 7);
+        assert!(matches!(
+            reply.body,
+            MessageBody::Reply {
+                body: ReplyBody::Denied(Rejection::AuthError(AuthStat::TOO_WEAK)),
+                ..
+            }
+        ));
+        assert!(
+            conn.can_read(),
+            "the slot is freed and the connection goes on"
+        );
     }
 
     #[test]

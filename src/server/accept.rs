@@ -14,6 +14,7 @@ use super::connection::{ConnectionEnd, serve_connection};
 use super::verdicts::record_verdict;
 use super::{Shared, VerdictReason};
 use crate::addr::{CanonicalIp, canonical_socket_addr};
+use crate::sock;
 
 pub(super) async fn accept_loop(
     listener: TcpListener,
@@ -46,6 +47,13 @@ pub(super) async fn accept_loop(
             continue;
         }
         shared.counters.accepted.fetch_add(1, Ordering::Relaxed);
+        // Tuning, not identity: a failure is logged and the connection
+        // goes on.
+        sock::tune_accepted(
+            &stream,
+            shared.options.keepalive,
+            shared.options.user_timeout,
+        );
         if shared.policy.borrow().identity.is_none() && !shared.tls_on() {
             // Admission is the whole verdict; with TLS, the handshake is;
             // with an identity, HELLO is.

@@ -41,6 +41,7 @@ use crate::limits::Limits;
 use crate::listen::{ListenOptions, listen};
 use crate::peer::{Admission, NodeId, PeerCredentials, ServerIdentity, UnixAdmission};
 use crate::proto::OpaqueAuth;
+use crate::sock::Keepalive;
 
 /// What a handler learns about its call.
 ///
@@ -85,7 +86,8 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Bytes, ProcError>> +
 /// Result<Bytes, ProcError>>` are services.
 pub trait Service: Send + Sync + 'static {
     /// Runs `procedure` with its undecoded `args`; returns the undecoded
-    /// results. Return [`ProcError::ProcUnavail`] for an unknown procedure.
+    /// results. Return [`ProcError::ProcUnavail`] for an unknown procedure,
+    /// and [`ProcError::AuthError`] to refuse the call's credentials.
     fn call(&self, ctx: CallContext, procedure: u32, args: Bytes) -> HandlerFuture;
 }
 
@@ -115,6 +117,21 @@ pub struct ServerOptions {
     pub write_timeout: Duration,
     /// How long calls in progress may run after shutdown starts. Default 10 s.
     pub shutdown_grace: Duration,
+    /// TCP keepalive on accepted connections, or `None` for off. It finds a
+    /// peer that vanished without a word (power lost, cable pulled, a
+    /// partition) while its connection is idle, and closes the connection
+    /// long before the [`ServerOptions::idle_timeout`]. Set right after
+    /// accept; a failure to set it is a logged warning. Default: as
+    /// [`ConnectOptions::keepalive`](crate::ConnectOptions::keepalive),
+    /// 20 s idle, 2 s between probes, 9 probes.
+    pub keepalive: Option<Keepalive>,
+    /// `TCP_USER_TIMEOUT` on accepted connections, or `None` for the
+    /// kernel's default: how long sent data (or keepalive probes) may go
+    /// unacknowledged before the connection is closed. Set right after
+    /// accept; a failure to set it is a logged warning. Default: as
+    /// [`ConnectOptions::user_timeout`](crate::ConnectOptions::user_timeout),
+    /// 42 s.
+    pub user_timeout: Option<Duration>,
     /// The largest arguments accepted in a call. Default 16 MiB.
     pub limits: Limits,
     /// Options for the listening sockets. `dual_stack` applies to the
@@ -155,6 +172,12 @@ impl Default for ServerOptions {
             idle_timeout: Duration::from_secs(300),
             write_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
+            keepalive: Some(Keepalive {
+                time: Duration::from_secs(20),
+                interval: Duration::from_secs(2),
+                count: 9,
+            }),
+            user_timeout: Some(Duration::from_secs(42)),
             limits: Limits::default(),
             listen: ListenOptions::default(),
             admission: Admission::default(),
@@ -212,6 +235,11 @@ pub struct ServerStats {
 
 /// How many inbound verdicts [`RunningServer::verdicts`] keeps.
 pub const VERDICTS_KEPT: usize = 64;
+
+/// How many of the [`VERDICTS_KEPT`] one source may hold: one IP address
+/// (on a Unix socket, one user and group). Past it, the source's own
+/// oldest entry makes room, so one address cannot push the others out.
+pub const VERDICTS_PER_SOURCE: usize = 8;
 
 /// Why an inbound connection was turned away before a successful HELLO.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -291,7 +319,10 @@ impl std::fmt::Display for VerdictReason {
 /// Repeated verdicts from one IP address, for one node ID and one reason,
 /// are one entry with a count and the first and last time, so that an
 /// impostor retrying every 200 ms cannot push every other entry out of the
-/// [`VERDICTS_KEPT`] kept.
+/// [`VERDICTS_KEPT`] kept. An address that claims a new node ID each time
+/// makes a new entry each time, but holds at most [`VERDICTS_PER_SOURCE`]
+/// entries: its new ones push out its own oldest; and when the list is
+/// full, the address with the most entries gives up its oldest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {
     /// The peer's address as observed (the latest connection's), in
@@ -628,7 +659,8 @@ impl RunningServer {
         }
     }
 
-    /// The last [`VERDICTS_KEPT`] inbound verdicts, newest first.
+    /// The last [`VERDICTS_KEPT`] inbound verdicts, newest first, at most
+    /// [`VERDICTS_PER_SOURCE`] of them from one address (see [`Verdict`]).
     pub fn verdicts(&self) -> Vec<Verdict> {
         let list = self
             .shared

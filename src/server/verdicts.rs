@@ -1,9 +1,10 @@
 //! The server's lists: open connections and inbound verdicts.
 
-use std::net::SocketAddr;
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use super::{ConnectionInfo, Shared, VERDICTS_KEPT, Verdict, VerdictReason};
+use super::{ConnectionInfo, Shared, VERDICTS_KEPT, VERDICTS_PER_SOURCE, Verdict, VerdictReason};
 use crate::peer::{NodeId, PeerCredentials};
 use crate::tls::TlsPeer;
 
@@ -42,7 +43,7 @@ impl<'a> Registered<'a> {
 }
 
 /// Records a verdict, coalescing it with an earlier one from the same IP
-/// address for the same node ID and reason.
+/// address for the same node ID and reason (see [`keep`]).
 pub(super) fn record_verdict(
     shared: &Shared,
     observed: SocketAddr,
@@ -85,42 +86,91 @@ fn record(
     peer: Option<NodeId>,
     reason: Option<VerdictReason>,
 ) {
-    let now = std::time::SystemTime::now();
+    let verdict = Verdict {
+        observed,
+        peer,
+        accepted: reason.is_none(),
+        reason,
+        count: 1,
+        first: std::time::SystemTime::now(),
+        at: std::time::SystemTime::now(),
+        credentials,
+        tls,
+    };
     let mut list = shared.verdicts.lock().unwrap_or_else(|p| p.into_inner());
-    let who = |c: &Option<PeerCredentials>| c.map(|c| (c.uid, c.gid));
-    let same = list.iter().position(|v| {
-        v.observed.ip() == observed.ip()
-            && who(&v.credentials) == who(&credentials)
-            && v.peer == peer
-            && v.reason == reason
-    });
+    keep(&mut list, verdict);
+}
+
+/// Who a verdict is from, for fairness: its IP address, and on a Unix
+/// socket the user and group (the pid changes with every retry).
+fn source(verdict: &Verdict) -> (IpAddr, Option<(u32, u32)>) {
+    (
+        verdict.observed.ip(),
+        verdict.credentials.map(|c| (c.uid, c.gid)),
+    )
+}
+
+/// Puts `verdict` at the front of `list` (newest first), which holds at
+/// most [`VERDICTS_KEPT`] entries and at most [`VERDICTS_PER_SOURCE`] from
+/// one source.
+///
+/// - An entry from the same source for the same node ID and reason is
+///   coalesced: its count goes up, its time and latest details are
+///   `verdict`'s, and it moves to the front.
+/// - Otherwise, a source at its cap loses its own oldest entry; and when
+///   the list is full, the source with the most entries loses its oldest
+///   one (of two sources with as many, the one whose oldest entry is
+///   older). So one address retrying with a new claimed node ID each time
+///   pushes out only its own entries, never another address's.
+pub(super) fn keep(list: &mut VecDeque<Verdict>, verdict: Verdict) {
+    let from = source(&verdict);
+    let same = list
+        .iter()
+        .position(|v| source(v) == from && v.peer == verdict.peer && v.reason == verdict.reason);
     let verdict = match same.and_then(|i| list.remove(i)) {
         Some(mut earlier) => {
             earlier.count += 1;
-            earlier.at = now;
-            earlier.observed = observed;
-            earlier.credentials = credentials;
-            earlier.tls = tls;
+            earlier.at = verdict.at;
+            earlier.observed = verdict.observed;
+            earlier.credentials = verdict.credentials;
+            earlier.tls = verdict.tls;
             earlier
         }
         None => {
-            if list.len() == VERDICTS_KEPT {
-                list.pop_back();
+            let own = list.iter().filter(|v| source(v) == from).count();
+            if own >= VERDICTS_PER_SOURCE {
+                evict_oldest_of(list, from);
+            } else if list.len() >= VERDICTS_KEPT {
+                let crowded = most_entries(list);
+                evict_oldest_of(list, crowded);
             }
-            Verdict {
-                observed,
-                peer,
-                accepted: reason.is_none(),
-                reason,
-                count: 1,
-                first: now,
-                at: now,
-                credentials,
-                tls,
-            }
+            verdict
         }
     };
     list.push_front(verdict);
+}
+
+/// The source with the most entries in `list`; of those with as many, the
+/// one whose oldest entry sits furthest back. `list` is not empty.
+fn most_entries(list: &VecDeque<Verdict>) -> (IpAddr, Option<(u32, u32)>) {
+    let mut counts: HashMap<(IpAddr, Option<(u32, u32)>), usize> = HashMap::new();
+    for v in list {
+        *counts.entry(source(v)).or_default() += 1;
+    }
+    let most = counts.values().copied().max().unwrap_or(0);
+    // From the back (oldest first): the first source with `most` entries.
+    list.iter()
+        .rev()
+        .map(source)
+        .find(|s| counts.get(s) == Some(&most))
+        .expect("the list is not empty")
+}
+
+/// Removes the oldest (rearmost) entry from `from`.
+fn evict_oldest_of(list: &mut VecDeque<Verdict>, from: (IpAddr, Option<(u32, u32)>)) {
+    if let Some(i) = list.iter().rposition(|v| source(v) == from) {
+        list.remove(i);
+    }
 }
 
 impl Drop for Registered<'_> {
@@ -130,5 +180,128 @@ impl Drop for Registered<'_> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peer::Refusal;
+    use std::time::{Duration, SystemTime};
+
+    fn verdict(from: &str, claimed: &str, at: u64) -> Verdict {
+        let time = SystemTime::UNIX_EPOCH + Duration::from_secs(at);
+        Verdict {
+            observed: format!("{from}:4000").parse().unwrap(),
+            peer: Some(claimed.parse().unwrap()),
+            accepted: false,
+            reason: Some(VerdictReason::Refused(Refusal::UnknownNode)),
+            count: 1,
+            first: time,
+            at: time,
+            credentials: None,
+            tls: None,
+        }
+    }
+
+    fn from<'a>(list: &'a VecDeque<Verdict>, ip: &str) -> Vec<&'a Verdict> {
+        list.iter()
+            .filter(|v| v.observed.ip().to_string() == ip)
+            .collect()
+    }
+
+    #[test]
+    fn a_flood_of_new_claimed_ids_from_one_address_keeps_the_others() {
+        let mut list = VecDeque::new();
+        keep(&mut list, verdict("192.0.2.7", "impostor", 0));
+        for i in 0..1000 {
+            keep(&mut list, verdict("192.0.2.66", &format!("x{i}"), 1 + i));
+        }
+        let impostor = from(&list, "192.0.2.7");
+        assert_eq!(impostor.len(), 1, "{list:#?}");
+        assert_eq!(impostor[0].peer.as_ref().unwrap().as_str(), "impostor");
+        let flood = from(&list, "192.0.2.66");
+        assert_eq!(flood.len(), VERDICTS_PER_SOURCE);
+        // The flood keeps its newest entries, newest first.
+        assert_eq!(flood[0].peer.as_ref().unwrap().as_str(), "x999");
+        assert_eq!(
+            flood[VERDICTS_PER_SOURCE - 1]
+                .peer
+                .as_ref()
+                .unwrap()
+                .as_str(),
+            format!("x{}", 1000 - VERDICTS_PER_SOURCE)
+        );
+    }
+
+    #[test]
+    fn repeats_coalesce_and_move_to_the_front() {
+        let mut list = VecDeque::new();
+        keep(&mut list, verdict("192.0.2.7", "a", 0));
+        keep(&mut list, verdict("192.0.2.8", "b", 1));
+        keep(&mut list, verdict("192.0.2.7", "a", 2));
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].observed.ip().to_string(), "192.0.2.7");
+        assert_eq!(list[0].count, 2);
+        assert_eq!(list[0].first, SystemTime::UNIX_EPOCH);
+        assert_eq!(list[0].at, SystemTime::UNIX_EPOCH + Duration::from_secs(2));
+    }
+
+    fn claims(list: &VecDeque<Verdict>, ip: &str) -> Vec<String> {
+        from(list, ip)
+            .iter()
+            .map(|v| v.peer.as_ref().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_full_list_evicts_from_the_address_with_the_most_entries() {
+        let mut list = VecDeque::new();
+        // .1 and .2 with two entries each (.1's older), 60 others with one:
+        // the list is full.
+        keep(&mut list, verdict("192.0.2.1", "n0", 0));
+        keep(&mut list, verdict("192.0.2.1", "n1", 1));
+        keep(&mut list, verdict("192.0.2.2", "n2", 2));
+        keep(&mut list, verdict("192.0.2.2", "n3", 3));
+        for host in 10..70 {
+            keep(&mut list, verdict(&format!("192.0.2.{host}"), "n", host));
+        }
+        assert_eq!(list.len(), VERDICTS_KEPT);
+        // A tie: the address whose oldest entry is older gives way.
+        keep(&mut list, verdict("192.0.2.100", "n", 100));
+        assert_eq!(list.len(), VERDICTS_KEPT);
+        assert_eq!(claims(&list, "192.0.2.1"), ["n1"]);
+        assert_eq!(claims(&list, "192.0.2.2"), ["n3", "n2"]);
+        // Now .2 alone has the most.
+        keep(&mut list, verdict("192.0.2.101", "n", 101));
+        assert_eq!(claims(&list, "192.0.2.2"), ["n3"]);
+        assert_eq!(claims(&list, "192.0.2.1"), ["n1"]);
+        assert_eq!(list.len(), VERDICTS_KEPT);
+        // With one entry each, the oldest entry of all goes.
+        keep(&mut list, verdict("192.0.2.102", "n", 102));
+        assert!(claims(&list, "192.0.2.1").is_empty(), "{list:#?}");
+    }
+
+    #[test]
+    fn unix_peers_are_sources_by_user_and_group() {
+        let mut list = VecDeque::new();
+        let unix = |uid: u32, claimed: &str, at: u64| Verdict {
+            observed: "0.0.0.0:0".parse().unwrap(),
+            credentials: Some(PeerCredentials {
+                uid,
+                gid: uid,
+                pid: Some(at as i32 + 1),
+            }),
+            ..verdict("0.0.0.0", claimed, at)
+        };
+        keep(&mut list, unix(1000, "victim", 0));
+        for i in 0..100 {
+            keep(&mut list, unix(2000, &format!("x{i}"), 1 + i));
+        }
+        assert_eq!(list.len(), 1 + VERDICTS_PER_SOURCE);
+        assert!(
+            list.iter()
+                .any(|v| v.credentials.map(|c| c.uid) == Some(1000))
+        );
     }
 }

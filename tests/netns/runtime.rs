@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use peerwire::{
     CallContext, CallOptions, Client, ClientOptions, ConnectOptions, ConnectionState,
-    DisconnectCause, Endpoint, Error, ProcError, ScopedIp, Server, ServerOptions, Sources,
+    DisconnectCause, Endpoint, Error, Keepalive, ProcError, ScopedIp, Server, ServerOptions,
+    Sources,
 };
 
-use crate::support::netns::{Host, link, stop_and_join};
+use crate::support::netns::{Host, join, link, stop_and_join};
 
 /// Upper bound for a step that normally takes milliseconds.
 const STEP: Duration = Duration::from_secs(10);
@@ -245,4 +246,119 @@ pub fn link_down_mid_call_declares_the_connection_dead_then_reconnects() {
         client.close();
     });
     drop(running);
+}
+
+/// A client vanishes without a word: its link goes down while its
+/// connection to the server is idle, so nothing ever tells the server. The
+/// server's keepalive and `TCP_USER_TIMEOUT`, configured to a few seconds,
+/// find it: the connection leaves the server's list and is counted closed
+/// within that time, not at the idle timeout (5 min by default, untouched
+/// here).
+pub fn partitioned_client_is_closed_by_the_servers_keepalive() {
+    let server_host = Host::new("ks");
+    let client_host = Host::new("kc");
+    link(&server_host, "veth0", &client_host, "veth1");
+    server_host.add_addr("veth0", "198.51.100.1/24");
+    client_host.add_addr("veth1", "198.51.100.10/24");
+
+    let keepalive = Keepalive {
+        time: Duration::from_secs(1),
+        interval: Duration::from_secs(1),
+        count: 3,
+    };
+    let user_timeout = Duration::from_secs(4);
+    // Healthy and idle for longer than the keepalive would take to close a
+    // connection whose probes go unanswered.
+    let healthy = user_timeout + Duration::from_secs(2);
+    // The configured time is about keepalive.time + user_timeout (5 s);
+    // the bound is far above it for a loaded machine, and far below the
+    // idle timeout.
+    let bound = Duration::from_secs(30);
+
+    let (addr_tx, addr_rx) = mpsc::channel();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (cut_tx, cut_rx) = tokio::sync::oneshot::channel::<Instant>();
+    let server_thread = server_host.spawn(move || async move {
+        let options = ServerOptions {
+            keepalive: Some(keepalive),
+            user_timeout: Some(user_timeout),
+            shutdown_grace: Duration::from_millis(200),
+            ..ServerOptions::default()
+        };
+        let running = Server::new(options)
+            .service(PROGRAM, VERSION, |_: CallContext, _: u32, _: Bytes| async {
+                Ok(Bytes::new())
+            })
+            .serve(&["198.51.100.1:0".parse().unwrap()])
+            .unwrap_or_else(|e| panic!("the server cannot listen: {e}"));
+        addr_tx.send(running.local_addrs()[0]).unwrap();
+        let start = Instant::now();
+        while running.connections().is_empty() {
+            assert!(
+                start.elapsed() < STEP,
+                "the client's connection never arrived"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let observed = running.connections()[0].observed;
+        tokio::time::sleep(healthy).await;
+        assert_eq!(
+            running.connections().len(),
+            1,
+            "the idle connection of a healthy client was closed"
+        );
+        ready_tx.send(observed).unwrap();
+        let cut_at = cut_rx
+            .await
+            .expect("the test gave up before cutting the link");
+        while !running.connections().is_empty() && cut_at.elapsed() < bound {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let closed_after = cut_at.elapsed();
+        let left = running.connections();
+        let stats = running.stats();
+        running.shutdown().await;
+        (closed_after, left, stats)
+    });
+    let server_addr: SocketAddr = addr_rx
+        .recv_timeout(STEP)
+        .expect("the server did not start");
+
+    let (local_tx, local_rx) = mpsc::channel();
+    let (hold_tx, hold_rx) = tokio::sync::oneshot::channel::<()>();
+    let client_thread = client_host.spawn(move || async move {
+        let stream = tokio::time::timeout(STEP, tokio::net::TcpStream::connect(server_addr))
+            .await
+            .expect("connect timed out")
+            .expect("connect");
+        local_tx.send(stream.local_addr().unwrap()).unwrap();
+        // Held, idle, until the end: the client never closes it.
+        let _ = hold_rx.await;
+        drop(stream);
+    });
+    let local: SocketAddr = local_rx
+        .recv_timeout(STEP)
+        .expect("the client did not connect");
+    let observed: SocketAddr = ready_rx
+        .recv_timeout(STEP + healthy)
+        .expect("the server did not see the connection");
+    assert_eq!(observed, local, "the server saw another peer");
+
+    // The client vanishes: carrier down on its end of the veth.
+    client_host.ip(&["link", "set", "dev", "veth1", "down"]);
+    cut_tx.send(Instant::now()).unwrap();
+    let (closed_after, left, stats) = join(server_thread);
+    let _ = hold_tx.send(());
+    join(client_thread);
+    assert!(
+        left.is_empty(),
+        "the server still holds the vanished client's connection {bound:?} after the \
+         partition (keepalive {keepalive:?}, user timeout {user_timeout:?}): {left:?}"
+    );
+    assert_eq!(stats.closed, 1, "{stats:?}");
+    assert!(
+        closed_after >= Duration::from_secs(1),
+        "closed {closed_after:?} after the partition: too soon for unanswered probes"
+    );
+    eprintln!("the vanished client's connection closed {closed_after:?} after the partition");
 }
