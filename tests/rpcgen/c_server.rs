@@ -222,18 +222,33 @@ pub fn c_server_takes_a_call_ending_in_an_empty_fragment(ip: Ip) {
 }
 
 /// A client bound to a source (127.0.0.2; ::1 on IPv6): the address the
-/// C server's `svc_getcaller` reports is that source and the connection's
-/// port.
+/// C server's `svc_getcaller` reports is that source, and the port is the
+/// connection's.
 pub fn c_server_sees_the_clients_bound_source(ip: Ip) {
     let server = CServer::start(ip, 0, 0);
     block_on(async {
         let source = ip.peerwire_source();
-        let connector = Connector::new(ConnectOptions {
+        let connect = ConnectOptions {
             sources: Sources::new().with(ScopedIp::from(source)),
             ..ConnectOptions::default()
-        });
-        // Client::new with this connector, keeping each connection's local
-        // address to compare.
+        };
+
+        // As a user configures it.
+        let client = client_of(
+            server.addr(),
+            ClientOptions {
+                connect: connect.clone(),
+                ..options()
+            },
+        );
+        let results = client.call(PROG, VERS, CALLER, Bytes::new()).await.unwrap();
+        let (addr, _) = uncaller(&results);
+        assert_eq!(addr, source.to_string(), "svc_getcaller's address");
+        client.close();
+
+        // The same connector under a transport that keeps the connection's
+        // local address, to compare the port too.
+        let connector = Connector::new(connect);
         let local = Arc::new(Mutex::new(Vec::new()));
         let destination = Endpoint::from(server.addr());
         let client = Client::with_transport(destination.clone(), options(), {
