@@ -62,7 +62,7 @@ mod programs;
 #[path = "rpcgen/tap.rs"]
 mod tap;
 
-use programs::{Build, CServer, Output, Unavailable, run_c_client};
+use programs::{Build, CServer, Unavailable, run_c_client};
 
 /// Turns "cannot build or run the C programs" from a skip into a failure.
 const REQUIRE_ENV: &str = "PEERWIRE_REQUIRE_INTEROP";

@@ -12,7 +12,7 @@ use peerwire::{CallContext, Endpoint, ProcError, RunningServer, Server, ServerOp
 
 use super::tap::{Direction, Tap};
 use super::{
-    AUTH_SYS, CALLER, CREDS, ECHO, Ip, Logs, Output, block_on, caller, creds, echo_call_len,
+    AUTH_SYS, CALLER, CREDS, ECHO, Ip, Logs, block_on, caller, creds, echo_call_len,
     echo_reply_len, libtirpc_fragments, pattern, run_c_client,
 };
 
@@ -115,7 +115,7 @@ fn serve(
 /// Runs the C client's echo of `n` bytes with a send buffer of `sendsz`
 /// through a tap; asserts it got its bytes back and the server saw them
 /// once. Returns the tap, to look at the fragments.
-async fn c_echo(ip: Ip, server: &PeerwireServer, sendsz: u32, n: usize) -> (Tap, Output) {
+async fn c_echo(ip: Ip, server: &PeerwireServer, sendsz: u32, n: usize) -> Tap {
     let tap = Tap::start(ip.any_port(), server.addr()).await;
     let before = server.seen().len();
     let out = run_c_client(ip, tap.addr(), sendsz, &["echo", &n.to_string()]).await;
@@ -130,7 +130,7 @@ async fn c_echo(ip: Ip, server: &PeerwireServer, sendsz: u32, n: usize) -> (Tap,
     assert_eq!(seen.len(), before + 1, "{seen:?}");
     assert_eq!(seen[before].procedure, ECHO);
     assert_eq!(seen[before].echo, Some((n, true)), "what the server got");
-    (tap, out)
+    tap
 }
 
 /// The C client with 100-byte send buffers calls in fragments of 96
@@ -140,7 +140,7 @@ pub fn server_takes_96_byte_fragments_from_c_client(ip: Ip) {
     block_on(async {
         let server = PeerwireServer::start(ip);
         for n in [0, 52, 1000, 100_000] {
-            let (tap, _) = c_echo(ip, &server, 100, n).await;
+            let tap = c_echo(ip, &server, 100, n).await;
             let calls = tap.records(Direction::Calls);
             assert_eq!(calls.len(), 1);
             assert_eq!(
@@ -166,7 +166,7 @@ pub fn server_takes_96_byte_fragments_from_c_client(ip: Ip) {
 pub fn server_takes_1_mb_in_64_kib_fragments_from_c_client(ip: Ip) {
     block_on(async {
         let server = PeerwireServer::start(ip);
-        let (tap, _) = c_echo(ip, &server, 0, 1 << 20).await;
+        let tap = c_echo(ip, &server, 0, 1 << 20).await;
         let calls = tap.records(Direction::Calls);
         assert_eq!(
             calls,
@@ -183,7 +183,7 @@ pub fn server_takes_1_mb_in_64_kib_fragments_from_c_client(ip: Ip) {
 pub fn server_takes_1_mb_in_96_byte_fragments_from_c_client(ip: Ip) {
     block_on(async {
         let server = PeerwireServer::start(ip);
-        let (tap, _) = c_echo(ip, &server, 100, 1 << 20).await;
+        let tap = c_echo(ip, &server, 100, 1 << 20).await;
         let calls = tap.records(Direction::Calls);
         assert_eq!(calls, [libtirpc_fragments(echo_call_len(1 << 20), 100)]);
         assert_eq!(calls[0].len(), 10_924);
