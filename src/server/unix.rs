@@ -122,14 +122,18 @@ impl RunningServer {
     /// Unix connections meet it at once; open ones are judged again and
     /// those no longer admitted are closed, with a verdict
     /// ([`VerdictReason::NoLongerAllowed`]).
+    ///
+    /// Exact once it returns, like [`RunningServer::update`]; concurrent
+    /// updates apply one after the other.
     pub fn update_unix_admission(&self, unix_admission: UnixAdmission) {
-        let shared = &self.shared.0;
-        let now = shared.policy.borrow().clone();
-        shared.policy.send_replace(Arc::new(Policy {
-            admission: now.admission.clone(),
-            identity: now.identity.clone(),
-            unix_admission,
-        }));
+        // Read, modify and write under the channel's lock (see `update`).
+        self.shared.0.policy.send_modify(|policy| {
+            *policy = Arc::new(Policy {
+                admission: policy.admission.clone(),
+                identity: policy.identity.clone(),
+                unix_admission,
+            });
+        });
     }
 }
 
