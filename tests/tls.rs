@@ -950,3 +950,122 @@ async fn large_records_are_flushed_whole_over_tls() {
     }
     server.shutdown().await;
 }
+
+/// A raw rustls client configuration: `ca`'s leaf with this CN and IP
+/// SANs as our certificate, and `ca` as the roots the server must chain to.
+fn raw_client_config(ca: &Ca, cn: &str, ips: &[&str]) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let (cert, key) = ca.leaf(Some(cn), ips, None);
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca.pem().as_bytes()).unwrap())
+        .unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_client_auth_cert(
+        vec![CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()],
+        PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    Arc::new(config)
+}
+
+/// A NULL call on a raw stream; true when it is answered (false: the
+/// server closed the connection, or it never got through its handshake).
+async fn null_answered<S: AsyncReadExt + AsyncWriteExt + Unpin>(stream: &mut S) -> bool {
+    let call = framed(&Message::call(7, CallHeader::new(PROG, 1, 0), Bytes::new()));
+    if stream.write_all(&call).await.is_err() || stream.flush().await.is_err() {
+        return false;
+    }
+    let mut records = RecordDecoder::new(RecordLimits::default());
+    let mut buf = BytesMut::new();
+    let read = async {
+        loop {
+            if let Ok(Some(_)) = records.decode(&mut buf) {
+                return true;
+            }
+            match stream.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(_) => {}
+            }
+        }
+    };
+    // Generous: it only bounds a failing run.
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("neither an answer nor a close")
+}
+
+/// Connections still in their TLS handshake (or just past it) when
+/// `update` refuses their address: once it returns, none of them answers a
+/// call, not even a NULL before HELLO, though each was admitted by the old
+/// lists at accept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_tls_connection_is_served_under_the_old_lists_once_update_returns() {
+    use peerwire::Admission;
+    const ROUNDS: usize = 30;
+    const PER_ROUND: usize = 16;
+    let ca = Ca::new("test CA");
+    let (server, address) = server(&ca, TlsMode::Direct, true, &["127.0.0.1"]);
+    let identity = || ServerIdentity {
+        node: id("srv"),
+        cluster: None,
+        peers: PeerTable::new().allow(id("a"), ["127.0.0.1".parse().unwrap()]),
+        mode: IdentityMode::Strict,
+    };
+    let refuse = Admission {
+        reject: vec!["127.0.0.0/8".parse().unwrap()],
+        allow: Vec::new(),
+    };
+    let config = raw_client_config(&ca, "a", &["127.0.0.1"]);
+    let target = address.to_string();
+    let mut leaks = Vec::new();
+    for round in 0..ROUNDS {
+        server
+            .update(Admission::default(), Some(identity()))
+            .unwrap();
+        let base = server.stats().accepted;
+        let connects: Vec<_> = (0..PER_ROUND)
+            .map(|_| {
+                let (config, target) = (config.clone(), target.clone());
+                tokio::spawn(async move {
+                    let stream = TcpStream::connect(target).await?;
+                    let name = rustls::pki_types::ServerName::IpAddress(ip("127.0.0.1").into());
+                    tokio_rustls::TlsConnector::from(config)
+                        .connect(name, stream)
+                        .await
+                })
+            })
+            .collect();
+        // Spin without yielding until half are accepted: the update lands
+        // while the others are being accepted or are in their handshake.
+        let start = std::time::Instant::now();
+        while server.stats().accepted < base + (PER_ROUND / 2) as u64
+            && start.elapsed() < Duration::from_secs(10)
+        {
+            std::hint::spin_loop();
+        }
+        server.update(refuse.clone(), Some(identity())).unwrap();
+        let mut leaked = 0;
+        for connect in connects {
+            if let Ok(mut stream) = connect.await.unwrap()
+                && null_answered(&mut stream).await
+            {
+                leaked += 1;
+            }
+        }
+        if leaked > 0 {
+            leaks.push((round, leaked));
+        }
+    }
+    assert!(
+        leaks.is_empty(),
+        "(round, connections answered after update returned): {leaks:?}"
+    );
+    server.shutdown().await;
+}

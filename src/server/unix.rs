@@ -153,8 +153,14 @@ async fn unix_accept_loop(
         let Some((permit, (stream, credentials))) = next.await else {
             break;
         };
-        // Admission by credentials, before a single byte is read.
-        if !shared.policy.borrow().unix_admission.admits(&credentials) {
+        // Admission by credentials, before a single byte is read; the
+        // receiver marks the lists it was judged by (as on TCP).
+        let mut policy = shared.policy.subscribe();
+        if !policy
+            .borrow_and_update()
+            .unix_admission
+            .admits(&credentials)
+        {
             shared.counters.refused.fetch_add(1, Ordering::Relaxed);
             warn!(path = %path.display(), %credentials, "connection refused by credentials; closed unread");
             let reason = VerdictReason::CredentialsNotAdmitted {
@@ -191,6 +197,7 @@ async fn unix_accept_loop(
             tokio::time::Instant::now(),
             id,
             shared.clone(),
+            policy,
             shutdown,
         );
         spawn_connection(&mut connections, permit, shared, span, serve);
