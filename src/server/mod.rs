@@ -7,9 +7,10 @@
 //! run in the same poll, whatever the peer does. A handler whose future is
 //! ready at its first poll is answered inline, without a task; one that is
 //! not is spawned, so calls on one connection run concurrently and may
-//! finish in any order. A panicking handler is answered with SYSTEM_ERR
-//! and the connection lives on. Replies are encoded into one outbox and
-//! written in batches of whole records.
+//! finish in any order. A panicking handler (one whose future panics when
+//! polled, or when dropped) is answered with SYSTEM_ERR, its slot is
+//! freed, and the connection and its other calls live on. Replies are
+//! encoded into one outbox and written in batches of whole records.
 //!
 //! Shutdown order: stop accepting; stop reading new calls; let calls in
 //! progress finish within the grace period; close.
@@ -214,7 +215,8 @@ pub struct ServerStats {
     pub closed: u64,
     /// Calls dispatched to handlers.
     pub calls: u64,
-    /// Handlers that panicked (answered with SYSTEM_ERR).
+    /// Handlers that panicked, when called, polled or dropped (answered
+    /// with SYSTEM_ERR).
     pub panics: u64,
     /// Records dropped without an answer.
     pub dropped: u64,
