@@ -501,8 +501,16 @@ pub enum DisconnectCause {
     /// first thing read on the new connection, before any reply, was this
     /// fatal alert. With TLS 1.3 the server judges our certificate after
     /// our side of the handshake is done, so its refusal arrives here
-    /// rather than during the handshake. It ran none of our calls.
+    /// rather than during the handshake. It ran none of our calls. Only an
+    /// alert that judges a handshake counts (about our certificate,
+    /// `handshake_failure`, `decrypt_error`); any other is
+    /// [`DisconnectCause::TlsAlert`].
     TlsRefused(crate::tls::TlsAlert),
+    /// The server ended the TLS session with this fatal alert, one that
+    /// does not refuse our certificate (`bad_record_mac`, say: a record
+    /// spoiled on the way). It may have run the calls written before, so
+    /// they fail as sent.
+    TlsAlert(crate::tls::TlsAlert),
 }
 
 impl fmt::Display for DisconnectCause {
@@ -521,6 +529,9 @@ impl fmt::Display for DisconnectCause {
             ),
             DisconnectCause::TlsRefused(alert) => {
                 write!(f, "{}", crate::tls::Refusal(*alert))
+            }
+            DisconnectCause::TlsAlert(alert) => {
+                write!(f, "the server ended the TLS session with the alert {alert}")
             }
         }
     }

@@ -554,7 +554,10 @@ impl Connection<'_> {
                     progress = true;
                 }
                 Poll::Ready(Err(error)) => {
-                    return Poll::Ready(Ended::Lost(DisconnectCause::Io(error.kind())));
+                    // A fatal alert that is no refusal (see `first_read`).
+                    let cause = crate::tls::received_alert(&error)
+                        .map_or(DisconnectCause::Io(error.kind()), DisconnectCause::TlsAlert);
+                    return Poll::Ready(Ended::Lost(cause));
                 }
                 Poll::Pending => {}
             }

@@ -65,10 +65,13 @@ impl FirstRead {
 /// - Plain (`tls` false): TLS bytes in place of record marking, or a reset
 ///   right after our first record, mean the server expects TLS (glusterd
 ///   with management TLS resets a plain connection after its first record).
-/// - TLS: a fatal alert means the server refused our session. With TLS 1.3
-///   it judges our certificate after our side of the handshake is done, so
-///   its refusal is the first thing we read; a server that refuses our
-///   certificate fails the handshake and so read none of our calls.
+/// - TLS: a fatal alert that judges a handshake (about our certificate,
+///   `handshake_failure`, `decrypt_error`) means the server refused our
+///   session. With TLS 1.3 it judges our certificate after our side of the
+///   handshake is done, so its refusal is the first thing we read; a server
+///   that refuses our certificate fails the handshake and so read none of
+///   our calls. Any other alert (`bad_record_mac`, say) may end a session
+///   in which the server ran our calls: an ordinary loss, however early.
 ///
 /// `None`: an ordinary read, or an ordinary loss (after any byte was read,
 /// an alert or a reset is one).
@@ -87,7 +90,9 @@ pub(super) fn first_read(
             Some(FirstRead::ExpectsTls(ANSWERED_TLS))
         }
         Ok(_) => None,
-        Err(error) if tls => crate::tls::received_alert(error).map(FirstRead::Refused),
+        Err(error) if tls => crate::tls::received_alert(error)
+            .filter(|alert| alert.judges_handshake())
+            .map(FirstRead::Refused),
         Err(error) if wrote && error.kind() == std::io::ErrorKind::ConnectionReset => {
             Some(FirstRead::ExpectsTls(RESET_AFTER_FIRST))
         }
@@ -261,6 +266,23 @@ mod tests {
         assert_eq!(
             tls_read(true, &alert(rustls::AlertDescription::AccessDenied)),
             Some(FirstRead::Refused(TlsAlert::ACCESS_DENIED))
+        );
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn an_alert_that_judges_no_handshake_is_no_refusal_even_before_any_byte() {
+        for description in [
+            rustls::AlertDescription::BadRecordMac,
+            rustls::AlertDescription::RecordOverflow,
+            rustls::AlertDescription::UnexpectedMessage,
+            rustls::AlertDescription::InternalError,
+        ] {
+            assert_eq!(tls_read(true, &alert(description)), None, "{description:?}");
+        }
+        assert_eq!(
+            tls_read(true, &alert(rustls::AlertDescription::DecryptError)),
+            Some(FirstRead::Refused(TlsAlert::from_code(51)))
         );
     }
 

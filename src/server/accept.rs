@@ -33,10 +33,12 @@ pub(super) async fn accept_loop(
         // Canonical from here on: an IPv4 caller on a dual-stack listener
         // is judged, logged and shown as IPv4.
         let observed = canonical_socket_addr(observed);
-        // Admission runs before a single byte is read.
-        let admitted = shared
-            .policy
-            .borrow()
+        // Admission runs before a single byte is read. The receiver marks
+        // the lists it was judged by: the connection judges itself again
+        // if they change before it reads anything (see `serve_transport`).
+        let mut policy = shared.policy.subscribe();
+        let admitted = policy
+            .borrow_and_update()
             .admission
             .admits(CanonicalIp::from(observed));
         if !admitted {
@@ -73,7 +75,7 @@ pub(super) async fn accept_loop(
             local = local.map(tracing::field::display),
             peer = tracing::field::Empty,
         );
-        let serve = serve_connection(stream, observed, id, shared.clone(), shutdown);
+        let serve = serve_connection(stream, observed, id, shared.clone(), policy, shutdown);
         spawn_connection(&mut connections, permit, shared, span, serve);
     }
     drop(listener);

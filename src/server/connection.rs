@@ -57,11 +57,14 @@ pub(super) enum ConnectionEnd {
     Tls,
 }
 
+/// Serves an accepted TCP connection; `policy` has seen the lists it was
+/// admitted by.
 pub(super) async fn serve_connection(
     stream: TcpStream,
     observed: SocketAddr,
     id: u64,
     shared: Arc<Shared>,
+    policy: watch::Receiver<Arc<Policy>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), ConnectionEnd> {
     let local = stream.local_addr()?;
@@ -79,7 +82,7 @@ pub(super) async fn serve_connection(
         credentials: None,
         tls,
     };
-    serve_transport(transport, peer, accepted, id, shared, shutdown).await
+    serve_transport(transport, peer, accepted, id, shared, policy, shutdown).await
 }
 
 /// What a connection's transport says about its peer.
@@ -95,12 +98,21 @@ pub(super) struct Peer {
 /// Serves a connection over any transport, accepted at `accepted`.
 /// `peer.credentials` is set for a Unix socket: the HELLO gate does not
 /// apply there (see `super::unix`).
+///
+/// `policy` has seen the lists the connection was admitted by, at accept.
+/// They may have changed since (while the task was being spawned, or
+/// during the TLS handshake), and may change at any time: the connection
+/// judges itself again before it decides about anything it has read
+/// whenever they have ([`Connection::catch_up`]), so nothing it reads
+/// after [`super::RunningServer::update`] returns is served under the old
+/// lists.
 pub(super) async fn serve_transport(
     transport: Transport,
     peer: Peer,
     accepted: Instant,
     id: u64,
     shared: Arc<Shared>,
+    policy: watch::Receiver<Arc<Policy>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), ConnectionEnd> {
     let Peer {
@@ -120,8 +132,10 @@ pub(super) async fn serve_transport(
     if let Some(peer) = &tls {
         state = state.with_certificate_cn(peer.cn.clone());
     }
-    let mut policy = shared.policy.subscribe();
-    let current = policy.borrow_and_update().clone();
+    // Wakes the task when the lists change, so that an idle connection
+    // is judged again at once; a clone has seen what `policy` has.
+    let mut changes = policy.clone();
+    let current = policy.borrow().clone();
     if let Some(identity) = &current.identity
         && credentials.is_none()
     {
@@ -162,7 +176,12 @@ pub(super) async fn serve_transport(
         dispatched: 0,
         verdict_given: false,
         shutting_down: false,
+        policy,
     };
+    if let Some(end) = conn.catch_up() {
+        conn.last_verdict();
+        return Err(end);
+    }
     let mut watching = true;
     let end = loop {
         tokio::select! {
@@ -170,13 +189,13 @@ pub(super) async fn serve_transport(
             () = stopped(&mut shutdown), if !conn.stopping => {
                 conn.stop(Instant::now());
             }
-            changed = policy.changed(), if watching => {
+            changed = changes.changed(), if watching => {
                 if changed.is_err() {
                     watching = false;
                     continue;
                 }
-                let now = policy.borrow_and_update().clone();
-                if let Some(end) = conn.rejudge(&now) {
+                changes.borrow_and_update();
+                if let Some(end) = conn.catch_up() {
                     break Err(end);
                 }
             }
@@ -298,6 +317,8 @@ struct Connection<'a> {
     verdict_given: bool,
     /// The server is shutting down (our close, not the peer's fault).
     shutting_down: bool,
+    /// Has seen the lists this connection was last judged by.
+    policy: watch::Receiver<Arc<Policy>>,
 }
 
 impl Connection<'_> {
@@ -315,6 +336,10 @@ impl Connection<'_> {
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ConnectionEnd>> {
         for _ in 0..TURNS {
+            // Before deciding about anything read so far (see `catch_up`).
+            if let Some(end) = self.catch_up() {
+                return Poll::Ready(Err(end));
+            }
             let mut progress = false;
             let now = Instant::now();
             // Handlers that finished.
@@ -371,6 +396,24 @@ impl Connection<'_> {
         }
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+
+    /// Judges this connection again if the server's lists changed since it
+    /// was last judged; returns why it must close, if it must. One atomic
+    /// load when they did not.
+    ///
+    /// Called before every turn of the poll loop, so before any record is
+    /// decided about: a record read after [`super::RunningServer::update`]
+    /// returned is decided about in a later turn (or, at the end of the
+    /// stream, after this turn's check), and that turn's check sees the
+    /// new lists. Hence an update is exact for what a connection reads
+    /// after it, without `update` waiting for the connections.
+    fn catch_up(&mut self) -> Option<ConnectionEnd> {
+        if !self.policy.has_changed().unwrap_or(false) {
+            return None;
+        }
+        let policy = self.policy.borrow_and_update().clone();
+        self.rejudge(&policy)
     }
 
     /// The server's admission lists or peer table changed: judges this

@@ -1,6 +1,8 @@
 //! Running a handler: inline when its future is ready at the first poll,
 //! as a task of its own when it is not. A panic anywhere in it (making the
-//! future, or any poll) is caught and answered with SYSTEM_ERR.
+//! future, any poll, or dropping the future) is caught and answered with
+//! SYSTEM_ERR: it harms only its own call, whose in-progress slot is freed
+//! like any other's.
 
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -129,23 +131,30 @@ impl Handlers {
             return Some(panicked(shared));
         };
         let first = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)));
-        drop(entered);
-        match first {
-            Ok(Poll::Ready(outcome)) => Some((xid, outcome)),
-            Err(_) => Some(panicked(shared)),
-            Ok(Poll::Pending) => {
-                let shared = shared.clone();
-                let run = async move {
-                    let future: HandlerFuture = future;
-                    match AssertUnwindSafe(future).catch_unwind().await {
-                        Ok(outcome) => (xid, outcome),
-                        Err(_) => panicked(&shared),
-                    }
-                };
-                self.spawned.spawn(run.instrument(span));
-                None
-            }
+        if !matches!(first, Ok(Poll::Pending)) {
+            // Done (or broken): dropped here, where a panic in its drop is
+            // this call's, not the connection's.
+            let dropped = drop_caught(future);
+            drop(entered);
+            return Some(match (first, dropped) {
+                (Ok(Poll::Ready(outcome)), true) => (xid, outcome),
+                _ => panicked(shared),
+            });
         }
+        drop(entered);
+        let shared = shared.clone();
+        let run = async move {
+            let mut future: HandlerFuture = future;
+            let outcome = AssertUnwindSafe(future.as_mut()).catch_unwind().await;
+            // Dropped here, under a catch, so that the call is still
+            // answered (and its slot freed) if the drop panics.
+            match (outcome, drop_caught(future)) {
+                (Ok(outcome), true) => (xid, outcome),
+                _ => panicked(&shared),
+            }
+        };
+        self.spawned.spawn(run.instrument(span));
+        None
     }
 
     /// The next spawned handler to finish.
@@ -171,4 +180,10 @@ impl Handlers {
     pub(super) fn abort_all(&mut self) {
         self.spawned.abort_all();
     }
+}
+
+/// Drops a handler's future, catching a panic in its drop; false when it
+/// panicked.
+fn drop_caught(future: HandlerFuture) -> bool {
+    catch_unwind(AssertUnwindSafe(move || drop(future))).is_ok()
 }

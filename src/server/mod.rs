@@ -7,9 +7,10 @@
 //! run in the same poll, whatever the peer does. A handler whose future is
 //! ready at its first poll is answered inline, without a task; one that is
 //! not is spawned, so calls on one connection run concurrently and may
-//! finish in any order. A panicking handler is answered with SYSTEM_ERR
-//! and the connection lives on. Replies are encoded into one outbox and
-//! written in batches of whole records.
+//! finish in any order. A panicking handler (one whose future panics when
+//! polled, or when dropped) is answered with SYSTEM_ERR, its slot is
+//! freed, and the connection and its other calls live on. Replies are
+//! encoded into one outbox and written in batches of whole records.
 //!
 //! Shutdown order: stop accepting; stop reading new calls; let calls in
 //! progress finish within the grace period; close.
@@ -214,7 +215,8 @@ pub struct ServerStats {
     pub closed: u64,
     /// Calls dispatched to handlers.
     pub calls: u64,
-    /// Handlers that panicked (answered with SYSTEM_ERR).
+    /// Handlers that panicked, when called, polled or dropped (answered
+    /// with SYSTEM_ERR).
     pub panics: u64,
     /// Records dropped without an answer.
     pub dropped: u64,
@@ -618,6 +620,19 @@ impl RunningServer {
     /// admitted, or whose node ID is no longer allowed from its address, is
     /// closed, with a verdict ([`VerdictReason::NoLongerAllowed`]); the
     /// others go on untouched.
+    ///
+    /// Exact once it returns: no connection answers a call it reads after
+    /// that unless the new lists allow it. This holds for every connection,
+    /// whatever it was doing: one accepted (and judged by the old lists) a
+    /// moment before, one still in its TLS handshake, one whose HELLO is on
+    /// the wire. Each connection remembers which lists it was judged by
+    /// and, before it decides about anything it has read, judges itself
+    /// again if they have changed since; an idle connection is judged (and
+    /// closed) as soon as its task runs. `update` itself does not wait for
+    /// connections: a reply to a call read before it returned may still go
+    /// out. Concurrent calls of `update` and
+    /// [`RunningServer::update_unix_admission`] apply one after the other;
+    /// none is lost.
     pub fn update(
         &self,
         admission: Admission,
@@ -628,12 +643,16 @@ impl RunningServer {
                 "admission network {net} is IPv4-mapped but shorter than /96: it has no IPv4 form"
             )));
         }
-        let policy = Policy {
-            admission,
-            identity: identity.map(resolve_identity),
-            unix_admission: self.shared.0.policy.borrow().unix_admission.clone(),
-        };
-        self.shared.0.policy.send_replace(Arc::new(policy));
+        let identity = identity.map(resolve_identity);
+        // Read, modify and write under the channel's lock, so that a
+        // concurrent update of the Unix admission is not lost.
+        self.shared.0.policy.send_modify(|policy| {
+            *policy = Arc::new(Policy {
+                admission,
+                identity,
+                unix_admission: policy.unix_admission.clone(),
+            });
+        });
         Ok(())
     }
 

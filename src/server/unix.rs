@@ -122,14 +122,18 @@ impl RunningServer {
     /// Unix connections meet it at once; open ones are judged again and
     /// those no longer admitted are closed, with a verdict
     /// ([`VerdictReason::NoLongerAllowed`]).
+    ///
+    /// Exact once it returns, like [`RunningServer::update`]; concurrent
+    /// updates apply one after the other.
     pub fn update_unix_admission(&self, unix_admission: UnixAdmission) {
-        let shared = &self.shared.0;
-        let now = shared.policy.borrow().clone();
-        shared.policy.send_replace(Arc::new(Policy {
-            admission: now.admission.clone(),
-            identity: now.identity.clone(),
-            unix_admission,
-        }));
+        // Read, modify and write under the channel's lock (see `update`).
+        self.shared.0.policy.send_modify(|policy| {
+            *policy = Arc::new(Policy {
+                admission: policy.admission.clone(),
+                identity: policy.identity.clone(),
+                unix_admission,
+            });
+        });
     }
 }
 
@@ -149,8 +153,14 @@ async fn unix_accept_loop(
         let Some((permit, (stream, credentials))) = next.await else {
             break;
         };
-        // Admission by credentials, before a single byte is read.
-        if !shared.policy.borrow().unix_admission.admits(&credentials) {
+        // Admission by credentials, before a single byte is read; the
+        // receiver marks the lists it was judged by (as on TCP).
+        let mut policy = shared.policy.subscribe();
+        if !policy
+            .borrow_and_update()
+            .unix_admission
+            .admits(&credentials)
+        {
             shared.counters.refused.fetch_add(1, Ordering::Relaxed);
             warn!(path = %path.display(), %credentials, "connection refused by credentials; closed unread");
             let reason = VerdictReason::CredentialsNotAdmitted {
@@ -187,6 +197,7 @@ async fn unix_accept_loop(
             tokio::time::Instant::now(),
             id,
             shared.clone(),
+            policy,
             shutdown,
         );
         spawn_connection(&mut connections, permit, shared, span, serve);

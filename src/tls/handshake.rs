@@ -184,5 +184,6 @@ pub(crate) async fn connect(
         .and_then(|der| {
             facts(der, &version).map_err(|e| TlsError::Certificate(CertError::Other(e)))
         })?;
+    let stream = super::stream::ClientStream::new(stream);
     Ok((Transport::other(Box::new(stream)), Arc::new(peer)))
 }

@@ -34,7 +34,12 @@
 //!   TLS 1.3, as the first thing read on the connection, before any
 //!   reply), the error names the alert ([`TlsAlert`]): [`TlsError::Refused`]
 //!   when connecting, [`crate::DisconnectCause::TlsRefused`] for a call
-//!   without HELLO, which the server did not run.
+//!   without HELLO, which the server did not run. Only an alert that judges
+//!   a handshake (our certificate, its signature, our `Finished`) is read
+//!   as a refusal; any other fatal alert (`bad_record_mac`, say) may come
+//!   after the server ran calls, and ends the connection as
+//!   [`crate::DisconnectCause::TlsAlert`], its written calls counted sent.
+//!   Replies that arrived before an alert are delivered first.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -49,6 +54,8 @@ mod config;
 pub(crate) mod handshake;
 #[cfg(feature = "tls")]
 mod identity;
+#[cfg(feature = "tls")]
+mod stream;
 
 #[cfg(feature = "tls")]
 pub use config::{ClientTls, ServerCheck, ServerTls, TlsMode};
@@ -151,7 +158,9 @@ pub enum TlsError {
     /// The server refused our TLS session with a fatal alert: during the
     /// handshake, or, with TLS 1.3 (where the server judges our certificate
     /// after our side of the handshake is done), as the first thing read on
-    /// the new connection, before any reply. The server ran no call on it.
+    /// the new connection, before any reply, when the alert is one that
+    /// judges a handshake (about our certificate, `handshake_failure`,
+    /// `decrypt_error`). The server ran no call on it.
     #[error("{}", Refusal(*alert))]
     Refused {
         /// The alert the server sent (`unknown_ca`, `access_denied`, ...).
@@ -261,6 +270,16 @@ impl TlsAlert {
     /// `certificate_required`.
     pub fn is_about_certificate(self) -> bool {
         matches!(self.0, 41..=46 | 48 | 49 | 111 | 113 | 114 | 116)
+    }
+
+    /// An alert that only judges a handshake, so one that a server which
+    /// sends it cannot have sent after running our calls: those about our
+    /// certificate, `handshake_failure`, and `decrypt_error` (a handshake
+    /// signature or `Finished` that does not verify; RFC 8446, section
+    /// 6.2). Record-layer alerts such as `bad_record_mac` are not: they
+    /// may end a session in which calls ran.
+    pub(crate) fn judges_handshake(self) -> bool {
+        self.is_about_certificate() || matches!(self.0, 40 | 51)
     }
 }
 
