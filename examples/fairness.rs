@@ -114,8 +114,10 @@ struct Window {
 }
 
 impl Window {
-    fn holds(&self, from: Instant, to: Instant) -> bool {
-        from >= self.start && to <= self.end
+    /// True for a gap that ends in the window (a long one that began
+    /// before it counts too).
+    fn holds(&self, end: Instant) -> bool {
+        end > self.start && end <= self.end
     }
 }
 
@@ -386,7 +388,7 @@ async fn measure(
         while last < window.end {
             tokio::time::sleep(Duration::from_millis(1)).await;
             let now = Instant::now();
-            if window.holds(last, now) {
+            if window.holds(now) {
                 let _ = gaps.record((now - last).as_micros() as u64);
             }
             last = now;
@@ -404,7 +406,8 @@ async fn measure(
             let result = client.call(PROGRAM, VERSION, ECHO, payload.clone()).await;
             let done = Instant::now();
             match result {
-                Ok(_) if window.holds(started, done) => {
+                // A call running at the window's end counts too.
+                Ok(_) if done > window.start => {
                     calls += 1;
                     let _ = latency.record((done - started).as_micros().max(1) as u64);
                 }
