@@ -210,6 +210,27 @@ pub(crate) fn poll_flush<T>(
     Poll::Ready(Ok(()))
 }
 
+/// tokio's cooperative budget: units of work a task may do in one poll.
+const COOP_BUDGET: usize = 128;
+
+/// Ends a busy poll the way tokio's own resources do when a task's
+/// cooperative budget is spent: spends the rest of the budget, so that
+/// tokio polls the I/O and timer drivers and runs the other tasks before it
+/// wakes this one again (a plain `wake_by_ref` puts the task straight back
+/// in the run queue). Where the budget is unconstrained (outside a tokio
+/// runtime, or in `tokio::task::coop::unconstrained`) it wakes the task at
+/// once, after at most [`COOP_BUDGET`] tries.
+pub(crate) fn poll_yield<T>(cx: &mut Context<'_>) -> Poll<T> {
+    for _ in 0..=COOP_BUDGET {
+        match tokio::task::coop::poll_proceed(cx) {
+            Poll::Ready(restore) => restore.made_progress(),
+            Poll::Pending => return Poll::Pending,
+        }
+    }
+    cx.waker().wake_by_ref();
+    Poll::Pending
+}
+
 /// A connection's one timer, armed for the earliest of its deadlines and
 /// moved only earlier: when the next deadline moves later (every reply
 /// pushes a ping back, every record the idle timer), the timer fires early

@@ -18,9 +18,10 @@ use super::link::{ConnectFn, Link};
 use crate::conn::{Breaker, CallTable, Liveness, LivenessAction, Outbox, Reconnect, ReplyFor};
 use crate::error::{CallStatus, DisconnectCause, Error};
 use crate::proto::{CallHeader, Message, MessageBody, RecordDecoder};
-use crate::stream::{Quiet, QuietClock, Timer, Transport, poll_flush};
+use crate::stream::{Quiet, QuietClock, Timer, Transport, poll_flush, poll_yield};
 
-/// Turns of the connection's poll loop before it yields to other tasks.
+/// Turns of the connection's poll loop before it yields to other tasks, if
+/// tokio's cooperative budget has not made it yield first.
 const TURNS: usize = 32;
 
 /// How one connection ended, and whether the client is done.
@@ -432,6 +433,8 @@ async fn serve(inner: &Arc<Inner>, link: Link) -> Ended {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .is_some();
+    // Bytes that came after the HELLO reply.
+    let undelivered = !leftover.is_empty();
     let mut conn = Connection {
         inner,
         transport,
@@ -449,6 +452,7 @@ async fn serve(inner: &Arc<Inner>, link: Link) -> Ended {
         unheard: o.identity.is_none(),
         tls,
         wrote: false,
+        undelivered,
     };
     // The connection's span: every event of it carries the peer, both
     // addresses, and how the peer observed us (with identity on).
@@ -509,6 +513,9 @@ struct Connection<'a> {
     tls: bool,
     /// Some record was written.
     wrote: bool,
+    /// Bytes were read that may hold records not yet delivered (the
+    /// budget ran out): they go before any new read.
+    undelivered: bool,
 }
 
 impl Connection<'_> {
@@ -530,13 +537,26 @@ impl Connection<'_> {
         first
     }
 
+    /// Runs the connection until it must wait. Each record delivered costs
+    /// a unit of tokio's cooperative budget (as each read and write does):
+    /// once it is spent, the records left stay buffered, and the task
+    /// yields until tokio has run the drivers and the other tasks.
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Ended> {
         self.inner.task.register(cx.waker());
         for _ in 0..TURNS {
             let mut progress = false;
             let now = Instant::now();
-            // Read and deliver what has arrived.
-            let read = self.transport.poll_read_into(cx, &mut self.read);
+            // Calls left from the last poll first: replies waiting for the
+            // budget must not hold them back.
+            if let Err(ended) = self.write(cx, &mut progress) {
+                return Poll::Ready(ended);
+            }
+            // Read, unless records read before still wait; deliver.
+            let read = if self.undelivered {
+                Poll::Pending
+            } else {
+                self.transport.poll_read_into(cx, &mut self.read)
+            };
             if let Poll::Ready(result) = &read
                 && let Some(first) = self.first_read(result)
             {
@@ -544,15 +564,10 @@ impl Connection<'_> {
             }
             match read {
                 Poll::Ready(Ok(0)) => {
-                    let _ = self.deliver(true, now);
+                    let _ = self.deliver(cx, true, now);
                     return Poll::Ready(Ended::Lost(DisconnectCause::Closed));
                 }
-                Poll::Ready(Ok(_)) => {
-                    if self.deliver(false, now).is_err() {
-                        return Poll::Ready(Ended::Lost(DisconnectCause::BadRecord));
-                    }
-                    progress = true;
-                }
+                Poll::Ready(Ok(_)) => self.undelivered = true,
                 Poll::Ready(Err(error)) => {
                     // A fatal alert that is no refusal (see `first_read`).
                     let cause = crate::tls::received_alert(&error)
@@ -561,33 +576,48 @@ impl Connection<'_> {
                 }
                 Poll::Pending => {}
             }
+            if self.undelivered {
+                if self.deliver(cx, false, now).is_err() {
+                    return Poll::Ready(Ended::Lost(DisconnectCause::BadRecord));
+                }
+                progress = true;
+            }
+            // The budget ran out with records left.
+            let spent = self.undelivered;
             // Take what callers queued, and run the timers.
             let wake = match self.look(&mut progress, now) {
                 Ok(wake) => wake,
                 Err(ended) => return Poll::Ready(ended),
             };
-            // Write.
-            if !self.out.is_empty() || self.transport.unflushed() {
-                let before = self.out.len();
-                let sent = &mut self.sent;
-                let flushed =
-                    poll_flush(&mut self.transport, cx, &mut self.out, |xid| sent.push(xid));
-                if let Poll::Ready(Err(error)) = flushed {
-                    return Poll::Ready(Ended::Lost(DisconnectCause::Io(error.kind())));
-                }
-                progress |= self.out.len() != before;
-                self.wrote |= self.out.len() != before;
-                self.mark_sent();
+            if !spent && let Err(ended) = self.write(cx, &mut progress) {
+                return Poll::Ready(ended);
             }
             // The timer.
             progress |= self.timer.poll_at(wake, cx);
-            if !progress {
+            // Spent: tokio wakes the task once the others have run.
+            if spent || !progress {
                 return Poll::Pending;
             }
         }
-        // Busy: let other tasks run, then go on.
-        cx.waker().wake_by_ref();
-        Poll::Pending
+        poll_yield(cx)
+    }
+
+    /// Writes the records taken from callers; sets `progress` when some
+    /// went out.
+    fn write(&mut self, cx: &mut Context<'_>, progress: &mut bool) -> Result<(), Ended> {
+        if self.out.is_empty() && !self.transport.unflushed() {
+            return Ok(());
+        }
+        let before = self.out.len();
+        let sent = &mut self.sent;
+        let flushed = poll_flush(&mut self.transport, cx, &mut self.out, |xid| sent.push(xid));
+        if let Poll::Ready(Err(error)) = flushed {
+            return Err(Ended::Lost(DisconnectCause::Io(error.kind())));
+        }
+        *progress |= self.out.len() != before;
+        self.wrote |= self.out.len() != before;
+        self.mark_sent();
+        Ok(())
     }
 
     /// Under the lock: takes the callers' records for writing, fails calls
@@ -684,17 +714,40 @@ impl Connection<'_> {
         self.sent.clear();
     }
 
-    /// Decodes the records read and hands each reply to its caller.
-    fn deliver(&mut self, eof: bool, now: Instant) -> Result<(), crate::proto::DecodeError> {
+    /// Decodes the records read and hands each reply to its caller, each
+    /// record charged to the task's cooperative budget: when it runs out,
+    /// the records left wait in the buffer, in order, and
+    /// [`Connection::undelivered`] stays set. At the end of the stream
+    /// (`eof`) every record left (at most one read's worth) is delivered.
+    fn deliver(
+        &mut self,
+        cx: &mut Context<'_>,
+        eof: bool,
+        now: Instant,
+    ) -> Result<(), crate::proto::DecodeError> {
         let mut broken = Ok(());
+        self.undelivered = false;
         loop {
+            let budget = match tokio::task::coop::poll_proceed(cx) {
+                Poll::Ready(budget) => Some(budget),
+                Poll::Pending if eof => None,
+                Poll::Pending => {
+                    self.undelivered = true;
+                    break;
+                }
+            };
             let record = if eof {
                 self.records.decode_eof(&mut self.read)
             } else {
                 self.records.decode(&mut self.read)
             };
             match record {
-                Ok(Some(record)) => self.records_read.push(record),
+                Ok(Some(record)) => {
+                    if let Some(budget) = &budget {
+                        budget.made_progress();
+                    }
+                    self.records_read.push(record);
+                }
                 Ok(None) => break,
                 Err(error) => {
                     broken = Err(error);

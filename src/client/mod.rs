@@ -8,6 +8,13 @@
 //! lock (see `core`), and waits on a slot that the task fills. Only whole
 //! records are queued, so a caller that drops its future never leaves half
 //! a record on the wire.
+//!
+//! The task is fair to the others on its runtime: each record it delivers
+//! (like each read and write) costs a unit of tokio's cooperative budget
+//! ([`tokio::task::coop`], 128 units a poll), and once the budget is spent
+//! it yields, the records left waiting in its buffer in order. A server
+//! that floods one client with replies delays no other client on the
+//! runtime by more than one such poll at a time.
 
 mod core;
 mod driver;

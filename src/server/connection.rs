@@ -6,7 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -23,10 +23,11 @@ use crate::addr::CanonicalIp;
 use crate::conn::{Expired, Inbound, Outbox, ServerConnection};
 use crate::peer::{PeerCredentials, Refusal};
 use crate::proto::DecodeError;
-use crate::stream::{Quiet, QuietClock, Timer, Transport, poll_flush};
+use crate::stream::{Quiet, QuietClock, Timer, Transport, poll_flush, poll_yield};
 use crate::tls::{CertError, Cn, TlsPeer};
 
-/// Turns of the poll loop before the task yields to others.
+/// Turns of the poll loop before the task yields to others, if tokio's
+/// cooperative budget has not made it yield first.
 const TURNS: usize = 32;
 
 /// Replies waiting to be written beyond which the connection stops reading
@@ -334,6 +335,10 @@ impl Connection<'_> {
         !self.stopping && !self.eof && self.state.can_read() && self.out.len() < OUTBOX_HIGH_WATER
     }
 
+    /// Runs the connection until it must wait. Each record costs a unit of
+    /// tokio's cooperative budget (as each read and write does): once it is
+    /// spent, the records left stay buffered, and the task yields until
+    /// tokio has run the drivers and the other tasks.
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ConnectionEnd>> {
         for _ in 0..TURNS {
             // Before deciding about anything read so far (see `catch_up`).
@@ -348,14 +353,21 @@ impl Connection<'_> {
                 self.out.push((), &reply);
                 progress = true;
             }
+            // Replies left from the last poll first: calls waiting for
+            // the budget must not hold them back.
+            progress |= self.write(cx, now)?;
             // Calls already buffered, then more bytes.
-            progress |= self.dispatch(cx, now);
+            let mut spent = false;
+            match self.dispatch(cx, now) {
+                Poll::Ready(any) => progress |= any,
+                Poll::Pending => spent = true,
+            }
             self.publish();
-            if self.reading() {
+            if !spent && self.reading() {
                 match self.transport.poll_read_into(cx, &mut self.read) {
                     Poll::Ready(Ok(0)) => {
                         self.eof = true;
-                        self.dispatch(cx, now);
+                        spent = self.dispatch(cx, now).is_pending();
                         self.publish();
                         progress = true;
                     }
@@ -364,23 +376,13 @@ impl Connection<'_> {
                     Poll::Pending => {}
                 }
             }
-            // Write.
-            if !self.out.is_empty() || self.transport.unflushed() {
-                let before = self.out.len();
-                match poll_flush(&mut self.transport, cx, &mut self.out, |()| {}) {
-                    Poll::Ready(Err(error)) => return Poll::Ready(Err(error.into())),
-                    Poll::Ready(Ok(())) => self.stalled_since = None,
-                    Poll::Pending if self.out.len() != before => self.stalled_since = Some(now),
-                    Poll::Pending => {
-                        self.stalled_since.get_or_insert(now);
-                    }
-                }
-                progress |= self.out.len() != before;
+            if !spent {
+                progress |= self.write(cx, now)?;
             }
             // Done?
             let settled =
                 self.handlers.running() == 0 && self.out.is_empty() && !self.transport.unflushed();
-            if settled && (self.eof || self.stopping) {
+            if settled && !spent && (self.eof || self.stopping) {
                 return Poll::Ready(self.ending());
             }
             // Timers.
@@ -390,12 +392,29 @@ impl Connection<'_> {
             let release = self.release_when_quiet(now);
             let wake = self.next_wake().into_iter().chain(release).min();
             progress |= self.timer.poll_at(wake, cx);
-            if !progress {
+            // Spent: tokio wakes the task once the others have run.
+            if spent || !progress {
                 return Poll::Pending;
             }
         }
-        cx.waker().wake_by_ref();
-        Poll::Pending
+        poll_yield(cx)
+    }
+
+    /// Writes the replies queued. True when some went out.
+    fn write(&mut self, cx: &mut Context<'_>, now: Instant) -> Result<bool, ConnectionEnd> {
+        if self.out.is_empty() && !self.transport.unflushed() {
+            return Ok(false);
+        }
+        let before = self.out.len();
+        match poll_flush(&mut self.transport, cx, &mut self.out, |()| {}) {
+            Poll::Ready(Err(error)) => return Err(error.into()),
+            Poll::Ready(Ok(())) => self.stalled_since = None,
+            Poll::Pending if self.out.len() != before => self.stalled_since = Some(now),
+            Poll::Pending => {
+                self.stalled_since.get_or_insert(now);
+            }
+        }
+        Ok(self.out.len() != before)
     }
 
     /// Judges this connection again if the server's lists changed since it
@@ -497,11 +516,14 @@ impl Connection<'_> {
         }
     }
 
-    /// Decides about every whole record buffered, while calls may be read.
-    /// True when it decided about any.
-    fn dispatch(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+    /// Decides about every whole record buffered, while calls may be read,
+    /// each record charged to the task's cooperative budget. `Ready(true)`
+    /// when it decided about any; `Pending` when the budget ran out first
+    /// (the records left wait in the buffer, in order, for the next poll).
+    fn dispatch(&mut self, cx: &mut Context<'_>, now: Instant) -> Poll<bool> {
         let mut any = false;
         while !self.stopping && self.state.can_read() && self.out.len() < OUTBOX_HIGH_WATER {
+            let budget = ready!(tokio::task::coop::poll_proceed(cx));
             let registry = &self.shared.registry;
             let inbound = if self.eof {
                 self.state
@@ -511,6 +533,7 @@ impl Connection<'_> {
             };
             match inbound {
                 Ok(Some(inbound)) => {
+                    budget.made_progress();
                     self.handle(inbound, cx, now);
                     any = true;
                 }
@@ -523,11 +546,11 @@ impl Connection<'_> {
                     self.stopping = true;
                     self.grace
                         .get_or_insert(now + self.shared.options.shutdown_grace);
-                    return true;
+                    return Poll::Ready(true);
                 }
             }
         }
-        any
+        Poll::Ready(any)
     }
 
     fn handle(&mut self, inbound: Inbound, cx: &mut Context<'_>, now: Instant) {

@@ -12,6 +12,15 @@
 //! freed, and the connection and its other calls live on. Replies are
 //! encoded into one outbox and written in batches of whole records.
 //!
+//! A connection's task is fair to the others on its runtime: each record it
+//! takes (like each read and write) costs a unit of tokio's cooperative
+//! budget ([`tokio::task::coop`], 128 units a poll), and once the budget is
+//! spent it yields, the records left waiting in its buffer in order. So one
+//! connection answers at most 128 calls (inline answers included) per poll,
+//! however fast its peer pipelines them, and a peer flooding NULL calls
+//! delays the others by no more than one such poll at a time. What the
+//! budget cannot bound is a handler that blocks its thread: see [`Service`].
+//!
 //! Shutdown order: stop accepting; stop reading new calls; let calls in
 //! progress finish within the grace period; close.
 
@@ -85,6 +94,36 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Bytes, ProcError>> +
 ///
 /// Closures `Fn(CallContext, u32, Bytes) -> impl Future<Output =
 /// Result<Bytes, ProcError>>` are services.
+///
+/// # Blocking
+///
+/// Handlers run on the server's runtime: a handler's future is polled
+/// first on its connection's task (and answered inline if it is ready at
+/// once), then, if it is not, as a task of its own. A handler that blocks
+/// its thread (`std::thread::sleep`, blocking file or socket I/O, a long
+/// computation, a `std::sync::Mutex` held while waiting) stalls that
+/// runtime worker, and every connection and timer it runs, for as long as
+/// it blocks: on a current-thread runtime, the whole server. Await tokio's
+/// async equivalents (`tokio::time::sleep`, `tokio::fs`), or move the
+/// blocking work to tokio's blocking pool with
+/// [`tokio::task::spawn_blocking`] and await its handle:
+///
+/// ```
+/// use bytes::Bytes;
+/// use peerwire::{ProcError, Server, ServerOptions};
+///
+/// # fn checksum(data: &[u8]) -> Bytes { Bytes::copy_from_slice(&data[..data.len().min(4)]) }
+/// let server = Server::new(ServerOptions::default()).service(
+///     0x2000_0001,
+///     1,
+///     |_ctx, _procedure, args: Bytes| async move {
+///         // Slow and blocking: off the runtime's workers.
+///         tokio::task::spawn_blocking(move || checksum(&args))
+///             .await
+///             .map_err(|_| ProcError::SystemErr)
+///     },
+/// );
+/// ```
 pub trait Service: Send + Sync + 'static {
     /// Runs `procedure` with its undecoded `args`; returns the undecoded
     /// results. Return [`ProcError::ProcUnavail`] for an unknown procedure,
