@@ -9,6 +9,7 @@ use peerwire::{
     DisconnectCause, Endpoint, Error, HandshakeError, Limits, ProcError, RunningServer, Server,
     ServerOptions,
 };
+use peerwire::proto::{DecodeError, DecodeErrorKind};
 use tokio::time::timeout;
 
 const PROG: u32 = 0x2000_0a91;
@@ -186,16 +187,45 @@ async fn the_client_limit_counts_result_bytes() {
     client.null(PROG, 1).await.unwrap();
     let far_over = Bytes::from(vec![0u8; 2048]);
     let far_over = client.call(PROG, 1, 2, far_over).await;
+    // Our limit, with its value: 4096 bytes of results and the largest
+    // RPC header (840); the reply's one fragment is 24 + 8192 bytes.
+    let limit = DecodeErrorKind::FragmentTooLong {
+        len: 8216,
+        max: 4936,
+    };
     assert!(
         matches!(
             far_over,
             Err(Error::Disconnected {
-                cause: DisconnectCause::BadRecord,
+                cause: DisconnectCause::BadRecord(DecodeError { kind, .. }),
                 ..
-            })
+            }) if kind == limit
         ),
         "{:?}",
         far_over.map(|r| r.len())
+    );
+    server.shutdown().await;
+}
+
+/// A reply refused by the client's own record limit fails its call with
+/// words that say so: our limit, its value and the option that sets it,
+/// not "a bad record from the peer".
+#[tokio::test]
+async fn a_reply_over_our_record_limit_says_it_is_our_limit() {
+    let (server, addr) = serve(ServerOptions::default());
+    let options = ClientOptions {
+        limits: Limits::new(4096).unwrap(),
+        ..ClientOptions::default()
+    };
+    let client = Client::new(vec![addr], options).unwrap();
+    let far_over = client.call(PROG, 1, 2, Bytes::from(vec![0u8; 2048])).await;
+    let error = far_over.expect_err("8 KiB of results over a 4 KiB limit");
+    assert!(matches!(error, Error::Disconnected { .. }), "{error:?}");
+    let text = error.to_string();
+    assert!(
+        text.contains("exceeds our record limit of 4936 bytes")
+            && text.contains("ClientOptions::limits"),
+        "{text}"
     );
     server.shutdown().await;
 }

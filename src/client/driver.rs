@@ -548,8 +548,8 @@ impl Connection<'_> {
                     return Poll::Ready(Ended::Lost(DisconnectCause::Closed));
                 }
                 Poll::Ready(Ok(_)) => {
-                    if self.deliver(false, now).is_err() {
-                        return Poll::Ready(Ended::Lost(DisconnectCause::BadRecord));
+                    if let Err(error) = self.deliver(false, now) {
+                        return Poll::Ready(Ended::Lost(DisconnectCause::BadRecord(error)));
                     }
                     progress = true;
                 }
