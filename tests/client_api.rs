@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use peerwire::proto::{DecodeError, DecodeErrorKind};
 use peerwire::{
     CallContext, CallStatus, Client, ClientIdentity, ClientOptions, ConnectionState,
     DisconnectCause, Endpoint, Error, HandshakeError, Limits, ProcError, RunningServer, Server,
     ServerOptions,
 };
-use peerwire::proto::{DecodeError, DecodeErrorKind};
 use tokio::time::timeout;
 
 const PROG: u32 = 0x2000_0a91;

@@ -374,7 +374,10 @@ async fn ipv4_callers_on_a_dual_stack_listener_are_judged_and_shown_as_ipv4() {
 async fn hello_from(address: &Endpoint, source: &str, node: &str) -> tokio::net::TcpStream {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
-    let stream = socket.connect(address.to_string().parse().unwrap()).await.unwrap();
+    let stream = socket
+        .connect(address.to_string().parse().unwrap())
+        .await
+        .unwrap();
     let mut framed = Framed::new(stream, RpcCodec::default());
     let hello = peerwire::peer::Hello {
         node: id(node),
@@ -455,7 +458,10 @@ async fn a_record_over_the_pre_hello_limit_closes_the_connection_with_a_verdict(
         0,
     );
     assert_eq!(
-        verdicts.iter().map(|v| v.reason.clone()).collect::<Vec<_>>(),
+        verdicts
+            .iter()
+            .map(|v| v.reason.clone())
+            .collect::<Vec<_>>(),
         vec![Some(VerdictReason::OverLimitBeforeHello(over))],
         "{verdicts:#?}"
     );

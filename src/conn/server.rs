@@ -896,7 +896,10 @@ mod tests {
         // After a successful HELLO the connection's own limits apply.
         let mut conn = gated_plain().with_limits_before_hello(before);
         let inbound = conn.receive(&mut wire(&hello_call("node-a")), &registry(), now());
-        assert!(matches!(inbound, Ok(Some(Inbound::Reply(_)))), "{inbound:?}");
+        assert!(
+            matches!(inbound, Ok(Some(Inbound::Reply(_)))),
+            "{inbound:?}"
+        );
         assert!(!conn.limited_before_hello());
         let big = Message::call(
             8,
@@ -904,14 +907,20 @@ mod tests {
             Bytes::from(vec![0u8; 64 << 10]),
         );
         let inbound = conn.receive(&mut wire(&big), &registry(), now());
-        assert!(matches!(inbound, Ok(Some(Inbound::Dispatch(_)))), "{inbound:?}");
+        assert!(
+            matches!(inbound, Ok(Some(Inbound::Dispatch(_)))),
+            "{inbound:?}"
+        );
 
         // Without the gate the pre-HELLO limits do not apply.
-        let mut conn = ServerConnection::new(RecordLimits::default(), 4)
-            .with_limits_before_hello(before);
+        let mut conn =
+            ServerConnection::new(RecordLimits::default(), 4).with_limits_before_hello(before);
         assert!(!conn.limited_before_hello());
         let inbound = conn.receive(&mut wire(&big), &registry(), now());
-        assert!(matches!(inbound, Ok(Some(Inbound::Dispatch(_)))), "{inbound:?}");
+        assert!(
+            matches!(inbound, Ok(Some(Inbound::Dispatch(_)))),
+            "{inbound:?}"
+        );
     }
 
     #[test]

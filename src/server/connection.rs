@@ -427,8 +427,12 @@ impl Connection<'_> {
             counters.bad_framing.fetch_add(1, Ordering::Relaxed);
             let (id, observed) = (self.id, self.observed);
             match (self.state.peer(), self.credentials) {
-                (Some(peer), _) => warn!(conn = id, %observed, %peer, %error, "bad record marking; closed"),
-                (None, Some(credentials)) => warn!(conn = id, %credentials, %error, "bad record marking; closed"),
+                (Some(peer), _) => {
+                    warn!(conn = id, %observed, %peer, %error, "bad record marking; closed")
+                }
+                (None, Some(credentials)) => {
+                    warn!(conn = id, %credentials, %error, "bad record marking; closed")
+                }
                 (None, None) => warn!(conn = id, %observed, %error, "bad record marking; closed"),
             }
         }
