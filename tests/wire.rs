@@ -798,6 +798,22 @@ proptest! {
         prop_assert_eq!(out, records);
     }
 
+    /// Fragments of 64 bytes or more (the last of any size) earn their own
+    /// allowance: however many there are, a record in them is never
+    /// refused for their number, even with one fragment free.
+    #[test]
+    fn fragments_of_64_bytes_or_more_are_never_too_many(
+        record in proptest::collection::vec(any::<u8>(), 0..3000),
+        fragment in 64u32..200,
+        chunks in proptest::collection::vec(1usize..500, 1..8),
+    ) {
+        let mut wire = BytesMut::new();
+        RecordEncoder::with_fragment_size(fragment).encode(&record, &mut wire);
+        let (out, err) = feed(&wire, &chunks, RecordLimits::new(4096, 4096, 1).unwrap());
+        prop_assert_eq!(err, None);
+        prop_assert_eq!(out, vec![Bytes::from(record)]);
+    }
+
     #[test]
     fn arbitrary_bytes_give_records_need_more_or_an_error(
         wire in proptest::collection::vec(any::<u8>(), 0..600),
