@@ -207,6 +207,41 @@ async fn the_client_limit_counts_result_bytes() {
     server.shutdown().await;
 }
 
+/// libtirpc with its smallest send buffer writes a 1 MB call as 10,418
+/// fragments of 96 bytes; the server's default limits take it, as
+/// libtirpc's own server does.
+#[tokio::test]
+async fn a_megabyte_call_in_96_byte_fragments_is_served() {
+    use futures_util::{SinkExt, StreamExt};
+    use peerwire::codec::RpcCodec;
+    use peerwire::proto::{CallHeader, Message, MessageBody, RecordEncoder};
+    let (server, _) = serve(ServerOptions::default());
+    let stream = tokio::net::TcpStream::connect(server.local_addrs()[0])
+        .await
+        .unwrap();
+    let codec = RpcCodec::new(
+        Limits::default().record_limits(),
+        RecordEncoder::with_fragment_size(96),
+    );
+    let mut framed = tokio_util::codec::Framed::new(stream, codec);
+    let args = Bytes::from(vec![5u8; 1_000_000]);
+    let call = Message::call(9, CallHeader::new(PROG, 1, 1), args.clone());
+    framed.send(&call).await.unwrap();
+    let reply = timeout(GENEROUS, framed.next())
+        .await
+        .expect("answered")
+        .expect("a record")
+        .expect("well framed")
+        .expect("a message");
+    assert_eq!(reply.xid, 9);
+    let MessageBody::Reply { results, .. } = reply.body else {
+        panic!("{reply:?}")
+    };
+    assert_eq!(results, args, "echoed");
+    assert_eq!(server.stats().bad_framing, 0);
+    server.shutdown().await;
+}
+
 /// A reply refused by the client's own record limit fails its call with
 /// words that say so: our limit, its value and the option that sets it,
 /// not "a bad record from the peer".
