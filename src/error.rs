@@ -488,8 +488,12 @@ pub enum DisconnectCause {
     Io(std::io::ErrorKind),
     /// No answer to a ping within the ping timeout.
     PingTimeout,
-    /// The peer's record marking broke or exceeded a limit.
-    BadRecord,
+    /// A record from the peer broke our record limits (its fragment, its
+    /// length, or its fragment count: see
+    /// [`crate::proto::DecodeErrorKind::is_over_limit`]; the limits are
+    /// [`crate::ClientOptions::limits`]), or its record marking broke
+    /// otherwise. The error says which limit and its value.
+    BadRecord(crate::proto::DecodeError),
     /// Too many calls timed out without a late reply: the peer is stuck.
     Clogged,
     /// The client was closed.
@@ -521,7 +525,7 @@ impl fmt::Display for DisconnectCause {
             DisconnectCause::PingTimeout => {
                 f.write_str("no answer to pings within the ping timeout")
             }
-            DisconnectCause::BadRecord => f.write_str("bad record from the peer"),
+            DisconnectCause::BadRecord(error) => BadRecordText(*error).fmt(f),
             DisconnectCause::Clogged => f.write_str("too many calls left unanswered"),
             DisconnectCause::ClientClosed => f.write_str("client closed"),
             DisconnectCause::ExpectsTls => f.write_str(
@@ -533,6 +537,31 @@ impl fmt::Display for DisconnectCause {
             DisconnectCause::TlsAlert(alert) => {
                 write!(f, "the server ended the TLS session with the alert {alert}")
             }
+        }
+    }
+}
+
+/// A record the client refused, in words that say whose limit it broke.
+struct BadRecordText(crate::proto::DecodeError);
+
+impl fmt::Display for BadRecordText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::proto::DecodeErrorKind;
+        let at = self.0.offset;
+        match self.0.kind {
+            DecodeErrorKind::FragmentTooLong { len, max } => write!(
+                f,
+                "a fragment of {len} bytes from the peer exceeds our record limit of {max} bytes, at byte {at}; raise ClientOptions::limits"
+            ),
+            DecodeErrorKind::RecordTooLong { len, max } => write!(
+                f,
+                "a record of at least {len} bytes from the peer exceeds our record limit of {max} bytes, at byte {at}; raise ClientOptions::limits"
+            ),
+            DecodeErrorKind::TooManyFragments { max } => write!(
+                f,
+                "a record from the peer exceeds our fragment limit: more than the {max} fragments its data allows, at byte {at}; see Limits::with_max_fragments"
+            ),
+            _ => write!(f, "bad record marking from the peer: {}", self.0),
         }
     }
 }

@@ -14,7 +14,9 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// 16 MiB of arguments or results, in at most 4096 fragments.
+    /// 16 MiB of arguments or results, in 4096 fragments of any size, or
+    /// more fragments of 64 bytes on average (see
+    /// [`RecordLimits::fragments_allowed`]).
     fn default() -> Limits {
         Limits {
             max_payload: 16 << 20,
@@ -40,7 +42,10 @@ impl Limits {
         Ok(limits)
     }
 
-    /// The same limits with at most `max_fragments` fragments per record.
+    /// The same limits with `max_fragments` fragments allowed to any
+    /// record, whatever their size; a record may have one more per
+    /// [`crate::proto::BYTES_PER_EXTRA_FRAGMENT`] bytes of its data (see
+    /// [`RecordLimits::fragments_allowed`]).
     pub fn with_max_fragments(self, max_fragments: u32) -> Result<Limits, InvalidLimits> {
         let limits = Limits {
             max_fragments,
@@ -55,7 +60,7 @@ impl Limits {
         self.max_payload
     }
 
-    /// The most fragments accepted in one record.
+    /// The fragments any record may have, whatever their size.
     pub fn max_fragments(&self) -> u32 {
         self.max_fragments
     }

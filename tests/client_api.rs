@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use peerwire::proto::{DecodeError, DecodeErrorKind};
 use peerwire::{
     CallContext, CallStatus, Client, ClientIdentity, ClientOptions, ConnectionState,
     DisconnectCause, Endpoint, Error, HandshakeError, Limits, ProcError, RunningServer, Server,
@@ -186,16 +187,80 @@ async fn the_client_limit_counts_result_bytes() {
     client.null(PROG, 1).await.unwrap();
     let far_over = Bytes::from(vec![0u8; 2048]);
     let far_over = client.call(PROG, 1, 2, far_over).await;
+    // Our limit, with its value: 4096 bytes of results and the largest
+    // RPC header (840); the reply's one fragment is 24 + 8192 bytes.
+    let limit = DecodeErrorKind::FragmentTooLong {
+        len: 8216,
+        max: 4936,
+    };
     assert!(
         matches!(
             far_over,
             Err(Error::Disconnected {
-                cause: DisconnectCause::BadRecord,
+                cause: DisconnectCause::BadRecord(DecodeError { kind, .. }),
                 ..
-            })
+            }) if kind == limit
         ),
         "{:?}",
         far_over.map(|r| r.len())
+    );
+    server.shutdown().await;
+}
+
+/// libtirpc with its smallest send buffer writes a 1 MB call as 10,418
+/// fragments of 96 bytes; the server's default limits take it, as
+/// libtirpc's own server does.
+#[tokio::test]
+async fn a_megabyte_call_in_96_byte_fragments_is_served() {
+    use futures_util::{SinkExt, StreamExt};
+    use peerwire::codec::RpcCodec;
+    use peerwire::proto::{CallHeader, Message, MessageBody, RecordEncoder};
+    let (server, _) = serve(ServerOptions::default());
+    let stream = tokio::net::TcpStream::connect(server.local_addrs()[0])
+        .await
+        .unwrap();
+    let codec = RpcCodec::new(
+        Limits::default().record_limits(),
+        RecordEncoder::with_fragment_size(96),
+    );
+    let mut framed = tokio_util::codec::Framed::new(stream, codec);
+    let args = Bytes::from(vec![5u8; 1_000_000]);
+    let call = Message::call(9, CallHeader::new(PROG, 1, 1), args.clone());
+    framed.send(&call).await.unwrap();
+    let reply = timeout(GENEROUS, framed.next())
+        .await
+        .expect("answered")
+        .expect("a record")
+        .expect("well framed")
+        .expect("a message");
+    assert_eq!(reply.xid, 9);
+    let MessageBody::Reply { results, .. } = reply.body else {
+        panic!("{reply:?}")
+    };
+    assert_eq!(results, args, "echoed");
+    assert_eq!(server.stats().bad_framing, 0);
+    server.shutdown().await;
+}
+
+/// A reply refused by the client's own record limit fails its call with
+/// words that say so: our limit, its value and the option that sets it,
+/// not "a bad record from the peer".
+#[tokio::test]
+async fn a_reply_over_our_record_limit_says_it_is_our_limit() {
+    let (server, addr) = serve(ServerOptions::default());
+    let options = ClientOptions {
+        limits: Limits::new(4096).unwrap(),
+        ..ClientOptions::default()
+    };
+    let client = Client::new(vec![addr], options).unwrap();
+    let far_over = client.call(PROG, 1, 2, Bytes::from(vec![0u8; 2048])).await;
+    let error = far_over.expect_err("8 KiB of results over a 4 KiB limit");
+    assert!(matches!(error, Error::Disconnected { .. }), "{error:?}");
+    let text = error.to_string();
+    assert!(
+        text.contains("exceeds our record limit of 4936 bytes")
+            && text.contains("ClientOptions::limits"),
+        "{text}"
     );
     server.shutdown().await;
 }

@@ -318,6 +318,76 @@ fn flood_of_empty_fragments_is_refused() {
     );
 }
 
+/// Fragments are bounded by their overhead, not by a flat count: a
+/// fragment allowance is earned with data. With 8 fragments free, one of
+/// 64 bytes earns a ninth; the tenth, empty, is refused, and nothing is
+/// held but the 64 bytes sent.
+#[test]
+fn empty_fragments_earn_no_allowance() {
+    let mut decoder = RecordDecoder::new(small_limits());
+    let mut buf = BytesMut::new();
+    buf.extend_from_slice(b"\x00\x00\x00\x40"); // 64 bytes, not last
+    buf.extend_from_slice(&[1u8; 64]);
+    for _ in 0..100 {
+        buf.extend_from_slice(b"\x00\x00\x00\x00");
+    }
+    let err = decoder.decode(&mut buf).unwrap_err();
+    assert_eq!(
+        err,
+        DecodeError::new(DecodeErrorKind::TooManyFragments { max: 9 }, 68 + 8 * 4)
+    );
+    assert_eq!(decoder.held_bytes(), 64);
+}
+
+/// libtirpc with its smallest send buffer (100 bytes) writes 96 bytes of
+/// data per fragment: a 1 MB call is 10,418 fragments. The default limits
+/// (and a server's or client's, from [`peerwire::Limits`]) take it.
+#[test]
+fn a_megabyte_in_96_byte_fragments_decodes_with_default_limits() {
+    let payload: Vec<u8> = (0..1_000_040u32).map(|i| (i % 251) as u8).collect();
+    let mut wire = BytesMut::new();
+    RecordEncoder::with_fragment_size(96).encode(&payload, &mut wire);
+    assert_eq!(wire.len(), payload.len() + 4 * 10_418);
+    for limits in [
+        RecordLimits::default(),
+        peerwire::Limits::default().record_limits(),
+    ] {
+        let mut buf = BytesMut::from(&wire[..]);
+        let record = RecordDecoder::new(limits).decode(&mut buf).unwrap();
+        assert_eq!(record.as_deref(), Some(&payload[..]));
+        assert!(buf.is_empty());
+    }
+}
+
+/// A header alone reserves nothing, whatever it announces: the read
+/// buffer and the decoder hold what has arrived, for a record of one
+/// fragment (which waits in the read buffer) and of several (copied out as
+/// its bytes come).
+#[test]
+fn a_header_claiming_the_largest_record_reserves_nothing() {
+    let limits = RecordLimits::default();
+    let max = limits.max_fragment();
+    for last in [true, false] {
+        let mut decoder = RecordDecoder::new(limits);
+        let mut buf = BytesMut::with_capacity(64);
+        buf.extend_from_slice(&peerwire::proto::record_header(max, last));
+        assert_eq!(decoder.decode(&mut buf).unwrap(), None);
+        assert!(
+            buf.capacity() <= 64,
+            "last={last}: {} bytes reserved for a header",
+            buf.capacity()
+        );
+        assert!(!decoder.is_idle());
+        buf.extend_from_slice(&[9u8; 1000]);
+        assert_eq!(decoder.decode(&mut buf).unwrap(), None);
+        assert!(buf.capacity() < 4096, "last={last}: {}", buf.capacity());
+        if !last {
+            assert_eq!(decoder.held_bytes(), 1000);
+            assert!(buf.is_empty(), "copied out as it arrived");
+        }
+    }
+}
+
 #[test]
 fn eof_inside_a_fragment_is_an_error() {
     let mut decoder = RecordDecoder::new(small_limits());
@@ -687,9 +757,10 @@ fn feed(wire: &[u8], chunks: &[usize], limits: RecordLimits) -> (Vec<Bytes>, Opt
             }
         }
         assert!(decoder.held_bytes() <= limits.max_record());
+        // Memory follows the bytes fed, never what a header announces.
         assert!(
-            buf.capacity() <= 2 * (wire.len() + limits.max_fragment() as usize + 8),
-            "buffer grew past what the input and the limits allow"
+            buf.capacity() <= 2 * wire.len() + 64,
+            "buffer grew past what the input allows"
         );
     }
     match decoder.decode_eof(&mut buf) {
@@ -725,6 +796,22 @@ proptest! {
         prop_assert_eq!(err, None);
         let out: Vec<Vec<u8>> = out.iter().map(|b| b.to_vec()).collect();
         prop_assert_eq!(out, records);
+    }
+
+    /// Fragments of 64 bytes or more (the last of any size) earn their own
+    /// allowance: however many there are, a record in them is never
+    /// refused for their number, even with one fragment free.
+    #[test]
+    fn fragments_of_64_bytes_or_more_are_never_too_many(
+        record in proptest::collection::vec(any::<u8>(), 0..3000),
+        fragment in 64u32..200,
+        chunks in proptest::collection::vec(1usize..500, 1..8),
+    ) {
+        let mut wire = BytesMut::new();
+        RecordEncoder::with_fragment_size(fragment).encode(&record, &mut wire);
+        let (out, err) = feed(&wire, &chunks, RecordLimits::new(4096, 4096, 1).unwrap());
+        prop_assert_eq!(err, None);
+        prop_assert_eq!(out, vec![Bytes::from(record)]);
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //!
 //! Checked:
 //! - invariants after every call: no record over the limit, nothing held
-//!   over the limit, an idle decoder waits only for a header, bounded buffer
-//!   growth;
+//!   over the limit, an idle decoder waits only for a header, buffer growth
+//!   bounded by the bytes fed (never by what a header announces);
 //! - the outcome (records, then the first error or the end-of-stream state
 //!   and `decode_eof`'s verdict) is the same whether the stream comes in
 //!   these reads or all at once;
@@ -61,9 +61,10 @@ fuzz_target!(|data: &[u8]| {
 
 fn run<'a>(chunks: impl Iterator<Item = &'a [u8]>, total: usize) -> Outcome {
     let limits = limits();
-    // What the buffer may grow to: the stream, or one fragment the decoder
-    // reserves room for, with slack for BytesMut's growth policy.
-    let capacity_bound = 2 * (total + limits.max_fragment() as usize + 4) + (128 << 10);
+    // What the buffer may grow to: the bytes fed, with slack for BytesMut's
+    // growth policy. The decoder reserves nothing for what a header
+    // announces.
+    let capacity_bound = 2 * total + (128 << 10);
     let mut decoder = RecordDecoder::new(limits);
     let mut buf = BytesMut::new();
     let mut fed = 0u64;
@@ -144,9 +145,11 @@ fn run<'a>(chunks: impl Iterator<Item = &'a [u8]>, total: usize) -> Outcome {
 
 /// Record marking over the whole stream, written from RFC 5531 §11 and the
 /// documented limits: a header is checked (fragment length, then record
-/// length, then fragment count) at its offset before it is consumed; a
-/// fragment's data is consumed only when all of it is there. A stream that
-/// ends inside a record is truncated at the offset where that record began.
+/// length, then fragment count against what the data before it allows) at
+/// its offset before it is consumed. The data of a record's only fragment
+/// is consumed when all of it is there; the data of a record of several is
+/// consumed (and held) as it arrives. A stream that ends inside a record
+/// is truncated at the offset where that record began.
 fn model(stream: &[u8]) -> Outcome {
     let limits = limits();
     let mut records = Vec::new();
@@ -194,9 +197,9 @@ fn model(stream: &[u8]) -> Outcome {
                 len: total,
                 max: limits.max_record() as u64,
             })
-        } else if fragments + 1 > limits.max_fragments() {
+        } else if u64::from(fragments) + 1 > limits.fragments_allowed(parts.len()) {
             Some(DecodeErrorKind::TooManyFragments {
-                max: limits.max_fragments(),
+                max: u32::try_from(limits.fragments_allowed(parts.len())).unwrap(),
             })
         } else {
             None
@@ -210,12 +213,15 @@ fn model(stream: &[u8]) -> Outcome {
         }
         let len = len as usize;
         if left - 4 < len {
-            // The header is taken; its data is awaited.
+            // The header is taken; its data is awaited: in the read buffer
+            // for a record's only fragment, else taken and held as it came.
+            let whole = last && idle;
+            let taken = if whole { 0 } else { left - 4 };
             return Outcome {
                 records,
                 end: End::Eof {
-                    consumed: pos as u64 + 4,
-                    held: parts.len(),
+                    consumed: (pos + 4 + taken) as u64,
+                    held: parts.len() + taken,
                     idle: false,
                     verdict: Err(DecodeError::new(
                         DecodeErrorKind::TruncatedRecord,

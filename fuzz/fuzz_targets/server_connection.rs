@@ -402,8 +402,8 @@ fn xid_of(record: &[u8]) -> u32 {
 
 /// Record marking over the whole stream, from RFC 5531 §11 and the
 /// documented limits: the records up to the first error, and that error. A
-/// header is checked (fragment length, record length, fragment count) at
-/// its offset; a stream that ends inside a record is truncated where that
+/// header is checked (fragment length, record length, fragment count
+/// against what the data before it allows) at its offset; a stream that ends inside a record is truncated where that
 /// record began (or where the unread bytes begin, between records).
 fn split_records(stream: &[u8], limits: &RecordLimits) -> (Vec<Bytes>, Option<DecodeError>) {
     let mut records = Vec::new();
@@ -437,9 +437,9 @@ fn split_records(stream: &[u8], limits: &RecordLimits) -> (Vec<Bytes>, Option<De
                 len: total,
                 max: limits.max_record() as u64,
             })
-        } else if fragments + 1 > limits.max_fragments() {
+        } else if u64::from(fragments) + 1 > limits.fragments_allowed(record.len()) {
             Some(DecodeErrorKind::TooManyFragments {
-                max: limits.max_fragments(),
+                max: u32::try_from(limits.fragments_allowed(record.len())).unwrap(),
             })
         } else {
             None

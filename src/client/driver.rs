@@ -577,8 +577,8 @@ impl Connection<'_> {
                 Poll::Pending => {}
             }
             if self.undelivered {
-                if self.deliver(cx, false, now).is_err() {
-                    return Poll::Ready(Ended::Lost(DisconnectCause::BadRecord));
+                if let Err(error) = self.deliver(cx, false, now) {
+                    return Poll::Ready(Ended::Lost(DisconnectCause::BadRecord(error)));
                 }
                 progress = true;
             }

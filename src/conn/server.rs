@@ -185,6 +185,11 @@ struct Timers {
 #[derive(Debug)]
 pub struct ServerConnection {
     records: RecordDecoder,
+    /// The record limits once HELLO has succeeded (or without a gate).
+    limits: RecordLimits,
+    /// The smaller record limits of a gated connection until its HELLO
+    /// succeeds, if set.
+    limits_before_hello: Option<RecordLimits>,
     in_progress: usize,
     limit: usize,
     stats: ServeStats,
@@ -202,6 +207,8 @@ impl ServerConnection {
     pub fn new(limits: RecordLimits, limit: usize) -> ServerConnection {
         ServerConnection {
             records: RecordDecoder::new(limits),
+            limits,
+            limits_before_hello: None,
             in_progress: 0,
             limit: limit.max(1),
             stats: ServeStats::default(),
@@ -281,7 +288,43 @@ impl ServerConnection {
             observed,
             peer: None,
         });
+        self.apply_limits();
         self
+    }
+
+    /// Until its HELLO succeeds, a connection with the HELLO gate reads
+    /// records under `limits` (each capped at the connection's own): a
+    /// peer that has not identified itself may send only what a HELLO
+    /// needs, and a record over them ends the connection
+    /// ([`ServerConnection::receive`] fails). Without the gate, nothing
+    /// changes.
+    pub fn with_limits_before_hello(mut self, limits: RecordLimits) -> Self {
+        let capped = RecordLimits::new(
+            limits.max_fragment().min(self.limits.max_fragment()),
+            limits.max_record().min(self.limits.max_record()),
+            limits.max_fragments().min(self.limits.max_fragments()),
+        )
+        .expect("the smaller of two valid limits is valid");
+        self.limits_before_hello = Some(capped);
+        self.apply_limits();
+        self
+    }
+
+    /// True while the pre-HELLO limits are the ones in force: a record
+    /// refused now was refused by them.
+    pub fn limited_before_hello(&self) -> bool {
+        self.awaiting_hello() && self.limits_before_hello.is_some()
+    }
+
+    /// Gives the decoder the limits the connection's state calls for.
+    /// Called only between records: at set-up, and when HELLO succeeds
+    /// (on a whole record).
+    fn apply_limits(&mut self) {
+        let limits = match self.limits_before_hello {
+            Some(limits) if self.awaiting_hello() => limits,
+            _ => self.limits,
+        };
+        self.records.set_limits(limits);
     }
 
     /// Replaces the identity later HELLOs on this connection are judged by
@@ -493,6 +536,7 @@ impl ServerConnection {
                     version,
                 };
                 gate.peer = Some(hello.node);
+                self.apply_limits();
                 self.stats.answered_here += 1;
                 let body = ReplyBody::accepted(AcceptStatus::Success);
                 Inbound::Reply(Message::reply(xid, body, to_bytes(&reply)))
@@ -766,6 +810,11 @@ mod tests {
     }
 
     fn gated(cn: Option<&str>) -> ServerConnection {
+        gated_plain().with_certificate_cn(cn.map(str::to_owned))
+    }
+
+    /// With the HELLO gate, over plain TCP.
+    fn gated_plain() -> ServerConnection {
         let identity = ServerIdentity {
             node: NodeId::new("server").unwrap(),
             cluster: None,
@@ -777,7 +826,6 @@ mod tests {
         };
         ServerConnection::new(RecordLimits::default(), 4)
             .with_identity(Arc::new(identity), "192.0.2.10:999".parse().unwrap())
-            .with_certificate_cn(cn.map(str::to_owned))
     }
 
     #[test]
@@ -820,6 +868,90 @@ mod tests {
                 ..
             }))
         ));
+    }
+
+    /// The largest HELLO a peer can send: a 255-byte node ID and cluster
+    /// ID, 16 versions, a credential and a verifier of 400 bytes each.
+    fn largest_hello(node: &str) -> Message {
+        let mut args = BytesMut::new();
+        {
+            let mut w = crate::proto::xdr::XdrWriter::new(&mut args);
+            w.string(node);
+            w.array(&[1u32; 16], |w, v| w.u32(*v));
+            w.optional(Some(&"c".repeat(255)), |w, c| w.string(c));
+        }
+        let mut header = CallHeader::new(HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO);
+        let auth = |flavor| OpaqueAuth {
+            flavor,
+            body: Bytes::from(vec![0u8; 400]),
+        };
+        header.cred = auth(1);
+        header.verf = auth(0);
+        Message::call(12, header, args.freeze())
+    }
+
+    #[test]
+    fn before_hello_records_are_held_to_the_small_limits() {
+        let before = RecordLimits::with_max_record(1432).unwrap();
+        let mut conn = gated_plain().with_limits_before_hello(before);
+        assert!(conn.limited_before_hello());
+        // A header over the pre-HELLO limit fails at once, nothing read.
+        let mut buf = BytesMut::from(&crate::proto::record_header(1433, false)[..]);
+        let refused = conn.receive(&mut buf, &registry(), now());
+        assert_eq!(
+            refused,
+            Err(DecodeError::new(
+                crate::proto::DecodeErrorKind::FragmentTooLong {
+                    len: 1433,
+                    max: 1432
+                },
+                0
+            ))
+        );
+
+        // The largest HELLO fits it exactly, and is judged (here refused:
+        // its 255-byte node ID is unknown).
+        let mut conn = gated_plain().with_limits_before_hello(before);
+        let largest = wire(&largest_hello(&"n".repeat(255)));
+        assert_eq!(
+            largest.len() - 4,
+            crate::limits::Limits::HEADER_ALLOWANCE + crate::programs::hello::MAX_HELLO_ARGS
+        );
+        assert_eq!(largest.len() - 4, 1432);
+        let judged = conn.receive(&mut largest.clone(), &registry(), now());
+        assert!(
+            matches!(judged, Ok(Some(Inbound::Refuse { .. }))),
+            "{judged:?}"
+        );
+
+        // After a successful HELLO the connection's own limits apply.
+        let mut conn = gated_plain().with_limits_before_hello(before);
+        let inbound = conn.receive(&mut wire(&hello_call("node-a")), &registry(), now());
+        assert!(
+            matches!(inbound, Ok(Some(Inbound::Reply(_)))),
+            "{inbound:?}"
+        );
+        assert!(!conn.limited_before_hello());
+        let big = Message::call(
+            8,
+            CallHeader::new(100, 1, 5),
+            Bytes::from(vec![0u8; 64 << 10]),
+        );
+        let inbound = conn.receive(&mut wire(&big), &registry(), now());
+        assert!(
+            matches!(inbound, Ok(Some(Inbound::Dispatch(_)))),
+            "{inbound:?}"
+        );
+
+        // Without the gate the pre-HELLO limits do not apply.
+        let mut conn =
+            ServerConnection::new(RecordLimits::default(), 4).with_limits_before_hello(before);
+        assert!(!conn.limited_before_hello());
+        let inbound = conn.receive(&mut wire(&big), &registry(), now());
+        assert!(
+            matches!(inbound, Ok(Some(Inbound::Dispatch(_)))),
+            "{inbound:?}"
+        );
     }
 
     #[test]

@@ -51,6 +51,12 @@ pub const PROTOCOL_VERSIONS: &[u32] = &[1];
 /// The bound on a node or cluster ID, in bytes.
 pub const MAX_ID_LEN: usize = 255;
 
+/// The longest HELLO arguments in XDR: a node ID of [`MAX_ID_LEN`] bytes
+/// (length word and padding), 16 versions, and a cluster ID of
+/// [`MAX_ID_LEN`] bytes.
+pub(crate) const MAX_HELLO_ARGS: usize =
+    (4 + MAX_ID_LEN.next_multiple_of(4)) + (4 + 16 * 4) + (4 + 4 + MAX_ID_LEN.next_multiple_of(4));
+
 /// A node's identity: 1 to 255 bytes of UTF-8, without control characters.
 /// Cheap to clone (shared text): every call's context carries one.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -20,9 +20,10 @@ pub enum DecodeErrorKind {
         /// The limit.
         max: u64,
     },
-    /// A record has more fragments than the limit.
+    /// A record has more fragments than its data allows (see
+    /// [`crate::proto::RecordLimits::fragments_allowed`]).
     TooManyFragments {
-        /// The limit.
+        /// The fragments allowed for the data before the refused one.
         max: u32,
     },
     /// The stream ended inside a record.
@@ -60,6 +61,20 @@ pub enum DecodeErrorKind {
     },
 }
 
+impl DecodeErrorKind {
+    /// True when the input broke one of our record limits (fragment
+    /// length, record length, fragment count) rather than the format:
+    /// the peer may be sound, and our limit too small for it.
+    pub fn is_over_limit(&self) -> bool {
+        matches!(
+            self,
+            DecodeErrorKind::FragmentTooLong { .. }
+                | DecodeErrorKind::RecordTooLong { .. }
+                | DecodeErrorKind::TooManyFragments { .. }
+        )
+    }
+}
+
 impl fmt::Display for DecodeErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
@@ -73,7 +88,10 @@ impl fmt::Display for DecodeErrorKind {
                 )
             }
             DecodeErrorKind::TooManyFragments { max } => {
-                write!(f, "record has more than {max} fragments")
+                write!(
+                    f,
+                    "record has more than the {max} fragments its data allows"
+                )
             }
             DecodeErrorKind::TruncatedRecord => f.write_str("stream ended inside a record"),
             DecodeErrorKind::UnexpectedEnd { needed } => {

@@ -28,6 +28,6 @@ pub use msg::{
     RPC_VERSION, Rejection, ReplyBody, flavor,
 };
 pub use record::{
-    InvalidLimits, MAX_FRAGMENT_LEN, MAX_RECORD_CEILING, RecordDecoder, RecordEncoder,
-    RecordLimits, record_header,
+    BYTES_PER_EXTRA_FRAGMENT, InvalidLimits, MAX_FRAGMENT_LEN, MAX_RECORD_CEILING, RecordDecoder,
+    RecordEncoder, RecordLimits, record_header,
 };

@@ -2,16 +2,35 @@
 //! with a 4-byte header whose top bit marks the last fragment and whose low
 //! 31 bits are the fragment's length.
 //!
+//! ```text
+//!  0                   1                   2                   3
+//!  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+//! +-+-------------------------------------------------------------+
+//! |L|              fragment length (31 bits)                      |
+//! +-+-------------------------------------------------------------+
+//! |                fragment data (length bytes) ...               |
+//! ```
+//!
 //! The decoder is a state machine over a `BytesMut` read buffer, in the
 //! manner of tokio-util's codecs: it returns `Ok(None)` until a whole record
-//! is there, and checks every limit on a fragment header *before* it
-//! reserves memory for the fragment.
+//! is there, and checks every limit on a fragment header before it takes
+//! the fragment's data.
+//!
+//! Memory follows the bytes received, never the length a header claims: a
+//! header alone reserves nothing, whatever it announces (the reader grows
+//! its buffer as bytes arrive).
 //!
 //! - A record of one fragment is handed out without copying: a `Bytes` slice
 //!   of the read buffer.
-//! - A record of several fragments is kept as a list of such slices and
-//!   copied exactly once, into a buffer of its final size, when its last
-//!   fragment arrives.
+//! - A record of several fragments is copied, as its bytes arrive, into one
+//!   buffer that grows with them (by doubling, so a large record is copied
+//!   a bounded number of times); its fragments cost no memory of their own.
+//! - The fragments of a record are bounded by their overhead, not by a flat
+//!   count: any record may have [`RecordLimits::max_fragments`] fragments,
+//!   and each [`BYTES_PER_EXTRA_FRAGMENT`] bytes of its data allow one more.
+//!   libtirpc with its smallest buffer sends a 1 MB call as 10,418
+//!   fragments of 96 bytes, which that allows; a flood of empty fragments
+//!   is refused after `max_fragments` of them.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
@@ -40,7 +59,24 @@ pub fn record_header(len: u32, last: bool) -> [u8; 4] {
     (len | if last { LAST_FRAGMENT } else { 0 }).to_be_bytes()
 }
 
+/// Each this many bytes of a record's data allow it one fragment beyond
+/// [`RecordLimits::max_fragments`]: the record's headers may cost at most 4
+/// bytes per 64 of data (one sixteenth) on top of that base. A peer that
+/// splits a large record into fragments of 64 bytes or more is never
+/// refused for their number; a peer that sends headers without data is
+/// refused after `max_fragments` of them.
+pub const BYTES_PER_EXTRA_FRAGMENT: usize = 64;
+
 /// Limits that bound what one record may cost.
+///
+/// - `max_fragment`: the longest fragment.
+/// - `max_record`: the longest record (the sum of its fragments' data).
+/// - `max_fragments`: the fragments any record may have, whatever their
+///   size; a record may have one more for each [`BYTES_PER_EXTRA_FRAGMENT`]
+///   bytes of data received before the fragment's header (see
+///   [`RecordLimits::fragments_allowed`]).
+///
+/// No limit reserves memory: the decoder holds what has arrived.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecordLimits {
     max_fragment: u32,
@@ -67,7 +103,8 @@ impl std::fmt::Display for InvalidLimits {
 impl std::error::Error for InvalidLimits {}
 
 impl Default for RecordLimits {
-    /// 16 MiB per record and per fragment, 4096 fragments per record.
+    /// 16 MiB per record and per fragment; 4096 fragments per record, plus
+    /// one per [`BYTES_PER_EXTRA_FRAGMENT`] bytes of data.
     fn default() -> RecordLimits {
         RecordLimits {
             max_fragment: 16 << 20,
@@ -79,7 +116,8 @@ impl Default for RecordLimits {
 
 impl RecordLimits {
     /// Limits on one fragment's length, one record's length (at most
-    /// [`MAX_RECORD_CEILING`]) and the number of fragments in a record. The
+    /// [`MAX_RECORD_CEILING`]) and the fragments any record may have (more
+    /// with its data: see [`RecordLimits::fragments_allowed`]). The
     /// fragment limit is capped at the record limit.
     pub fn new(
         max_fragment: u32,
@@ -123,9 +161,21 @@ impl RecordLimits {
         self.max_record
     }
 
-    /// The most fragments accepted in one record.
+    /// The fragments any record may have, whatever their size (see
+    /// [`RecordLimits::fragments_allowed`] for records with data).
     pub fn max_fragments(&self) -> u32 {
         self.max_fragments
+    }
+
+    /// The fragments a record may have once `data` bytes of it have
+    /// arrived: [`RecordLimits::max_fragments`] plus one per
+    /// [`BYTES_PER_EXTRA_FRAGMENT`] bytes. A fragment's header is checked
+    /// against the allowance of the data before it, so every fragment
+    /// costs at least its 4-byte header and an allowance is earned only
+    /// with bytes actually sent. At most
+    /// `max_fragments + max_record / 64` (266,240 with the defaults).
+    pub fn fragments_allowed(&self, data: usize) -> u64 {
+        u64::from(self.max_fragments) + (data / BYTES_PER_EXTRA_FRAGMENT) as u64
     }
 }
 
@@ -133,12 +183,13 @@ impl RecordLimits {
 #[derive(Debug)]
 pub struct RecordDecoder {
     limits: RecordLimits,
-    /// The header of the fragment whose data we wait for.
+    /// The fragment whose data we wait for.
     pending: Option<Fragment>,
-    /// Earlier fragments of the current record.
-    parts: Vec<Bytes>,
-    /// Their total length.
-    parts_len: usize,
+    /// The data of a record of several fragments, copied as it arrives.
+    assembly: BytesMut,
+    /// Fragments of the current record whose headers were taken; 0 between
+    /// records.
+    fragments: u64,
     /// Stream offset of the read buffer's first byte.
     offset: u64,
     /// Stream offset where the current record began.
@@ -147,8 +198,12 @@ pub struct RecordDecoder {
 
 #[derive(Clone, Copy, Debug)]
 struct Fragment {
-    len: usize,
+    /// Bytes of its data still to come.
+    left: usize,
     last: bool,
+    /// The record's first fragment and its last: the whole record, handed
+    /// out as a slice of the read buffer once all of it is there.
+    whole: bool,
 }
 
 impl RecordDecoder {
@@ -157,8 +212,8 @@ impl RecordDecoder {
         RecordDecoder {
             limits,
             pending: None,
-            parts: Vec::new(),
-            parts_len: 0,
+            assembly: BytesMut::new(),
+            fragments: 0,
             offset: 0,
             record_start: 0,
         }
@@ -169,25 +224,35 @@ impl RecordDecoder {
         &self.limits
     }
 
-    /// Bytes of a partial record held between calls (earlier fragments);
-    /// never more than the record limit.
+    /// Replaces the limits. Call it between records
+    /// ([`RecordDecoder::is_idle`]): they apply to the next record's
+    /// headers (a server lifts its pre-HELLO limits once HELLO succeeds).
+    /// Mid-record they apply from the next fragment header on.
+    pub fn set_limits(&mut self, limits: RecordLimits) {
+        self.limits = limits;
+    }
+
+    /// Bytes of a record of several fragments copied so far; never more
+    /// than the record limit. (A record's only fragment waits in the read
+    /// buffer instead, and is not counted.)
     pub fn held_bytes(&self) -> usize {
-        self.parts_len
+        self.assembly.len()
     }
 
     /// True when no partial record is held: the stream may end here.
     pub fn is_idle(&self) -> bool {
-        self.pending.is_none() && self.parts.is_empty()
+        self.fragments == 0
     }
 
     /// Takes the next whole record from the front of `buf`.
     ///
     /// Returns `Ok(None)` when more bytes are needed; the bytes seen so far
-    /// are consumed or kept as needed. An error leaves the stream out of
-    /// sync: the connection must be closed.
+    /// are consumed or kept as needed, and nothing is reserved in `buf` for
+    /// what a header announces. An error leaves the stream out of sync: the
+    /// connection must be closed.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, DecodeError> {
         loop {
-            let fragment = match self.pending {
+            let mut fragment = match self.pending.take() {
                 Some(fragment) => fragment,
                 None => {
                     if buf.len() < 4 {
@@ -195,38 +260,41 @@ impl RecordDecoder {
                     }
                     let fragment =
                         self.check_header(u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]))?;
-                    if self.parts.is_empty() {
+                    if self.fragments == 0 {
                         self.record_start = self.offset;
                     }
+                    self.fragments += 1;
                     buf.advance(4);
                     self.offset += 4;
-                    self.pending = Some(fragment);
                     fragment
                 }
             };
-            if buf.len() < fragment.len {
-                // Bounded by the limits checked on the header.
-                buf.reserve(fragment.len - buf.len());
+            if fragment.whole {
+                // One fragment: it stays in the read buffer, which the
+                // reader grows as its bytes arrive, and leaves as a slice.
+                if buf.len() < fragment.left {
+                    self.pending = Some(fragment);
+                    return Ok(None);
+                }
+                self.offset += fragment.left as u64;
+                self.fragments = 0;
+                return Ok(Some(buf.split_to(fragment.left).freeze()));
+            }
+            // Several: what has arrived is copied out at once, so the read
+            // buffer stays small and no slice per fragment is kept.
+            let take = fragment.left.min(buf.len());
+            self.assembly.extend_from_slice(&buf[..take]);
+            buf.advance(take);
+            self.offset += take as u64;
+            fragment.left -= take;
+            if fragment.left > 0 {
+                self.pending = Some(fragment);
                 return Ok(None);
             }
-            self.pending = None;
-            self.offset += fragment.len as u64;
-            let data = buf.split_to(fragment.len).freeze();
-            if !fragment.last {
-                self.parts_len += data.len();
-                self.parts.push(data);
-                continue;
+            if fragment.last {
+                self.fragments = 0;
+                return Ok(Some(std::mem::take(&mut self.assembly).freeze()));
             }
-            if self.parts.is_empty() {
-                return Ok(Some(data));
-            }
-            let mut record = BytesMut::with_capacity(self.parts_len + data.len());
-            for part in self.parts.drain(..) {
-                record.extend_from_slice(&part);
-            }
-            record.extend_from_slice(&data);
-            self.parts_len = 0;
-            return Ok(Some(record.freeze()));
         }
     }
 
@@ -249,8 +317,8 @@ impl RecordDecoder {
         }
     }
 
-    /// Checks a fragment header against the limits, before anything is
-    /// reserved for its data.
+    /// Checks a fragment header against the limits, before any of its data
+    /// is taken.
     fn check_header(&self, raw: u32) -> Result<Fragment, DecodeError> {
         let len = raw & MAX_FRAGMENT_LEN;
         let last = raw & LAST_FRAGMENT != 0;
@@ -261,23 +329,27 @@ impl RecordDecoder {
                 max: self.limits.max_fragment,
             });
         }
-        let total = self.parts_len as u64 + u64::from(len);
+        let held = self.assembly.len();
+        let total = held as u64 + u64::from(len);
         if total > self.limits.max_record as u64 {
             return fail(DecodeErrorKind::RecordTooLong {
                 len: total,
                 max: self.limits.max_record as u64,
             });
         }
-        // The parts held plus this one. Counting empty fragments too keeps a
-        // flood of them from spinning or growing the list without bound.
-        if self.parts.len() as u64 + 1 > u64::from(self.limits.max_fragments) {
+        // This one and those before it, against what the data before it
+        // allows: an empty fragment is counted too, so a flood of them
+        // cannot spin for ever.
+        let allowed = self.limits.fragments_allowed(held);
+        if self.fragments + 1 > allowed {
             return fail(DecodeErrorKind::TooManyFragments {
-                max: self.limits.max_fragments,
+                max: u32::try_from(allowed).unwrap_or(u32::MAX),
             });
         }
         Ok(Fragment {
-            len: len as usize,
+            left: len as usize,
             last,
+            whole: last && self.fragments == 0,
         })
     }
 }

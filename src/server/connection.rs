@@ -140,7 +140,9 @@ pub(super) async fn serve_transport(
     if let Some(identity) = &current.identity
         && credentials.is_none()
     {
-        state = state.with_identity(identity.clone(), observed);
+        state = state
+            .with_identity(identity.clone(), observed)
+            .with_limits_before_hello(opts.record_limits_before_hello());
     }
     let registered = Registered::new(
         &shared,
@@ -476,19 +478,34 @@ impl Connection<'_> {
         Some(ConnectionEnd::NoLongerAllowed)
     }
 
-    /// A connection that ends before a successful HELLO always leaves a
-    /// verdict: the ones recorded on the way (refusal, timeout), or here
-    /// bad framing or a close before HELLO.
+    /// A connection closed for bad framing is counted and logged, with or
+    /// without an identity. A connection that ends before a successful
+    /// HELLO always leaves a verdict: the ones recorded on the way
+    /// (refusal, timeout), or here bad framing (over the pre-HELLO limit,
+    /// or otherwise) or a close before HELLO.
     fn last_verdict(&mut self) {
+        let counters = &self.shared.counters;
+        if let Some(error) = self.broken {
+            counters.bad_framing.fetch_add(1, Ordering::Relaxed);
+            let (id, observed) = (self.id, self.observed);
+            match (self.state.peer(), self.credentials) {
+                (Some(peer), _) => {
+                    warn!(conn = id, %observed, %peer, %error, "bad record marking; closed")
+                }
+                (None, Some(credentials)) => {
+                    warn!(conn = id, %credentials, %error, "bad record marking; closed")
+                }
+                (None, None) => warn!(conn = id, %observed, %error, "bad record marking; closed"),
+            }
+        }
         if self.verdict_given || self.shutting_down || !self.state.awaiting_hello() {
             return;
         }
-        let counters = &self.shared.counters;
         let reason = match self.broken {
-            Some(error) => {
-                counters.bad_framing.fetch_add(1, Ordering::Relaxed);
-                VerdictReason::BadFraming(error)
+            Some(error) if error.kind.is_over_limit() && self.state.limited_before_hello() => {
+                VerdictReason::OverLimitBeforeHello(error)
             }
+            Some(error) => VerdictReason::BadFraming(error),
             None => {
                 counters.closed_before_hello.fetch_add(1, Ordering::Relaxed);
                 VerdictReason::ClosedBeforeHello

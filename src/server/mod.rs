@@ -174,6 +174,17 @@ pub struct ServerOptions {
     pub user_timeout: Option<Duration>,
     /// The largest arguments accepted in a call. Default 16 MiB.
     pub limits: Limits,
+    /// With an identity: the longest record, in bytes (RPC header and
+    /// arguments; record marking not counted), that a TCP connection may
+    /// send before its HELLO succeeds. A peer that has not identified
+    /// itself may send only what a HELLO can need; a fragment header or a
+    /// record over this closes the connection with a verdict
+    /// ([`VerdictReason::OverLimitBeforeHello`]), so an unauthenticated
+    /// connection costs the server a few KiB whatever it claims. From
+    /// [`ServerOptions::MIN_RECORD_BEFORE_HELLO`] to 1 GiB; capped at the
+    /// record limit of [`ServerOptions::limits`]. Without an identity, and
+    /// on Unix sockets, it does not apply. Default 4 KiB.
+    pub max_record_before_hello: usize,
     /// Options for the listening sockets. `dual_stack` applies to the
     /// `[::]` addresses among them only.
     pub listen: ListenOptions,
@@ -219,6 +230,7 @@ impl Default for ServerOptions {
             }),
             user_timeout: Some(Duration::from_secs(42)),
             limits: Limits::default(),
+            max_record_before_hello: 4096,
             listen: ListenOptions::default(),
             admission: Admission::default(),
             identity: None,
@@ -227,6 +239,26 @@ impl Default for ServerOptions {
             #[cfg(feature = "tls")]
             tls: None,
         }
+    }
+}
+
+impl ServerOptions {
+    /// The smallest [`ServerOptions::max_record_before_hello`]: the
+    /// longest HELLO call (1432 bytes: an RPC header with a credential and
+    /// a verifier of 400 bytes each, a node ID and a cluster ID of 255
+    /// bytes, 16 versions).
+    pub const MIN_RECORD_BEFORE_HELLO: usize =
+        Limits::HEADER_ALLOWANCE + crate::programs::hello::MAX_HELLO_ARGS;
+
+    /// The record limits of a connection before its HELLO succeeds.
+    fn record_limits_before_hello(&self) -> crate::proto::RecordLimits {
+        let max = self.max_record_before_hello;
+        crate::proto::RecordLimits::new(
+            u32::try_from(max).unwrap_or(crate::proto::MAX_FRAGMENT_LEN),
+            max,
+            self.limits.max_fragments(),
+        )
+        .expect("checked when the server started")
     }
 }
 
@@ -264,8 +296,10 @@ pub struct ServerStats {
     /// Connections closed for failing the handshake: a refused HELLO, a
     /// call before HELLO, or a second HELLO with another node ID.
     pub rejected: u64,
-    /// Connections (with an identity) whose record marking broke before a
-    /// successful HELLO.
+    /// Connections closed because their record marking broke: a record
+    /// over a limit (the pre-HELLO one included), or a stream that ended
+    /// inside a record. Counted (and logged at warn) on every connection,
+    /// with or without an identity.
     pub bad_framing: u64,
     /// Connections (with an identity) the peer closed before a successful
     /// HELLO.
@@ -288,8 +322,14 @@ pub const VERDICTS_PER_SOURCE: usize = 8;
 pub enum VerdictReason {
     /// Refused by the admission lists, closed before a byte was read.
     NotAdmitted,
-    /// The record marking broke before a successful HELLO.
+    /// The record marking broke before a successful HELLO (a stream that
+    /// ended inside a record, or a record over the connection's own
+    /// limits).
     BadFraming(crate::proto::DecodeError),
+    /// Before a successful HELLO, a fragment header or a record exceeded
+    /// the pre-HELLO limit ([`ServerOptions::max_record_before_hello`]):
+    /// closed. Counted with [`ServerStats::bad_framing`].
+    OverLimitBeforeHello(crate::proto::DecodeError),
     /// The peer closed the connection before a successful HELLO.
     ClosedBeforeHello,
     /// No successful HELLO within the handshake timeout.
@@ -329,6 +369,10 @@ impl std::fmt::Display for VerdictReason {
         match self {
             VerdictReason::NotAdmitted => f.write_str("address not admitted"),
             VerdictReason::BadFraming(error) => write!(f, "bad framing before HELLO: {error}"),
+            VerdictReason::OverLimitBeforeHello(error) => write!(
+                f,
+                "over the record limit before HELLO (ServerOptions::max_record_before_hello): {error}"
+            ),
             VerdictReason::ClosedBeforeHello => f.write_str("closed before HELLO"),
             VerdictReason::HandshakeTimeout => f.write_str("no HELLO within the handshake timeout"),
             VerdictReason::Refused(refusal) => write!(f, "{refusal}"),
@@ -532,6 +576,15 @@ impl Server {
     /// Listens on each address and serves. Must be called inside a tokio
     /// runtime. Port 0 picks a free port; see [`RunningServer::local_addrs`].
     pub fn serve(self, addresses: &[Endpoint]) -> Result<RunningServer, Error> {
+        let before_hello = self.options.max_record_before_hello;
+        if !(ServerOptions::MIN_RECORD_BEFORE_HELLO..=crate::proto::MAX_RECORD_CEILING)
+            .contains(&before_hello)
+        {
+            return Err(Error::Config(format!(
+                "ServerOptions::max_record_before_hello is {before_hello} bytes: it must be from {} (the longest HELLO) to 1 GiB",
+                ServerOptions::MIN_RECORD_BEFORE_HELLO
+            )));
+        }
         if let Err(net) = self.options.admission.check() {
             return Err(Error::Config(format!(
                 "admission network {net} is IPv4-mapped but shorter than /96: it has no IPv4 form"
