@@ -18,7 +18,10 @@
 //!
 //! Memory follows the bytes received, never the length a header claims: a
 //! header alone reserves nothing, whatever it announces (the reader grows
-//! its buffer as bytes arrive).
+//! its buffer as bytes arrive). Once 64 KiB of a record's only fragment are
+//! there, the decoder sizes the buffer for more of it, exactly, but never
+//! more than 16 times the bytes received, so a large record is not copied
+//! over and over while its buffer doubles.
 //!
 //! - A record of one fragment is handed out without copying: a `Bytes` slice
 //!   of the read buffer.
@@ -179,6 +182,42 @@ impl RecordLimits {
     }
 }
 
+/// Bytes of a record's only fragment that must have arrived before the
+/// decoder sizes the read buffer for more of it; below this the reader's own
+/// chunks (up to 64 KiB) do.
+const GROW_AFTER: usize = 64 * 1024;
+
+/// How far ahead of the bytes received the read buffer may be sized for a
+/// record's only fragment: at most this many times the bytes of it already
+/// there (and never past its end). Memory still follows bytes received, to
+/// within this factor, and a large record is copied at most a small
+/// fraction of its size while its buffer grows (about 1/16 of a 1 MiB
+/// record, instead of once or twice over with the buffer's own doubling).
+const GROW_FACTOR: usize = 16;
+
+/// Room kept past a fragment's end when the buffer is sized for it: the
+/// next header and the start of what follows, so the reader never needs to
+/// grow (and double) the buffer just before the fragment completes.
+const GROW_SLACK: usize = 64 * 1024;
+
+/// Sizes `buf`, which holds the first bytes of a record's only fragment of
+/// `len` bytes, for more of it, exactly: never past the fragment's end plus
+/// [`GROW_SLACK`], never more than [`GROW_FACTOR`] times what arrived.
+fn grow_for(buf: &mut BytesMut, len: usize) {
+    let have = buf.len();
+    if have < GROW_AFTER {
+        return;
+    }
+    let target = len.min(have.saturating_mul(GROW_FACTOR)) + GROW_SLACK;
+    // Only when the reader would otherwise have to grow it soon.
+    if buf.capacity() - have >= GROW_SLACK / 2 || buf.capacity() >= target {
+        return;
+    }
+    let mut sized = BytesMut::with_capacity(target);
+    sized.extend_from_slice(buf);
+    *buf = sized;
+}
+
 /// Reassembles records from a byte stream.
 #[derive(Debug)]
 pub struct RecordDecoder {
@@ -273,6 +312,7 @@ impl RecordDecoder {
                 // One fragment: it stays in the read buffer, which the
                 // reader grows as its bytes arrive, and leaves as a slice.
                 if buf.len() < fragment.left {
+                    grow_for(buf, fragment.left);
                     self.pending = Some(fragment);
                     return Ok(None);
                 }
@@ -414,6 +454,51 @@ mod tests {
 
     fn limits(frag: u32, record: usize, count: u32) -> RecordLimits {
         RecordLimits::new(frag, record, count).unwrap()
+    }
+
+    /// Feeds `record` (one fragment of `len` bytes) the way a reader
+    /// does, in 64 KiB reads into the buffer's spare room; returns the
+    /// largest capacity the buffer reached and the record.
+    fn read_like_a_reader(len: usize, sent: usize) -> (usize, Option<Bytes>) {
+        let mut decoder = RecordDecoder::new(RecordLimits::default());
+        let mut wire = Vec::from(record_header(len as u32, true));
+        wire.extend(std::iter::repeat_n(7u8, sent));
+        let mut buf = BytesMut::new();
+        let mut largest = 0;
+        let mut out = None;
+        for chunk in wire.chunks(64 * 1024) {
+            if buf.capacity() - buf.len() < 32 * 1024 {
+                buf.reserve(64 * 1024);
+            }
+            buf.extend_from_slice(chunk);
+            largest = largest.max(buf.capacity());
+            if let Some(record) = decoder.decode(&mut buf).unwrap() {
+                out = Some(record);
+            }
+            largest = largest.max(buf.capacity());
+        }
+        (largest, out)
+    }
+
+    #[test]
+    fn a_large_fragment_is_sized_exactly_not_doubled_past_its_end() {
+        let len = 1 << 20;
+        let (largest, record) = read_like_a_reader(len, len);
+        assert_eq!(record.map(|r| r.len()), Some(len));
+        // The fragment plus the slack, not the 2 MiB a doubling reaches.
+        assert!(largest <= len + 2 * GROW_SLACK, "{largest}");
+    }
+
+    #[test]
+    fn a_claimed_fragment_is_sized_by_the_bytes_received() {
+        // 16 MiB claimed, 128 KiB sent.
+        let (largest, record) = read_like_a_reader(16 << 20, 128 * 1024);
+        assert!(record.is_none());
+        assert!(
+            largest <= 128 * 1024 * GROW_FACTOR + 2 * GROW_SLACK,
+            "{largest}"
+        );
+        assert!(largest < 4 << 20, "{largest}");
     }
 
     #[test]
