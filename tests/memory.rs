@@ -186,6 +186,22 @@ fn per_connection(before: Memory, after: Memory) -> (u64, u64) {
     )
 }
 
+/// Prints what the connections cost and checks each cost under
+/// [`MAX_COST`].
+fn report_and_check(case: &str, before: Memory, after: Memory) {
+    let (size, rss) = per_connection(before, after);
+    eprintln!(
+        "{CONNECTIONS} connections, a {} MiB header each, {case}: VmSize {} -> {} KiB, VmRSS {} -> {} KiB; per connection {size} B of address space, {rss} B resident",
+        options_max_mib(),
+        before.size / 1024,
+        after.size / 1024,
+        before.rss / 1024,
+        after.rss / 1024,
+    );
+    assert!(size < MAX_COST, "{size} bytes of address space each");
+    assert!(rss < MAX_COST, "{rss} resident bytes each");
+}
+
 /// Without an identity the connections stay open, each waiting for the
 /// 16 MiB its header announced; each costs less than 64 KiB of address
 /// space and of RSS (today's decoder reserved the whole record: 16 GiB of
@@ -220,17 +236,7 @@ fn a_thousand_headers_claiming_the_largest_record_cost_little() {
         "{open_now} connections open: {:?}",
         server.stats()
     );
-    let (size, rss) = per_connection(before, after);
-    eprintln!(
-        "{CONNECTIONS} connections, a {} MiB header each, no identity: VmSize {} -> {} KiB, VmRSS {} -> {} KiB; per connection {size} B of address space, {rss} B resident",
-        options_max_mib(),
-        before.size / 1024,
-        after.size / 1024,
-        before.rss / 1024,
-        after.rss / 1024,
-    );
-    assert!(size < MAX_COST, "{size} bytes of address space each");
-    assert!(rss < MAX_COST, "{rss} resident bytes each");
+    report_and_check("no identity", before, after);
     drop(open);
     runtime.block_on(server.shutdown());
 }
@@ -265,17 +271,7 @@ fn with_an_identity_a_thousand_oversized_headers_are_closed_with_verdicts() {
         .map(|v| v.count)
         .sum();
     assert_eq!(over, all, "{verdicts:#?}");
-    let (size, rss) = per_connection(before, after);
-    eprintln!(
-        "{CONNECTIONS} connections, a {} MiB header each, with an identity: closed with verdicts; VmSize {} -> {} KiB, VmRSS {} -> {} KiB; per connection {size} B of address space, {rss} B resident",
-        options_max_mib(),
-        before.size / 1024,
-        after.size / 1024,
-        before.rss / 1024,
-        after.rss / 1024,
-    );
-    assert!(size < MAX_COST, "{size} bytes of address space each");
-    assert!(rss < MAX_COST, "{rss} resident bytes each");
+    report_and_check("with an identity: closed with verdicts", before, after);
     drop(open);
     runtime.block_on(server.shutdown());
 }
