@@ -218,6 +218,7 @@ mod error;
 mod limits;
 pub mod listen;
 pub mod peer;
+mod procedure;
 pub mod programs;
 pub mod proto;
 pub mod server;
@@ -250,6 +251,7 @@ pub use peer::{
     Admission, AllowedAddress, IdentityMode, NodeId, PeerCredentials, PeerTable, ServerIdentity,
     UnixAdmission,
 };
+pub use procedure::Procedure;
 pub use server::{
     CallContext, ConnectionInfo, ProcError, RunningServer, Server, ServerOptions, ServerStats,
     Service, Stopper, Verdict, VerdictReason,

@@ -239,3 +239,73 @@ async fn accepted_connections_get_the_servers_keepalive() {
         server.shutdown().await;
     }
 }
+
+/// A typed value with a string and opaque data, as generated code has.
+#[derive(Clone, Debug, PartialEq)]
+struct Entry {
+    key: peerwire::proto::xdr::XdrString,
+    value: Bytes,
+    version: u64,
+}
+
+impl peerwire::proto::xdr::XdrEncode for Entry {
+    fn encode(&self, w: &mut peerwire::proto::xdr::XdrWriter<'_>) {
+        w.string_bytes(&self.key);
+        w.opaque(&self.value);
+        w.u64(self.version);
+    }
+}
+
+impl peerwire::proto::xdr::XdrDecode for Entry {
+    fn decode(
+        r: &mut peerwire::proto::xdr::XdrReader<'_>,
+    ) -> Result<Self, peerwire::proto::DecodeError> {
+        Ok(Entry {
+            key: r.string_bytes(255)?,
+            value: r.opaque_bytes(u32::MAX)?,
+            version: r.u64()?,
+        })
+    }
+}
+
+#[tokio::test]
+async fn typed_calls_round_trip_any_string_bytes_and_bad_results_are_errors() {
+    use peerwire::Procedure;
+    const ECHO: Procedure<Entry, Entry> = Procedure::new(PROG, 1, 1, "ECHO");
+    // The server echoes 4 bytes back: too few for a u64, too many for ().
+    const SHORT: Procedure<u32, u64> = Procedure::new(PROG, 1, 1, "ECHO");
+    const LONG: Procedure<u32, ()> = Procedure::new(PROG, 1, 1, "ECHO");
+
+    let (server, addr) = start(ServerOptions::default());
+    let client = Client::new(vec![addr], ClientOptions::default()).expect("a destination");
+    let entry = Entry {
+        key: b"k\xff\x00y".to_vec().into(),
+        value: Bytes::from(vec![7u8; 4001]),
+        version: u64::MAX - 1,
+    };
+    let back = client.call_proc(&ECHO, &entry).await.unwrap();
+    assert_eq!(back, entry);
+    assert!(back.key.to_str().is_err());
+
+    let options = peerwire::CallOptions::default();
+    let err = client
+        .call_proc_with(&SHORT, &1, &options)
+        .await
+        .unwrap_err();
+    let Error::BadResults { error, .. } = err else {
+        panic!("not BadResults: {err}")
+    };
+    assert_eq!(
+        error.kind,
+        peerwire::proto::DecodeErrorKind::UnexpectedEnd { needed: 4 }
+    );
+    let err = client.call_proc(&LONG, &1).await.unwrap_err();
+    let Error::BadResults { error, .. } = err else {
+        panic!("not BadResults: {err}")
+    };
+    assert_eq!(
+        error.kind,
+        peerwire::proto::DecodeErrorKind::TrailingBytes { len: 4 }
+    );
+    server.shutdown().await;
+}

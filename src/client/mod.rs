@@ -38,8 +38,9 @@ use crate::addr::{Address, Endpoint};
 use crate::connect::{ConnectOptions, Connector};
 use crate::error::Error;
 use crate::limits::Limits;
+use crate::procedure::Procedure;
 use crate::programs::hello::{HelloReply, NodeId};
-use crate::proto::xdr::{XdrDecode, XdrEncode, from_bytes, to_bytes};
+use crate::proto::xdr::{XdrDecode, XdrEncode, from_bytes, from_shared, to_bytes};
 use crate::proto::{CallHeader, OpaqueAuth};
 pub use crate::stream::Io;
 
@@ -516,6 +517,44 @@ impl Client {
             .call(program, version, procedure, to_bytes(args))
             .await?;
         from_bytes(&results).map_err(|error| Error::BadResults {
+            peer: self.inner().peer.clone(),
+            error,
+        })
+    }
+
+    /// Calls `proc` with typed arguments and results, with the default
+    /// [`CallOptions`]. Results that do not decode as `R` (or leave bytes
+    /// over) are [`Error::BadResults`]. Cancel-safe, as [`Client::call`].
+    pub async fn call_proc<A, R>(&self, proc: &Procedure<A, R>, args: &A) -> Result<R, Error>
+    where
+        A: XdrEncode + ?Sized,
+        R: XdrDecode,
+    {
+        self.call_proc_with(proc, args, &CallOptions::default())
+            .await
+    }
+
+    /// [`Client::call_proc`] with per-call options.
+    pub async fn call_proc_with<A, R>(
+        &self,
+        proc: &Procedure<A, R>,
+        args: &A,
+        options: &CallOptions,
+    ) -> Result<R, Error>
+    where
+        A: XdrEncode + ?Sized,
+        R: XdrDecode,
+    {
+        let results = self
+            .call_with(
+                proc.program,
+                proc.version,
+                proc.procedure,
+                to_bytes(args),
+                options,
+            )
+            .await?;
+        from_shared(&results).map_err(|error| Error::BadResults {
             peer: self.inner().peer.clone(),
             error,
         })
