@@ -309,3 +309,51 @@ async fn typed_calls_round_trip_any_string_bytes_and_bad_results_are_errors() {
     );
     server.shutdown().await;
 }
+
+/// Arguments whose encoder panics (as `XdrWriter::opaque` does for data of
+/// 4 GiB or more).
+struct Unencodable;
+
+impl peerwire::proto::xdr::XdrEncode for Unencodable {
+    fn encode(&self, w: &mut peerwire::proto::xdr::XdrWriter<'_>) {
+        w.u32(1);
+        panic!("arguments that cannot be encoded");
+    }
+}
+
+/// A caller whose arguments panic while being encoded into the outbox
+/// leaves no part of a record behind and gives its slot back: with one
+/// slot, the next calls go through on the same connection, before and
+/// after the connection is made.
+#[tokio::test]
+async fn a_panicking_argument_encoder_leaves_the_client_usable() {
+    use futures_util::FutureExt;
+    use peerwire::Procedure;
+    const BAD: Procedure<Unencodable, ()> = Procedure::new(PROG, 1, 1, "ECHO");
+    const ECHO: Procedure<u32, u32> = Procedure::new(PROG, 1, 1, "ECHO");
+
+    let (server, addr) = start(ServerOptions::default());
+    let options = ClientOptions {
+        max_in_flight: 1,
+        // Generous: a call that found no free slot would wait this long.
+        deadline: Duration::from_secs(5),
+        ..ClientOptions::default()
+    };
+    let client = Client::new(vec![addr], options).expect("a destination");
+    for round in 0..2 {
+        // Round 0 before the connection (the call would be queued), round
+        // 1 on it (the record would go straight into the outbox).
+        let bad = std::panic::AssertUnwindSafe(client.call_proc(&BAD, &Unencodable));
+        assert!(bad.catch_unwind().await.is_err(), "round {round}");
+        for n in 0..3 {
+            assert_eq!(
+                client.call_proc(&ECHO, &n).await.unwrap(),
+                n,
+                "round {round}"
+            );
+        }
+    }
+    let stats = client.stats();
+    assert_eq!((stats.sent, stats.succeeded, stats.reconnects), (6, 6, 0));
+    server.shutdown().await;
+}
