@@ -181,6 +181,7 @@ mod tests {
         assert_eq!(a, XdrString::from_static("peer"));
         assert_eq!(a, "peer");
         assert!(XdrString::default().is_empty());
-        assert!(XdrString::from("a") < XdrString::from("b"));
+        let (x, y) = (XdrString::from("a"), XdrString::from("b"));
+        assert!(x < y);
     }
 }
