@@ -357,3 +357,96 @@ async fn a_panicking_argument_encoder_leaves_the_client_usable() {
     assert_eq!((stats.sent, stats.succeeded, stats.reconnects), (6, 6, 0));
     server.shutdown().await;
 }
+
+/// A key-value store, the user's own state.
+struct Kv {
+    entries: std::sync::Mutex<std::collections::HashMap<Bytes, Bytes>>,
+}
+
+/// Version 1 of a key-value program over a shared store: a type of the
+/// user's own, so the impl below meets no orphan rule.
+struct KvV1(std::sync::Arc<Kv>);
+
+const KV: u32 = 0x2000_0200;
+const KV_PUT: peerwire::Procedure<Entry, ()> = peerwire::Procedure::new(KV, 1, 1, "PUT");
+const KV_GET: peerwire::Procedure<peerwire::proto::xdr::XdrString, Bytes> =
+    peerwire::Procedure::new(KV, 1, 2, "GET");
+const KV_WHO: peerwire::Procedure<(), peerwire::proto::xdr::XdrString> =
+    peerwire::Procedure::new(KV, 1, 3, "WHO");
+
+impl peerwire::server::Program for KvV1 {
+    const PROGRAM: u32 = KV;
+    const VERSION: u32 = 1;
+
+    async fn dispatch(&self, call: peerwire::server::Call) -> Result<Bytes, ProcError> {
+        use peerwire::proto::xdr::{XdrString, to_bytes};
+        match call.procedure {
+            1 => {
+                let entry: Entry = call.args()?;
+                let key = entry.key.into_bytes();
+                self.0.entries.lock().unwrap().insert(key, entry.value);
+                Ok(Bytes::new())
+            }
+            2 => {
+                let key: XdrString = call.args()?;
+                let entries = self.0.entries.lock().unwrap();
+                let value = entries.get(key.as_bytes()).cloned().unwrap_or_default();
+                Ok(to_bytes(&value))
+            }
+            3 => {
+                call.args::<()>()?;
+                Ok(to_bytes(&XdrString::from(call.ctx.observed.to_string())))
+            }
+            _ => Err(ProcError::ProcUnavail),
+        }
+    }
+}
+
+/// A typed program registered with one call: its procedures reached by
+/// typed calls, with the call's context; arguments that do not decode
+/// answered GARBAGE_ARGS and unknown procedures PROC_UNAVAIL, with no
+/// code of the program's for either.
+#[tokio::test]
+async fn a_typed_program_serves_typed_calls_and_answers_rpc_errors() {
+    let kv = std::sync::Arc::new(Kv {
+        entries: Default::default(),
+    });
+    let server = Server::new(ServerOptions::default())
+        .program(KvV1(kv.clone()))
+        .serve(&["127.0.0.1:0".parse().unwrap()])
+        .unwrap();
+    let addr = Endpoint::from(server.local_addrs()[0]);
+    let client = Client::new(vec![addr], ClientOptions::default()).expect("a destination");
+
+    let entry = Entry {
+        key: b"k\xff".to_vec().into(),
+        value: Bytes::from_static(b"v1"),
+        version: 1,
+    };
+    client.call_proc(&KV_PUT, &entry).await.unwrap();
+    let value = client.call_proc(&KV_GET, &entry.key).await.unwrap();
+    assert_eq!(value, Bytes::from_static(b"v1"));
+    assert_eq!(kv.entries.lock().unwrap().len(), 1);
+    let observed = client.call_proc(&KV_WHO, &()).await.unwrap();
+    let peerwire::ConnectionState::Connected { local, .. } = client.state() else {
+        panic!("not connected: {:?}", client.state())
+    };
+    assert_eq!(observed, local.to_string().as_str());
+
+    let status = |r: Result<Bytes, Error>| match r {
+        Err(Error::CallRejected { status, .. }) => status,
+        other => panic!("expected a rejection, got {other:?}"),
+    };
+    // A string announced longer than the arguments; trailing bytes.
+    let garbage = [&b"\0\0\0\x09abc\0"[..], &b"\0\0\0\x01a\0\0\0\0\0\0\0"[..]];
+    for args in garbage {
+        let r = client.call(KV, 1, 2, Bytes::from_static(args)).await;
+        assert_eq!(status(r), CallStatus::GarbageArgs, "{args:?}");
+    }
+    let r = client.call(KV, 1, 9, Bytes::new()).await;
+    assert_eq!(status(r), CallStatus::ProcUnavail);
+    let r = client.call(KV, 2, 1, Bytes::new()).await;
+    assert_eq!(status(r), CallStatus::ProgMismatch { low: 1, high: 1 });
+    client.null(KV, 1).await.unwrap();
+    server.shutdown().await;
+}

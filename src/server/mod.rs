@@ -27,6 +27,7 @@
 mod accept;
 mod connection;
 mod handler;
+mod program;
 mod unix;
 mod verdicts;
 
@@ -43,6 +44,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tracing::warn;
 
+pub use self::program::{Call, Program};
 use crate::addr::Endpoint;
 pub use crate::conn::ProcError;
 use crate::conn::Registry;
@@ -571,6 +573,15 @@ impl Server {
         self.registry.add(program, version);
         self.services.insert((program, version), Arc::new(service));
         self
+    }
+
+    /// Serves a typed [`Program`] as its program number and version
+    /// ([`Program::PROGRAM`], [`Program::VERSION`]): decode failures of
+    /// its arguments answer GARBAGE_ARGS, unknown procedures PROC_UNAVAIL.
+    /// Registering the same program and version again replaces it.
+    pub fn program<P: Program>(self, program: P) -> Server {
+        let service = self::program::ProgramService(Arc::new(program));
+        self.service(P::PROGRAM, P::VERSION, service)
     }
 
     /// Listens on each address and serves. Must be called inside a tokio
