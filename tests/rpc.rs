@@ -397,6 +397,13 @@ impl peerwire::server::Program for KvV1 {
                 call.args::<()>()?;
                 Ok(to_bytes(&XdrString::from(call.ctx.observed.to_string())))
             }
+            4 => {
+                // Waits: runs as a task of its own.
+                let ms: u32 = call.args()?;
+                tokio::time::sleep(Duration::from_millis(u64::from(ms))).await;
+                Ok(to_bytes(&ms))
+            }
+            5 => panic!("a procedure panics on purpose"),
             _ => Err(ProcError::ProcUnavail),
         }
     }
@@ -448,5 +455,21 @@ async fn a_typed_program_serves_typed_calls_and_answers_rpc_errors() {
     let r = client.call(KV, 2, 1, Bytes::new()).await;
     assert_eq!(status(r), CallStatus::ProgMismatch { low: 1, high: 1 });
     client.null(KV, 1).await.unwrap();
+
+    // Procedures that wait run concurrently and finish in their order.
+    const KV_WAIT: peerwire::Procedure<u32, u32> = peerwire::Procedure::new(KV, 1, 4, "WAIT");
+    let (slow, fast) = tokio::join!(client.call_proc(&KV_WAIT, &60), async {
+        let fast = client.call_proc(&KV_WAIT, &1).await;
+        (fast, client.stats().succeeded)
+    });
+    assert_eq!((slow.unwrap(), fast.0.unwrap()), (60, 1));
+    let done_before_slow = fast.1;
+    assert_eq!(client.stats().succeeded, done_before_slow + 1);
+    // A panicking procedure is SYSTEM_ERR; the program serves on.
+    let r = client.call(KV, 1, 5, Bytes::new()).await;
+    assert_eq!(status(r), CallStatus::SystemErr);
+    assert_eq!(server.stats().panics, 1);
+    let value = client.call_proc(&KV_GET, &entry.key).await.unwrap();
+    assert_eq!(value, Bytes::from_static(b"v1"));
     server.shutdown().await;
 }

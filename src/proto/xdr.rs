@@ -355,9 +355,14 @@ pub trait XdrDecode: Sized {
     fn decode(r: &mut XdrReader<'_>) -> Result<Self, DecodeError>;
 }
 
+/// The buffer [`to_bytes`] starts with: most arguments and results fit,
+/// so they cost one allocation rather than one per doubling; a larger
+/// opaque field grows it once to its size.
+const FIRST_CAPACITY: usize = 256;
+
 /// Encodes `value` into a new buffer.
 pub fn to_bytes<T: XdrEncode + ?Sized>(value: &T) -> Bytes {
-    let mut buf = BytesMut::new();
+    let mut buf = BytesMut::with_capacity(FIRST_CAPACITY);
     value.encode(&mut XdrWriter::new(&mut buf));
     buf.freeze()
 }

@@ -44,6 +44,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tracing::warn;
 
+use self::program::Handler;
 pub use self::program::{Call, Program};
 use crate::addr::Endpoint;
 pub use crate::conn::ProcError;
@@ -456,7 +457,7 @@ pub struct ConnectionInfo {
 /// Registers services, then [`Server::serve`]s them.
 pub struct Server {
     registry: Registry,
-    services: HashMap<(u32, u32), Arc<dyn Service>>,
+    services: HashMap<(u32, u32), Handler>,
     options: ServerOptions,
 }
 
@@ -480,7 +481,7 @@ struct Policy {
 struct Shared {
     registry: Registry,
     /// Few enough to search in order, faster per call than a map.
-    services: Vec<((u32, u32), Arc<dyn Service>)>,
+    services: Vec<((u32, u32), Handler)>,
     options: ServerOptions,
     /// The admission lists and identity now; connections watch it.
     policy: watch::Sender<Arc<Policy>>,
@@ -569,9 +570,13 @@ impl Server {
     }
 
     /// Serves `service` as `program` version `version`.
-    pub fn service(mut self, program: u32, version: u32, service: impl Service) -> Server {
+    pub fn service(self, program: u32, version: u32, service: impl Service) -> Server {
+        self.handler(program, version, Handler::Service(Arc::new(service)))
+    }
+
+    fn handler(mut self, program: u32, version: u32, handler: Handler) -> Server {
         self.registry.add(program, version);
-        self.services.insert((program, version), Arc::new(service));
+        self.services.insert((program, version), handler);
         self
     }
 
@@ -580,8 +585,7 @@ impl Server {
     /// its arguments answer GARBAGE_ARGS, unknown procedures PROC_UNAVAIL.
     /// Registering the same program and version again replaces it.
     pub fn program<P: Program>(self, program: P) -> Server {
-        let service = self::program::ProgramService(Arc::new(program));
-        self.service(P::PROGRAM, P::VERSION, service)
+        self.handler(P::PROGRAM, P::VERSION, Handler::program(program))
     }
 
     /// Listens on each address and serves. Must be called inside a tokio

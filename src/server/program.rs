@@ -2,7 +2,9 @@
 //! types, served with one [`Server::program`](super::Server::program) call.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 
@@ -45,8 +47,9 @@ impl Call {
 /// GARBAGE_ARGS), runs the procedure, and encodes its results. An unknown
 /// procedure is [`ProcError::ProcUnavail`]. NULL (procedure 0) is answered
 /// by the server and never reaches it. No `Box::pin` is written: the server
-/// holds the program in an `Arc` and boxes the call's future itself (one
-/// allocation per call, as for a [`Service`]).
+/// holds the program in an `Arc` and polls each call's future in a box it
+/// reuses, so a call that finishes at its first poll (nothing to wait for)
+/// costs no allocation; one that waits runs as a task of its own.
 ///
 /// ```
 /// use bytes::Bytes;
@@ -91,17 +94,118 @@ pub trait Program: Send + Sync + 'static {
     fn dispatch(&self, call: Call) -> impl Future<Output = Result<Bytes, ProcError>> + Send;
 }
 
-/// A [`Program`] as a [`Service`].
-pub(super) struct ProgramService<P>(pub Arc<P>);
+/// How the server runs a call: a [`Service`]'s boxed future, or a
+/// [`Program`]'s future polled in a reused box.
+#[derive(Clone)]
+pub(super) enum Handler {
+    Service(Arc<dyn Service>),
+    Program(Arc<dyn StartCall>),
+}
 
-impl<P: Program> Service for ProgramService<P> {
-    fn call(&self, ctx: CallContext, procedure: u32, args: Bytes) -> HandlerFuture {
-        let program = self.0.clone();
+impl Handler {
+    pub(super) fn program<P: Program>(program: P) -> Handler {
+        Handler::Program(Arc::new(ProgramCalls::new(Arc::new(program), run::<P>)))
+    }
+}
+
+/// What the first poll of a call's future gave.
+pub(super) enum Started {
+    /// It finished.
+    Done(Result<Bytes, ProcError>),
+    /// It runs on: the future, to be polled by a task of its own.
+    Running(HandlerFuture),
+}
+
+/// Makes a call's future and polls it once with `cx`. A panic in any of
+/// it is the caller's to catch.
+pub(super) trait StartCall: Send + Sync + 'static {
+    fn start(&self, ctx: CallContext, procedure: u32, args: Bytes, cx: &mut Context<'_>)
+    -> Started;
+}
+
+/// A call of `P`, as a future that owns what it needs.
+async fn run<P: Program>(program: Arc<P>, call: Call) -> Result<Bytes, ProcError> {
+    program.dispatch(call).await
+}
+
+/// Boxes kept for calls' futures: enough for the connection tasks that
+/// start calls at the same instant (one each, given back at once when the
+/// call finishes at its first poll).
+const SPARE_SLOTS: usize = 16;
+
+/// A program's calls. A call's future is made in a box taken from the
+/// spares and polled there; when it finishes at that first poll (a
+/// handler with nothing to wait for), it is dropped in place and the box
+/// goes back to the spares: no allocation. One that waits keeps its box
+/// and runs as a task of its own.
+struct ProgramCalls<P, F, Mk> {
+    program: Arc<P>,
+    make: Mk,
+    spare: Mutex<Vec<Pin<Box<Option<F>>>>>,
+}
+
+impl<P, F, Mk> ProgramCalls<P, F, Mk>
+where
+    Mk: Fn(Arc<P>, Call) -> F,
+{
+    /// Names `F`, the type `make` returns, without writing it.
+    fn new(program: Arc<P>, make: Mk) -> Self {
+        ProgramCalls {
+            program,
+            make,
+            spare: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl<P, F, Mk> StartCall for ProgramCalls<P, F, Mk>
+where
+    P: Program,
+    F: Future<Output = Result<Bytes, ProcError>> + Send + 'static,
+    Mk: Fn(Arc<P>, Call) -> F + Send + Sync + 'static,
+{
+    fn start(
+        &self,
+        ctx: CallContext,
+        procedure: u32,
+        args: Bytes,
+        cx: &mut Context<'_>,
+    ) -> Started {
+        let spare = |s: &Mutex<Vec<_>>| s.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut slot = spare(&self.spare).unwrap_or_else(|| Box::pin(None));
         let call = Call {
             ctx,
             procedure,
             args,
         };
-        Box::pin(async move { program.dispatch(call).await })
+        slot.set(Some((self.make)(self.program.clone(), call)));
+        let future = slot.as_mut().as_pin_mut().expect("set above");
+        match future.poll(cx) {
+            Poll::Ready(outcome) => {
+                // Dropped here: a panic in its drop is the caller's to
+                // catch, and the box is not kept.
+                slot.set(None);
+                let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
+                if spare.len() < SPARE_SLOTS {
+                    spare.push(slot);
+                }
+                Started::Done(outcome)
+            }
+            Poll::Pending => Started::Running(Box::pin(InSlot(slot))),
+        }
+    }
+}
+
+/// A future in its slot, polled until done.
+struct InSlot<F>(Pin<Box<Option<F>>>);
+
+impl<F: Future> Future for InSlot<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        match self.0.as_mut().as_pin_mut() {
+            Some(future) => future.poll(cx),
+            None => unreachable!("a slot holds its future until it is dropped"),
+        }
     }
 }
