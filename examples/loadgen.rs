@@ -25,6 +25,9 @@
 //! - `--mode typed-both`: peerwire with `Bytes` calls and with typed calls
 //!   alternately, `--rounds` times each, then a summary line with the
 //!   median ratio typed/`Bytes` and the ratio of each round (the spread).
+//!   The server is the same `Bytes` echo for both, unless `--typed-server`:
+//!   then typed calls reach a typed [`peerwire::server::Program`] that
+//!   decodes the struct and encodes it back.
 //! - `--mode tls`: peerwire over mutual TLS (TLS 1.3, rustls on ring, from
 //!   the first byte; `--starttls` for RFC 9289's upgrade), with a
 //!   throwaway CA and certificates made at start (rcgen): the server's
@@ -76,7 +79,8 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
 use peerwire::proto::DecodeError;
-use peerwire::proto::xdr::{XdrDecode, XdrEncode, XdrReader, XdrWriter};
+use peerwire::proto::xdr::{XdrDecode, XdrEncode, XdrReader, XdrWriter, to_bytes};
+use peerwire::server::{Call, Program};
 use peerwire::{Client, ClientOptions, Endpoint, ProcError, Procedure, Server, ServerOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -156,6 +160,11 @@ struct Args {
     /// of TLS from the first byte.
     #[arg(long)]
     starttls: bool,
+    /// With --mode typed or typed-both: typed calls reach a typed program
+    /// (decoding its arguments, encoding its results) instead of the
+    /// `Bytes` echo.
+    #[arg(long)]
+    typed_server: bool,
 }
 
 struct Outcome {
@@ -337,6 +346,7 @@ fn main() {
             "{}",
             serde_json::json!({
                 "summary": "typed/Bytes calls/s, each round's ratio and the median",
+                "typed_server": args.typed_server,
                 "concurrency": args.concurrency,
                 "payload": args.payload,
                 "connections": args.connections,
@@ -399,6 +409,7 @@ fn run(mode: Mode, args: &Args) -> Outcome {
     let server_pin = args.pin;
     let max = args.concurrency.max(1);
     let starttls = args.starttls;
+    let typed_server = args.typed_server && mode == Mode::Typed;
     #[cfg(not(feature = "tls"))]
     assert!(
         mode != Mode::Tls && !starttls,
@@ -430,8 +441,11 @@ fn run(mode: Mode, args: &Args) -> Outcome {
                         tls: (mode == Mode::Tls).then(|| tls::server(starttls)),
                         ..ServerOptions::default()
                     };
-                    let server = Server::new(options)
-                        .service(
+                    let server = Server::new(options);
+                    let server = if typed_server {
+                        server.program(TypedEchoServer)
+                    } else {
+                        server.service(
                             PROGRAM,
                             VERSION,
                             |_ctx, procedure, args: Bytes| async move {
@@ -441,8 +455,8 @@ fn run(mode: Mode, args: &Args) -> Outcome {
                                 }
                             },
                         )
-                        .serve(&["127.0.0.1:0".parse().unwrap()])
-                        .unwrap();
+                    };
+                    let server = server.serve(&["127.0.0.1:0".parse().unwrap()]).unwrap();
                     addr_tx.send((server.local_addrs()[0], tid)).unwrap();
                     let _ = stop_rx.await;
                     drop(server);
@@ -618,6 +632,21 @@ impl XdrDecode for EchoArgs {
 }
 
 const TYPED_ECHO: Procedure<EchoArgs, EchoArgs> = Procedure::new(PROGRAM, VERSION, ECHO, "ECHO");
+
+/// The typed echo as a program, as generated dispatch would be.
+struct TypedEchoServer;
+
+impl Program for TypedEchoServer {
+    const PROGRAM: u32 = PROGRAM;
+    const VERSION: u32 = VERSION;
+
+    async fn dispatch(&self, call: Call) -> Result<Bytes, ProcError> {
+        match call.procedure {
+            ECHO => Ok(to_bytes(&call.args::<EchoArgs>()?)),
+            _ => Err(ProcError::ProcUnavail),
+        }
+    }
+}
 
 /// A client making typed calls. The data is 4 bytes shorter than the
 /// payload: with its length, the same bytes go on the wire.
