@@ -18,6 +18,16 @@
 //!   deadlines, no handler tasks, no per-connection state machine.
 //! - `--mode both`: raw and peerwire alternately, `--rounds` times each,
 //!   then a summary line with the median ratio peerwire/raw.
+//! - `--mode typed`: peerwire with typed calls ([`Client::call_proc`]): the
+//!   arguments and results are a struct with one `opaque<>` field, whose
+//!   data is 4 bytes shorter than `--payload` so that the same bytes go on
+//!   the wire as in `--mode peerwire` (the field's length takes the 4).
+//! - `--mode typed-both`: peerwire with `Bytes` calls and with typed calls
+//!   alternately, `--rounds` times each, then a summary line with the
+//!   median ratio typed/`Bytes` and the ratio of each round (the spread).
+//!   The server is the same `Bytes` echo for both, unless `--typed-server`:
+//!   then typed calls reach a typed [`peerwire::server::Program`] that
+//!   decodes the struct and encodes it back.
 //! - `--mode tls`: peerwire over mutual TLS (TLS 1.3, rustls on ring, from
 //!   the first byte; `--starttls` for RFC 9289's upgrade), with a
 //!   throwaway CA and certificates made at start (rcgen): the server's
@@ -68,7 +78,10 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
-use peerwire::{Client, ClientOptions, Endpoint, ProcError, Server, ServerOptions};
+use peerwire::proto::DecodeError;
+use peerwire::proto::xdr::{XdrDecode, XdrEncode, XdrReader, XdrWriter, to_bytes};
+use peerwire::server::{Call, Program};
+use peerwire::{Client, ClientOptions, Endpoint, ProcError, Procedure, Server, ServerOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, oneshot};
@@ -87,6 +100,8 @@ enum Mode {
     Both,
     Tls,
     TlsBoth,
+    Typed,
+    TypedBoth,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -145,6 +160,11 @@ struct Args {
     /// of TLS from the first byte.
     #[arg(long)]
     starttls: bool,
+    /// With --mode typed or typed-both: typed calls reach a typed program
+    /// (decoding its arguments, encoding its results) instead of the
+    /// `Bytes` echo.
+    #[arg(long)]
+    typed_server: bool,
 }
 
 struct Outcome {
@@ -245,6 +265,9 @@ fn main() {
         Mode::TlsBoth => (0..args.rounds.max(1))
             .flat_map(|_| [Mode::Peerwire, Mode::Tls])
             .collect(),
+        Mode::TypedBoth => (0..args.rounds.max(1))
+            .flat_map(|_| [Mode::Peerwire, Mode::Typed])
+            .collect(),
         mode => vec![mode],
     };
     let mut rates: HashMap<&'static str, Vec<f64>> = HashMap::new();
@@ -254,6 +277,7 @@ fn main() {
         let name = match mode {
             Mode::Raw => "raw",
             Mode::Tls => "tls",
+            Mode::Typed => "typed",
             _ => "peerwire",
         };
         failed_calls += outcome.errors;
@@ -304,6 +328,33 @@ fn main() {
                 "raw_calls_per_s": raw.round(),
                 "peerwire_calls_per_s": peerwire.round(),
                 "ratio": (peerwire / raw * 1000.0).round() / 1000.0,
+            })
+        );
+    }
+    if args.mode == Mode::TypedBoth {
+        let raw_bytes = &rates["peerwire"];
+        let typed = &rates["typed"];
+        let mut ratios: Vec<f64> = raw_bytes.iter().zip(typed).map(|(b, t)| t / b).collect();
+        ratios.sort_by(f64::total_cmp);
+        let round3 = |x: f64| (x * 1000.0).round() / 1000.0;
+        let median = |v: &[f64]| {
+            let mut v = v.to_vec();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        println!(
+            "{}",
+            serde_json::json!({
+                "summary": "typed/Bytes calls/s, each round's ratio and the median",
+                "typed_server": args.typed_server,
+                "concurrency": args.concurrency,
+                "payload": args.payload,
+                "connections": args.connections,
+                "bytes_calls_per_s": median(raw_bytes).round(),
+                "typed_calls_per_s": median(typed).round(),
+                "ratios": ratios.iter().map(|r| round3(*r)).collect::<Vec<_>>(),
+                "ratio": round3(ratios[ratios.len() / 2]),
+                "spread": round3(ratios[ratios.len() - 1] - ratios[0]),
             })
         );
     }
@@ -358,6 +409,7 @@ fn run(mode: Mode, args: &Args) -> Outcome {
     let server_pin = args.pin;
     let max = args.concurrency.max(1);
     let starttls = args.starttls;
+    let typed_server = args.typed_server && mode == Mode::Typed;
     #[cfg(not(feature = "tls"))]
     assert!(
         mode != Mode::Tls && !starttls,
@@ -389,8 +441,11 @@ fn run(mode: Mode, args: &Args) -> Outcome {
                         tls: (mode == Mode::Tls).then(|| tls::server(starttls)),
                         ..ServerOptions::default()
                     };
-                    let server = Server::new(options)
-                        .service(
+                    let server = Server::new(options);
+                    let server = if typed_server {
+                        server.program(TypedEchoServer)
+                    } else {
+                        server.service(
                             PROGRAM,
                             VERSION,
                             |_ctx, procedure, args: Bytes| async move {
@@ -400,8 +455,8 @@ fn run(mode: Mode, args: &Args) -> Outcome {
                                 }
                             },
                         )
-                        .serve(&["127.0.0.1:0".parse().unwrap()])
-                        .unwrap();
+                    };
+                    let server = server.serve(&["127.0.0.1:0".parse().unwrap()]).unwrap();
                     addr_tx.send((server.local_addrs()[0], tid)).unwrap();
                     let _ = stop_rx.await;
                     drop(server);
@@ -450,7 +505,11 @@ async fn drive(mode: Mode, addr: SocketAddr, server_tid: i32, args: Args) -> Out
                 let client =
                     Client::new(vec![Endpoint::from(addr)], options).expect("a destination");
                 client.null(PROGRAM, VERSION).await.expect("connected");
-                Arc::new(client)
+                if mode == Mode::Typed {
+                    Arc::new(TypedClient(client))
+                } else {
+                    Arc::new(client)
+                }
             }
         };
         callers.push(caller);
@@ -541,6 +600,66 @@ impl Caller for Client {
         Box::pin(async move {
             match Client::call(self, PROGRAM, VERSION, ECHO, args).await {
                 Ok(results) => results.len() == len,
+                Err(error) => {
+                    eprintln!("call failed: {error}");
+                    false
+                }
+            }
+        })
+    }
+}
+
+// ---- typed calls -----------------------------------------------------------
+
+/// The typed echo's arguments and results: one `opaque<>` field, as a
+/// generated `struct echo_args { opaque data<>; }` would be.
+struct EchoArgs {
+    data: Bytes,
+}
+
+impl XdrEncode for EchoArgs {
+    fn encode(&self, w: &mut XdrWriter<'_>) {
+        w.opaque(&self.data);
+    }
+}
+
+impl XdrDecode for EchoArgs {
+    fn decode(r: &mut XdrReader<'_>) -> Result<Self, DecodeError> {
+        Ok(EchoArgs {
+            data: r.opaque_bytes(u32::MAX)?,
+        })
+    }
+}
+
+const TYPED_ECHO: Procedure<EchoArgs, EchoArgs> = Procedure::new(PROGRAM, VERSION, ECHO, "ECHO");
+
+/// The typed echo as a program, as generated dispatch would be.
+struct TypedEchoServer;
+
+impl Program for TypedEchoServer {
+    const PROGRAM: u32 = PROGRAM;
+    const VERSION: u32 = VERSION;
+
+    async fn dispatch(&self, call: Call) -> Result<Bytes, ProcError> {
+        match call.procedure {
+            ECHO => Ok(to_bytes(&call.args::<EchoArgs>()?)),
+            _ => Err(ProcError::ProcUnavail),
+        }
+    }
+}
+
+/// A client making typed calls. The data is 4 bytes shorter than the
+/// payload: with its length, the same bytes go on the wire.
+struct TypedClient(Client);
+
+impl Caller for TypedClient {
+    fn call(&self, args: Bytes) -> CallFuture<'_> {
+        Box::pin(async move {
+            let args = EchoArgs {
+                data: args.slice(args.len().min(4)..),
+            };
+            match self.0.call_proc(&TYPED_ECHO, &args).await {
+                Ok(results) => results.data.len() == args.data.len(),
                 Err(error) => {
                     eprintln!("call failed: {error}");
                     false

@@ -14,6 +14,7 @@ use std::io;
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
+use crate::proto::xdr::XdrWriter;
 use crate::proto::{
     CallHeader, DecodeError, MAX_FRAGMENT_LEN, Message, RecordDecoder, RecordEncoder, RecordLimits,
     record_header,
@@ -146,6 +147,67 @@ pub(crate) fn encode_call_record(xid: u32, header: &CallHeader, args: &[u8], dst
     put_fixed_record(&words, args, dst);
 }
 
+/// Appends a call as one record whose arguments `args` writes straight
+/// into `dst` (no buffer of their own): the typed client's hot path. The
+/// XID is asked of `xid` only once the arguments are written, so that
+/// nothing else changes if writing them panics; `dst` is then left as it
+/// was (never with part of a record). Equal to [`encode_record`] of the
+/// same call.
+pub(crate) fn encode_call_record_with(
+    header: &CallHeader,
+    args: impl FnOnce(&mut BytesMut),
+    xid: impl FnOnce() -> u32,
+    dst: &mut BytesMut,
+) {
+    /// Cuts `dst` back to where the record started, unless disarmed.
+    struct Rewind<'a> {
+        dst: &'a mut BytesMut,
+        start: Option<usize>,
+    }
+    impl Drop for Rewind<'_> {
+        fn drop(&mut self) {
+            if let Some(start) = self.start {
+                self.dst.truncate(start);
+            }
+        }
+    }
+
+    let start = dst.len();
+    let mut guard = Rewind {
+        dst,
+        start: Some(start),
+    };
+    let dst = &mut *guard.dst;
+    // Record mark and XID are patched in below.
+    match header.fixed_words(0) {
+        Some(words) => {
+            // No auth bodies (nearly every call): the header in one copy.
+            let mut head = [0u8; 4 + 4 * 10];
+            for (i, word) in words.iter().enumerate() {
+                head[4 + 4 * i..8 + 4 * i].copy_from_slice(&word.to_be_bytes());
+            }
+            dst.extend_from_slice(&head);
+        }
+        None => {
+            dst.put_slice(&[0; 8]);
+            header.encode_after_xid(&mut XdrWriter::new(dst));
+        }
+    }
+    args(dst);
+    let xid = xid();
+    dst[start + 4..start + 8].copy_from_slice(&xid.to_be_bytes());
+    let len = dst.len() - start - 4;
+    if len <= MAX_FRAGMENT_LEN as usize {
+        dst[start..start + 4].copy_from_slice(&record_header(len as u32, true));
+    } else {
+        // Over 2^31-1 bytes: split into fragments, as encode_record does.
+        let body = dst.split_off(start + 4);
+        dst.truncate(start);
+        RecordEncoder::default().encode(&body, dst);
+    }
+    guard.start = None;
+}
+
 /// Appends one single-fragment record of header `words` (at most ten) and
 /// `payload`: the common case, with record mark and header in one copy and
 /// the payload in another. The caller has checked the length fits one
@@ -169,6 +231,31 @@ mod tests {
 
     /// The one-copy header path writes exactly what the general encoder
     /// writes, for every message shape, with and without auth bodies.
+    /// Arguments whose encoder panics leave the buffer as it was, and no
+    /// XID is taken for them.
+    #[test]
+    fn a_panicking_argument_encoder_leaves_no_part_of_a_record() {
+        let mut dst = BytesMut::from(&b"earlier record"[..]);
+        let mut asked = false;
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            encode_call_record_with(
+                &CallHeader::new(1, 2, 3),
+                |dst| {
+                    dst.extend_from_slice(&[1; 100]);
+                    panic!("an encoder fails");
+                },
+                || {
+                    asked = true;
+                    7
+                },
+                &mut dst,
+            )
+        }));
+        assert!(result.is_err());
+        assert!(!asked, "no XID is taken for a record never queued");
+        assert_eq!(&dst[..], b"earlier record");
+    }
+
     #[test]
     fn the_fast_header_path_matches_the_general_encoder() {
         let auth = OpaqueAuth {
@@ -221,6 +308,11 @@ mod tests {
                 let mut whole = BytesMut::new();
                 encode_record(message, &mut whole);
                 assert_eq!(direct, whole, "{message:?}");
+                let mut with = BytesMut::from(&b"before"[..]);
+                let write = |dst: &mut BytesMut| dst.extend_from_slice(args);
+                encode_call_record_with(header, write, || message.xid, &mut with);
+                assert_eq!(with[..6], b"before"[..]);
+                assert_eq!(with[6..], whole[..], "{message:?}");
             }
             let mut fast = BytesMut::new();
             encode_record(message, &mut fast);

@@ -61,6 +61,10 @@
 //!   with deadlines, in-flight slots, heartbeats, reconnect with backoff
 //!   and a circuit breaker; cancel-safe calls that reach the socket without
 //!   a task hand-off; `sent` exact to the byte.
+//! - [`Procedure`] and [`Client::call_proc`]: typed calls, as fast as raw
+//!   ones: arguments encoded straight into the connection's write buffer,
+//!   results' `opaque` and `string` data ([`proto::xdr::XdrString`]) left
+//!   in the received record.
 //! - [`Server`]: services per (program, version), NULL and the RPC error
 //!   replies answered for you, handlers answered inline when they finish at
 //!   once and run concurrently when not, backpressure at the per-connection
@@ -218,6 +222,7 @@ mod error;
 mod limits;
 pub mod listen;
 pub mod peer;
+mod procedure;
 pub mod programs;
 pub mod proto;
 pub mod server;
@@ -250,6 +255,7 @@ pub use peer::{
     Admission, AllowedAddress, IdentityMode, NodeId, PeerCredentials, PeerTable, ServerIdentity,
     UnixAdmission,
 };
+pub use procedure::Procedure;
 pub use server::{
     CallContext, ConnectionInfo, ProcError, RunningServer, Server, ServerOptions, ServerStats,
     Service, Stopper, Verdict, VerdictReason,

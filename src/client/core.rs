@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::task::AtomicWaker;
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
@@ -31,6 +31,7 @@ use crate::conn::{CallTable, Outbox};
 use crate::error::Error;
 use crate::programs::hello::HelloReply;
 use crate::proto::CallHeader;
+use crate::proto::xdr::{XdrEncode, XdrWriter, to_bytes};
 
 /// A call's outcome.
 pub(super) type Answer = Result<Bytes, Error>;
@@ -261,6 +262,54 @@ pub(super) struct Inner {
     pub task: AtomicWaker,
 }
 
+/// A call's arguments as its caller gives them: XDR already ([`Bytes`]),
+/// or a typed value ([`Typed`]) encoded straight into the outbox.
+pub(super) trait CallArgs {
+    /// Queues the call as one record; `xid` registers the call and gives
+    /// its XID (asked once, after anything that may panic).
+    fn push(self, outbox: &mut Outbox<u32>, header: &CallHeader, xid: impl FnOnce() -> u32);
+
+    /// The arguments' XDR, for a call that waits for a connection.
+    fn into_bytes(self) -> Bytes;
+}
+
+impl CallArgs for Bytes {
+    fn push(self, outbox: &mut Outbox<u32>, header: &CallHeader, xid: impl FnOnce() -> u32) {
+        let xid = xid();
+        outbox.push_call(xid, xid, header, &self);
+    }
+
+    fn into_bytes(self) -> Bytes {
+        self
+    }
+}
+
+/// Typed arguments, encoded where the call is queued.
+pub(super) struct Typed<'a, A: ?Sized>(pub &'a A);
+
+impl<A: XdrEncode + ?Sized> CallArgs for Typed<'_, A> {
+    fn push(self, outbox: &mut Outbox<u32>, header: &CallHeader, xid: impl FnOnce() -> u32) {
+        let encode = |dst: &mut BytesMut| self.0.encode(&mut XdrWriter::new(dst));
+        outbox.push_call_with(header, encode, || {
+            let xid = xid();
+            (xid, xid)
+        });
+    }
+
+    fn into_bytes(self) -> Bytes {
+        to_bytes(self.0)
+    }
+}
+
+/// Gives a caller's permit back if registering its call unwinds.
+struct Refund<'a>(&'a Semaphore);
+
+impl Drop for Refund<'_> {
+    fn drop(&mut self) {
+        self.0.add_permits(1);
+    }
+}
+
 /// What a caller must do after registering its call.
 pub(super) struct Registered {
     pub key: Key,
@@ -288,11 +337,15 @@ impl Inner {
 
     /// Registers a call that holds a permit: into the live connection's
     /// table and outbox, or into the queue for the next connection.
+    ///
+    /// If encoding the arguments panics, nothing is registered, nothing is
+    /// queued and the permit is given back: the caller's panic leaves the
+    /// client as it was.
     pub(super) fn register(
         &self,
         info: CallInfo,
         header: &CallHeader,
-        args: Bytes,
+        args: impl CallArgs,
         deadline: Instant,
         waker: &Waker,
     ) -> Result<Registered, Error> {
@@ -304,19 +357,26 @@ impl Inner {
                 peer: self.peer.clone(),
             });
         }
-        let key = core.slots.insert(info, waker.clone());
+        let refund = Refund(&self.permits);
         let core = &mut *core;
         let mut wake = core.timer.is_none_or(|at| deadline < at);
-        match &mut core.live {
+        let key = match &mut core.live {
             Some(live) => {
-                let xid = live
-                    .table
-                    .start(deadline.into_std(), Waiter::Call(key.index), true);
-                core.slots.set_xid(key.index, xid);
-                live.outbox.push_call(xid, xid, header, &args);
+                let (slots, table) = (&mut core.slots, &mut live.table);
+                let mut key = None;
+                args.push(&mut live.outbox, header, || {
+                    let k = slots.insert(info, waker.clone());
+                    let xid = table.start(deadline.into_std(), Waiter::Call(k.index), true);
+                    slots.set_xid(k.index, xid);
+                    key = Some(k);
+                    xid
+                });
                 wake |= live.outbox.records_waiting() == 1;
+                key.expect("CallArgs::push asks for the XID")
             }
             None => {
+                let args = args.into_bytes();
+                let key = core.slots.insert(info, waker.clone());
                 core.queue.push_back(Queued {
                     slot: key.index,
                     header: header.clone(),
@@ -324,8 +384,10 @@ impl Inner {
                     deadline,
                 });
                 wake = true;
+                key
             }
-        }
+        };
+        std::mem::forget(refund);
         // One wake-up until the task looks again.
         let wake = wake && !std::mem::replace(&mut core.woken, true);
         Ok(Registered { key, wake })

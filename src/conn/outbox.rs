@@ -69,6 +69,28 @@ impl<T> Outbox<T> {
         self.marks.push_back((start, tag));
     }
 
+    /// Queues a call as one record whose arguments `args` encodes straight
+    /// into the buffer (no buffer of their own). Only once they are written
+    /// does `tag_xid` give the record's tag and XID: if `args` panics,
+    /// nothing was queued and nothing was asked for.
+    pub fn push_call_with(
+        &mut self,
+        header: &CallHeader,
+        args: impl FnOnce(&mut BytesMut),
+        tag_xid: impl FnOnce() -> (T, u32),
+    ) {
+        let start = self.base + self.buf.len() as u64;
+        let mut tag = None;
+        let xid = || {
+            let (t, xid) = tag_xid();
+            tag = Some(t);
+            xid
+        };
+        crate::codec::encode_call_record_with(header, args, xid, &mut self.buf);
+        let tag = tag.expect("encode_call_record_with asks for the XID once it returns");
+        self.marks.push_back((start, tag));
+    }
+
     /// The bytes not yet handed to the kernel.
     pub fn pending(&self) -> &[u8] {
         &self.buf
@@ -151,6 +173,21 @@ mod tests {
         let rest = out.len();
         out.consumed(rest, |t| sent.push(t));
         assert!(out.is_empty());
+        assert_eq!(sent, ['a', 'b']);
+    }
+
+    #[test]
+    fn a_call_encoded_in_place_is_one_whole_record() {
+        let mut out = Outbox::new();
+        out.push('a', &call(1, 8));
+        let header = CallHeader::new(1, 1, 1);
+        out.push_call_with(&header, |b| b.extend_from_slice(&[7; 12]), || ('b', 2));
+        let mut expected = BytesMut::new();
+        crate::codec::encode_record(&call(1, 8), &mut expected);
+        crate::codec::encode_record(&call(2, 12), &mut expected);
+        assert_eq!(out.pending(), &expected[..]);
+        let mut sent = Vec::new();
+        out.consumed(out.len(), |t| sent.push(t));
         assert_eq!(sent, ['a', 'b']);
     }
 

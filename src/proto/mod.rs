@@ -31,3 +31,4 @@ pub use record::{
     BYTES_PER_EXTRA_FRAGMENT, InvalidLimits, MAX_FRAGMENT_LEN, MAX_RECORD_CEILING, RecordDecoder,
     RecordEncoder, RecordLimits, record_header,
 };
+pub use xdr::XdrString;

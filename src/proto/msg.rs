@@ -106,6 +106,18 @@ impl CallHeader {
         ])
     }
 
+    /// Appends the header's XDR from `msg_type` (CALL) to the verifier:
+    /// everything after the XID.
+    pub(crate) fn encode_after_xid(&self, w: &mut XdrWriter<'_>) {
+        w.u32(CALL);
+        w.u32(self.rpcvers);
+        w.u32(self.program);
+        w.u32(self.version);
+        w.u32(self.procedure);
+        self.cred.encode(w);
+        self.verf.encode(w);
+    }
+
     /// A version-2 call header with AUTH_NONE credential and verifier.
     pub fn new(program: u32, version: u32, procedure: u32) -> CallHeader {
         CallHeader {
@@ -371,13 +383,7 @@ impl Message {
         w.u32(self.xid);
         match &self.body {
             MessageBody::Call { header, args } => {
-                w.u32(CALL);
-                w.u32(header.rpcvers);
-                w.u32(header.program);
-                w.u32(header.version);
-                w.u32(header.procedure);
-                header.cred.encode(&mut w);
-                header.verf.encode(&mut w);
+                header.encode_after_xid(&mut w);
                 w.raw(args);
             }
             MessageBody::Reply { body, results } => {

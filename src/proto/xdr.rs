@@ -6,9 +6,18 @@
 //! non-zero padding is accepted on input, as libtirpc does.
 //!
 //! [`XdrEncode`] and [`XdrDecode`] give typed arguments and results.
+//!
+//! A reader made with [`XdrReader::from_shared`] over a received record
+//! hands out `opaque` and `string` data as [`Bytes`] slices of that record
+//! ([`XdrReader::opaque_bytes`], [`XdrReader::string_bytes`]): no copy, and
+//! no allocation. A reader made with [`XdrReader::new`] over a plain slice
+//! copies them.
+
+mod string;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+pub use self::string::XdrString;
 use super::error::{DecodeError, DecodeErrorKind};
 
 /// Bytes of padding after `len` bytes of data (RFC 4506 §3).
@@ -20,6 +29,8 @@ pub fn padding(len: usize) -> usize {
 #[derive(Clone, Debug)]
 pub struct XdrReader<'a> {
     buf: &'a [u8],
+    /// The `Bytes` that `buf` is all of, when made by `from_shared`.
+    shared: Option<&'a Bytes>,
     pos: usize,
     /// Offset of `buf[0]` in the record, for error offsets.
     base: u64,
@@ -27,18 +38,37 @@ pub struct XdrReader<'a> {
 
 impl<'a> XdrReader<'a> {
     /// A reader over `buf`.
+    /// [`Bytes`] it hands out are copies.
     pub fn new(buf: &'a [u8]) -> XdrReader<'a> {
-        XdrReader {
-            buf,
-            pos: 0,
-            base: 0,
-        }
+        XdrReader::with_base(buf, 0)
     }
 
     /// A reader over `buf`, which starts `base` bytes into its record (so
     /// that error offsets count from the record's start).
     pub fn with_base(buf: &'a [u8], base: u64) -> XdrReader<'a> {
-        XdrReader { buf, pos: 0, base }
+        XdrReader {
+            buf,
+            shared: None,
+            pos: 0,
+            base,
+        }
+    }
+
+    /// A reader over `buf` whose [`Bytes`] and [`XdrString`] items are
+    /// slices of `buf` ([`Bytes::slice`]): no copy, no allocation.
+    pub fn from_shared(buf: &'a Bytes) -> XdrReader<'a> {
+        XdrReader::from_shared_with_base(buf, 0)
+    }
+
+    /// [`XdrReader::from_shared`] for `buf` that starts `base` bytes into
+    /// its record (so that error offsets count from the record's start).
+    pub fn from_shared_with_base(buf: &'a Bytes, base: u64) -> XdrReader<'a> {
+        XdrReader {
+            buf,
+            shared: Some(buf),
+            pos: 0,
+            base,
+        }
     }
 
     /// Bytes read so far.
@@ -124,7 +154,37 @@ impl<'a> XdrReader<'a> {
         self.opaque_fixed(len)
     }
 
-    /// A string of at most `max` bytes (`string<max>`), as UTF-8.
+    /// Fixed-length opaque data of `len` bytes (`opaque[len]`), and its
+    /// padding, as [`Bytes`]: a slice of the input when the reader was made
+    /// by [`XdrReader::from_shared`], a copy otherwise. The length is
+    /// checked against the bytes left before anything is allocated.
+    pub fn opaque_fixed_bytes(&mut self, len: usize) -> Result<Bytes, DecodeError> {
+        let start = self.pos;
+        let data = self.opaque_fixed(len)?;
+        Ok(match self.shared {
+            Some(shared) => shared.slice(start..start + len),
+            None => Bytes::copy_from_slice(data),
+        })
+    }
+
+    /// Variable-length opaque data of at most `max` bytes (`opaque<max>`)
+    /// as [`Bytes`], zero-copy as for [`XdrReader::opaque_fixed_bytes`].
+    /// The length is checked against `max` and the bytes left first.
+    pub fn opaque_bytes(&mut self, max: u32) -> Result<Bytes, DecodeError> {
+        let len = self.length(max)?;
+        self.opaque_fixed_bytes(len)
+    }
+
+    /// A string of at most `max` bytes (`string<max>`) kept as the bytes on
+    /// the wire, whatever they are (see [`XdrString`]); zero-copy as for
+    /// [`XdrReader::opaque_fixed_bytes`].
+    pub fn string_bytes(&mut self, max: u32) -> Result<XdrString, DecodeError> {
+        self.opaque_bytes(max).map(XdrString::from)
+    }
+
+    /// A string of at most `max` bytes (`string<max>`), as UTF-8: a string
+    /// that is not is [`DecodeErrorKind::InvalidUtf8`]. For peer text that
+    /// may hold any byte, use [`XdrReader::string_bytes`].
     pub fn string(&mut self, max: u32) -> Result<&'a str, DecodeError> {
         let start = self.clone();
         let bytes = self.opaque(max)?;
@@ -248,6 +308,11 @@ impl<'a> XdrWriter<'a> {
         self.opaque(s.as_bytes());
     }
 
+    /// A string kept as bytes: length, bytes, zero padding.
+    pub fn string_bytes(&mut self, s: &XdrString) {
+        self.opaque(s.as_bytes());
+    }
+
     /// Optional data: a bool, then the item when present.
     pub fn optional<T>(&mut self, value: Option<&T>, item: impl FnOnce(&mut Self, &T)) {
         self.bool(value.is_some());
@@ -290,9 +355,14 @@ pub trait XdrDecode: Sized {
     fn decode(r: &mut XdrReader<'_>) -> Result<Self, DecodeError>;
 }
 
+/// The buffer [`to_bytes`] starts with: most arguments and results fit,
+/// so they cost one allocation rather than one per doubling; a larger
+/// opaque field grows it once to its size.
+const FIRST_CAPACITY: usize = 256;
+
 /// Encodes `value` into a new buffer.
 pub fn to_bytes<T: XdrEncode + ?Sized>(value: &T) -> Bytes {
-    let mut buf = BytesMut::new();
+    let mut buf = BytesMut::with_capacity(FIRST_CAPACITY);
     value.encode(&mut XdrWriter::new(&mut buf));
     buf.freeze()
 }
@@ -301,6 +371,18 @@ pub fn to_bytes<T: XdrEncode + ?Sized>(value: &T) -> Bytes {
 /// error of kind [`DecodeErrorKind::TrailingBytes`] at their offset.
 pub fn from_bytes<T: XdrDecode>(bytes: &[u8]) -> Result<T, DecodeError> {
     let mut r = XdrReader::new(bytes);
+    let value = T::decode(&mut r)?;
+    if !r.is_empty() {
+        let len = u32::try_from(r.remaining().len()).unwrap_or(u32::MAX);
+        return Err(r.error(DecodeErrorKind::TrailingBytes { len }));
+    }
+    Ok(value)
+}
+
+/// [`from_bytes`] over a shared buffer: [`Bytes`] and [`XdrString`] items
+/// in the value are slices of `bytes`, not copies.
+pub fn from_shared<T: XdrDecode>(bytes: &Bytes) -> Result<T, DecodeError> {
+    let mut r = XdrReader::from_shared(bytes);
     let value = T::decode(&mut r)?;
     if !r.is_empty() {
         let len = u32::try_from(r.remaining().len()).unwrap_or(u32::MAX);
@@ -358,9 +440,24 @@ impl XdrEncode for Bytes {
 }
 
 impl XdrDecode for Bytes {
-    /// `opaque<>`: bounded only by the input.
+    /// `opaque<>`: bounded only by the input; a slice of it when the
+    /// reader was made by [`XdrReader::from_shared`].
     fn decode(r: &mut XdrReader<'_>) -> Result<Self, DecodeError> {
-        r.opaque(u32::MAX).map(Bytes::copy_from_slice)
+        r.opaque_bytes(u32::MAX)
+    }
+}
+
+impl XdrEncode for XdrString {
+    fn encode(&self, w: &mut XdrWriter<'_>) {
+        w.string_bytes(self)
+    }
+}
+
+impl XdrDecode for XdrString {
+    /// `string<>`: bounded only by the input; a slice of it when the
+    /// reader was made by [`XdrReader::from_shared`].
+    fn decode(r: &mut XdrReader<'_>) -> Result<Self, DecodeError> {
+        r.string_bytes(u32::MAX)
     }
 }
 
@@ -485,6 +582,86 @@ mod tests {
     #[test]
     fn trailing_bytes_are_an_error_for_from_bytes() {
         let err = from_bytes::<u32>(b"\0\0\0\x01\0\0\0\x02").unwrap_err();
+        assert_eq!(
+            err,
+            DecodeError::new(DecodeErrorKind::TrailingBytes { len: 4 }, 4)
+        );
+    }
+
+    #[test]
+    fn shared_reader_hands_out_slices_of_its_input() {
+        let buf = Bytes::from(written(|w| {
+            w.opaque(b"abc");
+            w.opaque_fixed(b"defgh");
+            w.string("ij");
+        }));
+        let range = buf.as_ptr_range();
+        let mut r = XdrReader::from_shared(&buf);
+        let a = r.opaque_bytes(3).unwrap();
+        let b = r.opaque_fixed_bytes(5).unwrap();
+        let c = r.string_bytes(2).unwrap();
+        assert!(r.is_empty());
+        assert_eq!(
+            (&a[..], &b[..], c.as_bytes()),
+            (&b"abc"[..], &b"defgh"[..], &b"ij"[..])
+        );
+        for slice in [&a[..], &b[..], c.as_bytes()] {
+            assert!(range.contains(&slice.as_ptr()), "not a slice of the input");
+        }
+        // A plain reader copies.
+        let mut r = XdrReader::new(&buf);
+        let a = r.opaque_bytes(3).unwrap();
+        assert_eq!(&a[..], b"abc");
+        assert!(!range.contains(&a.as_ptr()));
+    }
+
+    #[test]
+    fn opaque_bytes_checks_its_bound_and_the_input_first() {
+        let buf = Bytes::from_static(b"\0\0\0\x05abcde\0\0\0");
+        let err = XdrReader::from_shared(&buf).opaque_bytes(4).unwrap_err();
+        assert_eq!(
+            err,
+            DecodeError::new(DecodeErrorKind::LengthOverBound { len: 5, max: 4 }, 0)
+        );
+        let buf = Bytes::from_static(b"\xff\xff\xff\xf0ab");
+        let err = XdrReader::from_shared(&buf)
+            .opaque_bytes(u32::MAX)
+            .unwrap_err();
+        assert!(
+            matches!(err.kind, DecodeErrorKind::UnexpectedEnd { .. }),
+            "{err}"
+        );
+        let err = XdrReader::from_shared(&buf)
+            .opaque_fixed_bytes(usize::MAX)
+            .unwrap_err();
+        assert!(
+            matches!(err.kind, DecodeErrorKind::UnexpectedEnd { .. }),
+            "{err}"
+        );
+        // Missing padding is an error too.
+        let buf = Bytes::from_static(b"\0\0\0\x01a");
+        let err = XdrReader::from_shared(&buf).opaque_bytes(8).unwrap_err();
+        assert_eq!(err.kind, DecodeErrorKind::UnexpectedEnd { needed: 3 });
+    }
+
+    #[test]
+    fn non_utf8_string_decodes_as_xdr_string() {
+        let buf = Bytes::from_static(b"\0\0\0\x02\xff\xfe\0\0");
+        let s: XdrString = from_shared(&buf).unwrap();
+        assert_eq!(s.as_bytes(), b"\xff\xfe");
+        assert!(s.to_str().is_err());
+        assert_eq!(to_bytes(&s), buf);
+        let err = XdrReader::from_shared(&buf).string_bytes(1).unwrap_err();
+        assert_eq!(
+            err.kind,
+            DecodeErrorKind::LengthOverBound { len: 2, max: 1 }
+        );
+    }
+
+    #[test]
+    fn from_shared_refuses_trailing_bytes() {
+        let buf = Bytes::from_static(b"\0\0\0\0\0\0\0\x02");
+        let err = from_shared::<Bytes>(&buf).unwrap_err();
         assert_eq!(
             err,
             DecodeError::new(DecodeErrorKind::TrailingBytes { len: 4 }, 4)

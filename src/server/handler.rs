@@ -15,6 +15,7 @@ use futures_util::FutureExt;
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug_span, warn};
 
+use super::program::{Handler, Started};
 use super::{CallContext, HandlerFuture, Shared};
 use crate::conn::{Dispatch, ProcError};
 use crate::peer::NodeId;
@@ -126,25 +127,41 @@ impl Handlers {
         // program, version and procedure (inside the connection's span).
         let span = debug_span!("call", xid, program, version, procedure);
         let entered = span.enter();
-        let Ok(mut future) = catch_unwind(AssertUnwindSafe(|| service.call(ctx, procedure, args)))
-        else {
-            return Some(panicked(shared));
+        let mut future = match service {
+            Handler::Service(service) => {
+                let Ok(mut future) =
+                    catch_unwind(AssertUnwindSafe(|| service.call(ctx, procedure, args)))
+                else {
+                    return Some(panicked(shared));
+                };
+                let first = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)));
+                if !matches!(first, Ok(Poll::Pending)) {
+                    // Done (or broken): dropped here, where a panic in its
+                    // drop is this call's, not the connection's.
+                    let dropped = drop_caught(future);
+                    drop(entered);
+                    return Some(match (first, dropped) {
+                        (Ok(Poll::Ready(outcome)), true) => (xid, outcome),
+                        _ => panicked(shared),
+                    });
+                }
+                future
+            }
+            Handler::Program(program) => {
+                // Made, polled and (when done) dropped inside; a panic in
+                // any of it is this call's.
+                let started =
+                    catch_unwind(AssertUnwindSafe(|| program.start(ctx, procedure, args, cx)));
+                match started {
+                    Ok(Started::Done(outcome)) => return Some((xid, outcome)),
+                    Ok(Started::Running(future)) => future,
+                    Err(_) => return Some(panicked(shared)),
+                }
+            }
         };
-        let first = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)));
-        if !matches!(first, Ok(Poll::Pending)) {
-            // Done (or broken): dropped here, where a panic in its drop is
-            // this call's, not the connection's.
-            let dropped = drop_caught(future);
-            drop(entered);
-            return Some(match (first, dropped) {
-                (Ok(Poll::Ready(outcome)), true) => (xid, outcome),
-                _ => panicked(shared),
-            });
-        }
         drop(entered);
         let shared = shared.clone();
         let run = async move {
-            let mut future: HandlerFuture = future;
             let outcome = AssertUnwindSafe(future.as_mut()).catch_unwind().await;
             // Dropped here, under a catch, so that the call is still
             // answered (and its slot freed) if the drop panics.

@@ -27,6 +27,7 @@
 mod accept;
 mod connection;
 mod handler;
+mod program;
 mod unix;
 mod verdicts;
 
@@ -43,6 +44,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tracing::warn;
 
+use self::program::Handler;
+pub use self::program::{Call, Program};
 use crate::addr::Endpoint;
 pub use crate::conn::ProcError;
 use crate::conn::Registry;
@@ -454,7 +457,7 @@ pub struct ConnectionInfo {
 /// Registers services, then [`Server::serve`]s them.
 pub struct Server {
     registry: Registry,
-    services: HashMap<(u32, u32), Arc<dyn Service>>,
+    services: HashMap<(u32, u32), Handler>,
     options: ServerOptions,
 }
 
@@ -478,7 +481,7 @@ struct Policy {
 struct Shared {
     registry: Registry,
     /// Few enough to search in order, faster per call than a map.
-    services: Vec<((u32, u32), Arc<dyn Service>)>,
+    services: Vec<((u32, u32), Handler)>,
     options: ServerOptions,
     /// The admission lists and identity now; connections watch it.
     policy: watch::Sender<Arc<Policy>>,
@@ -567,10 +570,22 @@ impl Server {
     }
 
     /// Serves `service` as `program` version `version`.
-    pub fn service(mut self, program: u32, version: u32, service: impl Service) -> Server {
+    pub fn service(self, program: u32, version: u32, service: impl Service) -> Server {
+        self.handler(program, version, Handler::Service(Arc::new(service)))
+    }
+
+    fn handler(mut self, program: u32, version: u32, handler: Handler) -> Server {
         self.registry.add(program, version);
-        self.services.insert((program, version), Arc::new(service));
+        self.services.insert((program, version), handler);
         self
+    }
+
+    /// Serves a typed [`Program`] as its program number and version
+    /// ([`Program::PROGRAM`], [`Program::VERSION`]): decode failures of
+    /// its arguments answer GARBAGE_ARGS, unknown procedures PROC_UNAVAIL.
+    /// Registering the same program and version again replaces it.
+    pub fn program<P: Program>(self, program: P) -> Server {
+        self.handler(P::PROGRAM, P::VERSION, Handler::program(program))
     }
 
     /// Listens on each address and serves. Must be called inside a tokio
