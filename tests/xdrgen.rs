@@ -106,7 +106,7 @@ fn every_type_round_trips() {
         (32, 7, 1, 16, -1, 1 << 32)
     );
     round_trip(&Color::Green);
-    round_trip(&Status::StatusIo);
+    round_trip(&Status::Io);
     round_trip(&point(4));
     round_trip(&Aliases {
         a_uint: 1,
@@ -151,9 +151,9 @@ fn every_type_round_trips() {
         eof: false,
     });
     for u in [
-        ByEnum::StatusOk(point(1)),
-        ByEnum::StatusNoent,
-        ByEnum::Default(Status::StatusIo, -5),
+        ByEnum::Ok(point(1)),
+        ByEnum::Noent,
+        ByEnum::Default(Status::Io, -5),
     ] {
         round_trip(&u);
     }

@@ -27,6 +27,17 @@ fn ident(s: &str) -> Ident {
     }
 }
 
+/// A variant's name: the value's name in UpperCamel without the enum's
+/// name in front (`STATUS_OK` of `status` becomes `Ok`), as prost does.
+fn variant_name(enum_name: &str, value: &str) -> String {
+    let e = upper_camel(enum_name);
+    let v = upper_camel(value);
+    match v.strip_prefix(e.as_str()) {
+        Some(rest) if rest.starts_with(|c: char| c.is_ascii_uppercase()) => rest.to_owned(),
+        _ => v,
+    }
+}
+
 /// The largest fixed array or fixed opaque length accepted (`[N]` becomes a
 /// Rust array held inline, so a huge `N` would not fit on a stack).
 const MAX_FIXED: i128 = 1 << 16;
@@ -654,7 +665,7 @@ impl<'a> Gen<'a> {
                     ),
                 );
             }
-            let vn = upper_camel(&v.name);
+            let vn = variant_name(&def.name, &v.name);
             if !seen_names.insert(vn.clone()) {
                 return fault(
                     v.at,
@@ -676,6 +687,7 @@ impl<'a> Gen<'a> {
             #doc
             #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
             #[repr(i32)]
+            #[allow(clippy::enum_variant_names)]
             pub enum #id { #(#variants)* }
             impl #xdr::XdrEncode for #id {
                 fn encode(&self, w: &mut #xdr::XdrWriter<'_>) { w.i32(*self as i32); }
@@ -962,11 +974,11 @@ impl<'a> Gen<'a> {
                             );
                         };
                         let eid = ident(&upper_camel(e));
-                        let vid = ident(&upper_camel(vname));
+                        let vid = ident(&variant_name(e, vname));
                         (
                             quote!(#eid::#vid),
                             quote!(w.i32(#eid::#vid as i32);),
-                            upper_camel(vname),
+                            variant_name(e, vname),
                         )
                     }
                 };
@@ -1053,6 +1065,7 @@ impl<'a> Gen<'a> {
         Ok(quote! {
             #doc
             #[derive(Clone, Debug, PartialEq)]
+            #[allow(clippy::enum_variant_names, clippy::large_enum_variant)]
             pub enum #id { #(#variants)* }
             impl #xdr::XdrEncode for #id {
                 fn encode(&self, w: &mut #xdr::XdrWriter<'_>) {

@@ -17,6 +17,7 @@ pub const BIG: i64 = 4294967296;
 /// A colour.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(i32)]
+#[allow(clippy::enum_variant_names)]
 pub enum Color {
     /// `RED` (0).
     Red = 0,
@@ -55,13 +56,14 @@ impl ::peerwire::proto::xdr::XdrDecode for Color {
 /// `enum status` from the `.x` file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(i32)]
+#[allow(clippy::enum_variant_names)]
 pub enum Status {
     /// `STATUS_OK` (0).
-    StatusOk = 0,
+    Ok = 0,
     /// `STATUS_NOENT` (2).
-    StatusNoent = 2,
+    Noent = 2,
     /// `STATUS_IO` (-5).
-    StatusIo = -5,
+    Io = -5,
 }
 impl ::peerwire::proto::xdr::XdrEncode for Status {
     fn encode(&self, w: &mut ::peerwire::proto::xdr::XdrWriter<'_>) {
@@ -74,9 +76,9 @@ impl ::peerwire::proto::xdr::XdrDecode for Status {
     ) -> ::core::result::Result<Self, ::peerwire::proto::DecodeError> {
         let at = r.clone();
         match r.enumeration()? {
-            0 => Ok(Status::StatusOk),
-            2 => Ok(Status::StatusNoent),
-            -5 => Ok(Status::StatusIo),
+            0 => Ok(Status::Ok),
+            2 => Ok(Status::Noent),
+            -5 => Ok(Status::Io),
             _ => {
                 Err(
                     at
@@ -573,23 +575,24 @@ impl ::peerwire::proto::xdr::XdrDecode for Listing {
 }
 /// `union by_enum` from the `.x` file, one variant per case.
 #[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::enum_variant_names, clippy::large_enum_variant)]
 pub enum ByEnum {
     /// `case STATUS_OK: found`.
-    StatusOk(Point),
+    Ok(Point),
     /// `case STATUS_NOENT: void`.
-    StatusNoent,
+    Noent,
     /// `default: errno_value`, with the discriminant.
     Default(Status, i32),
 }
 impl ::peerwire::proto::xdr::XdrEncode for ByEnum {
     fn encode(&self, w: &mut ::peerwire::proto::xdr::XdrWriter<'_>) {
         match self {
-            ByEnum::StatusOk(v) => {
-                w.i32(Status::StatusOk as i32);
+            ByEnum::Ok(v) => {
+                w.i32(Status::Ok as i32);
                 ::peerwire::proto::xdr::XdrEncode::encode(v, w);
             }
-            ByEnum::StatusNoent => {
-                w.i32(Status::StatusNoent as i32);
+            ByEnum::Noent => {
+                w.i32(Status::Noent as i32);
             }
             ByEnum::Default(d, v) => {
                 ::peerwire::proto::xdr::XdrEncode::encode(d, w);
@@ -604,12 +607,10 @@ impl ::peerwire::proto::xdr::XdrDecode for ByEnum {
     ) -> ::core::result::Result<Self, ::peerwire::proto::DecodeError> {
         Ok(
             match <Status as ::peerwire::proto::xdr::XdrDecode>::decode(r)? {
-                Status::StatusOk => {
-                    ByEnum::StatusOk(
-                        <Point as ::peerwire::proto::xdr::XdrDecode>::decode(r)?,
-                    )
+                Status::Ok => {
+                    ByEnum::Ok(<Point as ::peerwire::proto::xdr::XdrDecode>::decode(r)?)
                 }
-                Status::StatusNoent => ByEnum::StatusNoent,
+                Status::Noent => ByEnum::Noent,
                 d => ByEnum::Default(d, r.i32()?),
             },
         )
@@ -617,6 +618,7 @@ impl ::peerwire::proto::xdr::XdrDecode for ByEnum {
 }
 /// `union by_int` from the `.x` file, one variant per case.
 #[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::enum_variant_names, clippy::large_enum_variant)]
 pub enum ByInt {
     /// `case 1: small`.
     Case1(Name),
@@ -683,6 +685,7 @@ impl ::peerwire::proto::xdr::XdrDecode for ByInt {
 }
 /// `union by_unsigned` from the `.x` file, one variant per case.
 #[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::enum_variant_names, clippy::large_enum_variant)]
 pub enum ByUnsigned {
     /// `case 0: void`.
     Case0,
@@ -722,6 +725,7 @@ impl ::peerwire::proto::xdr::XdrDecode for ByUnsigned {
 }
 /// `union by_bool` from the `.x` file, one variant per case.
 #[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::enum_variant_names, clippy::large_enum_variant)]
 pub enum ByBool {
     /// `case TRUE: c`.
     True(Color),
@@ -759,6 +763,7 @@ impl ::peerwire::proto::xdr::XdrDecode for ByBool {
 }
 /// `union by_color` from the `.x` file, one variant per case.
 #[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::enum_variant_names, clippy::large_enum_variant)]
 pub enum ByColor {
     /// `case RED: void`.
     Red,
