@@ -152,7 +152,7 @@ impl<'a> Gen<'a> {
                     g.value_name(&def.name, def.at, n)?;
                     continue;
                 }
-                DefKind::Program(..) => continue,
+                DefKind::Program(..) | DefKind::StrConst(_) => continue,
                 DefKind::Enum(values) => {
                     let mut next = 0i128;
                     for v in values {
@@ -593,6 +593,16 @@ impl<'a> Gen<'a> {
         for def in self.defs {
             items.push(match &def.kind {
                 DefKind::Const(_) => self.constant(def)?,
+                DefKind::StrConst(text) => {
+                    let name = screaming(&def.name);
+                    self.take_value(&name, &def.name, def.at)?;
+                    let id = ident(&name);
+                    let doc = Self::doc(
+                        &def.doc,
+                        format!("`const {}` from the `.x` file.", def.name),
+                    );
+                    quote!(#doc pub const #id: &str = #text;)
+                }
                 DefKind::Enum(values) => self.enumeration(def, values)?,
                 DefKind::Struct(fields) => self.structure(def, fields)?,
                 DefKind::Union(u) => self.union(def, u)?,
@@ -645,9 +655,10 @@ impl<'a> Gen<'a> {
         let (de, dek) = (&self.de, &self.dek);
         let id = ident(&upper_camel(&def.name));
         let mut seen_names = HashSet::new();
-        let mut seen_values = HashMap::new();
+        let mut seen_values: HashMap<i32, String> = HashMap::new();
         let mut variants = Vec::new();
         let mut arms = Vec::new();
+        let mut aliases = Vec::new();
         for v in values {
             let n = self.values[&v.name];
             let Ok(n) = i32::try_from(n) else {
@@ -656,15 +667,28 @@ impl<'a> Gen<'a> {
                     format!("enum value {n} is out of range: expected a 32-bit signed int"),
                 );
             };
-            if let Some(prev) = seen_values.insert(n, v.name.clone()) {
-                return fault(
-                    v.at,
-                    format!(
-                        "`{}` has the value of `{prev}` ({n}): a Rust enum needs distinct values",
-                        v.name
-                    ),
+            if let Some(prev) = seen_values.get(&n) {
+                // A second name for a value: an associated constant.
+                let alias = screaming(&v.name);
+                if !seen_names.insert(alias.clone()) {
+                    return fault(
+                        v.at,
+                        format!(
+                            "two values of enum `{}` become `{alias}`: rename one",
+                            def.name
+                        ),
+                    );
+                }
+                let aid = ident(&alias);
+                let target = ident(&variant_name(&def.name, prev));
+                let doc = Self::doc(
+                    &v.doc,
+                    format!("`{}`, another name for `{prev}` ({n}).", v.name),
                 );
+                aliases.push(quote!(#doc pub const #aid: #id = #id::#target;));
+                continue;
             }
+            seen_values.insert(n, v.name.clone());
             let vn = variant_name(&def.name, &v.name);
             if !seen_names.insert(vn.clone()) {
                 return fault(
@@ -681,6 +705,11 @@ impl<'a> Gen<'a> {
             variants.push(quote!(#doc #vid = #lit,));
             arms.push(quote!(#lit => Ok(#id::#vid),));
         }
+        let aliases = if aliases.is_empty() {
+            quote!()
+        } else {
+            quote!(impl #id { #(#aliases)* })
+        };
         let doc = Self::doc(&def.doc, format!("`enum {}` from the `.x` file.", def.name));
         let msg = format!("unknown value of enum {}", def.name);
         Ok(quote! {
@@ -689,6 +718,7 @@ impl<'a> Gen<'a> {
             #[repr(i32)]
             #[allow(clippy::enum_variant_names)]
             pub enum #id { #(#variants)* }
+            #aliases
             impl #xdr::XdrEncode for #id {
                 fn encode(&self, w: &mut #xdr::XdrWriter<'_>) { w.i32(*self as i32); }
             }

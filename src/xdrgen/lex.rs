@@ -1,7 +1,7 @@
 //! The preprocessor and the lexer.
 //!
 //! The preprocessor works on whole lines, before lexing, and keeps the line
-//! numbering: a line it consumes becomes empty. It drops `%` pass-through
+//! offsets: a line it consumes becomes spaces. It drops `%` pass-through
 //! lines, evaluates `#ifdef`/`#ifndef`/`#if`/`#else`/`#endif` (no name is
 //! defined except by `#define` in the file itself, so `RPC_HDR`, `RPC_XDR`,
 //! `RPC_SVC` and `RPC_CLNT` blocks are dropped and their `#else` branches
@@ -14,7 +14,7 @@
 //! ends just before a token (on an earlier line) as that token's doc text.
 
 use winnow::ascii::{digit1, hex_digit1, multispace1};
-use winnow::combinator::{alt, opt, preceded};
+use winnow::combinator::{alt, delimited, opt, preceded};
 use winnow::prelude::*;
 use winnow::token::{literal, one_of, take_until, take_while};
 
@@ -60,10 +60,11 @@ pub(crate) fn preprocess(src: &str) -> Result<Preprocessed, Fault> {
         let active = stack.iter().all(|&(on, _)| on);
         let trimmed = line.trim_start();
         let indent = line.len() - trimmed.len();
+        // A consumed line becomes spaces, so offsets stay those of the source.
         let blank = |text: &mut String| {
-            if line.ends_with('\n') {
-                text.push('\n');
-            }
+            let body = line.trim_end_matches('\n');
+            text.extend(std::iter::repeat_n(' ', body.len()));
+            text.push_str(&line[body.len()..]);
         };
         if let Some(directive) = trimmed.strip_prefix('#') {
             let at = start + indent;
@@ -195,6 +196,8 @@ pub(crate) fn is_ident(s: &str) -> bool {
 pub(crate) enum Tok {
     Ident(String),
     Number(i128),
+    /// A string literal (rpcgen allows them as constants).
+    Str(String),
     Punct(char),
     End,
 }
@@ -204,6 +207,7 @@ impl Tok {
         match self {
             Tok::Ident(s) => format!("`{s}`"),
             Tok::Number(n) => format!("number {n}"),
+            Tok::Str(_) => "a string".to_owned(),
             Tok::Punct(c) => format!("`{c}`"),
             Tok::End => "the end of the file".to_owned(),
         }
@@ -235,6 +239,15 @@ fn line_comment<'a>(input: &mut &'a str) -> winnow::Result<&'a str> {
     preceded(literal("//"), take_while(0.., |c| c != '\n')).parse_next(input)
 }
 
+fn string_literal<'a>(input: &mut &'a str) -> winnow::Result<&'a str> {
+    delimited(
+        one_of('"'),
+        take_while(0.., |c| c != '"' && c != '\\' && c != '\n'),
+        one_of('"'),
+    )
+    .parse_next(input)
+}
+
 fn number(input: &mut &str) -> winnow::Result<i128> {
     let negative = opt(one_of('-')).parse_next(input)?.is_some();
     let magnitude = alt((
@@ -252,6 +265,7 @@ fn piece<'a>(input: &mut &'a str) -> winnow::Result<Piece<'a>> {
         block_comment.map(Piece::Comment),
         line_comment.map(Piece::Comment),
         number.map(|n| Piece::Tok(Tok::Number(n))),
+        string_literal.map(|s: &str| Piece::Tok(Tok::Str(s.to_owned()))),
         (
             one_of(|c: char| c.is_ascii_alphabetic() || c == '_'),
             take_while(0.., |c: char| c.is_ascii_alphanumeric() || c == '_'),

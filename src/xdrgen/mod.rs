@@ -151,6 +151,8 @@ impl std::error::Error for Error {
 #[derive(Clone, Debug)]
 pub(crate) struct Options {
     pub max_list_len: u32,
+    /// Constants given by the build script, as `#define`s before the file.
+    pub defines: Vec<(String, i64)>,
     pub crate_path: String,
 }
 
@@ -158,6 +160,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             max_list_len: 1 << 20,
+            defines: Vec::new(),
             crate_path: "::peerwire".to_owned(),
         }
     }
@@ -188,6 +191,15 @@ impl Builder {
     /// `DecodeErrorKind::LengthOverBound`.
     pub fn max_list_len(mut self, max: u32) -> Builder {
         self.options.max_list_len = max;
+        self
+    }
+
+    /// Defines the numeric constant `name`, as a `#define` before every
+    /// file: for names a `.x` file takes from C headers through `%#include`
+    /// or `%#define` lines, which the compiler does not read (such as
+    /// `MNTPATHLEN` or `UNIX_PATH_MAX`).
+    pub fn define(mut self, name: &str, value: i64) -> Builder {
+        self.options.defines.push((name.to_owned(), value));
         self
     }
 
@@ -256,10 +268,41 @@ impl Builder {
 }
 
 fn compile(src: &str, options: &Options) -> Result<proc_macro2::TokenStream, lex::Fault> {
-    let pre = lex::preprocess(src)?;
+    let mut pre = lex::preprocess(src)?;
+    let given = options.defines.iter().map(|(name, value)| lex::Define {
+        name: name.clone(),
+        value: value.to_string(),
+        at: 0,
+    });
+    pre.defines.splice(0..0, given);
     let tokens = lex::lex(&pre.text)?;
-    let defs = parse::Parser::new(tokens).file()?;
+    let uses_netobj = tokens
+        .iter()
+        .any(|t| t.tok == lex::Tok::Ident("netobj".into()));
+    let mut defs = parse::Parser::new(tokens).file()?;
+    // rpcgen's library type `netobj` (xdr_netobj: opaque<MAX_NETOBJ_SZ>),
+    // which NLM and NFS ACL files use without defining it.
+    if uses_netobj && !defs.iter().any(|d| d.name == "netobj") {
+        defs.insert(0, netobj());
+    }
     emit::Gen::new(&defs, &pre.defines, options)?.file()
+}
+
+fn netobj() -> parse::Def {
+    parse::Def {
+        name: "netobj".into(),
+        at: 0,
+        doc: Some(
+            "rpcgen's library type `netobj`: opaque data of at most 1,024 bytes (`MAX_NETOBJ_SZ`)."
+                .into(),
+        ),
+        kind: parse::DefKind::Typedef(parse::Field {
+            name: "netobj".into(),
+            at: 0,
+            kind: parse::FieldKind::Opaque(Some(parse::Value::Number(1024))),
+            doc: None,
+        }),
+    }
 }
 
 /// Line and column (both from 1, the column in characters) of byte `at`.

@@ -101,6 +101,8 @@ pub(crate) struct Version {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum DefKind {
     Const(Value),
+    /// `const NAME = "text";`
+    StrConst(String),
     Enum(Vec<EnumValue>),
     Struct(Vec<Field>),
     Union(Union),
@@ -252,8 +254,13 @@ impl Parser {
                 self.bump();
                 let (name, at) = self.name("a constant's name")?;
                 self.punct('=', "after the constant's name")?;
-                let v = self.value("a number or a constant's name")?;
-                (name, at, DefKind::Const(v))
+                if let Tok::Str(text) = self.peek().tok.clone() {
+                    self.bump();
+                    (name, at, DefKind::StrConst(text))
+                } else {
+                    let v = self.value("a number, a string or a constant's name")?;
+                    (name, at, DefKind::Const(v))
+                }
             }
             "enum" => {
                 self.bump();
@@ -491,7 +498,7 @@ impl Parser {
             "int" | "long" | "short" | "char" => Type::Int,
             "u_int" | "u_long" | "u_short" | "u_char" => Type::Unsigned,
             "hyper" | "quad_t" | "longlong_t" | "int64_t" => Type::Hyper,
-            "u_quad_t" | "u_longlong_t" | "uint64_t" => Type::UnsignedHyper,
+            "u_quad_t" | "u_longlong_t" | "uint64_t" | "u_int64_t" => Type::UnsignedHyper,
             "int32_t" => Type::Int,
             "uint32_t" | "u_int32_t" => Type::Unsigned,
             "bool" | "bool_t" => Type::Bool,
