@@ -342,3 +342,51 @@ fn a_linked_list_longer_than_the_cap_is_refused() {
     );
     assert_eq!(err.offset, u64::from(LIST_CAP) * 12);
 }
+
+/// RICH_PROG version 1 by hand over raw bytes: ECHO returns its name,
+/// LIST a fixed listing; what the generated client must speak.
+async fn rich_v1(
+    _ctx: peerwire::CallContext,
+    procedure: u32,
+    args: Bytes,
+) -> Result<Bytes, peerwire::ProcError> {
+    match procedure {
+        0 => Ok(Bytes::new()),
+        1 => {
+            let name: Name = from_shared(&args).map_err(|_| peerwire::ProcError::GarbageArgs)?;
+            Ok(to_bytes(&name))
+        }
+        2 => {
+            let cookie: Cookie =
+                from_shared(&args).map_err(|_| peerwire::ProcError::GarbageArgs)?;
+            Ok(to_bytes(&Listing {
+                entries: vec![rich::Entry {
+                    fileid: cookie.0 as u32,
+                    filename: name("f"),
+                }],
+                groups: Grouplist(vec![]),
+                eof: true,
+            }))
+        }
+        _ => Err(peerwire::ProcError::ProcUnavail),
+    }
+}
+
+#[tokio::test]
+async fn the_generated_client_calls_each_procedure() {
+    use peerwire::{Client, ClientOptions, Endpoint, Server, ServerOptions};
+    let server = Server::new(ServerOptions::default())
+        .service(RICH_PROG, RICH_V1, rich_v1)
+        .serve(&["127.0.0.1:0".parse().unwrap()])
+        .unwrap();
+    let address = Endpoint::from(server.local_addrs()[0]);
+    let client = RichV1Client::new(Client::new(vec![address], ClientOptions::default()).unwrap());
+    client.null().await.unwrap();
+    let raw: &[u8] = b"\xffname";
+    let echoed = client.echo(&Name(XdrString::from(raw))).await.unwrap();
+    assert_eq!(echoed.0.as_bytes(), raw);
+    let listing = client.list(&Cookie(7)).await.unwrap();
+    assert_eq!(listing.entries[0].fileid, 7);
+    assert!(listing.eof);
+    server.shutdown().await;
+}

@@ -38,6 +38,42 @@ fn variant_name(enum_name: &str, value: &str) -> String {
     }
 }
 
+/// The client's method names for a version's procedures: snake_case,
+/// without the prefix up to an `_` that all of them share (`KV_GET` and
+/// `KV_PUT` become `get` and `put`), unless that leaves a clash.
+fn method_names(procs: &[&str]) -> HashMap<String, String> {
+    let full = |p: &&str| (p.to_string(), snake(p));
+    let mut prefix = procs.first().map_or("", |p| match p.find('_') {
+        Some(i) => &p[..=i],
+        None => "",
+    });
+    if procs.len() < 2
+        || procs
+            .iter()
+            .any(|p| !p.starts_with(prefix) || p.len() == prefix.len())
+    {
+        prefix = "";
+    }
+    let names: HashMap<String, String> = procs
+        .iter()
+        .map(|p| (p.to_string(), snake(&p[prefix.len()..])))
+        .collect();
+    let distinct: HashSet<&String> = names.values().collect();
+    let names = if distinct.len() == procs.len() {
+        names
+    } else {
+        procs.iter().map(full).collect()
+    };
+    // The client's own `new` and `client` keep their names.
+    names
+        .into_iter()
+        .map(|(p, m)| match m.as_str() {
+            "new" | "client" => (p, format!("{m}_")),
+            _ => (p, m),
+        })
+        .collect()
+}
+
 /// The largest fixed array or fixed opaque length accepted (`[N]` becomes a
 /// Rust array held inline, so a huge `N` would not fit on a stack).
 const MAX_FIXED: i128 = 1 << 16;
@@ -1174,6 +1210,13 @@ impl<'a> Gen<'a> {
             );
             items.push(quote!(#doc pub const #vid: u32 = #lit;));
             let mut seen_procs = HashSet::new();
+            let method_names = method_names(
+                &v.procedures
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>(),
+            );
+            let mut methods = Vec::new();
             for p in &v.procedures {
                 let pn = self.resolve(&p.number)?;
                 let Ok(pn) = u32::try_from(pn) else {
@@ -1212,7 +1255,47 @@ impl<'a> Gen<'a> {
                     pub const #pid: #krate::Procedure<#arg, #res> =
                         #krate::Procedure::new(#prog_id, #vid, #plit, #pname);
                 });
+                let method = ident(&method_names[&p.name]);
+                let mdoc = Self::doc(&p.doc, format!("Calls `{}` (procedure {pn}).", p.name));
+                let (param, args) = if p.arg.is_none() {
+                    (quote!(), quote!(&()))
+                } else {
+                    (quote!(, args: &#arg), quote!(args))
+                };
+                methods.push(quote! {
+                    #mdoc
+                    ///
+                    /// Cancel-safe, as `peerwire::Client::call`.
+                    pub async fn #method(&self #param) -> ::core::result::Result<#res, #krate::Error> {
+                        self.client.call_proc(&#pid, #args).await
+                    }
+                });
             }
+            let client = format!("{}Client", upper_camel(&v.name));
+            self.take_type(&client, &format!("{} (its client)", v.name), v.at)?;
+            let cid = ident(&client);
+            let cdoc = format!(
+                " A typed client of version `{}` ({n}) of program `{}`: one method per procedure.",
+                v.name, def.name
+            );
+            items.push(quote! {
+                #[doc = #cdoc]
+                #[derive(Clone, Debug)]
+                pub struct #cid {
+                    client: #krate::Client,
+                }
+                impl #cid {
+                    /// Calls through `client`, a connection to the program's server.
+                    pub fn new(client: #krate::Client) -> #cid {
+                        #cid { client }
+                    }
+                    /// The connection.
+                    pub fn client(&self) -> &#krate::Client {
+                        &self.client
+                    }
+                    #(#methods)*
+                }
+            });
         }
         Ok(quote!(#(#items)*))
     }

@@ -33,7 +33,8 @@
 //! and in the crate, `include!(concat!(env!("OUT_DIR"), "/kv.rs"));`. The
 //! file gives `Key`, `Value`, `KvPair` with [`XdrEncode`] and [`XdrDecode`],
 //! `MAX_KEY`, `KV_PROG`, `KV_V1`, and `KV_GET: Procedure<Key, Value>` for
-//! [`Client::call_proc`]. `cargo run --example xdrgen --features xdrgen --
+//! [`Client::call_proc`], and `KvV1Client` with `get(&key)` and `put(&pair)`.
+//! `cargo run --example xdrgen --features xdrgen --
 //! proto/kv.x` prints what a file generates.
 //!
 //! [`XdrEncode`]: crate::proto::xdr::XdrEncode
@@ -59,6 +60,7 @@
 //! | `T *x` | `Option<T>` |
 //! | `struct l { ...; l *next; }` (a linked list) | `struct L` without `next`; `l *` becomes `Vec<L>`, decoded by a loop of at most [`Builder::max_list_len`] nodes |
 //! | `program P { version V { R F(A) = n; } = v; } = p;` | `P: u32`, `V: u32`, `F: Procedure<A, R>` (`()` for `void`); a name used in several versions gets `_V<version>` |
+//! | (each version) | `VClient`, wrapping a [`Client`](crate::Client), with one async method per procedure, named in snake_case without the prefix all the version's procedures share (`KV_GET` → `get`) |
 //!
 //! Each item carries the comment written just before it in the `.x` file
 //! as its doc, or a line naming what it was.

@@ -845,6 +845,45 @@ pub const RICH_LIST: ::peerwire::Procedure<Cookie, Listing> = ::peerwire::Proced
     2,
     "RICH_LIST",
 );
+/// A typed client of version `RICH_V1` (1) of program `RICH_PROG`: one method per procedure.
+#[derive(Clone, Debug)]
+pub struct RichV1Client {
+    client: ::peerwire::Client,
+}
+impl RichV1Client {
+    /// Calls through `client`, a connection to the program's server.
+    pub fn new(client: ::peerwire::Client) -> RichV1Client {
+        RichV1Client { client }
+    }
+    /// The connection.
+    pub fn client(&self) -> &::peerwire::Client {
+        &self.client
+    }
+    /// Calls `RICH_NULL` (procedure 0).
+    ///
+    /// Cancel-safe, as `peerwire::Client::call`.
+    pub async fn null(&self) -> ::core::result::Result<(), ::peerwire::Error> {
+        self.client.call_proc(&RICH_NULL_V1, &()).await
+    }
+    /// Echoes a name.
+    ///
+    /// Cancel-safe, as `peerwire::Client::call`.
+    pub async fn echo(
+        &self,
+        args: &Name,
+    ) -> ::core::result::Result<Name, ::peerwire::Error> {
+        self.client.call_proc(&RICH_ECHO, args).await
+    }
+    /// Calls `RICH_LIST` (procedure 2).
+    ///
+    /// Cancel-safe, as `peerwire::Client::call`.
+    pub async fn list(
+        &self,
+        args: &Cookie,
+    ) -> ::core::result::Result<Listing, ::peerwire::Error> {
+        self.client.call_proc(&RICH_LIST, args).await
+    }
+}
 /// Version `RICH_V2` of program `RICH_PROG`.
 pub const RICH_V2: u32 = 2;
 /// Procedure 0 of version `RICH_V2`.
@@ -868,3 +907,42 @@ pub const RICH_COUNT: ::peerwire::Procedure<i32, i32> = ::peerwire::Procedure::n
     2,
     "RICH_COUNT",
 );
+/// A typed client of version `RICH_V2` (2) of program `RICH_PROG`: one method per procedure.
+#[derive(Clone, Debug)]
+pub struct RichV2Client {
+    client: ::peerwire::Client,
+}
+impl RichV2Client {
+    /// Calls through `client`, a connection to the program's server.
+    pub fn new(client: ::peerwire::Client) -> RichV2Client {
+        RichV2Client { client }
+    }
+    /// The connection.
+    pub fn client(&self) -> &::peerwire::Client {
+        &self.client
+    }
+    /// Calls `RICH_NULL` (procedure 0).
+    ///
+    /// Cancel-safe, as `peerwire::Client::call`.
+    pub async fn null(&self) -> ::core::result::Result<(), ::peerwire::Error> {
+        self.client.call_proc(&RICH_NULL_V2, &()).await
+    }
+    /// Calls `RICH_LOOKUP` (procedure 1).
+    ///
+    /// Cancel-safe, as `peerwire::Client::call`.
+    pub async fn lookup(
+        &self,
+        args: &Point,
+    ) -> ::core::result::Result<ByEnum, ::peerwire::Error> {
+        self.client.call_proc(&RICH_LOOKUP, args).await
+    }
+    /// Calls `RICH_COUNT` (procedure 2).
+    ///
+    /// Cancel-safe, as `peerwire::Client::call`.
+    pub async fn count(
+        &self,
+        args: &i32,
+    ) -> ::core::result::Result<i32, ::peerwire::Error> {
+        self.client.call_proc(&RICH_COUNT, args).await
+    }
+}
