@@ -229,6 +229,14 @@ impl<'a> Gen<'a> {
     }
 
     fn take_type(&mut self, rust: &str, xdr: &str, at: usize) -> GResult<()> {
+        if ["Ok", "Err", "Some", "None"].contains(&rust) {
+            return fault(
+                at,
+                format!(
+                    "`{xdr}` would become `{rust}`, which the generated code uses from Rust's prelude: rename it"
+                ),
+            );
+        }
         if let Some(prev) = self.taken_types.insert(rust.to_owned(), xdr.to_owned()) {
             return fault(
                 at,

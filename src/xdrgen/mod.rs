@@ -62,6 +62,13 @@
 //! | `program P { version V { R F(A) = n; } = v; } = p;` | `P: u32`, `V: u32`, `F: Procedure<A, R>` (`()` for `void`); a name used in several versions gets `_V<version>` |
 //! | (each version) | `VClient`, wrapping a [`Client`](crate::Client), with one async method per procedure, named in snake_case without the prefix all the version's procedures share (`KV_GET` → `get`) |
 //!
+//! Names follow Rust's conventions (UpperCamel types and variants,
+//! snake_case fields and methods, SCREAMING constants); a Rust keyword
+//! becomes a raw identifier (`type` → `r#type`), and `self`, `Self`,
+//! `super` and `crate` get a trailing `_`. Constants a `.x` file takes
+//! from C headers can be given with [`Builder::define`]. rpcgen's
+//! `netobj` is known (`opaque<1024>`), as are `TRUE` and `FALSE`.
+//!
 //! Each item carries the comment written just before it in the `.x` file
 //! as its doc, or a line naming what it was.
 //!

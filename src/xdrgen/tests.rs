@@ -350,6 +350,10 @@ fn semantic_errors_name_the_position() {
         "t.x:1:16: bound -1 is out of range: expected 0 to 4294967295"
     );
     assert_eq!(
+        err("typedef int ok;"),
+        "t.x:1:13: `ok` would become `Ok`, which the generated code uses from Rust's prelude: rename it"
+    );
+    assert_eq!(
         err("const A = 1;\nconst A = 2;"),
         "t.x:2:7: `A` is defined twice"
     );
