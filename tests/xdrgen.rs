@@ -390,3 +390,68 @@ async fn the_generated_client_calls_each_procedure() {
     assert!(listing.eof);
     server.shutdown().await;
 }
+
+mod properties {
+    use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    fn any_name() -> impl Strategy<Value = Name> {
+        vec(any::<u8>(), 0..=32).prop_map(|b| Name(XdrString::from(b)))
+    }
+
+    fn any_by_int() -> impl Strategy<Value = ByInt> {
+        prop_oneof![
+            any_name().prop_map(ByInt::Case1),
+            any_name().prop_map(ByInt::Case2),
+            Just(ByInt::CaseMinus1),
+            vec(any::<u8>(), 0..=4000).prop_map(|b| ByInt::Maxitems(Blob(Bytes::from(b)))),
+        ]
+    }
+
+    fn any_listing() -> impl Strategy<Value = Listing> {
+        (
+            vec((any::<u32>(), any_name()), 0..50),
+            vec(any_name(), 0..10),
+            any::<bool>(),
+        )
+            .prop_map(|(entries, groups, eof)| Listing {
+                entries: entries
+                    .into_iter()
+                    .map(|(fileid, filename)| rich::Entry { fileid, filename })
+                    .collect(),
+                groups: Grouplist(
+                    groups
+                        .into_iter()
+                        .map(|gr_name| Group { gr_name })
+                        .collect(),
+                ),
+                eof,
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn unions_round_trip(u in any_by_int()) {
+            round_trip(&u);
+        }
+
+        #[test]
+        fn union_arrays_round_trip(list in vec(any_by_int(), 0..=16)) {
+            round_trip(&ByIntList(list));
+        }
+
+        #[test]
+        fn lists_round_trip(listing in any_listing()) {
+            round_trip(&listing);
+        }
+
+        #[test]
+        fn points_round_trip(x in any::<i32>(), y in any::<i32>(), w in any::<f64>(), s in any::<f32>()) {
+            let p = Point { x, y, weight: w, scale: s };
+            // NaN is not equal to itself: compare the wire instead.
+            let wire = to_bytes(&p);
+            prop_assert_eq!(to_bytes(&from_bytes::<Point>(&wire).unwrap()), wire);
+        }
+    }
+}
