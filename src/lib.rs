@@ -229,6 +229,8 @@ pub mod server;
 mod sock;
 mod stream;
 pub mod tls;
+#[cfg(feature = "xdrgen")]
+pub mod xdrgen;
 
 /// Internals that tests and fuzz targets drive directly: the pure
 /// per-connection state machines and the address helpers behind the
@@ -243,6 +245,8 @@ pub use addr::{
     AddrParseError, AddrParseErrorKind, Address, CanonicalIp, Endpoint, Family, FamilyPolicy, Role,
     Scope, ScopedIp, Sources, canonical_net, canonical_socket_addr,
 };
+/// The `bytes` crate, whose `Bytes` generated code and typed procedures use.
+pub use bytes;
 pub use client::{
     CallOptions, Client, ClientIdentity, ClientOptions, ClientStats, ConnectionState, Link,
     MismatchPolicy,

@@ -1,0 +1,457 @@
+//! The `.x` compiler end to end: tests/xdrgen/rich.x (every construct the
+//! compiler accepts) is regenerated and compared with the committed
+//! tests/xdrgen/rich.rs, which this binary compiles through `include!` and
+//! whose types it round-trips.
+//!
+//! After a deliberate change to the generator, rewrite the golden file
+//! with `PEERWIRE_BLESS=1 cargo test --features xdrgen --test xdrgen`.
+
+#![cfg(feature = "xdrgen")]
+
+use std::path::Path;
+
+use bytes::Bytes;
+use peerwire::proto::xdr::{XdrEncode, XdrString, from_bytes, from_shared, to_bytes};
+use peerwire::proto::{DecodeError, DecodeErrorKind};
+use peerwire::xdrgen::Builder;
+
+#[allow(dead_code)]
+mod rich {
+    include!("xdrgen/rich.rs");
+}
+use rich::*;
+
+/// The cap rich.rs was generated with.
+const LIST_CAP: u32 = 200_000;
+
+fn builder() -> Builder {
+    Builder::new().max_list_len(LIST_CAP)
+}
+
+#[test]
+fn generated_code_matches_the_golden_file() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/xdrgen");
+    let rust = builder()
+        .generate(&dir.join("rich.x"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let golden = dir.join("rich.rs");
+    if std::env::var_os("PEERWIRE_BLESS").is_some() {
+        std::fs::write(&golden, &rust).unwrap();
+    }
+    let committed = std::fs::read_to_string(&golden).unwrap();
+    assert!(
+        rust == committed,
+        "tests/xdrgen/rich.rs is not what rich.x generates; rerun with PEERWIRE_BLESS=1 after checking the difference"
+    );
+}
+
+#[test]
+fn generate_to_writes_one_file_per_x_file() {
+    let out = std::env::temp_dir().join(format!("peerwire-xdrgen-{}", std::process::id()));
+    std::fs::create_dir_all(&out).unwrap();
+    builder()
+        .file(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/xdrgen/rich.x"))
+        .generate_to(&out)
+        .unwrap();
+    let written = std::fs::read_to_string(out.join("rich.rs")).unwrap();
+    std::fs::remove_dir_all(&out).unwrap();
+    assert!(written.contains("pub struct Shapes"));
+}
+
+fn round_trip<T: XdrEncode + peerwire::proto::xdr::XdrDecode + PartialEq + std::fmt::Debug>(
+    value: &T,
+) -> Bytes {
+    let wire = to_bytes(value);
+    assert_eq!(&from_bytes::<T>(&wire).unwrap(), value, "from_bytes");
+    assert_eq!(&from_shared::<T>(&wire).unwrap(), value, "from_shared");
+    wire
+}
+
+fn name(s: &str) -> Name {
+    Name(XdrString::from(s))
+}
+
+fn point(x: i32) -> Point {
+    Point {
+        x,
+        y: -x,
+        weight: 0.5,
+        scale: -2.25,
+    }
+}
+
+fn shapes() -> Shapes {
+    Shapes {
+        fixed: [1, -2, 3, i32::MAX],
+        upto: (0..16).collect(),
+        any: vec![],
+        digest: [7; 16],
+        data: Bytes::from_static(b"abc"),
+        label: XdrString::from(&b"\xff\xfe\x00"[..]),
+        maybe: Some(point(9)),
+        points: vec![point(1), point(2)],
+        colors: [Color::Blue, Color::Red],
+        names: vec![name("a"), name("")],
+        tagged: Tag(*b"xyz"),
+        next_cookie: Cookie(u64::MAX),
+        r#type: -7,
+        camel_case: 3,
+    }
+}
+
+#[test]
+fn every_type_round_trips() {
+    assert_eq!(
+        (MAXNAME, FROM_ELSE, NOT_SVC, MAXITEMS, MINUS_ONE, BIG),
+        (32, 7, 1, 16, -1, 1 << 32)
+    );
+    round_trip(&Color::Green);
+    round_trip(&Status::Io);
+    round_trip(&point(4));
+    round_trip(&Aliases {
+        a_uint: 1,
+        a_ulong: 2,
+        a_ushort: 3,
+        a_uchar: 4,
+        a_uquad: u64::MAX,
+        a_quad: i64::MIN,
+        a_char: -1,
+        a_short: -2,
+        a_long: -3,
+        a_unsigned_long: 5,
+        a_unsigned_char: 6,
+        a_unsigned_short: 7,
+        a_unsigned: 8,
+        a_hyper: -9,
+        a_uhyper: 10,
+        a_bool: true,
+        a_point: point(3),
+    });
+    let mut s = shapes();
+    round_trip(&s);
+    s.maybe = None;
+    round_trip(&s);
+    round_trip(&Listing {
+        entries: vec![
+            rich::Entry {
+                fileid: 1,
+                filename: name("one"),
+            },
+            rich::Entry {
+                fileid: 2,
+                filename: name("two"),
+            },
+        ],
+        groups: Grouplist(vec![Group { gr_name: name("g") }]),
+        eof: true,
+    });
+    round_trip(&Listing {
+        entries: vec![],
+        groups: Grouplist(vec![]),
+        eof: false,
+    });
+    for u in [
+        ByEnum::Ok(point(1)),
+        ByEnum::Noent,
+        ByEnum::Default(Status::Io, -5),
+    ] {
+        round_trip(&u);
+    }
+    for u in [
+        ByInt::Case1(name("x")),
+        ByInt::Case2(name("y")),
+        ByInt::CaseMinus1,
+        ByInt::Maxitems(Blob(Bytes::from_static(b"blob"))),
+    ] {
+        round_trip(&u);
+    }
+    for u in [
+        ByUnsigned::Case0,
+        ByUnsigned::Case7(-1),
+        ByUnsigned::Default(99),
+    ] {
+        round_trip(&u);
+    }
+    for u in [ByBool::True(Color::Green), ByBool::False] {
+        round_trip(&u);
+    }
+    for u in [
+        ByColor::Red,
+        ByColor::Green(5),
+        ByColor::Blue(XdrString::from("b")),
+    ] {
+        round_trip(&u);
+    }
+    round_trip(&ByIntList(vec![ByInt::CaseMinus1, ByInt::Case1(name("z"))]));
+    assert_eq!((RICH_PROG, RICH_V1, RICH_V2), (0x20000042, 1, 2));
+    assert_eq!(
+        (
+            RICH_ECHO.program,
+            RICH_ECHO.version,
+            RICH_ECHO.procedure,
+            RICH_ECHO.name
+        ),
+        (RICH_PROG, RICH_V1, 1, "RICH_ECHO")
+    );
+    assert_eq!((RICH_NULL_V2.version, RICH_LOOKUP.procedure), (2, 1));
+}
+
+#[test]
+fn the_wire_is_rfc_4506() {
+    // A union: discriminant then arm; a bool arm; opaque padded to 4.
+    assert_eq!(
+        &to_bytes(&ByInt::Maxitems(Blob(Bytes::from_static(b"abcde"))))[..],
+        &[
+            0, 0, 0, 16, 0, 0, 0, 5, b'a', b'b', b'c', b'd', b'e', 0, 0, 0
+        ][..]
+    );
+    // A list: a 1 before each node, a 0 at the end.
+    let groups = Grouplist(vec![Group { gr_name: name("a") }]);
+    assert_eq!(
+        &to_bytes(&groups)[..],
+        &[0, 0, 0, 1, 0, 0, 0, 1, b'a', 0, 0, 0, 0, 0, 0, 0][..]
+    );
+}
+
+#[test]
+fn strings_keep_any_bytes() {
+    let raw: &[u8] = b"caf\xe9 \x00\xff";
+    let wire = round_trip(&Name(XdrString::from(raw)));
+    let decoded: Name = from_shared(&wire).unwrap();
+    assert_eq!(decoded.0.as_bytes(), raw);
+    assert!(decoded.0.to_str().is_err());
+    assert_eq!(
+        from_bytes::<Name>(&to_bytes(&name("ok")))
+            .unwrap()
+            .0
+            .to_str(),
+        Ok("ok")
+    );
+}
+
+#[test]
+fn opaque_of_every_size_round_trips_and_is_a_slice_of_the_record() {
+    for len in [0usize, 1, 3, 4000] {
+        let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
+        let blob = Blob(Bytes::from(data.clone()));
+        let wire = round_trip(&blob);
+        assert_eq!(wire.len(), 4 + len.div_ceil(4) * 4);
+        let decoded: Blob = from_shared(&wire).unwrap();
+        assert_eq!(&decoded.0[..], &data[..]);
+        if len > 0 {
+            // Zero-copy: the decoded bytes live inside the record.
+            let start = wire.as_ptr() as usize;
+            let at = decoded.0.as_ptr() as usize;
+            assert!(
+                at >= start && at < start + wire.len(),
+                "opaque of {len} was copied"
+            );
+        }
+    }
+}
+
+fn kind(e: DecodeError) -> DecodeErrorKind {
+    e.kind
+}
+
+#[test]
+fn bounds_are_enforced_before_allocation() {
+    // blob<4000>: 4001 is refused from the length alone (no data follows).
+    let err = from_bytes::<Blob>(&4001u32.to_be_bytes()).unwrap_err();
+    assert_eq!(
+        kind(err),
+        DecodeErrorKind::LengthOverBound {
+            len: 4001,
+            max: 4000
+        }
+    );
+    // name = string<32>
+    let err = from_bytes::<Name>(&33u32.to_be_bytes()).unwrap_err();
+    assert_eq!(
+        kind(err),
+        DecodeErrorKind::LengthOverBound { len: 33, max: 32 }
+    );
+    // by_int_list = by_int<16>
+    let err = from_bytes::<ByIntList>(&17u32.to_be_bytes()).unwrap_err();
+    assert_eq!(
+        kind(err),
+        DecodeErrorKind::LengthOverBound { len: 17, max: 16 }
+    );
+    // shapes.upto: int<16>, after fixed[4]
+    let mut wire = to_bytes(&shapes()).to_vec();
+    wire[16..20].copy_from_slice(&17u32.to_be_bytes());
+    let err = from_bytes::<Shapes>(&wire).unwrap_err();
+    assert_eq!(
+        kind(err),
+        DecodeErrorKind::LengthOverBound { len: 17, max: 16 }
+    );
+}
+
+#[test]
+fn unknown_enum_values_and_union_arms_are_refused() {
+    let err = from_bytes::<Color>(&1i32.to_be_bytes()).unwrap_err();
+    assert_eq!(
+        kind(err),
+        DecodeErrorKind::Invalid("unknown value of enum color")
+    );
+    let err = from_bytes::<ByInt>(&3i32.to_be_bytes()).unwrap_err();
+    assert_eq!(
+        kind(err),
+        DecodeErrorKind::Invalid("no arm of union by_int for this discriminant")
+    );
+    // by_color has no default: an unknown colour is refused by the enum.
+    let err = from_bytes::<ByColor>(&5i32.to_be_bytes()).unwrap_err();
+    assert_eq!(
+        kind(err),
+        DecodeErrorKind::Invalid("unknown value of enum color")
+    );
+}
+
+/// A list of `n` groups named "g", encoded by hand.
+fn group_list_wire(n: usize) -> Bytes {
+    let mut wire = Vec::with_capacity(n * 12 + 4);
+    for _ in 0..n {
+        wire.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, b'g', 0, 0, 0]);
+    }
+    wire.extend_from_slice(&[0, 0, 0, 0]);
+    Bytes::from(wire)
+}
+
+#[test]
+fn a_long_linked_list_decodes_without_recursion() {
+    // 100,000 nodes on a 2 MiB test thread: recursion would overflow.
+    let wire = group_list_wire(100_000);
+    let list: Grouplist = from_shared(&wire).unwrap();
+    assert_eq!(list.0.len(), 100_000);
+    assert_eq!(to_bytes(&list), wire);
+    let at_cap: Grouplist = from_shared(&group_list_wire(LIST_CAP as usize)).unwrap();
+    assert_eq!(at_cap.0.len(), LIST_CAP as usize);
+}
+
+#[test]
+fn a_linked_list_longer_than_the_cap_is_refused() {
+    let Err(err) = from_shared::<Grouplist>(&group_list_wire(LIST_CAP as usize + 1)) else {
+        panic!("a list of {} nodes was accepted", LIST_CAP + 1);
+    };
+    assert_eq!(
+        kind(err),
+        DecodeErrorKind::LengthOverBound {
+            len: LIST_CAP + 1,
+            max: LIST_CAP
+        }
+    );
+    assert_eq!(err.offset, u64::from(LIST_CAP) * 12);
+}
+
+/// RICH_PROG version 1 by hand over raw bytes: ECHO returns its name,
+/// LIST a fixed listing; what the generated client must speak.
+async fn rich_v1(
+    _ctx: peerwire::CallContext,
+    procedure: u32,
+    args: Bytes,
+) -> Result<Bytes, peerwire::ProcError> {
+    match procedure {
+        0 => Ok(Bytes::new()),
+        1 => {
+            let name: Name = from_shared(&args).map_err(|_| peerwire::ProcError::GarbageArgs)?;
+            Ok(to_bytes(&name))
+        }
+        2 => {
+            let cookie: Cookie =
+                from_shared(&args).map_err(|_| peerwire::ProcError::GarbageArgs)?;
+            Ok(to_bytes(&Listing {
+                entries: vec![rich::Entry {
+                    fileid: cookie.0 as u32,
+                    filename: name("f"),
+                }],
+                groups: Grouplist(vec![]),
+                eof: true,
+            }))
+        }
+        _ => Err(peerwire::ProcError::ProcUnavail),
+    }
+}
+
+#[tokio::test]
+async fn the_generated_client_calls_each_procedure() {
+    use peerwire::{Client, ClientOptions, Endpoint, Server, ServerOptions};
+    let server = Server::new(ServerOptions::default())
+        .service(RICH_PROG, RICH_V1, rich_v1)
+        .serve(&["127.0.0.1:0".parse().unwrap()])
+        .unwrap();
+    let address = Endpoint::from(server.local_addrs()[0]);
+    let client = RichV1Client::new(Client::new(vec![address], ClientOptions::default()).unwrap());
+    client.null().await.unwrap();
+    let raw: &[u8] = b"\xffname";
+    let echoed = client.echo(&Name(XdrString::from(raw))).await.unwrap();
+    assert_eq!(echoed.0.as_bytes(), raw);
+    let listing = client.list(&Cookie(7)).await.unwrap();
+    assert_eq!(listing.entries[0].fileid, 7);
+    assert!(listing.eof);
+    server.shutdown().await;
+}
+
+mod properties {
+    use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    fn any_name() -> impl Strategy<Value = Name> {
+        vec(any::<u8>(), 0..=32).prop_map(|b| Name(XdrString::from(b)))
+    }
+
+    fn any_by_int() -> impl Strategy<Value = ByInt> {
+        prop_oneof![
+            any_name().prop_map(ByInt::Case1),
+            any_name().prop_map(ByInt::Case2),
+            Just(ByInt::CaseMinus1),
+            vec(any::<u8>(), 0..=4000).prop_map(|b| ByInt::Maxitems(Blob(Bytes::from(b)))),
+        ]
+    }
+
+    fn any_listing() -> impl Strategy<Value = Listing> {
+        (
+            vec((any::<u32>(), any_name()), 0..50),
+            vec(any_name(), 0..10),
+            any::<bool>(),
+        )
+            .prop_map(|(entries, groups, eof)| Listing {
+                entries: entries
+                    .into_iter()
+                    .map(|(fileid, filename)| rich::Entry { fileid, filename })
+                    .collect(),
+                groups: Grouplist(
+                    groups
+                        .into_iter()
+                        .map(|gr_name| Group { gr_name })
+                        .collect(),
+                ),
+                eof,
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn unions_round_trip(u in any_by_int()) {
+            round_trip(&u);
+        }
+
+        #[test]
+        fn union_arrays_round_trip(list in vec(any_by_int(), 0..=16)) {
+            round_trip(&ByIntList(list));
+        }
+
+        #[test]
+        fn lists_round_trip(listing in any_listing()) {
+            round_trip(&listing);
+        }
+
+        #[test]
+        fn points_round_trip(x in any::<i32>(), y in any::<i32>(), w in any::<f64>(), s in any::<f32>()) {
+            let p = Point { x, y, weight: w, scale: s };
+            // NaN is not equal to itself: compare the wire instead.
+            let wire = to_bytes(&p);
+            prop_assert_eq!(to_bytes(&from_bytes::<Point>(&wire).unwrap()), wire);
+        }
+    }
+}
