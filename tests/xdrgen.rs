@@ -46,6 +46,25 @@ fn generated_code_matches_the_golden_file() {
     );
 }
 
+/// examples/kv.rs includes examples/kv/kv.rs so that it runs without the
+/// `xdrgen` feature; this keeps that file what examples/kv.x generates.
+#[test]
+fn the_kv_example_is_what_its_x_file_generates() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let rust = Builder::new()
+        .generate(&dir.join("kv.x"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let golden = dir.join("kv/kv.rs");
+    if std::env::var_os("PEERWIRE_BLESS").is_some() {
+        std::fs::write(&golden, &rust).unwrap();
+    }
+    let committed = std::fs::read_to_string(&golden).unwrap();
+    assert!(
+        rust == committed,
+        "examples/kv/kv.rs is not what examples/kv.x generates; rerun with PEERWIRE_BLESS=1 after checking the difference"
+    );
+}
+
 #[test]
 fn generate_to_writes_one_file_per_x_file() {
     let out = std::env::temp_dir().join(format!("peerwire-xdrgen-{}", std::process::id()));
