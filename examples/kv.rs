@@ -26,7 +26,7 @@ use peerwire::{Server, ServerOptions, Sources};
 mod kv {
     include!("kv/kv.rs");
 }
-use kv::{KvFound, KvKey, KvPair, KvV1Client, KvV1Program, KvV1Server, KvValue};
+use kv::*;
 
 /// The server's state: the procedures below are all the server code.
 #[derive(Default)]
@@ -67,8 +67,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
         ..ClientOptions::default()
     };
-    let server_addr = Endpoint::from(server.local_addrs()[0]);
-    let kv = KvV1Client::new(Client::new(vec![server_addr], options)?);
+    let server_addr = vec![Endpoint::from(server.local_addrs()[0])];
+    let kv = KvV1Client::new(Client::new(server_addr, options)?);
 
     let key = KvKey("greeting".into());
     let value = KvValue("hello, peer".into());
@@ -77,10 +77,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         value,
     })
     .await?;
-    match kv.get(&key).await? {
-        KvFound::True(v) => println!("client: GET greeting = {:?}", String::from_utf8_lossy(&v.0)),
-        KvFound::False => println!("client: GET greeting found nothing"),
-    }
+    let found = kv.get(&key).await?;
+    println!("client: GET greeting = {found:?}");
     println!("client: DELETE greeting = {}", kv.delete(&key).await?);
 
     server.shutdown().await;
