@@ -461,6 +461,10 @@ impl RichV2Server for Rich {
     ) -> impl Future<Output = Result<i32, peerwire::ProcError>> + Send {
         std::future::ready(args.checked_add(1).ok_or(peerwire::ProcError::SystemErr))
     }
+
+    async fn ping(&self, _ctx: &peerwire::CallContext) -> Result<(), peerwire::ProcError> {
+        Ok(())
+    }
 }
 
 /// A server of the generated programs on 127.0.0.1 (`versions` of them)
@@ -515,6 +519,7 @@ async fn the_generated_client_calls_the_generated_server_for_each_procedure() {
     assert_eq!(v2.lookup(&point(3)).await.unwrap(), ByEnum::Ok(point(3)));
     assert_eq!(v2.lookup(&point(-3)).await.unwrap(), ByEnum::Noent);
     assert_eq!(v2.count(&41).await.unwrap(), 42);
+    v2.ping().await.unwrap();
     assert_eq!(
         rejected(v2.count(&i32::MAX).await.unwrap_err()),
         peerwire::CallStatus::SystemErr
@@ -561,6 +566,12 @@ async fn the_generated_server_answers_garbage_args_for_bad_arguments() {
     assert_eq!(rejected(e), peerwire::CallStatus::GarbageArgs);
     let e = client
         .call(RICH_PROG, RICH_V2, 2, Bytes::from_static(&[0; 8]))
+        .await
+        .unwrap_err();
+    assert_eq!(rejected(e), peerwire::CallStatus::GarbageArgs);
+    // Arguments to a procedure that takes none.
+    let e = client
+        .call(RICH_PROG, RICH_V2, 3, Bytes::from_static(&[0; 4]))
         .await
         .unwrap_err();
     assert_eq!(rejected(e), peerwire::CallStatus::GarbageArgs);

@@ -951,6 +951,13 @@ pub const RICH_COUNT: ::peerwire::Procedure<i32, i32> = ::peerwire::Procedure::n
     2,
     "RICH_COUNT",
 );
+/// Procedure 3 of version `RICH_V2`.
+pub const RICH_PING: ::peerwire::Procedure<(), ()> = ::peerwire::Procedure::new(
+    RICH_PROG,
+    RICH_V2,
+    3,
+    "RICH_PING",
+);
 /// A typed client of version `RICH_V2` (2) of program `RICH_PROG`: one method per procedure.
 #[derive(Clone, Debug)]
 pub struct RichV2Client {
@@ -989,6 +996,12 @@ impl RichV2Client {
     ) -> ::core::result::Result<i32, ::peerwire::Error> {
         self.client.call_proc(&RICH_COUNT, args).await
     }
+    /// Calls `RICH_PING` (procedure 3).
+    ///
+    /// Cancel-safe, as `peerwire::Client::call`.
+    pub async fn ping(&self) -> ::core::result::Result<(), ::peerwire::Error> {
+        self.client.call_proc(&RICH_PING, &()).await
+    }
 }
 /** The procedures of version `RICH_V2` (2) of program `RICH_PROG`, as a server runs them: one method per procedure, given the call's context (observed address, peer, credentials) and its decoded arguments. Serve an implementation with `Server::program(RichV2Program(handlers))`.
 
@@ -1010,6 +1023,13 @@ pub trait RichV2Server: ::core::marker::Send + ::core::marker::Sync + 'static {
     ) -> impl ::core::future::Future<
         Output = ::core::result::Result<i32, ::peerwire::ProcError>,
     > + ::core::marker::Send;
+    /// Runs `RICH_PING` (procedure 3).
+    fn ping(
+        &self,
+        ctx: &::peerwire::CallContext,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<(), ::peerwire::ProcError>,
+    > + ::core::marker::Send;
 }
 /// Version `RICH_V2` (2) of program `RICH_PROG` served by a [`RichV2Server`]: `Server::program(RichV2Program(handlers))` registers it. Undecodable arguments are answered GARBAGE_ARGS and an unknown procedure PROC_UNAVAIL.
 #[derive(Clone, Debug, Default)]
@@ -1028,6 +1048,11 @@ impl<T: RichV2Server> ::peerwire::server::Program for RichV2Program<T> {
             }
             2 => {
                 let res = self.0.count(&call.ctx, call.args::<i32>()?).await?;
+                ::core::result::Result::Ok(::peerwire::proto::xdr::to_bytes(&res))
+            }
+            3 => {
+                call.args::<()>()?;
+                let res = self.0.ping(&call.ctx).await?;
                 ::core::result::Result::Ok(::peerwire::proto::xdr::to_bytes(&res))
             }
             _ => ::core::result::Result::Err(::peerwire::ProcError::ProcUnavail),
