@@ -221,8 +221,8 @@ impl<T: KvV1Server> ::peerwire::server::Program for KvV1Program<T> {
                 ::core::result::Result::Ok(::peerwire::proto::xdr::to_bytes(&res))
             }
             2 => {
-                let res = self.0.put(&call.ctx, call.args::<KvPair>()?).await?;
-                ::core::result::Result::Ok(::peerwire::proto::xdr::to_bytes(&res))
+                self.0.put(&call.ctx, call.args::<KvPair>()?).await?;
+                ::core::result::Result::Ok(::peerwire::bytes::Bytes::new())
             }
             3 => {
                 let res = self.0.delete(&call.ctx, call.args::<KvKey>()?).await?;

@@ -1052,8 +1052,8 @@ impl<T: RichV2Server> ::peerwire::server::Program for RichV2Program<T> {
             }
             3 => {
                 call.args::<()>()?;
-                let res = self.0.ping(&call.ctx).await?;
-                ::core::result::Result::Ok(::peerwire::proto::xdr::to_bytes(&res))
+                self.0.ping(&call.ctx).await?;
+                ::core::result::Result::Ok(::peerwire::bytes::Bytes::new())
             }
             _ => ::core::result::Result::Err(::peerwire::ProcError::ProcUnavail),
         }

@@ -736,11 +736,21 @@ impl Gen<'_> {
                     fn #method(&self, ctx: &#krate::CallContext #hparam)
                         -> impl ::core::future::Future<Output = ::core::result::Result<#res, #krate::ProcError>> + ::core::marker::Send;
                 });
+                let reply = if p.result.is_none() {
+                    quote! {
+                        self.0.#method(&call.ctx #harg).await?;
+                        ::core::result::Result::Ok(#krate::bytes::Bytes::new())
+                    }
+                } else {
+                    quote! {
+                        let res = self.0.#method(&call.ctx #harg).await?;
+                        ::core::result::Result::Ok(#krate::proto::xdr::to_bytes(&res))
+                    }
+                };
                 arms.push(quote! {
                     #plit => {
                         #check
-                        let res = self.0.#method(&call.ctx #harg).await?;
-                        ::core::result::Result::Ok(#krate::proto::xdr::to_bytes(&res))
+                        #reply
                     }
                 });
             }
