@@ -8,6 +8,7 @@
 
 #![cfg(feature = "xdrgen")]
 
+use std::future::Future;
 use std::path::Path;
 
 use bytes::Bytes;
@@ -42,6 +43,25 @@ fn generated_code_matches_the_golden_file() {
     assert!(
         rust == committed,
         "tests/xdrgen/rich.rs is not what rich.x generates; rerun with PEERWIRE_BLESS=1 after checking the difference"
+    );
+}
+
+/// examples/kv.rs includes examples/kv/kv.rs so that it runs without the
+/// `xdrgen` feature; this keeps that file what examples/kv.x generates.
+#[test]
+fn the_kv_example_is_what_its_x_file_generates() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let rust = Builder::new()
+        .generate(&dir.join("kv.x"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let golden = dir.join("kv/kv.rs");
+    if std::env::var_os("PEERWIRE_BLESS").is_some() {
+        std::fs::write(&golden, &rust).unwrap();
+    }
+    let committed = std::fs::read_to_string(&golden).unwrap();
+    assert!(
+        rust == committed,
+        "examples/kv/kv.rs is not what examples/kv.x generates; rerun with PEERWIRE_BLESS=1 after checking the difference"
     );
 }
 
@@ -388,6 +408,199 @@ async fn the_generated_client_calls_each_procedure() {
     let listing = client.list(&Cookie(7)).await.unwrap();
     assert_eq!(listing.entries[0].fileid, 7);
     assert!(listing.eof);
+    server.shutdown().await;
+}
+
+/// RICH_PROG through the generated server traits: ECHO returns its name,
+/// LIST a listing named after the caller's address as the server observed
+/// it, LOOKUP finds points with x >= 0, COUNT adds one.
+struct Rich;
+
+impl RichV1Server for Rich {
+    async fn echo(
+        &self,
+        _ctx: &peerwire::CallContext,
+        args: Name,
+    ) -> Result<Name, peerwire::ProcError> {
+        Ok(args)
+    }
+
+    async fn list(
+        &self,
+        ctx: &peerwire::CallContext,
+        args: Cookie,
+    ) -> Result<Listing, peerwire::ProcError> {
+        Ok(Listing {
+            entries: vec![rich::Entry {
+                fileid: args.0 as u32,
+                filename: name(&ctx.observed.ip().to_string()),
+            }],
+            groups: Grouplist(vec![rich::Group { gr_name: name("g") }]),
+            eof: true,
+        })
+    }
+}
+
+impl RichV2Server for Rich {
+    async fn lookup(
+        &self,
+        _ctx: &peerwire::CallContext,
+        args: Point,
+    ) -> Result<ByEnum, peerwire::ProcError> {
+        Ok(if args.x >= 0 {
+            ByEnum::Ok(args)
+        } else {
+            ByEnum::Noent
+        })
+    }
+
+    fn count(
+        &self,
+        _ctx: &peerwire::CallContext,
+        args: i32,
+    ) -> impl Future<Output = Result<i32, peerwire::ProcError>> + Send {
+        std::future::ready(args.checked_add(1).ok_or(peerwire::ProcError::SystemErr))
+    }
+
+    async fn ping(&self, _ctx: &peerwire::CallContext) -> Result<(), peerwire::ProcError> {
+        Ok(())
+    }
+}
+
+/// A server of the generated programs on 127.0.0.1 (`versions` of them)
+/// and a client whose source is 127.0.0.2.
+fn rich_server(both: bool) -> (peerwire::RunningServer, peerwire::Client) {
+    use peerwire::{
+        Client, ClientOptions, ConnectOptions, Endpoint, Server, ServerOptions, Sources,
+    };
+    let mut server = Server::new(ServerOptions::default()).program(RichV1Program(Rich));
+    if both {
+        server = server.program(RichV2Program(Rich));
+    }
+    let server = server.serve(&["127.0.0.1:0".parse().unwrap()]).unwrap();
+    let options = ClientOptions {
+        connect: ConnectOptions {
+            sources: Sources::new().with("127.0.0.2".parse::<std::net::IpAddr>().unwrap()),
+            ..ConnectOptions::default()
+        },
+        ..ClientOptions::default()
+    };
+    let client = Client::new(vec![Endpoint::from(server.local_addrs()[0])], options).unwrap();
+    (server, client)
+}
+
+fn rejected(e: peerwire::Error) -> peerwire::CallStatus {
+    match e {
+        peerwire::Error::CallRejected { status, .. } => status,
+        e => panic!("expected a rejected call, got {e:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_generated_client_calls_the_generated_server_for_each_procedure() {
+    let (server, client) = rich_server(true);
+    let v1 = RichV1Client::new(client.clone());
+    let v2 = RichV2Client::new(client);
+    v1.null().await.unwrap();
+    let raw: &[u8] = b"\xffname";
+    assert_eq!(
+        v1.echo(&Name(XdrString::from(raw)))
+            .await
+            .unwrap()
+            .0
+            .as_bytes(),
+        raw
+    );
+    let listing = v1.list(&Cookie(7)).await.unwrap();
+    assert_eq!(listing.entries[0].fileid, 7);
+    assert_eq!(listing.groups.0[0].gr_name, name("g"));
+    assert!(listing.eof);
+    v2.null().await.unwrap();
+    assert_eq!(v2.lookup(&point(3)).await.unwrap(), ByEnum::Ok(point(3)));
+    assert_eq!(v2.lookup(&point(-3)).await.unwrap(), ByEnum::Noent);
+    assert_eq!(v2.count(&41).await.unwrap(), 42);
+    v2.ping().await.unwrap();
+    assert_eq!(
+        rejected(v2.count(&i32::MAX).await.unwrap_err()),
+        peerwire::CallStatus::SystemErr
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_generated_procedure_reads_the_observed_address_from_its_context() {
+    let (server, client) = rich_server(false);
+    let listing = RichV1Client::new(client).list(&Cookie(1)).await.unwrap();
+    assert_eq!(listing.entries[0].filename, name("127.0.0.2"));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_generated_server_answers_proc_unavail_for_an_unknown_procedure() {
+    let (server, client) = rich_server(true);
+    let e = client
+        .call(RICH_PROG, RICH_V1, 3, Bytes::new())
+        .await
+        .unwrap_err();
+    assert_eq!(rejected(e), peerwire::CallStatus::ProcUnavail);
+    let e = client
+        .call(RICH_PROG, RICH_V2, 99, Bytes::new())
+        .await
+        .unwrap_err();
+    assert_eq!(rejected(e), peerwire::CallStatus::ProcUnavail);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_generated_server_answers_garbage_args_for_bad_arguments() {
+    let (server, client) = rich_server(true);
+    // A name over its bound of 32 bytes.
+    let long = to_bytes(&XdrString::from(&[b'n'; 33][..]));
+    let e = client.call(RICH_PROG, RICH_V1, 1, long).await.unwrap_err();
+    assert_eq!(rejected(e), peerwire::CallStatus::GarbageArgs);
+    // A point cut short, and an int with bytes left over.
+    let e = client
+        .call(RICH_PROG, RICH_V2, 1, Bytes::from_static(&[0; 8]))
+        .await
+        .unwrap_err();
+    assert_eq!(rejected(e), peerwire::CallStatus::GarbageArgs);
+    let e = client
+        .call(RICH_PROG, RICH_V2, 2, Bytes::from_static(&[0; 8]))
+        .await
+        .unwrap_err();
+    assert_eq!(rejected(e), peerwire::CallStatus::GarbageArgs);
+    // Arguments to a procedure that takes none.
+    let e = client
+        .call(RICH_PROG, RICH_V2, 3, Bytes::from_static(&[0; 4]))
+        .await
+        .unwrap_err();
+    assert_eq!(rejected(e), peerwire::CallStatus::GarbageArgs);
+    // The connection goes on.
+    assert_eq!(RichV2Client::new(client).count(&1).await.unwrap(), 2);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_generated_server_answers_prog_mismatch_with_the_versions_served() {
+    let (server, client) = rich_server(false);
+    let e = RichV2Client::new(client.clone())
+        .count(&1)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        rejected(e),
+        peerwire::CallStatus::ProgMismatch { low: 1, high: 1 }
+    );
+    server.shutdown().await;
+    let (server, client) = rich_server(true);
+    let e = client
+        .call(RICH_PROG, 3, 1, Bytes::new())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        rejected(e),
+        peerwire::CallStatus::ProgMismatch { low: 1, high: 2 }
+    );
     server.shutdown().await;
 }
 

@@ -3,20 +3,29 @@
 //!
 //! # Defining a program
 //!
-//! Write the program as rpcgen would read it, e.g. `proto/kv.x`:
+//! Write the program as rpcgen would read it. examples/kv.x, a key-value
+//! store, is:
 //!
 //! ```text
-//! const MAX_KEY = 256;
-//! typedef string key<MAX_KEY>;
-//! /* A value: any bytes. */
-//! typedef opaque value<>;
-//! struct kv_pair { key k; value v; };
+//! const KV_MAXKEY = 256;
+//! const KV_MAXVALUE = 65536;
+//! typedef string kv_key<KV_MAXKEY>;
+//! typedef opaque kv_value<KV_MAXVALUE>;
+//! /* A key and the value to store under it. */
+//! struct kv_pair { kv_key key; kv_value value; };
+//! /* What GET finds: the value, or nothing. */
+//! union kv_found switch (bool found) {
+//! case TRUE:  kv_value value;
+//! case FALSE: void;
+//! };
 //! program KV_PROG {
 //!     version KV_V1 {
-//!         value KV_GET(key) = 1;
+//!         void KV_NULL(void) = 0;
+//!         kv_found KV_GET(kv_key) = 1;
 //!         void KV_PUT(kv_pair) = 2;
+//!         bool KV_DELETE(kv_key) = 3;
 //!     } = 1;
-//! } = 0x20000001;
+//! } = 0x20000100;
 //! ```
 //!
 //! then in `build.rs` (with `peerwire = { features = ["xdrgen"] }` in
@@ -31,15 +40,88 @@
 //! ```
 //!
 //! and in the crate, `include!(concat!(env!("OUT_DIR"), "/kv.rs"));`. The
-//! file gives `Key`, `Value`, `KvPair` with [`XdrEncode`] and [`XdrDecode`],
-//! `MAX_KEY`, `KV_PROG`, `KV_V1`, and `KV_GET: Procedure<Key, Value>` for
-//! [`Client::call_proc`], and `KvV1Client` with `get(&key)` and `put(&pair)`.
-//! `cargo run --example xdrgen --features xdrgen --
-//! proto/kv.x` prints what a file generates.
+//! file gives `KvKey`, `KvValue`, `KvPair` and `KvFound` with
+//! [`XdrEncode`] and [`XdrDecode`], `KV_MAXKEY`, `KV_PROG`, `KV_V1`, and
+//! `KV_GET: Procedure<KvKey, KvFound>` for [`Client::call_proc`]; and for
+//! each version, a client, a server trait and the program that serves it.
+//! `cargo run --example xdrgen --features xdrgen -- proto/kv.x` prints
+//! what a file generates.
+//!
+//! ## The client
+//!
+//! `KvV1Client` wraps a [`Client`] with one async method per procedure:
+//! `kv.get(&key).await` is a `Result<KvFound, peerwire::Error>`.
+//!
+//! ## The server
+//!
+//! `KvV1Server` is a trait with one method per procedure (but NULL, which
+//! the server answers itself), given the call's [`CallContext`] (the
+//! address the server observed, the peer's node ID, the credentials) and
+//! the decoded arguments, returning `Result<Results, ProcError>`. Its
+//! methods are declared as returning `impl Future + Send`, so an
+//! implementation may write them as `async fn` (whose futures must then
+//! be `Send`: hold no `MutexGuard` across an `.await`), or return a ready
+//! future. `KvV1Program(handlers)` is the [`Program`] that serves any
+//! implementation; [`Server::program`] registers it. Its dispatch answers
+//! GARBAGE_ARGS for arguments that do not decode (over a bound, cut short,
+//! bytes left over), PROC_UNAVAIL for a procedure the version lacks, and
+//! a [`ProcError`] a method returns as that error; the server answers
+//! PROG_MISMATCH with the versions it serves for any other version. A
+//! method that finishes without waiting costs no allocation.
+//!
+//! ```no_run
+//! # #[allow(dead_code)]
+//! # mod kv { include!(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/kv/kv.rs")); }
+//! # use kv::*;
+//! use std::collections::HashMap;
+//! use std::sync::Mutex;
+//!
+//! use peerwire::proto::xdr::XdrString;
+//! use peerwire::{CallContext, ProcError, Server, ServerOptions};
+//!
+//! #[derive(Default)]
+//! struct Store(Mutex<HashMap<XdrString, KvValue>>);
+//!
+//! impl KvV1Server for Store {
+//!     async fn get(&self, _ctx: &CallContext, key: KvKey) -> Result<KvFound, ProcError> {
+//!         Ok(match self.0.lock().unwrap().get(&key.0) {
+//!             Some(value) => KvFound::True(value.clone()),
+//!             None => KvFound::False,
+//!         })
+//!     }
+//!
+//!     async fn put(&self, ctx: &CallContext, pair: KvPair) -> Result<(), ProcError> {
+//!         println!("PUT from {}", ctx.observed);
+//!         self.0.lock().unwrap().insert(pair.key.0, pair.value);
+//!         Ok(())
+//!     }
+//!
+//!     async fn delete(&self, _ctx: &CallContext, key: KvKey) -> Result<bool, ProcError> {
+//!         Ok(self.0.lock().unwrap().remove(&key.0).is_some())
+//!     }
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = Server::new(ServerOptions::default())
+//!     .program(KvV1Program(Store::default()))
+//!     .serve(&["127.0.0.1:0".parse()?])?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The trait is the crate's own (generated into it), so it can be
+//! implemented for any type, `Arc<State>` included. Serving several
+//! versions is one `.program(...)` each. examples/kv.rs runs this server
+//! and a client in one process (`cargo run --example kv`).
 //!
 //! [`XdrEncode`]: crate::proto::xdr::XdrEncode
 //! [`XdrDecode`]: crate::proto::xdr::XdrDecode
 //! [`Client::call_proc`]: crate::Client::call_proc
+//! [`Client`]: crate::Client
+//! [`CallContext`]: crate::CallContext
+//! [`ProcError`]: crate::ProcError
+//! [`Program`]: crate::server::Program
+//! [`Server::program`]: crate::Server::program
 //!
 //! # What each construct becomes
 //!
@@ -61,6 +143,7 @@
 //! | `struct l { ...; l *next; }` (a linked list) | `struct L` without `next`; `l *` becomes `Vec<L>`, decoded by a loop of at most [`Builder::max_list_len`] nodes |
 //! | `program P { version V { R F(A) = n; } = v; } = p;` | `P: u32`, `V: u32`, `F: Procedure<A, R>` (`()` for `void`); a name used in several versions gets `_V<version>` |
 //! | (each version) | `VClient`, wrapping a [`Client`](crate::Client), with one async method per procedure, named in snake_case without the prefix all the version's procedures share (`KV_GET` → `get`) |
+//! | (each version) | `trait VServer`, one method per procedure but procedure 0, named as the client's, taking `&CallContext` and the arguments (none for `void`); `struct VProgram<T>(pub T)`, a [`Program`](crate::server::Program) for any `T: VServer` |
 //!
 //! Names follow Rust's conventions (UpperCamel types and variants,
 //! snake_case fields and methods, SCREAMING constants); a Rust keyword

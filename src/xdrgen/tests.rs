@@ -394,3 +394,40 @@ fn a_procedure_in_several_versions_gets_the_version_in_its_name() {
         );
     }
 }
+
+#[test]
+fn a_type_named_like_a_versions_server_trait_or_program_is_refused() {
+    let program = "program P { version KV_V1 { int KV_GET(int) = 1; } = 1; } = 1;";
+    for ty in ["kv_v1_server", "kv_v1_program"] {
+        let e = err(&format!("struct {ty} {{ int a; }};\n{program}"));
+        assert!(e.starts_with("t.x:2:21: "), "{e}");
+        assert!(e.contains("KV_V1"), "{e}");
+    }
+}
+
+#[test]
+fn each_version_gets_a_server_trait_without_null_and_a_program() {
+    let r = rust(
+        "program P { version V { void N(void) = 0; int F(int) = 1; void G(void) = 2; } = 1; } = 1;",
+    );
+    assert!(r.contains("pub trait VServer"), "{r}");
+    assert!(r.contains("pub struct VProgram<T>(pub T);"), "{r}");
+    assert!(
+        r.contains("impl<T: VServer> ::peerwire::server::Program for VProgram<T>"),
+        "{r}"
+    );
+    let start = r.find("pub trait VServer").unwrap();
+    let server = &r[start..r.find("pub struct VProgram").unwrap()];
+    // NULL has no method: the server answers it.
+    assert!(!server.contains("fn n("), "{server}");
+    assert!(
+        server.contains(
+            "fn f(\n        &self,\n        ctx: &::peerwire::CallContext,\n        args: i32,"
+        ),
+        "{server}"
+    );
+    assert!(
+        server.contains("fn g(\n        &self,\n        ctx: &::peerwire::CallContext,\n    )"),
+        "{server}"
+    );
+}

@@ -884,6 +884,50 @@ impl RichV1Client {
         self.client.call_proc(&RICH_LIST, args).await
     }
 }
+/** The procedures of version `RICH_V1` (1) of program `RICH_PROG`, as a server runs them: one method per procedure, given the call's context (observed address, peer, credentials) and its decoded arguments. Serve an implementation with `Server::program(RichV1Program(handlers))`.
+
+ A method may be written as an `async fn`; its future must be `Send`. Procedure 0 (NULL) is answered by the server and has no method.*/
+pub trait RichV1Server: ::core::marker::Send + ::core::marker::Sync + 'static {
+    /// Echoes a name.
+    fn echo(
+        &self,
+        ctx: &::peerwire::CallContext,
+        args: Name,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<Name, ::peerwire::ProcError>,
+    > + ::core::marker::Send;
+    /// Runs `RICH_LIST` (procedure 2).
+    fn list(
+        &self,
+        ctx: &::peerwire::CallContext,
+        args: Cookie,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<Listing, ::peerwire::ProcError>,
+    > + ::core::marker::Send;
+}
+/// Version `RICH_V1` (1) of program `RICH_PROG` served by a [`RichV1Server`]: `Server::program(RichV1Program(handlers))` registers it. Undecodable arguments are answered GARBAGE_ARGS and an unknown procedure PROC_UNAVAIL.
+#[derive(Clone, Debug, Default)]
+pub struct RichV1Program<T>(pub T);
+impl<T: RichV1Server> ::peerwire::server::Program for RichV1Program<T> {
+    const PROGRAM: u32 = RICH_PROG;
+    const VERSION: u32 = RICH_V1;
+    async fn dispatch(
+        &self,
+        call: ::peerwire::server::Call,
+    ) -> ::core::result::Result<::peerwire::bytes::Bytes, ::peerwire::ProcError> {
+        match call.procedure {
+            1 => {
+                let res = self.0.echo(&call.ctx, call.args::<Name>()?).await?;
+                ::core::result::Result::Ok(::peerwire::proto::xdr::to_bytes(&res))
+            }
+            2 => {
+                let res = self.0.list(&call.ctx, call.args::<Cookie>()?).await?;
+                ::core::result::Result::Ok(::peerwire::proto::xdr::to_bytes(&res))
+            }
+            _ => ::core::result::Result::Err(::peerwire::ProcError::ProcUnavail),
+        }
+    }
+}
 /// Version `RICH_V2` of program `RICH_PROG`.
 pub const RICH_V2: u32 = 2;
 /// Procedure 0 of version `RICH_V2`.
@@ -906,6 +950,13 @@ pub const RICH_COUNT: ::peerwire::Procedure<i32, i32> = ::peerwire::Procedure::n
     RICH_V2,
     2,
     "RICH_COUNT",
+);
+/// Procedure 3 of version `RICH_V2`.
+pub const RICH_PING: ::peerwire::Procedure<(), ()> = ::peerwire::Procedure::new(
+    RICH_PROG,
+    RICH_V2,
+    3,
+    "RICH_PING",
 );
 /// A typed client of version `RICH_V2` (2) of program `RICH_PROG`: one method per procedure.
 #[derive(Clone, Debug)]
@@ -944,5 +995,67 @@ impl RichV2Client {
         args: &i32,
     ) -> ::core::result::Result<i32, ::peerwire::Error> {
         self.client.call_proc(&RICH_COUNT, args).await
+    }
+    /// Calls `RICH_PING` (procedure 3).
+    ///
+    /// Cancel-safe, as `peerwire::Client::call`.
+    pub async fn ping(&self) -> ::core::result::Result<(), ::peerwire::Error> {
+        self.client.call_proc(&RICH_PING, &()).await
+    }
+}
+/** The procedures of version `RICH_V2` (2) of program `RICH_PROG`, as a server runs them: one method per procedure, given the call's context (observed address, peer, credentials) and its decoded arguments. Serve an implementation with `Server::program(RichV2Program(handlers))`.
+
+ A method may be written as an `async fn`; its future must be `Send`. Procedure 0 (NULL) is answered by the server and has no method.*/
+pub trait RichV2Server: ::core::marker::Send + ::core::marker::Sync + 'static {
+    /// Runs `RICH_LOOKUP` (procedure 1).
+    fn lookup(
+        &self,
+        ctx: &::peerwire::CallContext,
+        args: Point,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<ByEnum, ::peerwire::ProcError>,
+    > + ::core::marker::Send;
+    /// Runs `RICH_COUNT` (procedure 2).
+    fn count(
+        &self,
+        ctx: &::peerwire::CallContext,
+        args: i32,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<i32, ::peerwire::ProcError>,
+    > + ::core::marker::Send;
+    /// Runs `RICH_PING` (procedure 3).
+    fn ping(
+        &self,
+        ctx: &::peerwire::CallContext,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<(), ::peerwire::ProcError>,
+    > + ::core::marker::Send;
+}
+/// Version `RICH_V2` (2) of program `RICH_PROG` served by a [`RichV2Server`]: `Server::program(RichV2Program(handlers))` registers it. Undecodable arguments are answered GARBAGE_ARGS and an unknown procedure PROC_UNAVAIL.
+#[derive(Clone, Debug, Default)]
+pub struct RichV2Program<T>(pub T);
+impl<T: RichV2Server> ::peerwire::server::Program for RichV2Program<T> {
+    const PROGRAM: u32 = RICH_PROG;
+    const VERSION: u32 = RICH_V2;
+    async fn dispatch(
+        &self,
+        call: ::peerwire::server::Call,
+    ) -> ::core::result::Result<::peerwire::bytes::Bytes, ::peerwire::ProcError> {
+        match call.procedure {
+            1 => {
+                let res = self.0.lookup(&call.ctx, call.args::<Point>()?).await?;
+                ::core::result::Result::Ok(::peerwire::proto::xdr::to_bytes(&res))
+            }
+            2 => {
+                let res = self.0.count(&call.ctx, call.args::<i32>()?).await?;
+                ::core::result::Result::Ok(::peerwire::proto::xdr::to_bytes(&res))
+            }
+            3 => {
+                call.args::<()>()?;
+                self.0.ping(&call.ctx).await?;
+                ::core::result::Result::Ok(::peerwire::bytes::Bytes::new())
+            }
+            _ => ::core::result::Result::Err(::peerwire::ProcError::ProcUnavail),
+        }
     }
 }

@@ -662,6 +662,8 @@ impl Gen<'_> {
                     .collect::<Vec<_>>(),
             );
             let mut methods = Vec::new();
+            let mut handlers = Vec::new();
+            let mut arms = Vec::new();
             for p in &v.procedures {
                 let pn = self.resolve(&p.number)?;
                 let Ok(pn) = u32::try_from(pn) else {
@@ -714,6 +716,42 @@ impl Gen<'_> {
                     pub async fn #method(&self #param) -> ::core::result::Result<#res, #krate::Error> {
                         self.client.call_proc(&#pid, #args).await
                     }
+                }); // NULL (procedure 0) is answered by the server itself.
+                if pn == 0 {
+                    continue;
+                }
+                let hdoc = Self::doc(&p.doc, format!("Runs `{}` (procedure {pn}).", p.name));
+                let (hparam, harg) = if p.arg.is_none() {
+                    (quote!(), quote!())
+                } else {
+                    (quote!(, args: #arg), quote!(, call.args::<#arg>()?))
+                };
+                let check = if p.arg.is_none() {
+                    quote!(call.args::<()>()?;)
+                } else {
+                    quote!()
+                };
+                handlers.push(quote! {
+                    #hdoc
+                    fn #method(&self, ctx: &#krate::CallContext #hparam)
+                        -> impl ::core::future::Future<Output = ::core::result::Result<#res, #krate::ProcError>> + ::core::marker::Send;
+                });
+                let reply = if p.result.is_none() {
+                    quote! {
+                        self.0.#method(&call.ctx #harg).await?;
+                        ::core::result::Result::Ok(#krate::bytes::Bytes::new())
+                    }
+                } else {
+                    quote! {
+                        let res = self.0.#method(&call.ctx #harg).await?;
+                        ::core::result::Result::Ok(#krate::proto::xdr::to_bytes(&res))
+                    }
+                };
+                arms.push(quote! {
+                    #plit => {
+                        #check
+                        #reply
+                    }
                 });
             }
             let client = format!("{}Client", upper_camel(&v.name));
@@ -739,6 +777,47 @@ impl Gen<'_> {
                         &self.client
                     }
                     #(#methods)*
+                }
+            });
+            let server = format!("{}Server", upper_camel(&v.name));
+            self.take_type(&server, &format!("{} (its server trait)", v.name), v.at)?;
+            let sid = ident(&server);
+            let program = format!("{}Program", upper_camel(&v.name));
+            self.take_type(&program, &format!("{} (its server)", v.name), v.at)?;
+            let pgid = ident(&program);
+            let sdoc = format!(
+                " The procedures of version `{}` ({n}) of program `{}`, as a server runs them: \
+                 one method per procedure, given the call's context (observed address, peer, \
+                 credentials) and its decoded arguments. Serve an implementation with \
+                 `Server::program({program}(handlers))`.\n\n \
+                 A method may be written as an `async fn`; its future must be `Send`. \
+                 Procedure 0 (NULL) is answered by the server and has no method.",
+                v.name, def.name
+            );
+            let pdoc = format!(
+                " Version `{}` ({n}) of program `{}` served by a [`{server}`]: \
+                 `Server::program({program}(handlers))` registers it. Undecodable arguments \
+                 are answered GARBAGE_ARGS and an unknown procedure PROC_UNAVAIL.",
+                v.name, def.name
+            );
+            items.push(quote! {
+                #[doc = #sdoc]
+                pub trait #sid: ::core::marker::Send + ::core::marker::Sync + 'static {
+                    #(#handlers)*
+                }
+                #[doc = #pdoc]
+                #[derive(Clone, Debug, Default)]
+                pub struct #pgid<T>(pub T);
+                impl<T: #sid> #krate::server::Program for #pgid<T> {
+                    const PROGRAM: u32 = #prog_id;
+                    const VERSION: u32 = #vid;
+                    async fn dispatch(&self, call: #krate::server::Call)
+                        -> ::core::result::Result<#krate::bytes::Bytes, #krate::ProcError> {
+                        match call.procedure {
+                            #(#arms)*
+                            _ => ::core::result::Result::Err(#krate::ProcError::ProcUnavail),
+                        }
+                    }
                 }
             });
         }
