@@ -61,6 +61,15 @@ mod c_server;
 mod programs;
 #[path = "rpcgen/tap.rs"]
 mod tap;
+#[path = "rpcgen/typed.rs"]
+mod typed;
+
+/// What `peerwire::xdrgen` generates from pwtest.x (checked by
+/// `generated_pwtest_matches_the_golden_file` with feature `xdrgen`).
+#[allow(dead_code)]
+mod pwtest {
+    include!("rpcgen/pwtest.rs");
+}
 
 use programs::{Build, CServer, Unavailable, run_c_client};
 
@@ -105,9 +114,18 @@ fn main() {
         c_client::server_takes_1_mb_in_96_byte_fragments_from_c_client,
         c_client::server_observes_the_c_clients_bound_source,
         c_client::server_sees_the_c_clients_authunix_credential,
+        typed::typed_client_echoes_opaque_of_every_size_from_c_server,
+        typed::typed_client_gets_its_bound_source_from_c_server,
+        typed::typed_client_gets_its_auth_sys_credential_from_c_server,
     ];
-    let always: Vec<(&'static str, fn())> =
+    #[allow(unused_mut)]
+    let mut always: Vec<(&'static str, fn())> =
         vec![("tap_parses_record_marking", tap::tap_parses_record_marking)];
+    #[cfg(feature = "xdrgen")]
+    always.push((
+        "generated_pwtest_matches_the_golden_file",
+        typed::generated_pwtest_matches_the_golden_file,
+    ));
 
     // Listing (as `cargo nextest` does) or a filter that selects none of
     // the C trials builds nothing.
