@@ -15,6 +15,22 @@ impl ::peerwire::proto::xdr::XdrDecode for PwtestBlob {
         Ok(PwtestBlob(r.opaque_bytes(4294967295)?))
     }
 }
+/// A string of any bytes but NUL (C strings end at one), UTF-8 or not:
+/// the name echo's argument and result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PwtestName(pub ::peerwire::proto::xdr::XdrString);
+impl ::peerwire::proto::xdr::XdrEncode for PwtestName {
+    fn encode(&self, w: &mut ::peerwire::proto::xdr::XdrWriter<'_>) {
+        w.string_bytes(&self.0);
+    }
+}
+impl ::peerwire::proto::xdr::XdrDecode for PwtestName {
+    fn decode(
+        r: &mut ::peerwire::proto::xdr::XdrReader<'_>,
+    ) -> ::core::result::Result<Self, ::peerwire::proto::DecodeError> {
+        Ok(PwtestName(r.string_bytes(4294967295)?))
+    }
+}
 /// A caller's address as the server saw it: numeric host and port.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PwtestCaller {
@@ -108,6 +124,13 @@ pub const PWTEST_CREDS: ::peerwire::Procedure<(), PwtestCreds> = ::peerwire::Pro
     3,
     "PWTEST_CREDS",
 );
+/// Returns its argument, a string.
+pub const PWTEST_NAME: ::peerwire::Procedure<PwtestName, PwtestName> = ::peerwire::Procedure::new(
+    PWTEST_PROG,
+    PWTEST_VERS,
+    4,
+    "PWTEST_NAME",
+);
 /// A typed client of version `PWTEST_VERS` (1) of program `PWTEST_PROG`: one method per procedure.
 #[derive(Clone, Debug)]
 pub struct PwtestVersClient {
@@ -144,5 +167,14 @@ impl PwtestVersClient {
     /// Cancel-safe, as `peerwire::Client::call`.
     pub async fn creds(&self) -> ::core::result::Result<PwtestCreds, ::peerwire::Error> {
         self.client.call_proc(&PWTEST_CREDS, &()).await
+    }
+    /// Returns its argument, a string.
+    ///
+    /// Cancel-safe, as `peerwire::Client::call`.
+    pub async fn name(
+        &self,
+        args: &PwtestName,
+    ) -> ::core::result::Result<PwtestName, ::peerwire::Error> {
+        self.client.call_proc(&PWTEST_NAME, args).await
     }
 }

@@ -37,6 +37,14 @@ bool_t pwtest_echo_1_svc(pwtest_blob *arg, pwtest_blob *res, struct svc_req *req
 	return TRUE;
 }
 
+/* The string it was given, byte for byte. */
+bool_t pwtest_name_1_svc(pwtest_name *arg, pwtest_name *res, struct svc_req *req)
+{
+	(void)req;
+	*res = strdup(*arg);
+	return *res != NULL;
+}
+
 /* The caller's address as svc_getcaller reports it: a sockaddr_in or a
    sockaddr_in6, whichever the connection is. */
 bool_t pwtest_caller_1_svc(void *arg, pwtest_caller *res, struct svc_req *req)

@@ -10,7 +10,7 @@ use peerwire::{CallOptions, Client, ClientOptions, ConnectOptions, Endpoint, Sco
 
 use super::pattern;
 use super::pwtest::{
-    PWTEST_CREDS, PWTEST_ECHO, PWTEST_PROG, PWTEST_VERS, PwtestBlob, PwtestVersClient,
+    PWTEST_CREDS, PWTEST_ECHO, PWTEST_PROG, PWTEST_VERS, PwtestBlob, PwtestName, PwtestVersClient,
 };
 use super::tap::{Direction, Tap};
 use super::{AUTH_SYS, CServer, GENEROUS, Ip, block_on, echo_reply_len, libtirpc_fragments};
@@ -146,6 +146,37 @@ pub fn typed_client_gets_its_auth_sys_credential_from_c_server(ip: Ip) {
 
         let seen = client.creds().await.unwrap();
         assert_eq!(seen.flavor, 0, "AUTH_NONE");
+        client.client().close();
+    });
+}
+
+/// NAME through the generated client: strings that are not UTF-8 (a
+/// lone 0xff, a truncated sequence, Latin-1 text) go to the C server and
+/// come back byte for byte as the generated `XdrString`, as do an empty
+/// and a UTF-8 string; only the checked `&str` view refuses the others.
+pub fn typed_client_echoes_non_utf8_strings_from_c_server(ip: Ip) {
+    let server = CServer::start(ip, 0, 0);
+    block_on(async {
+        let client = typed_client(server.addr(), options());
+        let names: [&[u8]; 5] = [
+            b"",
+            "h\u{e9}llo, w\u{f6}rld".as_bytes(),
+            b"\xff",
+            b"ab\xc3",
+            b"caf\xe9 \xfe\xfd\x80",
+        ];
+        for name in names {
+            let echoed = client
+                .name(&PwtestName(name.into()))
+                .await
+                .unwrap_or_else(|e| panic!("typed NAME of {name:?} failed: {e}"));
+            assert_eq!(echoed.0.as_bytes(), name, "the echo of {name:?}");
+            assert_eq!(
+                echoed.0.to_str().is_ok(),
+                std::str::from_utf8(name).is_ok(),
+                "the &str view of {name:?}"
+            );
+        }
         client.client().close();
     });
 }
