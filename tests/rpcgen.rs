@@ -118,6 +118,7 @@ fn main() {
         typed::typed_client_gets_its_bound_source_from_c_server,
         typed::typed_client_gets_its_auth_sys_credential_from_c_server,
         typed::typed_client_echoes_non_utf8_strings_from_c_server,
+        typed::typed_client_echoes_every_construct_from_c_server,
     ];
     #[allow(unused_mut)]
     let mut always: Vec<(&'static str, fn())> =

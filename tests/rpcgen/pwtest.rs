@@ -99,6 +99,239 @@ impl ::peerwire::proto::xdr::XdrDecode for PwtestCreds {
         })
     }
 }
+/// The arms of pwtest_value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(i32)]
+#[allow(clippy::enum_variant_names)]
+pub enum PwtestKind {
+    /// `PWTEST_NONE` (0).
+    PwtestNone = 0,
+    /// `PWTEST_NUMBER` (1).
+    PwtestNumber = 1,
+    /// `PWTEST_TEXT` (2).
+    PwtestText = 2,
+    /// `PWTEST_POINT` (3).
+    PwtestPoint = 3,
+}
+impl ::peerwire::proto::xdr::XdrEncode for PwtestKind {
+    fn encode(&self, w: &mut ::peerwire::proto::xdr::XdrWriter<'_>) {
+        w.i32(*self as i32);
+    }
+}
+impl ::peerwire::proto::xdr::XdrDecode for PwtestKind {
+    fn decode(
+        r: &mut ::peerwire::proto::xdr::XdrReader<'_>,
+    ) -> ::core::result::Result<Self, ::peerwire::proto::DecodeError> {
+        let at = r.clone();
+        match r.enumeration()? {
+            0 => Ok(PwtestKind::PwtestNone),
+            1 => Ok(PwtestKind::PwtestNumber),
+            2 => Ok(PwtestKind::PwtestText),
+            3 => Ok(PwtestKind::PwtestPoint),
+            _ => {
+                Err(
+                    at
+                        .error(
+                            ::peerwire::proto::DecodeErrorKind::Invalid(
+                                "unknown value of enum pwtest_kind",
+                            ),
+                        ),
+                )
+            }
+        }
+    }
+}
+/// One value of any kind: every arm is tried.
+#[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::enum_variant_names, clippy::large_enum_variant)]
+pub enum PwtestValue {
+    /// `case PWTEST_NUMBER: number`.
+    PwtestNumber(i64),
+    /// `case PWTEST_TEXT: text`.
+    PwtestText(::peerwire::proto::xdr::XdrString),
+    /// `case PWTEST_POINT: point`.
+    PwtestPoint([i32; 2]),
+    /// `case PWTEST_NONE: void`.
+    PwtestNone,
+}
+impl ::peerwire::proto::xdr::XdrEncode for PwtestValue {
+    fn encode(&self, w: &mut ::peerwire::proto::xdr::XdrWriter<'_>) {
+        match self {
+            PwtestValue::PwtestNumber(v) => {
+                w.i32(PwtestKind::PwtestNumber as i32);
+                w.i64(*v);
+            }
+            PwtestValue::PwtestText(v) => {
+                w.i32(PwtestKind::PwtestText as i32);
+                w.string_bytes(v);
+            }
+            PwtestValue::PwtestPoint(v) => {
+                w.i32(PwtestKind::PwtestPoint as i32);
+                for x in v.iter() {
+                    w.i32(*x);
+                }
+            }
+            PwtestValue::PwtestNone => {
+                w.i32(PwtestKind::PwtestNone as i32);
+            }
+        }
+    }
+}
+impl ::peerwire::proto::xdr::XdrDecode for PwtestValue {
+    fn decode(
+        r: &mut ::peerwire::proto::xdr::XdrReader<'_>,
+    ) -> ::core::result::Result<Self, ::peerwire::proto::DecodeError> {
+        Ok(
+            match <PwtestKind as ::peerwire::proto::xdr::XdrDecode>::decode(r)? {
+                PwtestKind::PwtestNumber => PwtestValue::PwtestNumber(r.i64()?),
+                PwtestKind::PwtestText => {
+                    PwtestValue::PwtestText(r.string_bytes(4294967295)?)
+                }
+                PwtestKind::PwtestPoint => {
+                    PwtestValue::PwtestPoint(
+                        r
+                            .fixed_array(2, |r| r.i32())
+                            .and_then(|v| {
+                                <[_; 2]>::try_from(v)
+                                    .map_err(|_| {
+                                        r
+                                            .error(
+                                                ::peerwire::proto::DecodeErrorKind::Invalid(
+                                                    "pwtest_value.point: wrong fixed array length",
+                                                ),
+                                            )
+                                    })
+                            })?,
+                    )
+                }
+                PwtestKind::PwtestNone => PwtestValue::PwtestNone,
+            },
+        )
+    }
+}
+/// A node of a linked list.
+///
+/// A linked list on the wire (`next` points to the next node): held as a `Vec<PwtestNode>`, decoded by a loop of at most 1048576 nodes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PwtestNode {
+    /// `id`.
+    pub id: u32,
+}
+impl PwtestNode {
+    /// Encodes `nodes` as the linked list they are on the wire.
+    pub fn xdr_encode_list(
+        nodes: &[PwtestNode],
+        w: &mut ::peerwire::proto::xdr::XdrWriter<'_>,
+    ) {
+        for node in nodes {
+            w.bool(true);
+            node.xdr_encode_node(w);
+        }
+        w.bool(false);
+    }
+    /// Decodes a linked list without recursion, refusing more
+    /// than the generator's `max_list_len` nodes.
+    pub fn xdr_decode_list(
+        r: &mut ::peerwire::proto::xdr::XdrReader<'_>,
+    ) -> ::core::result::Result<
+        ::std::vec::Vec<PwtestNode>,
+        ::peerwire::proto::DecodeError,
+    > {
+        let mut nodes = ::std::vec::Vec::new();
+        loop {
+            let at = r.clone();
+            if !r.bool()? {
+                return Ok(nodes);
+            }
+            if nodes.len() >= 1048576 {
+                return Err(
+                    at
+                        .error(::peerwire::proto::DecodeErrorKind::LengthOverBound {
+                            len: 1048577,
+                            max: 1048576,
+                        }),
+                );
+            }
+            nodes.push(PwtestNode::xdr_decode_node(r)?);
+        }
+    }
+    fn xdr_encode_node(&self, w: &mut ::peerwire::proto::xdr::XdrWriter<'_>) {
+        w.u32(self.id);
+    }
+    fn xdr_decode_node(
+        r: &mut ::peerwire::proto::xdr::XdrReader<'_>,
+    ) -> ::core::result::Result<Self, ::peerwire::proto::DecodeError> {
+        Ok(PwtestNode { id: r.u32()? })
+    }
+}
+/// Every other construct, echoed by the C server through its own XDR.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PwtestRich {
+    /// `value`.
+    pub value: PwtestValue,
+    /// `nodes`.
+    pub nodes: ::std::vec::Vec<PwtestNode>,
+    /// `fixed`.
+    pub fixed: [u32; 3],
+    /// `many`.
+    pub many: ::std::vec::Vec<u64>,
+    /// `maybe`.
+    pub maybe: ::core::option::Option<PwtestName>,
+    /// `flag`.
+    pub flag: bool,
+    /// `real`.
+    pub real: f64,
+}
+impl ::peerwire::proto::xdr::XdrEncode for PwtestRich {
+    fn encode(&self, w: &mut ::peerwire::proto::xdr::XdrWriter<'_>) {
+        ::peerwire::proto::xdr::XdrEncode::encode(&self.value, w);
+        PwtestNode::xdr_encode_list(&self.nodes, w);
+        for x in self.fixed.iter() {
+            w.u32(*x);
+        }
+        w.u32(self.many.len() as u32);
+        for x in self.many.iter() {
+            w.u64(*x);
+        }
+        match &self.maybe {
+            Some(x) => {
+                w.bool(true);
+                ::peerwire::proto::xdr::XdrEncode::encode(x, w);
+            }
+            None => w.bool(false),
+        }
+        w.bool(self.flag);
+        w.u64(self.real.to_bits());
+    }
+}
+impl ::peerwire::proto::xdr::XdrDecode for PwtestRich {
+    fn decode(
+        r: &mut ::peerwire::proto::xdr::XdrReader<'_>,
+    ) -> ::core::result::Result<Self, ::peerwire::proto::DecodeError> {
+        Ok(PwtestRich {
+            value: <PwtestValue as ::peerwire::proto::xdr::XdrDecode>::decode(r)?,
+            nodes: PwtestNode::xdr_decode_list(r)?,
+            fixed: r
+                .fixed_array(3, |r| r.u32())
+                .and_then(|v| {
+                    <[_; 3]>::try_from(v)
+                        .map_err(|_| {
+                            r
+                                .error(
+                                    ::peerwire::proto::DecodeErrorKind::Invalid(
+                                        "pwtest_rich.fixed: wrong fixed array length",
+                                    ),
+                                )
+                        })
+                })?,
+            many: r.array(100, |r| r.u64())?,
+            maybe: r
+                .optional(<PwtestName as ::peerwire::proto::xdr::XdrDecode>::decode)?,
+            flag: r.bool()?,
+            real: r.u64().map(f64::from_bits)?,
+        })
+    }
+}
 /// Program `PWTEST_PROG`.
 pub const PWTEST_PROG: u32 = 536872823;
 /// Version `PWTEST_VERS` of program `PWTEST_PROG`.
@@ -130,6 +363,13 @@ pub const PWTEST_NAME: ::peerwire::Procedure<PwtestName, PwtestName> = ::peerwir
     PWTEST_VERS,
     4,
     "PWTEST_NAME",
+);
+/// Returns its argument, copied through libtirpc's XDR.
+pub const PWTEST_RICH: ::peerwire::Procedure<PwtestRich, PwtestRich> = ::peerwire::Procedure::new(
+    PWTEST_PROG,
+    PWTEST_VERS,
+    5,
+    "PWTEST_RICH",
 );
 /// A typed client of version `PWTEST_VERS` (1) of program `PWTEST_PROG`: one method per procedure.
 #[derive(Clone, Debug)]
@@ -176,5 +416,14 @@ impl PwtestVersClient {
         args: &PwtestName,
     ) -> ::core::result::Result<PwtestName, ::peerwire::Error> {
         self.client.call_proc(&PWTEST_NAME, args).await
+    }
+    /// Returns its argument, copied through libtirpc's XDR.
+    ///
+    /// Cancel-safe, as `peerwire::Client::call`.
+    pub async fn rich(
+        &self,
+        args: &PwtestRich,
+    ) -> ::core::result::Result<PwtestRich, ::peerwire::Error> {
+        self.client.call_proc(&PWTEST_RICH, args).await
     }
 }
