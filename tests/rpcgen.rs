@@ -17,6 +17,15 @@
 //! ways. `tests/rpcgen/tap.rs` relays a connection and records how its
 //! records were cut, so a trial can assert the fragments it is named for.
 //!
+//! The same pwtest.x compiled by peerwire's own compiler
+//! (`peerwire::xdrgen`) gives `tests/rpcgen/pwtest.rs`, committed so that
+//! this binary builds without feature `xdrgen` (with it,
+//! `generated_pwtest_matches_the_golden_file` checks it is current).
+//! `tests/rpcgen/typed.rs` calls the C server through its generated typed
+//! client: opaque of 0 B to 1 MB, strings that are not UTF-8, every union
+//! arm, linked lists, arrays and optional values, the bound source and an
+//! AUTH_SYS credential as generated structs.
+//!
 //! peerwire's client and server write each record as one fragment, with
 //! no option to cut smaller; peerwire's side of small fragments is its
 //! codec (`RpcCodec` with `RecordEncoder::with_fragment_size`), and a
