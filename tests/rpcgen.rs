@@ -17,6 +17,15 @@
 //! ways. `tests/rpcgen/tap.rs` relays a connection and records how its
 //! records were cut, so a trial can assert the fragments it is named for.
 //!
+//! The same pwtest.x compiled by peerwire's own compiler
+//! (`peerwire::xdrgen`) gives `tests/rpcgen/pwtest.rs`, committed so that
+//! this binary builds without feature `xdrgen` (with it,
+//! `generated_pwtest_matches_the_golden_file` checks it is current).
+//! `tests/rpcgen/typed.rs` calls the C server through its generated typed
+//! client: opaque of 0 B to 1 MB, strings that are not UTF-8, every union
+//! arm, linked lists, arrays and optional values, the bound source and an
+//! AUTH_SYS credential as generated structs.
+//!
 //! peerwire's client and server write each record as one fragment, with
 //! no option to cut smaller; peerwire's side of small fragments is its
 //! codec (`RpcCodec` with `RecordEncoder::with_fragment_size`), and a
@@ -61,6 +70,15 @@ mod c_server;
 mod programs;
 #[path = "rpcgen/tap.rs"]
 mod tap;
+#[path = "rpcgen/typed.rs"]
+mod typed;
+
+/// What `peerwire::xdrgen` generates from pwtest.x (checked by
+/// `generated_pwtest_matches_the_golden_file` with feature `xdrgen`).
+#[allow(dead_code)]
+mod pwtest {
+    include!("rpcgen/pwtest.rs");
+}
 
 use programs::{Build, CServer, Unavailable, run_c_client};
 
@@ -105,9 +123,20 @@ fn main() {
         c_client::server_takes_1_mb_in_96_byte_fragments_from_c_client,
         c_client::server_observes_the_c_clients_bound_source,
         c_client::server_sees_the_c_clients_authunix_credential,
+        typed::typed_client_echoes_opaque_of_every_size_from_c_server,
+        typed::typed_client_gets_its_bound_source_from_c_server,
+        typed::typed_client_gets_its_auth_sys_credential_from_c_server,
+        typed::typed_client_echoes_non_utf8_strings_from_c_server,
+        typed::typed_client_echoes_every_construct_from_c_server,
     ];
-    let always: Vec<(&'static str, fn())> =
+    #[allow(unused_mut)]
+    let mut always: Vec<(&'static str, fn())> =
         vec![("tap_parses_record_marking", tap::tap_parses_record_marking)];
+    #[cfg(feature = "xdrgen")]
+    always.push((
+        "generated_pwtest_matches_the_golden_file",
+        typed::generated_pwtest_matches_the_golden_file,
+    ));
 
     // Listing (as `cargo nextest` does) or a filter that selects none of
     // the C trials builds nothing.

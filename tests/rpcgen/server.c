@@ -37,6 +37,39 @@ bool_t pwtest_echo_1_svc(pwtest_blob *arg, pwtest_blob *res, struct svc_req *req
 	return TRUE;
 }
 
+/* The string it was given, byte for byte. */
+bool_t pwtest_name_1_svc(pwtest_name *arg, pwtest_name *res, struct svc_req *req)
+{
+	(void)req;
+	*res = strdup(*arg);
+	return *res != NULL;
+}
+
+/* A deep copy of its argument: encoded by libtirpc's XDR into memory and
+   decoded from there into the result. */
+bool_t pwtest_rich_1_svc(pwtest_rich *arg, pwtest_rich *res, struct svc_req *req)
+{
+	unsigned long size = xdr_sizeof((xdrproc_t)xdr_pwtest_rich, arg);
+	char *buf = malloc(size + 4);
+	XDR xdrs;
+	bool_t ok;
+
+	(void)req;
+	if (buf == NULL)
+		return FALSE;
+	xdrmem_create(&xdrs, buf, size + 4, XDR_ENCODE);
+	ok = xdr_pwtest_rich(&xdrs, arg);
+	xdr_destroy(&xdrs);
+	if (ok) {
+		memset(res, 0, sizeof(*res));
+		xdrmem_create(&xdrs, buf, size + 4, XDR_DECODE);
+		ok = xdr_pwtest_rich(&xdrs, res);
+		xdr_destroy(&xdrs);
+	}
+	free(buf);
+	return ok;
+}
+
 /* The caller's address as svc_getcaller reports it: a sockaddr_in or a
    sockaddr_in6, whichever the connection is. */
 bool_t pwtest_caller_1_svc(void *arg, pwtest_caller *res, struct svc_req *req)
