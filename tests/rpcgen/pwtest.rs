@@ -427,3 +427,83 @@ impl PwtestVersClient {
         self.client.call_proc(&PWTEST_RICH, args).await
     }
 }
+/** The procedures of version `PWTEST_VERS` (1) of program `PWTEST_PROG`, as a server runs them: one method per procedure, given the call's context (observed address, peer, credentials) and its decoded arguments. Serve an implementation with `Server::program(PwtestVersProgram(handlers))`.
+
+ A method may be written as an `async fn`; its future must be `Send`. Procedure 0 (NULL) is answered by the server and has no method.*/
+pub trait PwtestVersServer: ::core::marker::Send + ::core::marker::Sync + 'static {
+    /// Returns its argument.
+    fn echo(
+        &self,
+        ctx: &::peerwire::CallContext,
+        args: PwtestBlob,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<PwtestBlob, ::peerwire::ProcError>,
+    > + ::core::marker::Send;
+    /// Returns the caller's address (svc_getcaller on the C side).
+    fn caller(
+        &self,
+        ctx: &::peerwire::CallContext,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<PwtestCaller, ::peerwire::ProcError>,
+    > + ::core::marker::Send;
+    /// Returns the credential of this call.
+    fn creds(
+        &self,
+        ctx: &::peerwire::CallContext,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<PwtestCreds, ::peerwire::ProcError>,
+    > + ::core::marker::Send;
+    /// Returns its argument, a string.
+    fn name(
+        &self,
+        ctx: &::peerwire::CallContext,
+        args: PwtestName,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<PwtestName, ::peerwire::ProcError>,
+    > + ::core::marker::Send;
+    /// Returns its argument, copied through libtirpc's XDR.
+    fn rich(
+        &self,
+        ctx: &::peerwire::CallContext,
+        args: PwtestRich,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<PwtestRich, ::peerwire::ProcError>,
+    > + ::core::marker::Send;
+}
+/// Version `PWTEST_VERS` (1) of program `PWTEST_PROG` served by a [`PwtestVersServer`]: `Server::program(PwtestVersProgram(handlers))` registers it. Undecodable arguments are answered GARBAGE_ARGS and an unknown procedure PROC_UNAVAIL.
+#[derive(Clone, Debug, Default)]
+pub struct PwtestVersProgram<T>(pub T);
+impl<T: PwtestVersServer> ::peerwire::server::Program for PwtestVersProgram<T> {
+    const PROGRAM: u32 = PWTEST_PROG;
+    const VERSION: u32 = PWTEST_VERS;
+    async fn dispatch(
+        &self,
+        call: ::peerwire::server::Call,
+    ) -> ::core::result::Result<::peerwire::bytes::Bytes, ::peerwire::ProcError> {
+        match call.procedure {
+            1 => {
+                let res = self.0.echo(&call.ctx, call.args::<PwtestBlob>()?).await?;
+                ::core::result::Result::Ok(::peerwire::proto::xdr::to_bytes(&res))
+            }
+            2 => {
+                call.args::<()>()?;
+                let res = self.0.caller(&call.ctx).await?;
+                ::core::result::Result::Ok(::peerwire::proto::xdr::to_bytes(&res))
+            }
+            3 => {
+                call.args::<()>()?;
+                let res = self.0.creds(&call.ctx).await?;
+                ::core::result::Result::Ok(::peerwire::proto::xdr::to_bytes(&res))
+            }
+            4 => {
+                let res = self.0.name(&call.ctx, call.args::<PwtestName>()?).await?;
+                ::core::result::Result::Ok(::peerwire::proto::xdr::to_bytes(&res))
+            }
+            5 => {
+                let res = self.0.rich(&call.ctx, call.args::<PwtestRich>()?).await?;
+                ::core::result::Result::Ok(::peerwire::proto::xdr::to_bytes(&res))
+            }
+            _ => ::core::result::Result::Err(::peerwire::ProcError::ProcUnavail),
+        }
+    }
+}
