@@ -180,14 +180,8 @@ pub(crate) fn encode_call_record_with(
     let dst = &mut *guard.dst;
     // Record mark and XID are patched in below.
     match header.fixed_words(0) {
-        Some(words) => {
-            // No auth bodies (nearly every call): the header in one copy.
-            let mut head = [0u8; 4 + 4 * 10];
-            for (i, word) in words.iter().enumerate() {
-                head[4 + 4 * i..8 + 4 * i].copy_from_slice(&word.to_be_bytes());
-            }
-            dst.extend_from_slice(&head);
-        }
+        // No auth bodies (nearly every call): the header in one copy.
+        Some(words) => put_head([0; 4], &words, dst),
         None => {
             dst.put_slice(&[0; 8]);
             header.encode_after_xid(&mut XdrWriter::new(dst));
@@ -214,14 +208,19 @@ pub(crate) fn encode_call_record_with(
 /// fragment.
 fn put_fixed_record(words: &[u32], payload: &[u8], dst: &mut BytesMut) {
     let len = 4 * words.len() + payload.len();
+    dst.reserve(4 + len);
+    put_head(record_header(len as u32, true), words, dst);
+    dst.extend_from_slice(payload);
+}
+
+/// Appends a record mark and header `words` (at most ten) in one copy.
+fn put_head(mark: [u8; 4], words: &[u32], dst: &mut BytesMut) {
     let mut head = [0u8; 4 + 4 * 10];
-    head[..4].copy_from_slice(&record_header(len as u32, true));
+    head[..4].copy_from_slice(&mark);
     for (i, word) in words.iter().enumerate() {
         head[4 + 4 * i..8 + 4 * i].copy_from_slice(&word.to_be_bytes());
     }
-    dst.reserve(4 + len);
     dst.extend_from_slice(&head[..4 + 4 * words.len()]);
-    dst.extend_from_slice(payload);
 }
 
 #[cfg(test)]
