@@ -249,36 +249,53 @@ impl<'a> XdrReader<'a> {
     }
 }
 
-/// Appends XDR items to a buffer.
+/// Appends XDR items to a buffer, or counts the bytes they would take
+/// ([`encoded_len`]).
 #[derive(Debug)]
 pub struct XdrWriter<'a> {
-    buf: &'a mut BytesMut,
+    sink: Sink<'a>,
+}
+
+/// Where a writer's bytes go.
+#[derive(Debug)]
+enum Sink<'a> {
+    Buf(&'a mut BytesMut),
+    /// Nowhere: only their number is kept.
+    Count(usize),
 }
 
 impl<'a> XdrWriter<'a> {
     /// A writer appending to `buf`.
     pub fn new(buf: &'a mut BytesMut) -> XdrWriter<'a> {
-        XdrWriter { buf }
+        XdrWriter {
+            sink: Sink::Buf(buf),
+        }
     }
 
     /// An unsigned int.
     pub fn u32(&mut self, v: u32) {
-        self.buf.put_u32(v);
+        match &mut self.sink {
+            Sink::Buf(buf) => buf.put_u32(v),
+            Sink::Count(n) => *n += 4,
+        }
     }
 
     /// An int.
     pub fn i32(&mut self, v: i32) {
-        self.buf.put_i32(v);
+        self.u32(v as u32);
     }
 
     /// An unsigned hyper.
     pub fn u64(&mut self, v: u64) {
-        self.buf.put_u64(v);
+        match &mut self.sink {
+            Sink::Buf(buf) => buf.put_u64(v),
+            Sink::Count(n) => *n += 8,
+        }
     }
 
     /// A hyper.
     pub fn i64(&mut self, v: i64) {
-        self.buf.put_i64(v);
+        self.u64(v as u64);
     }
 
     /// A bool.
@@ -288,8 +305,13 @@ impl<'a> XdrWriter<'a> {
 
     /// Fixed-length opaque data, then zero padding.
     pub fn opaque_fixed(&mut self, data: &[u8]) {
-        self.buf.put_slice(data);
-        self.buf.put_bytes(0, padding(data.len()));
+        match &mut self.sink {
+            Sink::Buf(buf) => {
+                buf.put_slice(data);
+                buf.put_bytes(0, padding(data.len()));
+            }
+            Sink::Count(n) => *n += data.len() + padding(data.len()),
+        }
     }
 
     /// Variable-length opaque data: length, data, zero padding.
@@ -339,7 +361,10 @@ impl<'a> XdrWriter<'a> {
 
     /// Raw bytes, already in XDR form.
     pub fn raw(&mut self, bytes: &[u8]) {
-        self.buf.put_slice(bytes);
+        match &mut self.sink {
+            Sink::Buf(buf) => buf.put_slice(bytes),
+            Sink::Count(n) => *n += bytes.len(),
+        }
     }
 }
 
@@ -355,14 +380,25 @@ pub trait XdrDecode: Sized {
     fn decode(r: &mut XdrReader<'_>) -> Result<Self, DecodeError>;
 }
 
-/// The buffer [`to_bytes`] starts with: most arguments and results fit,
-/// so they cost one allocation rather than one per doubling; a larger
-/// opaque field grows it once to its size.
-const FIRST_CAPACITY: usize = 256;
+/// The number of bytes `value` encodes to. It runs the value's encoder
+/// without writing anything: opaque data and strings are counted, not
+/// copied.
+pub fn encoded_len<T: XdrEncode + ?Sized>(value: &T) -> usize {
+    let mut w = XdrWriter {
+        sink: Sink::Count(0),
+    };
+    value.encode(&mut w);
+    match w.sink {
+        Sink::Count(n) => n,
+        Sink::Buf(_) => unreachable!("made as a counter above"),
+    }
+}
 
-/// Encodes `value` into a new buffer.
+/// Encodes `value` into a new buffer of exactly its size: one allocation
+/// (a buffer with room to spare would cost a second, for the shared
+/// header `Bytes` puts on it when it is frozen).
 pub fn to_bytes<T: XdrEncode + ?Sized>(value: &T) -> Bytes {
-    let mut buf = BytesMut::with_capacity(FIRST_CAPACITY);
+    let mut buf = BytesMut::with_capacity(encoded_len(value));
     value.encode(&mut XdrWriter::new(&mut buf));
     buf.freeze()
 }
@@ -690,6 +726,34 @@ mod tests {
             prop_assert_eq!(Option::<i32>::decode(&mut r).unwrap(), o);
             prop_assert_eq!(Bytes::decode(&mut r).unwrap(), Bytes::from(data));
             prop_assert!(r.is_empty());
+        }
+
+        #[test]
+        fn encoded_len_is_the_length_to_bytes_writes(
+            a in any::<u32>(), s in ".{0,40}",
+            v in proptest::collection::vec(any::<u64>(), 0..20),
+            o in proptest::option::of(any::<i32>()),
+            data in proptest::collection::vec(any::<u8>(), 0..50),
+            fixed in proptest::collection::vec(any::<u8>(), 0..9),
+        ) {
+            struct All(u32, String, Vec<u64>, Option<i32>, Bytes, Vec<u8>);
+            impl XdrEncode for All {
+                fn encode(&self, w: &mut XdrWriter<'_>) {
+                    w.u32(self.0);
+                    self.1.encode(w);
+                    self.2.encode(w);
+                    self.3.encode(w);
+                    self.4.encode(w);
+                    w.opaque_fixed(&self.5);
+                    w.bool(true);
+                    w.i64(-1);
+                    w.raw(&self.5);
+                }
+            }
+            let value = All(a, s, v, o, Bytes::from(data), fixed);
+            let bytes = to_bytes(&value);
+            prop_assert_eq!(encoded_len(&value), bytes.len());
+            prop_assert_eq!(written(|w| value.encode(w)), bytes.to_vec());
         }
 
         #[test]
