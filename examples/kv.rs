@@ -14,41 +14,34 @@
 //! generate it in `build.rs` instead (see the `peerwire::xdrgen` docs).
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Mutex;
 
 use peerwire::proto::xdr::XdrString;
-use peerwire::{CallContext, Client, ClientOptions, ConnectOptions, Endpoint, ProcError};
-use peerwire::{Server, ServerOptions, Sources};
+use peerwire::{CallContext, Client, ClientOptions, ProcError, Server, ServerOptions};
 
-// The generated module has more than this example uses (constants, NULL).
-#[allow(dead_code)]
+#[allow(dead_code)] // constants and NULL this example does not use
 mod kv {
     include!("kv/kv.rs");
 }
 use kv::*;
 
-/// The server's state: the procedures below are all the server code.
+/// The server's state: the three methods below are all its code.
 #[derive(Default)]
 struct Store(Mutex<HashMap<XdrString, KvValue>>);
 
 impl KvV1Server for Store {
     async fn get(&self, ctx: &CallContext, key: KvKey) -> Result<KvFound, ProcError> {
         println!("server: GET {} from {}", key.0, ctx.observed);
-        Ok(match self.0.lock().unwrap().get(&key.0) {
-            Some(value) => KvFound::True(value.clone()),
-            None => KvFound::False,
-        })
+        let value = self.0.lock().unwrap().get(&key.0).cloned();
+        Ok(value.map_or(KvFound::False, KvFound::True))
     }
 
-    async fn put(&self, ctx: &CallContext, pair: KvPair) -> Result<(), ProcError> {
-        println!("server: PUT {} from {}", pair.key.0, ctx.observed);
+    async fn put(&self, _: &CallContext, pair: KvPair) -> Result<(), ProcError> {
         self.0.lock().unwrap().insert(pair.key.0, pair.value);
         Ok(())
     }
 
-    async fn delete(&self, ctx: &CallContext, key: KvKey) -> Result<bool, ProcError> {
-        println!("server: DELETE {} from {}", key.0, ctx.observed);
+    async fn delete(&self, _: &CallContext, key: KvKey) -> Result<bool, ProcError> {
         Ok(self.0.lock().unwrap().remove(&key.0).is_some())
     }
 }
@@ -58,29 +51,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = Server::new(ServerOptions::default())
         .program(KvV1Program(Store::default()))
         .serve(&["127.0.0.1:0".parse()?])?;
+    let options = ClientOptions::default().with_source("127.0.0.2".parse::<std::net::IpAddr>()?);
+    let kv = KvV1Client::new(Client::new(vec![server.local_addrs()[0].into()], options)?);
 
-    let source: IpAddr = "127.0.0.2".parse()?;
-    let options = ClientOptions {
-        connect: ConnectOptions {
-            sources: Sources::new().with(source),
-            ..ConnectOptions::default()
-        },
-        ..ClientOptions::default()
-    };
-    let server_addr = vec![Endpoint::from(server.local_addrs()[0])];
-    let kv = KvV1Client::new(Client::new(server_addr, options)?);
-
-    let key = KvKey("greeting".into());
-    let value = KvValue("hello, peer".into());
+    let (key, value) = (KvKey("greeting".into()), KvValue("hello, peer".into()));
     kv.put(&KvPair {
         key: key.clone(),
         value,
     })
     .await?;
-    let found = kv.get(&key).await?;
-    println!("client: GET greeting = {found:?}");
+    println!("client: GET greeting = {:?}", kv.get(&key).await?);
     println!("client: DELETE greeting = {}", kv.delete(&key).await?);
-
     server.shutdown().await;
     Ok(())
 }

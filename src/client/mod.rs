@@ -164,6 +164,27 @@ impl Default for ClientOptions {
     }
 }
 
+impl ClientOptions {
+    /// These options with `source` as the address every connection of its
+    /// family is bound to (see [`Sources::with`](crate::Sources::with));
+    /// one IPv4 and one IPv6 source may be set.
+    ///
+    /// ```
+    /// use peerwire::ClientOptions;
+    ///
+    /// let options = ClientOptions::default()
+    ///     .with_source("127.0.0.2".parse::<std::net::IpAddr>()?)
+    ///     .with_source("::1".parse::<std::net::IpAddr>()?);
+    /// let v4 = options.connect.sources.for_family(peerwire::Family::V4);
+    /// assert_eq!(v4.unwrap().to_string(), "127.0.0.2");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_source(mut self, source: impl Into<crate::ScopedIp>) -> ClientOptions {
+        self.connect.sources = self.connect.sources.with(source);
+        self
+    }
+}
+
 /// Per-call settings.
 #[derive(Clone, Debug, Default)]
 pub struct CallOptions {
