@@ -67,9 +67,13 @@
 //! bytes left over), PROC_UNAVAIL for a procedure the version lacks, and
 //! a [`ProcError`] a method returns as that error; the server answers
 //! PROG_MISMATCH with the versions it serves for any other version. A
-//! method that finishes without waiting costs no allocation.
+//! method that finishes without waiting is polled in a reused box, so its
+//! call costs the server one allocation, its results' buffer, as a raw
+//! [`Service`](crate::Service) call does.
 //!
-//! ```no_run
+//! A whole program, server and client (this runs, on loopback):
+//!
+//! ```
 //! # #[allow(dead_code)]
 //! # mod kv { include!(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/kv/kv.rs")); }
 //! # use kv::*;
@@ -77,7 +81,7 @@
 //! use std::sync::Mutex;
 //!
 //! use peerwire::proto::xdr::XdrString;
-//! use peerwire::{CallContext, ProcError, Server, ServerOptions};
+//! use peerwire::{CallContext, Client, ClientOptions, ProcError, Server, ServerOptions};
 //!
 //! #[derive(Default)]
 //! struct Store(Mutex<HashMap<XdrString, KvValue>>);
@@ -105,8 +109,19 @@
 //! let server = Server::new(ServerOptions::default())
 //!     .program(KvV1Program(Store::default()))
 //!     .serve(&["127.0.0.1:0".parse()?])?;
+//!
+//! let options = ClientOptions::default().with_source("127.0.0.2".parse::<std::net::IpAddr>()?);
+//! let kv = KvV1Client::new(Client::new(vec![server.local_addrs()[0].into()], options)?);
+//! let key = KvKey("greeting".into());
+//! kv.put(&KvPair { key: key.clone(), value: KvValue("hello".into()) }).await?;
+//! assert_eq!(kv.get(&key).await?, KvFound::True(KvValue("hello".into())));
+//! assert!(kv.delete(&key).await?);
+//! assert_eq!(kv.get(&key).await?, KvFound::False);
+//! server.shutdown().await;
 //! # Ok(())
 //! # }
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(run())?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! The trait is the crate's own (generated into it), so it can be
