@@ -581,7 +581,7 @@ pub enum ByEnum {
     Ok(Point),
     /// `case STATUS_NOENT: void`.
     Noent,
-    /// `default: errno_value`, with the discriminant.
+    /// `default: errno_value`, with the discriminant: one that no case names (a named one is read back as its case).
     Default(Status, i32),
 }
 impl ::peerwire::proto::xdr::XdrEncode for ByEnum {
@@ -691,7 +691,8 @@ pub enum ByUnsigned {
     Case0,
     /// `case 7: seven`.
     Case7(i64),
-    /// `default: void`, with the discriminant.
+    /// `default: void`, with the discriminant: one that no case
+    /// names (a named one is read back as its case).
     Default(u32),
 }
 impl ::peerwire::proto::xdr::XdrEncode for ByUnsigned {

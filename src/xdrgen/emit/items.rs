@@ -541,7 +541,8 @@ impl Gen<'_> {
             }
             (Some(Decl::Void), false) => {
                 variants.push(quote!(
-                    /// `default: void`, with the discriminant.
+                    /// `default: void`, with the discriminant: one that no case
+                    /// names (a named one is read back as its case).
                     Default(#disc_ty),
                 ));
                 encs.push(quote!(#id::Default(d) => { #enc_d }));
@@ -551,7 +552,11 @@ impl Gen<'_> {
                 let ty = self.rust_type(f)?;
                 let doc = Self::doc(
                     &f.doc,
-                    format!("`default: {}`, with the discriminant.", f.name),
+                    format!(
+                        "`default: {}`, with the discriminant: one that no case names \
+                         (a named one is read back as its case).",
+                        f.name
+                    ),
                 );
                 variants.push(quote!(#doc Default(#disc_ty, #ty),));
                 let e = self.enc_field(f, &Arg::Ref(quote!(v)))?;
