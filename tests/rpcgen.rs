@@ -25,6 +25,17 @@
 //! client: opaque of 0 B to 1 MB, strings that are not UTF-8, every union
 //! arm, linked lists, arrays and optional values, the bound source and an
 //! AUTH_SYS credential as generated structs.
+//! `tests/rpcgen/generated_server.rs` is the other way: the C client
+//! against peerwire's generated server (`PwtestVersServer`, served with
+//! `Server::program`), whose handlers keep what they decoded so a trial
+//! compares it with what the C side built: the same constructs, the
+//! credential and the observed address through `CallContext`.
+//! `tests/rpcgen/errors.rs` has the definite errors both ways:
+//! PROG_MISMATCH with the version range, PROC_UNAVAIL and GARBAGE_ARGS as
+//! `Error::CallRejected` from the C server, and as libtirpc's `clnt_stat`
+//! from the generated server (the C client's `raw` calls), plus rpcinfo's
+//! version probe of the generated server; each followed by a good call
+//! on the same connection.
 //!
 //! peerwire's client and server write each record as one fragment, with
 //! no option to cut smaller; peerwire's side of small fragments is its
@@ -49,7 +60,10 @@
 //! prints why and exits 1; otherwise it prints a loud banner and reports
 //! the trials that need them as ignored, with the reason. A C program
 //! that fails to build, or builds with a warning, when everything is
-//! there is a failure, never a skip.
+//! there is a failure, never a skip. The trials that run rpcinfo
+//! (Debian package `rpcbind`, as `rpcinfo -a UADDR -T tcp|tcp6`, which
+//! asks no rpcbind) are ignored, or fail under
+//! `PEERWIRE_REQUIRE_INTEROP=1`, when it is missing.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -185,8 +199,13 @@ fn main() {
         {
             skip_v6 = Some(format!("no IPv6 on loopback: binding [::1]:0 failed: {e}"));
         }
-        if let Some(missing) = programs::rpcinfo_missing() {
-            skip_rpcinfo = Some(missing);
+        // Only a selected trial that runs rpcinfo needs it.
+        if rpcinfo_v4
+            .iter()
+            .chain(&rpcinfo_v6)
+            .any(|(name, _)| selected(&args, name))
+        {
+            skip_rpcinfo = programs::rpcinfo_missing();
         }
         for reason in reasons(&skip_v4, &skip_v6).into_iter().chain(&skip_rpcinfo) {
             if required() {

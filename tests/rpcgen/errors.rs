@@ -64,7 +64,7 @@ async fn assert_still_serves(client: &PwtestVersClient, after: &str) {
 
 /// Typed calls of versions 0 and 2 of pwtest.x's program, which the C
 /// server does not serve: each fails with PROG_MISMATCH carrying the
-/// versions it serves, 1 to 1.
+/// versions it serves, 1 to 1; a program it lacks, with PROG_UNAVAIL.
 pub fn typed_client_gets_prog_mismatch_from_c_server(ip: Ip) {
     let server = CServer::start(ip, 0, 0);
     block_on(async {
@@ -85,6 +85,13 @@ pub fn typed_client_gets_prog_mismatch_from_c_server(ip: Ip) {
             );
             assert_still_serves(&client, &format!("version {version}")).await;
         }
+        let other: Procedure<(), ()> = Procedure::new(PWTEST_PROG + 1, 1, 1, "OTHER");
+        let status = rejected(
+            client.client().call_proc(&other, &()).await,
+            (PWTEST_PROG + 1, 1, 1),
+        );
+        assert_eq!(status, CallStatus::ProgUnavail, "another program");
+        assert_still_serves(&client, "another program").await;
         client.client().close();
     });
 }
