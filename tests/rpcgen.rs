@@ -25,6 +25,17 @@
 //! client: opaque of 0 B to 1 MB, strings that are not UTF-8, every union
 //! arm, linked lists, arrays and optional values, the bound source and an
 //! AUTH_SYS credential as generated structs.
+//! `tests/rpcgen/generated_server.rs` is the other way: the C client
+//! against peerwire's generated server (`PwtestVersServer`, served with
+//! `Server::program`), whose handlers keep what they decoded so a trial
+//! compares it with what the C side built: the same constructs, the
+//! credential and the observed address through `CallContext`.
+//! `tests/rpcgen/errors.rs` has the definite errors both ways:
+//! PROG_MISMATCH with the version range, PROC_UNAVAIL and GARBAGE_ARGS as
+//! `Error::CallRejected` from the C server, and as libtirpc's `clnt_stat`
+//! from the generated server (the C client's `raw` calls), plus rpcinfo's
+//! version probe of the generated server; each followed by a good call
+//! on the same connection.
 //!
 //! peerwire's client and server write each record as one fragment, with
 //! no option to cut smaller; peerwire's side of small fragments is its
@@ -49,7 +60,10 @@
 //! prints why and exits 1; otherwise it prints a loud banner and reports
 //! the trials that need them as ignored, with the reason. A C program
 //! that fails to build, or builds with a warning, when everything is
-//! there is a failure, never a skip.
+//! there is a failure, never a skip. The trials that run rpcinfo
+//! (Debian package `rpcbind`, as `rpcinfo -a UADDR -T tcp|tcp6`, which
+//! asks no rpcbind) are ignored, or fail under
+//! `PEERWIRE_REQUIRE_INTEROP=1`, when it is missing.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -66,6 +80,10 @@ mod support;
 mod c_client;
 #[path = "rpcgen/c_server.rs"]
 mod c_server;
+#[path = "rpcgen/errors.rs"]
+mod errors;
+#[path = "rpcgen/generated_server.rs"]
+mod generated_server;
 #[path = "rpcgen/programs.rs"]
 mod programs;
 #[path = "rpcgen/tap.rs"]
@@ -80,7 +98,7 @@ mod pwtest {
     include!("rpcgen/pwtest.rs");
 }
 
-use programs::{Build, CServer, Unavailable, run_c_client};
+use programs::{Build, CServer, Unavailable, run_c_client, run_rpcinfo};
 
 /// Turns "cannot build or run the C programs" from a skip into a failure.
 const REQUIRE_ENV: &str = "PEERWIRE_REQUIRE_INTEROP";
@@ -128,7 +146,21 @@ fn main() {
         typed::typed_client_gets_its_auth_sys_credential_from_c_server,
         typed::typed_client_echoes_non_utf8_strings_from_c_server,
         typed::typed_client_echoes_every_construct_from_c_server,
+        generated_server::generated_server_echoes_opaque_of_every_size_from_c_client,
+        generated_server::generated_server_echoes_non_utf8_names_from_c_client,
+        generated_server::generated_server_echoes_every_construct_from_c_client,
+        generated_server::generated_server_sees_the_c_clients_authunix_credential,
+        generated_server::generated_server_observes_the_c_clients_bound_source,
+        errors::typed_client_gets_prog_mismatch_from_c_server,
+        errors::typed_client_gets_proc_unavail_from_c_server,
+        errors::typed_client_gets_garbage_args_from_c_server,
+        errors::c_client_gets_proc_unavail_from_generated_server,
+        errors::c_client_gets_prog_mismatch_from_generated_server,
+        errors::c_client_gets_garbage_args_from_generated_server,
     ];
+    // Trials that also run rpcinfo (Debian package rpcbind).
+    let (rpcinfo_v4, rpcinfo_v6) =
+        per_family![errors::generated_server_answers_rpcinfo_with_its_version_range];
     #[allow(unused_mut)]
     let mut always: Vec<(&'static str, fn())> =
         vec![("tap_parses_record_marking", tap::tap_parses_record_marking)];
@@ -140,9 +172,16 @@ fn main() {
 
     // Listing (as `cargo nextest` does) or a filter that selects none of
     // the C trials builds nothing.
-    let wanted = !args.list && v4.iter().chain(&v6).any(|(name, _)| selected(&args, name));
+    let wanted = !args.list
+        && v4
+            .iter()
+            .chain(&v6)
+            .chain(&rpcinfo_v4)
+            .chain(&rpcinfo_v6)
+            .any(|(name, _)| selected(&args, name));
     let mut build = None;
     let (mut skip_v4, mut skip_v6) = (None, None);
+    let mut skip_rpcinfo: Option<String> = None;
     if wanted {
         match Build::make() {
             Ok(made) => build = Some(made),
@@ -160,7 +199,15 @@ fn main() {
         {
             skip_v6 = Some(format!("no IPv6 on loopback: binding [::1]:0 failed: {e}"));
         }
-        for reason in reasons(&skip_v4, &skip_v6) {
+        // Only a selected trial that runs rpcinfo needs it.
+        if rpcinfo_v4
+            .iter()
+            .chain(&rpcinfo_v6)
+            .any(|(name, _)| selected(&args, name))
+        {
+            skip_rpcinfo = programs::rpcinfo_missing();
+        }
+        for reason in reasons(&skip_v4, &skip_v6).into_iter().chain(&skip_rpcinfo) {
             if required() {
                 eprintln!(
                     "rpcgen interop tests cannot run: {reason}\n\
@@ -177,10 +224,14 @@ fn main() {
     let mut trials = support::trials(always, None);
     trials.extend(support::trials(v4, skip_v4.as_deref()));
     trials.extend(support::trials(v6, skip_v6.as_deref()));
+    let skip_rpcinfo_v4 = skip_v4.as_deref().or(skip_rpcinfo.as_deref());
+    let skip_rpcinfo_v6 = skip_v6.as_deref().or(skip_rpcinfo.as_deref());
+    trials.extend(support::trials(rpcinfo_v4, skip_rpcinfo_v4));
+    trials.extend(support::trials(rpcinfo_v6, skip_rpcinfo_v6));
     let conclusion = libtest_mimic::run(&args, trials);
     // Removes the build directory; `exit` below would skip destructors.
     drop(build);
-    for reason in reasons(&skip_v4, &skip_v6) {
+    for reason in reasons(&skip_v4, &skip_v6).into_iter().chain(&skip_rpcinfo) {
         // Once more after the summary, where nobody can miss it.
         print_skip_banner(reason);
     }

@@ -7,6 +7,9 @@
  * usage: client ADDRESS PORT SOURCE SENDSZ echo LEN
  *        client ADDRESS PORT SOURCE SENDSZ caller
  *        client ADDRESS PORT SOURCE SENDSZ creds MACHINE UID GID [GID...]
+ *        client ADDRESS PORT SOURCE SENDSZ name [HEX...]
+ *        client ADDRESS PORT SOURCE SENDSZ rich
+ *        client ADDRESS PORT SOURCE SENDSZ raw PROG VERS PROC HEX
  *   ADDRESS, PORT  the server, a numeric IPv4 or IPv6 address
  *   SOURCE         the address the socket is bound to before it connects
  *   SENDSZ         the send buffer size (0: libtirpc's default, 64 KiB); a
@@ -19,8 +22,20 @@
  * creds   calls with AUTH_SYS credentials (authunix_create) and prints the
  *         server's answer: "creds flavor F stamp S machine M uid U gid G
  *         gids A,B,..."
+ * name    sends each HEX (the string's bytes in hex, any but NUL; empty
+ *         for the empty string) and prints "name sent HEX received HEX"
+ * rich    sends the pwtest_rich of every (arm, list) pair: arm 0 to 3 of
+ *         pwtest_value, linked lists of 0, 1 and 100 nodes, built as
+ *         rich_value() below says, and prints "rich ARM NODES equal" or
+ *         "... different" as the echo's XDR matches what was sent
+ * raw     calls PROG VERS PROC (numbers, 0x for hex) with the bytes HEX as
+ *         its arguments, whole (a multiple of 4 bytes), through clnt_call
+ *         with an xdrproc of its own; prints "status N" (the clnt_stat),
+ *         "error TEXT" (clnt_sperrno) and for a version mismatch
+ *         "versions LOW HIGH"; then, on the same connection, echoes 3
+ *         bytes with pwtest.x's numbers and prints "then echo ..." as echo
  *
- * A failed call prints libtirpc's error on stderr and exits 3.
+ * A failed call (but raw's) prints libtirpc's error on stderr and exits 3.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -175,6 +190,236 @@ static int creds(CLIENT *clnt, char *machine, int ngids, char **gid_args, char *
 	return 0;
 }
 
+/* A hex digit's value, or -1. */
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* HEX's bytes in a new buffer of *len bytes (plus a NUL); exits on bad hex. */
+static char *unhex(const char *hex, u_int *len)
+{
+	size_t n = strlen(hex);
+	char *out = malloc(n / 2 + 1);
+
+	if (out == NULL || n % 2 != 0) {
+		fprintf(stderr, "not hex: %s\n", hex);
+		exit(2);
+	}
+	for (size_t i = 0; i < n / 2; i++) {
+		int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
+		if (hi < 0 || lo < 0) {
+			fprintf(stderr, "not hex: %s\n", hex);
+			exit(2);
+		}
+		out[i] = (char)(hi << 4 | lo);
+	}
+	out[n / 2] = '\0';
+	*len = n / 2;
+	return out;
+}
+
+static void print_hex(const char *s)
+{
+	for (; *s != '\0'; s++)
+		printf("%02x", (unsigned char)*s);
+}
+
+static int name(CLIENT *clnt, int count, char **hexes)
+{
+	for (int i = 0; i < count; i++) {
+		u_int len;
+		pwtest_name arg = unhex(hexes[i], &len), res = NULL;
+
+		if (strlen(arg) != len) {
+			fprintf(stderr, "a pwtest_name cannot hold NUL: %s\n", hexes[i]);
+			return 2;
+		}
+		check(pwtest_name_1(&arg, &res, clnt), clnt);
+		printf("name sent %s received ", hexes[i]);
+		print_hex(res);
+		printf("\n");
+		xdr_free((xdrproc_t)xdr_pwtest_name, (caddr_t)&res);
+		free(arg);
+	}
+	return 0;
+}
+
+/* The node counts and the bound of `many` that rich() tries. */
+static const u_int rich_lists[3] = { 0, 1, 100 };
+#define RICH_MANY_MAX 100
+
+/* The pwtest_rich of arm ARM (pwtest_kind) and list LIST (an index into
+   rich_lists), as tests/rpcgen/generated_server.rs rebuilds it:
+     value   NONE; NUMBER -0x123456789abc; TEXT "t\xe9xt" (not UTF-8);
+             POINT {-7, INT32_MAX}
+     nodes   rich_lists[LIST] nodes, node i with id i * 3 + 1
+     fixed   {ARM, nodes, 0xffffffff}
+     many    min(ARM * 33 + LIST, 100) values, value k = k << 40 | (k + ARM)
+     maybe   "\xffmaybe" when ARM + LIST is odd, else absent
+     flag    LIST == 2
+     real    -1.5 * ARM + 0.25 * LIST
+   Freed with free_rich(). */
+static void rich_value(u_int arm, u_int list, pwtest_rich *v)
+{
+	static char text[] = "t\xe9xt";
+	static char maybe[] = "\xffmaybe";
+	static pwtest_name maybe_name = maybe;
+	u_int nodes = rich_lists[list];
+	u_int many = arm * 33 + list;
+
+	memset(v, 0, sizeof *v);
+	v->value.kind = (pwtest_kind)arm;
+	switch (arm) {
+	case PWTEST_NUMBER:
+		v->value.pwtest_value_u.number = -0x123456789abcLL;
+		break;
+	case PWTEST_TEXT:
+		v->value.pwtest_value_u.text = text;
+		break;
+	case PWTEST_POINT:
+		v->value.pwtest_value_u.point[0] = -7;
+		v->value.pwtest_value_u.point[1] = 0x7fffffff;
+		break;
+	}
+	/* Built from the tail, so the first node has id 1. */
+	for (u_int i = nodes; i-- > 0;) {
+		pwtest_node *node = calloc(1, sizeof *node);
+		if (node == NULL)
+			exit(1);
+		node->id = i * 3 + 1;
+		node->next = v->nodes;
+		v->nodes = node;
+	}
+	v->fixed[0] = arm;
+	v->fixed[1] = nodes;
+	v->fixed[2] = 0xffffffffu;
+	v->many.many_len = many < RICH_MANY_MAX ? many : RICH_MANY_MAX;
+	v->many.many_val = calloc(v->many.many_len + 1, sizeof(u_quad_t));
+	if (v->many.many_val == NULL)
+		exit(1);
+	for (u_int k = 0; k < v->many.many_len; k++)
+		v->many.many_val[k] = (u_quad_t)k << 40 | (k + arm);
+	v->maybe = (arm + list) % 2 == 1 ? &maybe_name : NULL;
+	v->flag = list == 2;
+	v->real = -1.5 * arm + 0.25 * list;
+}
+
+static void free_rich(pwtest_rich *v)
+{
+	while (v->nodes != NULL) {
+		pwtest_node *next = v->nodes->next;
+		free(v->nodes);
+		v->nodes = next;
+	}
+	free(v->many.many_val);
+}
+
+/* A pwtest_rich as libtirpc's XDR encodes it, in a new buffer of *len bytes. */
+static char *encode_rich(pwtest_rich *v, u_int *len)
+{
+	XDR xdrs;
+	char *buf;
+
+	*len = xdr_sizeof((xdrproc_t)xdr_pwtest_rich, v);
+	buf = malloc(*len + 4);
+	if (buf == NULL)
+		exit(1);
+	xdrmem_create(&xdrs, buf, *len + 4, XDR_ENCODE);
+	if (!xdr_pwtest_rich(&xdrs, v)) {
+		fprintf(stderr, "encoding a pwtest_rich failed\n");
+		exit(1);
+	}
+	xdr_destroy(&xdrs);
+	return buf;
+}
+
+static int rich(CLIENT *clnt)
+{
+	for (u_int arm = PWTEST_NONE; arm <= PWTEST_POINT; arm++) {
+		for (u_int list = 0; list < 3; list++) {
+			pwtest_rich arg, res;
+			u_int sent_len, got_len;
+
+			rich_value(arm, list, &arg);
+			memset(&res, 0, sizeof res);
+			check(pwtest_rich_1(&arg, &res, clnt), clnt);
+			char *sent = encode_rich(&arg, &sent_len);
+			char *got = encode_rich(&res, &got_len);
+			int equal = sent_len == got_len && memcmp(sent, got, sent_len) == 0;
+			printf("rich %u %u %s\n", arm, rich_lists[list],
+			       equal ? "equal" : "different");
+			free(sent);
+			free(got);
+			xdr_free((xdrproc_t)xdr_pwtest_rich, (caddr_t)&res);
+			free_rich(&arg);
+		}
+	}
+	return 0;
+}
+
+/* Arguments written as they are: the bytes of an opaque whose length is a
+   multiple of 4 (so xdr_opaque adds no padding). */
+struct raw_args {
+	char *bytes;
+	u_int len;
+};
+
+static bool_t xdr_raw_args(XDR *xdrs, struct raw_args *args)
+{
+	return xdr_opaque(xdrs, args->bytes, args->len);
+}
+
+/* No results read (xdr_void's type does not match an xdrproc_t's). */
+static bool_t xdr_no_results(XDR *xdrs, void *results)
+{
+	(void)xdrs;
+	(void)results;
+	return TRUE;
+}
+
+static int raw(CLIENT *clnt, char **argv)
+{
+	rpcprog_t prog = strtoul(argv[0], NULL, 0);
+	rpcvers_t vers = strtoul(argv[1], NULL, 0);
+	rpcproc_t proc = strtoul(argv[2], NULL, 0);
+	struct timeval timeout = { 60, 0 };
+	struct raw_args args;
+	struct rpc_err err;
+	enum clnt_stat status;
+
+	args.bytes = unhex(argv[3], &args.len);
+	if (args.len % 4 != 0) {
+		fprintf(stderr, "raw arguments must be a multiple of 4 bytes\n");
+		return 2;
+	}
+	clnt_control(clnt, CLSET_PROG, (char *)&prog);
+	clnt_control(clnt, CLSET_VERS, (char *)&vers);
+	status = clnt_call(clnt, proc, (xdrproc_t)xdr_raw_args, (caddr_t)&args,
+			   (xdrproc_t)xdr_no_results, NULL, timeout);
+	printf("status %d\n", (int)status);
+	printf("error %s\n", clnt_sperrno(status));
+	clnt_geterr(clnt, &err);
+	if (status == RPC_PROGVERSMISMATCH)
+		printf("versions %lu %lu\n", (unsigned long)err.re_vers.low,
+		       (unsigned long)err.re_vers.high);
+	free(args.bytes);
+
+	/* The connection goes on: pwtest.x's own numbers again. */
+	prog = PWTEST_PROG;
+	vers = PWTEST_VERS;
+	clnt_control(clnt, CLSET_PROG, (char *)&prog);
+	clnt_control(clnt, CLSET_VERS, (char *)&vers);
+	printf("then ");
+	return echo(clnt, 3);
+}
+
 int main(int argc, char **argv)
 {
 	CLIENT *clnt;
@@ -182,7 +427,8 @@ int main(int argc, char **argv)
 
 	if (argc < 6) {
 		fprintf(stderr, "usage: %s ADDRESS PORT SOURCE SENDSZ echo LEN|caller|"
-				"creds MACHINE UID GID [GID...]\n",
+				"creds MACHINE UID GID [GID...]|name [HEX...]|rich|"
+				"raw PROG VERS PROC HEX\n",
 			argv[0]);
 		return 2;
 	}
@@ -194,6 +440,12 @@ int main(int argc, char **argv)
 		rc = caller(clnt, fd);
 	else if (strcmp(argv[5], "creds") == 0 && argc >= 9)
 		rc = creds(clnt, argv[6], argc - 9, argv + 9, argv[7], argv[8]);
+	else if (strcmp(argv[5], "name") == 0)
+		rc = name(clnt, argc - 6, argv + 6);
+	else if (strcmp(argv[5], "rich") == 0 && argc == 6)
+		rc = rich(clnt);
+	else if (strcmp(argv[5], "raw") == 0 && argc == 10)
+		rc = raw(clnt, argv + 6);
 	else
 		fprintf(stderr, "unknown operation or wrong arguments: %s\n", argv[5]);
 	clnt_destroy(clnt);

@@ -23,10 +23,11 @@ pub enum Unavailable {
     Broken(String),
 }
 
-/// The built programs' paths.
+/// The built programs' paths, and rpcinfo's.
 struct Programs {
     server: PathBuf,
     client: PathBuf,
+    rpcinfo: Option<PathBuf>,
 }
 
 /// The build directory; dropping it removes it.
@@ -142,7 +143,12 @@ impl Build {
         };
         let server = link("server", &[&server_main, &svc, &xdr])?;
         let client = link("client", &[&client_main, &clnt, &xdr])?;
-        let _ = PROGRAMS.set(Programs { server, client });
+        let rpcinfo = find_program("rpcinfo");
+        let _ = PROGRAMS.set(Programs {
+            server,
+            client,
+            rpcinfo,
+        });
         Ok(build)
     }
 }
@@ -170,6 +176,15 @@ fn find_program(name: &str) -> Option<PathBuf> {
             fs::metadata(candidate)
                 .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         })
+}
+
+/// Why the trials that run rpcinfo cannot, once the C programs are built.
+pub fn rpcinfo_missing() -> Option<String> {
+    let programs = PROGRAMS.get()?;
+    programs
+        .rpcinfo
+        .is_none()
+        .then(|| "missing rpcinfo (Debian package rpcbind)".to_owned())
 }
 
 fn programs() -> &'static Programs {
@@ -233,8 +248,10 @@ impl Drop for CServer {
 
 // ───────────────────────────── the C client ─────────────────────────────
 
-/// What a C client run printed.
+/// What a run of the C client or of rpcinfo printed.
 pub struct Output {
+    /// Which program it was, for messages.
+    pub program: &'static str,
     pub status: std::process::ExitStatus,
     pub stdout: String,
     pub stderr: String,
@@ -244,8 +261,8 @@ impl fmt::Display for Output {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "C client {}\n--- stdout\n{}--- stderr\n{}",
-            self.status, self.stdout, self.stderr
+            "{} {}\n--- stdout\n{}--- stderr\n{}",
+            self.program, self.status, self.stdout, self.stderr
         )
     }
 }
@@ -258,6 +275,13 @@ impl Output {
             .lines()
             .find_map(|l| l.strip_prefix(prefix)?.strip_prefix(' '))
             .unwrap_or_else(|| panic!("no {prefix:?} line: {self}"))
+    }
+
+    /// Every line that starts with `prefix` and a space, without them.
+    pub fn lines<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a str> {
+        self.stdout
+            .lines()
+            .filter_map(move |l| l.strip_prefix(prefix)?.strip_prefix(' '))
     }
 }
 
@@ -279,6 +303,35 @@ pub async fn run_c_client(ip: Ip, server: SocketAddr, sendsz: u32, op: &[&str]) 
         .unwrap_or_else(|_| panic!("the C client ran over {GENEROUS:?}: {op:?}"))
         .expect("running the C client");
     Output {
+        program: "C client",
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+// ─────────────────────────────── rpcinfo ───────────────────────────────
+
+/// Runs libtirpc's `rpcinfo -a UADDR -T tcp|tcp6 ARGS...` against `server`:
+/// the server's universal address (RFC 5665: the host, then the port's
+/// two bytes), so no rpcbind is asked. (`rpcinfo -n PORT -t HOST` still
+/// asks rpcbind on port 111 first.) Killed if it outlives [`GENEROUS`].
+pub async fn run_rpcinfo(server: SocketAddr, args: &[&str]) -> Output {
+    let rpcinfo = programs().rpcinfo.as_ref().expect("main checked rpcinfo");
+    let port = server.port();
+    let uaddr = format!("{}.{}.{}", server.ip(), port >> 8, port & 0xff);
+    let transport = if server.is_ipv4() { "tcp" } else { "tcp6" };
+    let mut cmd = tokio::process::Command::new(rpcinfo);
+    cmd.args(["-a", &uaddr, "-T", transport])
+        .args(args)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(GENEROUS, cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("rpcinfo ran over {GENEROUS:?}: {args:?}"))
+        .expect("running rpcinfo");
+    Output {
+        program: "rpcinfo",
         status: out.status,
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
