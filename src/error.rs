@@ -269,6 +269,18 @@ pub enum Error {
         max: usize,
     },
 
+    /// A typed call's arguments hold an item over the bound its XDR type
+    /// sets (`opaque<N>`, `string<N>`, `T<N>`): the peer would refuse to
+    /// decode them, so the call was not sent.
+    #[error("arguments for {peer} not sent: {error}")]
+    BadArgs {
+        /// The peer the call was for.
+        peer: Address,
+        /// The item over its bound.
+        #[source]
+        error: crate::proto::xdr::EncodeError,
+    },
+
     /// The results of a call did not decode as the type asked for.
     #[error("results from {peer} did not decode: {error}")]
     BadResults {

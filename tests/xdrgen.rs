@@ -430,10 +430,15 @@ impl RichV1Server for Rich {
         ctx: &peerwire::CallContext,
         args: Cookie,
     ) -> Result<Listing, peerwire::ProcError> {
+        // Cookie u64::MAX: a file name over name's bound of 32 bytes.
+        let filename = match args.0 {
+            u64::MAX => name(&"n".repeat(33)),
+            _ => name(&ctx.observed.ip().to_string()),
+        };
         Ok(Listing {
             entries: vec![rich::Entry {
                 fileid: args.0 as u32,
-                filename: name(&ctx.observed.ip().to_string()),
+                filename,
             }],
             groups: Grouplist(vec![rich::Group { gr_name: name("g") }]),
             eof: true,
@@ -494,6 +499,59 @@ fn rejected(e: peerwire::Error) -> peerwire::CallStatus {
         peerwire::Error::CallRejected { status, .. } => status,
         e => panic!("expected a rejected call, got {e:?}"),
     }
+}
+
+/// Items over their bounds are never sent: arguments are refused before
+/// the call goes out (`Error::BadArgs`), and results are answered
+/// SYSTEM_ERR, as rpcgen's C servers answer results they cannot encode.
+/// The connection serves on after each.
+#[tokio::test]
+async fn items_over_their_bounds_are_not_sent_in_either_direction() {
+    let (server, client) = rich_server(false);
+    let v1 = RichV1Client::new(client);
+    match v1.echo(&name(&"n".repeat(33))).await {
+        Err(peerwire::Error::BadArgs { error, .. }) => {
+            assert_eq!((error.len, error.max), (33, MAXNAME));
+        }
+        other => panic!("a name of 33 bytes is refused before it is sent, got {other:?}"),
+    }
+    assert_eq!(
+        v1.echo(&name(&"n".repeat(32))).await.unwrap(),
+        name(&"n".repeat(32))
+    );
+    assert_eq!(
+        rejected(v1.list(&Cookie(u64::MAX)).await.unwrap_err()),
+        peerwire::CallStatus::SystemErr
+    );
+    assert!(v1.list(&Cookie(1)).await.unwrap().eof);
+    let too_long = ByIntList((0..17).map(|_| ByInt::CaseMinus1).collect());
+    assert_eq!(
+        peerwire::proto::xdr::check_bounds(&too_long),
+        Err(peerwire::proto::xdr::EncodeError {
+            len: 17,
+            max: MAXITEMS
+        })
+    );
+    let list = vec![
+        rich::Entry {
+            fileid: 1,
+            filename: name("")
+        };
+        LIST_CAP as usize + 1
+    ];
+    let listing = Listing {
+        entries: list,
+        groups: Grouplist(vec![]),
+        eof: true,
+    };
+    assert_eq!(
+        peerwire::proto::xdr::check_bounds(&listing),
+        Err(peerwire::proto::xdr::EncodeError {
+            len: LIST_CAP as usize + 1,
+            max: LIST_CAP
+        })
+    );
+    server.shutdown().await;
 }
 
 #[tokio::test]

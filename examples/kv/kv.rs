@@ -9,6 +9,7 @@ pub const KV_MAXVALUE: u32 = 65536;
 pub struct KvKey(pub ::peerwire::proto::xdr::XdrString);
 impl ::peerwire::proto::xdr::XdrEncode for KvKey {
     fn encode(&self, w: &mut ::peerwire::proto::xdr::XdrWriter<'_>) {
+        w.bound(self.0.len(), 256);
         w.string_bytes(&self.0);
     }
 }
@@ -24,6 +25,7 @@ impl ::peerwire::proto::xdr::XdrDecode for KvKey {
 pub struct KvValue(pub ::peerwire::bytes::Bytes);
 impl ::peerwire::proto::xdr::XdrEncode for KvValue {
     fn encode(&self, w: &mut ::peerwire::proto::xdr::XdrWriter<'_>) {
+        w.bound(self.0.len(), 65536);
         w.opaque(&self.0[..]);
     }
 }
@@ -218,7 +220,7 @@ impl<T: KvV1Server> ::peerwire::server::Program for KvV1Program<T> {
         match call.procedure {
             1 => {
                 let res = self.0.get(&call.ctx, call.args::<KvKey>()?).await?;
-                ::core::result::Result::Ok(::peerwire::proto::xdr::to_bytes(&res))
+                call.results(&res)
             }
             2 => {
                 self.0.put(&call.ctx, call.args::<KvPair>()?).await?;
@@ -226,7 +228,7 @@ impl<T: KvV1Server> ::peerwire::server::Program for KvV1Program<T> {
             }
             3 => {
                 let res = self.0.delete(&call.ctx, call.args::<KvKey>()?).await?;
-                ::core::result::Result::Ok(::peerwire::proto::xdr::to_bytes(&res))
+                call.results(&res)
             }
             _ => ::core::result::Result::Err(::peerwire::ProcError::ProcUnavail),
         }

@@ -40,7 +40,7 @@ use crate::error::Error;
 use crate::limits::Limits;
 use crate::procedure::Procedure;
 use crate::programs::hello::{HelloReply, NodeId};
-use crate::proto::xdr::{XdrDecode, XdrEncode, from_shared};
+use crate::proto::xdr::{XdrDecode, XdrEncode, check_bounds, from_shared};
 use crate::proto::{CallHeader, OpaqueAuth};
 pub use crate::stream::Io;
 
@@ -556,8 +556,10 @@ impl Client {
     }
 
     /// Calls `proc` with typed arguments and results, with the default
-    /// [`CallOptions`]. Results that do not decode as `R` (or leave bytes
-    /// over) are [`Error::BadResults`]. Cancel-safe, as [`Client::call`].
+    /// [`CallOptions`]. Arguments with an item over its XDR bound are
+    /// [`Error::BadArgs`], and nothing is sent; results that do not decode
+    /// as `R` (or leave bytes over) are [`Error::BadResults`]. Cancel-safe,
+    /// as [`Client::call`].
     ///
     /// As fast as a raw call: the arguments are encoded straight into the
     /// connection's write buffer (no buffer of their own), and `Bytes` and
@@ -584,6 +586,10 @@ impl Client {
         R: XdrDecode,
     {
         let (program, version, procedure) = (proc.program, proc.version, proc.procedure);
+        check_bounds(args).map_err(|error| Error::BadArgs {
+            peer: self.inner().peer.clone(),
+            error,
+        })?;
         let results = self
             .call_args(program, version, procedure, Typed(args), options)
             .await?;

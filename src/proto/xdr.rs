@@ -254,6 +254,8 @@ impl<'a> XdrReader<'a> {
 #[derive(Debug)]
 pub struct XdrWriter<'a> {
     sink: Sink<'a>,
+    /// The first item over its bound ([`XdrWriter::bound`]).
+    over: Option<EncodeError>,
 }
 
 /// Where a writer's bytes go.
@@ -269,7 +271,25 @@ impl<'a> XdrWriter<'a> {
     pub fn new(buf: &'a mut BytesMut) -> XdrWriter<'a> {
         XdrWriter {
             sink: Sink::Buf(buf),
+            over: None,
         }
+    }
+
+    /// Notes a variable-length item of `len` bytes or items whose type
+    /// allows at most `max`: one over its bound is kept as this writer's
+    /// [`XdrWriter::over_bound`] (the first such), as a peer would refuse
+    /// to decode it. Generated encoders call this before every bounded
+    /// `opaque<N>`, `string<N>`, `T<N>` and linked list; [`try_to_bytes`]
+    /// and typed calls refuse a value that is over.
+    pub fn bound(&mut self, len: usize, max: u32) {
+        if len > max as usize && self.over.is_none() {
+            self.over = Some(EncodeError { len, max });
+        }
+    }
+
+    /// The first item written over its bound, if any.
+    pub fn over_bound(&self) -> Option<EncodeError> {
+        self.over
     }
 
     /// An unsigned int.
@@ -380,27 +400,69 @@ pub trait XdrDecode: Sized {
     fn decode(r: &mut XdrReader<'_>) -> Result<Self, DecodeError>;
 }
 
+/// A variable-length item over the bound its XDR type sets (`opaque<N>`,
+/// `string<N>`, `T<N>`, a linked list longer than the generator's cap):
+/// a peer would refuse to decode it, so it is not sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+#[error("an item of {len} bytes or elements over its XDR bound of {max}")]
+pub struct EncodeError {
+    /// The item's length, in bytes or elements.
+    pub len: usize,
+    /// Its bound.
+    pub max: u32,
+}
+
+/// Runs `value`'s encoder without writing anything: its length in bytes,
+/// and the first item over its bound.
+fn measure<T: XdrEncode + ?Sized>(value: &T) -> (usize, Option<EncodeError>) {
+    let mut w = XdrWriter {
+        sink: Sink::Count(0),
+        over: None,
+    };
+    value.encode(&mut w);
+    match w.sink {
+        Sink::Count(n) => (n, w.over),
+        Sink::Buf(_) => unreachable!("made as a counter above"),
+    }
+}
+
 /// The number of bytes `value` encodes to. It runs the value's encoder
 /// without writing anything: opaque data and strings are counted, not
 /// copied.
 pub fn encoded_len<T: XdrEncode + ?Sized>(value: &T) -> usize {
-    let mut w = XdrWriter {
-        sink: Sink::Count(0),
-    };
-    value.encode(&mut w);
-    match w.sink {
-        Sink::Count(n) => n,
-        Sink::Buf(_) => unreachable!("made as a counter above"),
+    measure(value).0
+}
+
+/// Checks that no item of `value` is over its bound (see
+/// [`XdrWriter::bound`]), without writing anything.
+pub fn check_bounds<T: XdrEncode + ?Sized>(value: &T) -> Result<(), EncodeError> {
+    match measure(value).1 {
+        Some(over) => Err(over),
+        None => Ok(()),
     }
 }
 
 /// Encodes `value` into a new buffer of exactly its size: one allocation
 /// (a buffer with room to spare would cost a second, for the shared
-/// header `Bytes` puts on it when it is frozen).
+/// header `Bytes` puts on it when it is frozen). Items over their bounds
+/// are written as they are; [`try_to_bytes`] refuses them.
 pub fn to_bytes<T: XdrEncode + ?Sized>(value: &T) -> Bytes {
     let mut buf = BytesMut::with_capacity(encoded_len(value));
     value.encode(&mut XdrWriter::new(&mut buf));
     buf.freeze()
+}
+
+/// [`to_bytes`], refusing a value with an item over its bound. The check
+/// comes with the sizing pass `to_bytes` makes anyway: it costs nothing
+/// more.
+pub fn try_to_bytes<T: XdrEncode + ?Sized>(value: &T) -> Result<Bytes, EncodeError> {
+    let (len, over) = measure(value);
+    if let Some(over) = over {
+        return Err(over);
+    }
+    let mut buf = BytesMut::with_capacity(len);
+    value.encode(&mut XdrWriter::new(&mut buf));
+    Ok(buf.freeze())
 }
 
 /// Decodes a `T` that must take all of `bytes`. Trailing bytes are an
@@ -702,6 +764,36 @@ mod tests {
             err,
             DecodeError::new(DecodeErrorKind::TrailingBytes { len: 4 }, 4)
         );
+    }
+
+    #[test]
+    fn an_item_over_its_bound_is_refused_by_try_to_bytes_and_check_bounds() {
+        struct Bounded(Vec<u8>, u32);
+        impl XdrEncode for Bounded {
+            fn encode(&self, w: &mut XdrWriter<'_>) {
+                w.bound(3, 5);
+                w.bound(self.0.len(), self.1);
+                w.opaque(&self.0);
+                w.bound(9, 1);
+            }
+        }
+        let within = Bounded(vec![1; 4], 4);
+        assert_eq!(check_bounds(&within), Err(EncodeError { len: 9, max: 1 }));
+        let over = Bounded(vec![1; 5], 4);
+        let err = EncodeError { len: 5, max: 4 };
+        assert_eq!(check_bounds(&over), Err(err), "the first item over is kept");
+        assert_eq!(try_to_bytes(&over), Err(err));
+        assert_eq!(to_bytes(&over).len(), 12, "to_bytes writes it as it is");
+        assert_eq!(
+            err.to_string(),
+            "an item of 5 bytes or elements over its XDR bound of 4"
+        );
+
+        let mut buf = BytesMut::new();
+        let mut w = XdrWriter::new(&mut buf);
+        w.bound(2, 2);
+        assert_eq!(w.over_bound(), None);
+        assert_eq!(try_to_bytes(&7u32).unwrap()[..], [0, 0, 0, 7]);
     }
 
     proptest! {

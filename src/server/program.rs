@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 
 use super::{CallContext, HandlerFuture, ProcError, Service};
-use crate::proto::xdr::{XdrDecode, from_shared};
+use crate::proto::xdr::{XdrDecode, XdrEncode, from_shared, try_to_bytes};
 
 /// One call to a [`Program`]: its context, its procedure and its
 /// undecoded arguments.
@@ -34,6 +34,25 @@ impl Call {
     /// The arguments as received (XDR).
     pub fn raw_args(&self) -> &Bytes {
         &self.args
+    }
+
+    /// `results` encoded for the reply, in one buffer of exactly their
+    /// size. Results with an item over the bound its XDR type sets
+    /// (`opaque<N>`, `string<N>`, `T<N>`), which the caller would refuse
+    /// to decode, are not sent: the call is answered SYSTEM_ERR, as
+    /// rpcgen's C servers answer results their XDR cannot encode, and a
+    /// warning names the procedure and the bound.
+    pub fn results<R: XdrEncode + ?Sized>(&self, results: &R) -> Result<Bytes, ProcError> {
+        try_to_bytes(results).map_err(|error| {
+            tracing::warn!(
+                program = self.ctx.program,
+                version = self.ctx.version,
+                procedure = self.procedure,
+                peer = %self.ctx.observed,
+                "results not sent, answered SYSTEM_ERR: {error}"
+            );
+            ProcError::SystemErr
+        })
     }
 }
 

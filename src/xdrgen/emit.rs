@@ -433,9 +433,10 @@ impl<'a> Gen<'a> {
                     let e = self.enc_base(ty, &Arg::Ref(quote!(x)));
                     quote!(for x in #m.iter() { #e })
                 }
-                Shape::Variable(_) => {
+                Shape::Variable(max) => {
                     let e = self.enc_base(ty, &Arg::Ref(quote!(x)));
-                    quote!(w.u32(#m.len() as u32); for x in #m.iter() { #e })
+                    let check = self.enc_bound(&m, max, f.at)?;
+                    quote!(#check w.u32(#m.len() as u32); for x in #m.iter() { #e })
                 }
                 Shape::Optional => {
                     let e = self.enc_base(ty, &Arg::Ref(quote!(x)));
@@ -444,11 +445,27 @@ impl<'a> Gen<'a> {
                 }
             },
             FieldKind::OpaqueFixed(_) => quote!(w.opaque_fixed(&#m[..]);),
-            FieldKind::Opaque(_) => quote!(w.opaque(&#m[..]);),
-            FieldKind::String(_) => {
-                let r = a.reference();
-                quote!(w.string_bytes(#r);)
+            FieldKind::Opaque(max) => {
+                let check = self.enc_bound(&m, max, f.at)?;
+                quote!(#check w.opaque(&#m[..]);)
             }
+            FieldKind::String(max) => {
+                let r = a.reference();
+                let check = self.enc_bound(&m, max, f.at)?;
+                quote!(#check w.string_bytes(#r);)
+            }
+        })
+    }
+
+    /// `w.bound(..)` for a variable-length item `m` with bound `max`;
+    /// nothing for `<>`, which any length a `u32` counts fits.
+    fn enc_bound(&self, m: &TokenStream, max: &Option<Value>, at: usize) -> GResult<TokenStream> {
+        let max = self.bound(max, at)?;
+        Ok(if max == u32::MAX {
+            quote!()
+        } else {
+            let max = Literal::u32_unsuffixed(max);
+            quote!(w.bound(#m.len(), #max);)
         })
     }
 

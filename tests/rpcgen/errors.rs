@@ -141,8 +141,7 @@ impl XdrEncode for UnknownArm {
 }
 
 /// A pwtest_rich of the generated type with 101 values in `many<100>`:
-/// the generated encoder writes what it is given, and libtirpc's decoder
-/// refuses it.
+/// a typed call refuses to send it (`Error::BadArgs`).
 fn over_bound() -> PwtestRich {
     PwtestRich {
         value: PwtestValue::PwtestNone,
@@ -152,6 +151,16 @@ fn over_bound() -> PwtestRich {
         maybe: Some(PwtestName(b"x"[..].into())),
         flag: true,
         real: 0.5,
+    }
+}
+
+/// A value written as it is, past the bound checks of typed calls: its
+/// encoding from `to_bytes`, which writes items over their bounds.
+struct Unchecked<T>(T);
+
+impl<T: XdrEncode> XdrEncode for Unchecked<T> {
+    fn encode(&self, w: &mut XdrWriter<'_>) {
+        w.raw(&peerwire::proto::xdr::to_bytes(&self.0));
     }
 }
 
@@ -192,7 +201,18 @@ pub fn typed_client_gets_garbage_args_from_c_server(ip: Ip) {
         assert_garbage(&client, "ECHO cut short", 1, result.map(drop)).await;
         let result = c.call_proc(&rich_arm, &UnknownArm).await;
         assert_garbage(&client, "RICH with arm 9", 5, result.map(drop)).await;
-        let result = c.call_proc(&PWTEST_RICH, &over_bound()).await;
+        match c.call_proc(&PWTEST_RICH, &over_bound()).await {
+            Err(Error::BadArgs { error, .. }) => assert_eq!((error.len, error.max), (101, 100)),
+            other => panic!("RICH with 101 of <100> is not sent, got {other:?}"),
+        }
+        assert_still_serves(&client, "RICH with 101 of <100>, refused").await;
+        let rich_unchecked: Procedure<Unchecked<PwtestRich>, PwtestRich> = Procedure::new(
+            PWTEST_PROG,
+            PWTEST_VERS,
+            PWTEST_RICH.procedure,
+            "PWTEST_RICH",
+        );
+        let result = c.call_proc(&rich_unchecked, &Unchecked(over_bound())).await;
         assert_garbage(&client, "RICH with 101 of <100>", 5, result.map(drop)).await;
         client.client().close();
     });

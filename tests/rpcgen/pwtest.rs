@@ -76,9 +76,11 @@ impl ::peerwire::proto::xdr::XdrEncode for PwtestCreds {
     fn encode(&self, w: &mut ::peerwire::proto::xdr::XdrWriter<'_>) {
         w.u32(self.flavor);
         w.u32(self.stamp);
+        w.bound(self.machine.len(), 255);
         w.string_bytes(&self.machine);
         w.u32(self.uid);
         w.u32(self.gid);
+        w.bound(self.gids.len(), 16);
         w.u32(self.gids.len() as u32);
         for x in self.gids.iter() {
             w.u32(*x);
@@ -218,11 +220,13 @@ pub struct PwtestNode {
     pub id: u32,
 }
 impl PwtestNode {
-    /// Encodes `nodes` as the linked list they are on the wire.
+    /// Encodes `nodes` as the linked list they are on the wire
+    /// (over the cap, one the peer's decoder would refuse).
     pub fn xdr_encode_list(
         nodes: &[PwtestNode],
         w: &mut ::peerwire::proto::xdr::XdrWriter<'_>,
     ) {
+        w.bound(nodes.len(), 1048576);
         for node in nodes {
             w.bool(true);
             node.xdr_encode_node(w);
@@ -289,6 +293,7 @@ impl ::peerwire::proto::xdr::XdrEncode for PwtestRich {
         for x in self.fixed.iter() {
             w.u32(*x);
         }
+        w.bound(self.many.len(), 100);
         w.u32(self.many.len() as u32);
         for x in self.many.iter() {
             w.u64(*x);
@@ -483,25 +488,25 @@ impl<T: PwtestVersServer> ::peerwire::server::Program for PwtestVersProgram<T> {
         match call.procedure {
             1 => {
                 let res = self.0.echo(&call.ctx, call.args::<PwtestBlob>()?).await?;
-                ::core::result::Result::Ok(::peerwire::proto::xdr::to_bytes(&res))
+                call.results(&res)
             }
             2 => {
                 call.args::<()>()?;
                 let res = self.0.caller(&call.ctx).await?;
-                ::core::result::Result::Ok(::peerwire::proto::xdr::to_bytes(&res))
+                call.results(&res)
             }
             3 => {
                 call.args::<()>()?;
                 let res = self.0.creds(&call.ctx).await?;
-                ::core::result::Result::Ok(::peerwire::proto::xdr::to_bytes(&res))
+                call.results(&res)
             }
             4 => {
                 let res = self.0.name(&call.ctx, call.args::<PwtestName>()?).await?;
-                ::core::result::Result::Ok(::peerwire::proto::xdr::to_bytes(&res))
+                call.results(&res)
             }
             5 => {
                 let res = self.0.rich(&call.ctx, call.args::<PwtestRich>()?).await?;
-                ::core::result::Result::Ok(::peerwire::proto::xdr::to_bytes(&res))
+                call.results(&res)
             }
             _ => ::core::result::Result::Err(::peerwire::ProcError::ProcUnavail),
         }

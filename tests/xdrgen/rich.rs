@@ -97,6 +97,7 @@ impl ::peerwire::proto::xdr::XdrDecode for Status {
 pub struct Name(pub ::peerwire::proto::xdr::XdrString);
 impl ::peerwire::proto::xdr::XdrEncode for Name {
     fn encode(&self, w: &mut ::peerwire::proto::xdr::XdrWriter<'_>) {
+        w.bound(self.0.len(), 32);
         w.string_bytes(&self.0);
     }
 }
@@ -127,6 +128,7 @@ impl ::peerwire::proto::xdr::XdrDecode for Anyname {
 pub struct Blob(pub ::peerwire::bytes::Bytes);
 impl ::peerwire::proto::xdr::XdrEncode for Blob {
     fn encode(&self, w: &mut ::peerwire::proto::xdr::XdrWriter<'_>) {
+        w.bound(self.0.len(), 4000);
         w.opaque(&self.0[..]);
     }
 }
@@ -330,6 +332,7 @@ impl ::peerwire::proto::xdr::XdrEncode for Shapes {
         for x in self.fixed.iter() {
             w.i32(*x);
         }
+        w.bound(self.upto.len(), 16);
         w.u32(self.upto.len() as u32);
         for x in self.upto.iter() {
             w.i32(*x);
@@ -340,6 +343,7 @@ impl ::peerwire::proto::xdr::XdrEncode for Shapes {
         }
         w.opaque_fixed(&self.digest[..]);
         w.opaque(&self.data[..]);
+        w.bound(self.label.len(), 8);
         w.string_bytes(&self.label);
         match &self.maybe {
             Some(x) => {
@@ -348,6 +352,7 @@ impl ::peerwire::proto::xdr::XdrEncode for Shapes {
             }
             None => w.bool(false),
         }
+        w.bound(self.points.len(), 2);
         w.u32(self.points.len() as u32);
         for x in self.points.iter() {
             ::peerwire::proto::xdr::XdrEncode::encode(x, w);
@@ -429,11 +434,13 @@ pub struct Entry {
     pub filename: Name,
 }
 impl Entry {
-    /// Encodes `nodes` as the linked list they are on the wire.
+    /// Encodes `nodes` as the linked list they are on the wire
+    /// (over the cap, one the peer's decoder would refuse).
     pub fn xdr_encode_list(
         nodes: &[Entry],
         w: &mut ::peerwire::proto::xdr::XdrWriter<'_>,
     ) {
+        w.bound(nodes.len(), 200000);
         for node in nodes {
             w.bool(true);
             node.xdr_encode_node(w);
@@ -500,11 +507,13 @@ pub struct Group {
     pub gr_name: Name,
 }
 impl Group {
-    /// Encodes `nodes` as the linked list they are on the wire.
+    /// Encodes `nodes` as the linked list they are on the wire
+    /// (over the cap, one the peer's decoder would refuse).
     pub fn xdr_encode_list(
         nodes: &[Group],
         w: &mut ::peerwire::proto::xdr::XdrWriter<'_>,
     ) {
+        w.bound(nodes.len(), 200000);
         for node in nodes {
             w.bool(true);
             node.xdr_encode_node(w);
@@ -808,6 +817,7 @@ impl ::peerwire::proto::xdr::XdrDecode for ByColor {
 pub struct ByIntList(pub ::std::vec::Vec<ByInt>);
 impl ::peerwire::proto::xdr::XdrEncode for ByIntList {
     fn encode(&self, w: &mut ::peerwire::proto::xdr::XdrWriter<'_>) {
+        w.bound(self.0.len(), 16);
         w.u32(self.0.len() as u32);
         for x in self.0.iter() {
             ::peerwire::proto::xdr::XdrEncode::encode(x, w);
@@ -919,11 +929,11 @@ impl<T: RichV1Server> ::peerwire::server::Program for RichV1Program<T> {
         match call.procedure {
             1 => {
                 let res = self.0.echo(&call.ctx, call.args::<Name>()?).await?;
-                ::core::result::Result::Ok(::peerwire::proto::xdr::to_bytes(&res))
+                call.results(&res)
             }
             2 => {
                 let res = self.0.list(&call.ctx, call.args::<Cookie>()?).await?;
-                ::core::result::Result::Ok(::peerwire::proto::xdr::to_bytes(&res))
+                call.results(&res)
             }
             _ => ::core::result::Result::Err(::peerwire::ProcError::ProcUnavail),
         }
@@ -1045,11 +1055,11 @@ impl<T: RichV2Server> ::peerwire::server::Program for RichV2Program<T> {
         match call.procedure {
             1 => {
                 let res = self.0.lookup(&call.ctx, call.args::<Point>()?).await?;
-                ::core::result::Result::Ok(::peerwire::proto::xdr::to_bytes(&res))
+                call.results(&res)
             }
             2 => {
                 let res = self.0.count(&call.ctx, call.args::<i32>()?).await?;
-                ::core::result::Result::Ok(::peerwire::proto::xdr::to_bytes(&res))
+                call.results(&res)
             }
             3 => {
                 call.args::<()>()?;

@@ -273,8 +273,10 @@ impl Gen<'_> {
                 #[derive(Clone, Debug, PartialEq)]
                 pub struct #id { #(#decls)* }
                 impl #id {
-                    /// Encodes `nodes` as the linked list they are on the wire.
+                    /// Encodes `nodes` as the linked list they are on the wire
+                    /// (over the cap, one the peer's decoder would refuse).
                     pub fn xdr_encode_list(nodes: &[#id], w: &mut #xdr::XdrWriter<'_>) {
+                        w.bound(nodes.len(), #cap);
                         for node in nodes {
                             w.bool(true);
                             node.xdr_encode_node(w);
@@ -749,7 +751,7 @@ impl Gen<'_> {
                 } else {
                     quote! {
                         let res = self.0.#method(&call.ctx #harg).await?;
-                        ::core::result::Result::Ok(#krate::proto::xdr::to_bytes(&res))
+                        call.results(&res)
                     }
                 };
                 arms.push(quote! {
