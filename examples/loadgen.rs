@@ -79,7 +79,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
 use peerwire::proto::DecodeError;
-use peerwire::proto::xdr::{XdrDecode, XdrEncode, XdrReader, XdrWriter, to_bytes};
+use peerwire::proto::xdr::{XdrDecode, XdrEncode, XdrReader, XdrWriter};
 use peerwire::server::{Call, Program};
 use peerwire::{Client, ClientOptions, Endpoint, ProcError, Procedure, Server, ServerOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -642,7 +642,7 @@ impl Program for TypedEchoServer {
 
     async fn dispatch(&self, call: Call) -> Result<Bytes, ProcError> {
         match call.procedure {
-            ECHO => Ok(to_bytes(&call.args::<EchoArgs>()?)),
+            ECHO => call.results(&call.args::<EchoArgs>()?),
             _ => Err(ProcError::ProcUnavail),
         }
     }
