@@ -246,6 +246,10 @@ pub(crate) struct Options {
     /// Constants given by the build script, as `#define`s before the file.
     pub defines: Vec<(String, i64)>,
     pub crate_path: String,
+    /// Emit each version's typed client.
+    pub clients: bool,
+    /// Emit each version's server trait and program.
+    pub servers: bool,
 }
 
 impl Default for Options {
@@ -254,6 +258,8 @@ impl Default for Options {
             max_list_len: 1 << 20,
             defines: Vec::new(),
             crate_path: "::peerwire".to_owned(),
+            clients: true,
+            servers: true,
         }
     }
 }
@@ -299,6 +305,23 @@ impl Builder {
     /// `::peerwire`; `crate` inside peerwire itself).
     pub fn crate_path(mut self, path: &str) -> Builder {
         self.options.crate_path = path.to_owned();
+        self
+    }
+
+    /// Whether each program version gets its typed client `<Version>Client`
+    /// (default true). The types and the program, version and
+    /// [`Procedure`](crate::Procedure) constants are generated either way.
+    pub fn clients(mut self, clients: bool) -> Builder {
+        self.options.clients = clients;
+        self
+    }
+
+    /// Whether each program version gets its server trait
+    /// `<Version>Server` and the [`Program`](crate::server::Program)
+    /// `<Version>Program` that serves it (default true): false for a
+    /// program this crate only calls.
+    pub fn servers(mut self, servers: bool) -> Builder {
+        self.options.servers = servers;
         self
     }
 
