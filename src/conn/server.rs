@@ -21,6 +21,7 @@ use crate::addr::CanonicalIp;
 use crate::peer::{Refusal, ServerIdentity};
 use crate::programs::hello::{
     HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO, Hello, HelloReply, NodeId,
+    wire::{HelloArgs, HelloRes},
 };
 use crate::proto::xdr::{from_bytes, to_bytes};
 use crate::proto::{
@@ -494,7 +495,7 @@ impl ServerConnection {
     }
 
     fn hello(&mut self, xid: u32, args: &Bytes) -> Inbound {
-        let Ok(hello) = from_bytes::<Hello>(args) else {
+        let Ok(hello) = from_bytes::<HelloArgs>(args).and_then(Hello::try_from) else {
             // A node ID with a control character is a refusal with a
             // verdict, not merely bad arguments: it is an attempt to forge
             // log lines or drive a terminal.
@@ -539,7 +540,7 @@ impl ServerConnection {
                 self.apply_limits();
                 self.stats.answered_here += 1;
                 let body = ReplyBody::accepted(AcceptStatus::Success);
-                Inbound::Reply(Message::reply(xid, body, to_bytes(&reply)))
+                Inbound::Reply(Message::reply(xid, body, to_bytes(&HelloRes::from(&reply))))
             }
             Err(refusal) => self.refuse(
                 xid,
@@ -805,7 +806,7 @@ mod tests {
         Message::call(
             11,
             CallHeader::new(HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO),
-            to_bytes(&hello),
+            to_bytes(&HelloArgs::from(&hello)),
         )
     }
 
