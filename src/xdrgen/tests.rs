@@ -474,3 +474,19 @@ fn clients_and_servers_can_be_left_out() {
         );
     assert!(e.is_ok(), "{e:?}");
 }
+
+#[test]
+fn client_methods_drop_the_longest_prefix_all_procedures_share() {
+    let r = rust(
+        "program GF_DUMP { version GF_DUMP_V1 { void GF_DUMP_NULL(void) = 0; \
+         int GF_DUMP_DUMP(int) = 1; void GF_DUMP_PING(void) = 2; } = 1; } = 1;",
+    );
+    for method in ["fn null(", "fn dump(", "fn ping("] {
+        assert!(r.contains(method), "{method} missing from\n{r}");
+    }
+    // A shorter shared prefix where the longest would not fit every name.
+    let r = rust(
+        "program P { version V { void A_B_C(void) = 0; int A_B(int) = 1; } = 1; } = 1;",
+    );
+    assert!(r.contains("fn b_c(") && r.contains("fn b("), "{r}");
+}

@@ -24,21 +24,24 @@ fn variant_name(enum_name: &str, value: &str) -> String {
 }
 
 /// The client's method names for a version's procedures: snake_case,
-/// without the prefix up to an `_` that all of them share (`KV_GET` and
-/// `KV_PUT` become `get` and `put`), unless that leaves a clash.
+/// without the longest prefix ending in `_` that all of them share
+/// (`KV_GET` and `KV_PUT` become `get` and `put`, `GF_DUMP_DUMP` and
+/// `GF_DUMP_PING` become `dump` and `ping`), unless that leaves a name
+/// empty or a clash.
 fn method_names(procs: &[&str]) -> HashMap<String, String> {
     let full = |p: &&str| (p.to_string(), snake(p));
-    let mut prefix = procs.first().map_or("", |p| match p.find('_') {
-        Some(i) => &p[..=i],
-        None => "",
-    });
-    if procs.len() < 2
-        || procs
-            .iter()
-            .any(|p| !p.starts_with(prefix) || p.len() == prefix.len())
-    {
-        prefix = "";
-    }
+    let first = procs.first().copied().unwrap_or("");
+    let prefix = first
+        .match_indices('_')
+        .map(|(i, _)| &first[..=i])
+        .rev()
+        .find(|prefix| {
+            procs.len() >= 2
+                && procs
+                    .iter()
+                    .all(|p| p.starts_with(prefix) && p.len() > prefix.len())
+        })
+        .unwrap_or("");
     let names: HashMap<String, String> = procs
         .iter()
         .map(|p| (p.to_string(), snake(&p[prefix.len()..])))
