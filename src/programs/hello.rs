@@ -42,9 +42,9 @@ use crate::proto::{DecodeError, DecodeErrorKind};
 
 use wire::{HelloArgs, HelloId, HelloRes, ObservedAddr};
 
-/// The XDR types and numbers of src/programs/hello.x, as
-/// [`xdrgen`](https://docs.rs/peerwire/latest/peerwire/xdrgen/) generates
-/// them (types and constants only: the connection code drives HELLO).
+/// The XDR types and numbers of src/programs/hello.x, as `peerwire::xdrgen`
+/// (feature `xdrgen`) generates them: types and constants only, no client
+/// or server, since the connection code drives HELLO itself.
 pub mod wire {
     include!("generated/hello.rs");
 }
