@@ -626,7 +626,10 @@ mod tests {
         let bad_family = invalid("address family is not 4 or 6 with 4 or 16 bytes");
         for (family, len) in [(4, 16), (6, 4), (5, 4), (4, 3)] {
             let address = vec![1; len];
-            assert_eq!(decode_reply(&res(family, &address, 80)).unwrap_err(), bad_family);
+            assert_eq!(
+                decode_reply(&res(family, &address, 80)).unwrap_err(),
+                bad_family
+            );
         }
         assert!(decode_reply(&res(4, &[127, 0, 0, 1], 65_535)).is_ok());
     }

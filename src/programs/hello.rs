@@ -61,9 +61,8 @@ pub const MAX_ID_LEN: usize = wire::MAX_ID_LEN as usize;
 /// The longest HELLO arguments in XDR: a node ID of [`MAX_ID_LEN`] bytes
 /// (length word and padding), [`wire::MAX_VERSIONS`] versions, and a
 /// cluster ID of [`MAX_ID_LEN`] bytes.
-pub(crate) const MAX_HELLO_ARGS: usize = string_len(MAX_ID_LEN)
-    + (4 + 4 * wire::MAX_VERSIONS as usize)
-    + (4 + string_len(MAX_ID_LEN));
+pub(crate) const MAX_HELLO_ARGS: usize =
+    string_len(MAX_ID_LEN) + (4 + 4 * wire::MAX_VERSIONS as usize) + (4 + string_len(MAX_ID_LEN));
 
 /// The bytes of an XDR string or opaque of `len` bytes: its length word,
 /// the bytes and their padding.
@@ -170,7 +169,9 @@ pub struct HelloReply {
 /// A node ID from the wire, found at byte `at` of the arguments or results.
 fn node_from_wire(id: HelloId, at: usize) -> Result<NodeId, DecodeError> {
     let error = |kind| DecodeError::new(kind, at as u64);
-    let text = id.0.to_str().map_err(|_| error(DecodeErrorKind::InvalidUtf8))?;
+    let text =
+        id.0.to_str()
+            .map_err(|_| error(DecodeErrorKind::InvalidUtf8))?;
     NodeId::new(text).map_err(|e| {
         error(DecodeErrorKind::Invalid(if e.has_control_character() {
             "a node ID with a control character"
@@ -201,8 +202,7 @@ impl TryFrom<HelloArgs> for Hello {
     /// characters) and that the cluster ID is UTF-8. The error's offset is
     /// where the ID starts in the encoded arguments.
     fn try_from(args: HelloArgs) -> Result<Hello, DecodeError> {
-        let cluster_at =
-            string_len(args.node_id.0.len()) + 4 + 4 * args.versions.len() + 4;
+        let cluster_at = string_len(args.node_id.0.len()) + 4 + 4 * args.versions.len() + 4;
         let node = node_from_wire(args.node_id, 0)?;
         let cluster = match args.cluster_id {
             None => None,
@@ -226,11 +226,7 @@ impl From<SocketAddr> for ObservedAddr {
     fn from(addr: SocketAddr) -> ObservedAddr {
         let (family, address, scope_id) = match addr {
             SocketAddr::V4(v4) => (4, Bytes::copy_from_slice(&v4.ip().octets()), 0),
-            SocketAddr::V6(v6) => (
-                6,
-                Bytes::copy_from_slice(&v6.ip().octets()),
-                v6.scope_id(),
-            ),
+            SocketAddr::V6(v6) => (6, Bytes::copy_from_slice(&v6.ip().octets()), v6.scope_id()),
         };
         ObservedAddr {
             family,
@@ -248,7 +244,10 @@ fn observed_from_wire(o: &ObservedAddr, at: usize) -> Result<SocketAddr, DecodeE
     let error = |what| DecodeError::new(DecodeErrorKind::Invalid(what), at as u64);
     let port = u16::try_from(o.port).map_err(|_| error("port over 65535"))?;
     if let (4, Ok(octets)) = (o.family, <[u8; 4]>::try_from(&o.address[..])) {
-        return Ok(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(octets), port)));
+        return Ok(SocketAddr::V4(SocketAddrV4::new(
+            Ipv4Addr::from(octets),
+            port,
+        )));
     }
     if let (6, Ok(octets)) = (o.family, <[u8; 16]>::try_from(&o.address[..])) {
         let ip = Ipv6Addr::from(octets);

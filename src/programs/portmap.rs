@@ -58,7 +58,12 @@ impl MappingList {
 
 impl FromIterator<Mapping> for MappingList {
     fn from_iter<I: IntoIterator<Item = Mapping>>(mappings: I) -> MappingList {
-        MappingList(mappings.into_iter().map(|map| MappingEntry { map }).collect())
+        MappingList(
+            mappings
+                .into_iter()
+                .map(|map| MappingEntry { map })
+                .collect(),
+        )
     }
 }
 
@@ -134,7 +139,10 @@ mod tests {
             [1, 2, 3, 4, 0, 0, 0, 5, 0, 0, 0, 17, 0xff, 0xff, 0xff, 0xff]
         );
         assert_eq!(from_bytes::<Mapping>(&wire).unwrap(), m);
-        assert_eq!(MappingList::from_iter([m]).port_of(0x0102_0304, 5, 17), None);
+        assert_eq!(
+            MappingList::from_iter([m]).port_of(0x0102_0304, 5, 17),
+            None
+        );
     }
 
     #[test]

@@ -434,7 +434,8 @@ fn each_version_gets_a_server_trait_without_null_and_a_program() {
 
 #[test]
 fn clients_and_servers_can_be_left_out() {
-    let src = "struct a { int x; };\nprogram P { version V { void N(void) = 0; a F(a) = 1; } = 1; } = 7;";
+    let src =
+        "struct a { int x; };\nprogram P { version V { void N(void) = 0; a F(a) = 1; } = 1; } = 7;";
     let generate = |clients, servers| {
         Builder::new()
             .clients(clients)
@@ -466,12 +467,10 @@ fn clients_and_servers_can_be_left_out() {
     assert!(!server_only.contains("VClient"), "{server_only}");
     assert!(server_only.contains("pub trait VServer"), "{server_only}");
     // Without a server trait, a type may take its name.
-    let e = Builder::new()
-        .servers(false)
-        .generate_source(
-            Path::new("t.x"),
-            "struct v_server { int a; };\nprogram P { version V { int F(int) = 1; } = 1; } = 1;",
-        );
+    let e = Builder::new().servers(false).generate_source(
+        Path::new("t.x"),
+        "struct v_server { int a; };\nprogram P { version V { int F(int) = 1; } = 1; } = 1;",
+    );
     assert!(e.is_ok(), "{e:?}");
 }
 
@@ -485,8 +484,6 @@ fn client_methods_drop_the_longest_prefix_all_procedures_share() {
         assert!(r.contains(method), "{method} missing from\n{r}");
     }
     // A shorter shared prefix where the longest would not fit every name.
-    let r = rust(
-        "program P { version V { void A_B_C(void) = 0; int A_B(int) = 1; } = 1; } = 1;",
-    );
+    let r = rust("program P { version V { void A_B_C(void) = 0; int A_B(int) = 1; } = 1; } = 1;");
     assert!(r.contains("fn b_c(") && r.contains("fn b("), "{r}");
 }
