@@ -596,9 +596,12 @@ impl ServerConnection {
 
 /// The node ID a HELLO claims, when it is readable text that is not a
 /// valid node ID because of a control character.
+/// (The arguments start with the node ID, `hello_id` of hello.x.)
 fn invalid_claimed_id(args: &Bytes) -> Option<String> {
+    use crate::proto::xdr::XdrDecode;
     let mut r = crate::proto::xdr::XdrReader::new(args);
-    let text = r.string(crate::programs::hello::MAX_ID_LEN as u32).ok()?;
+    let id = crate::programs::hello::wire::HelloId::decode(&mut r).ok()?;
+    let text = id.0.to_str().ok()?;
     match NodeId::new(text) {
         Err(e) if e.has_control_character() => Some(text.to_owned()),
         _ => None,
