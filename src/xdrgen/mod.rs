@@ -114,6 +114,12 @@
 //! versions is one `.program(...)` each. examples/kv.rs runs this server
 //! and a client in one process (`cargo run --example kv`).
 //!
+//! peerwire's own programs are defined the same way, their generated Rust
+//! committed next to them: src/programs/hello.x (types and numbers only,
+//! `.clients(false).servers(false)`: the connection code drives HELLO),
+//! src/programs/portmap.x and gf_dump.x (typed clients, no servers) and
+//! examples/peerd/admin.x (client and server).
+//!
 //! [`XdrEncode`]: crate::proto::xdr::XdrEncode
 //! [`XdrDecode`]: crate::proto::xdr::XdrDecode
 //! [`Client::call_proc`]: crate::Client::call_proc
@@ -142,8 +148,8 @@
 //! | `T *x` | `Option<T>` |
 //! | `struct l { ...; l *next; }` (a linked list) | `struct L` without `next`; `l *` becomes `Vec<L>`, decoded by a loop of at most [`Builder::max_list_len`] nodes |
 //! | `program P { version V { R F(A) = n; } = v; } = p;` | `P: u32`, `V: u32`, `F: Procedure<A, R>` (`()` for `void`); a name used in several versions gets `_V<version>` |
-//! | (each version) | `VClient`, wrapping a [`Client`](crate::Client), with one async method per procedure, named in snake_case without the prefix all the version's procedures share (`KV_GET` → `get`) |
-//! | (each version) | `trait VServer`, one method per procedure but procedure 0, named as the client's, taking `&CallContext` and the arguments (none for `void`); `struct VProgram<T>(pub T)`, a [`Program`](crate::server::Program) for any `T: VServer` |
+//! | (each version) | `VClient`, wrapping a [`Client`](crate::Client), with one async method per procedure, named in snake_case without the longest prefix ending in `_` that all the version's procedures share (`KV_GET` → `get`, `GF_DUMP_PING` → `ping`); left out with [`Builder::clients`]`(false)` |
+//! | (each version) | `trait VServer`, one method per procedure but procedure 0, named as the client's, taking `&CallContext` and the arguments (none for `void`); `struct VProgram<T>(pub T)`, a [`Program`](crate::server::Program) for any `T: VServer`; both left out with [`Builder::servers`]`(false)` |
 //!
 //! Names follow Rust's conventions (UpperCamel types and variants,
 //! snake_case fields and methods, SCREAMING constants); a Rust keyword
