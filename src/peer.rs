@@ -370,7 +370,9 @@ impl ServerIdentity {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::programs::hello::wire::{HelloArgs, HelloId, HelloRes, ObservedAddr};
     use crate::proto::xdr::{from_bytes, to_bytes};
+    use crate::proto::{DecodeError, DecodeErrorKind};
     use proptest::prelude::*;
     use std::net::{Ipv4Addr, SocketAddr};
 
@@ -547,27 +549,89 @@ mod tests {
         assert!(Admission::default().admits(obs("203.0.113.1:1")));
     }
 
+    fn decode_hello(bytes: &[u8]) -> Result<Hello, DecodeError> {
+        from_bytes::<HelloArgs>(bytes).and_then(Hello::try_from)
+    }
+
+    fn decode_reply(bytes: &[u8]) -> Result<HelloReply, DecodeError> {
+        from_bytes::<HelloRes>(bytes).and_then(HelloReply::try_from)
+    }
+
     #[test]
     fn handshake_messages_round_trip() {
         let h = hello("node-a");
-        assert_eq!(from_bytes::<Hello>(&to_bytes(&h)).unwrap(), h);
+        assert_eq!(decode_hello(&to_bytes(&HelloArgs::from(&h))).unwrap(), h);
         for observed in ["192.0.2.10:1023", "[2001:db8::10]:5", "[fe80::a%3]:24007"] {
             let r = HelloReply {
                 node: id("srv"),
                 observed: observed.parse().unwrap(),
                 version: 1,
             };
-            assert_eq!(from_bytes::<HelloReply>(&to_bytes(&r)).unwrap(), r);
+            assert_eq!(decode_reply(&to_bytes(&HelloRes::from(&r))).unwrap(), r);
         }
-        let bytes = to_bytes(&HelloReply {
+        let bytes = to_bytes(&HelloRes::from(&HelloReply {
             node: id("s"),
             observed: "192.0.2.10:80".parse().unwrap(),
             version: 1,
-        });
+        }));
         assert_eq!(
             &bytes[..],
             b"\0\0\0\x01s\0\0\0\0\0\0\x04\0\0\0\x04\xc0\0\x02\x0a\0\0\0\0\0\0\0\x50\0\0\0\x01"
         );
+    }
+
+    #[test]
+    fn handshake_messages_with_bad_ids_or_addresses_are_errors_at_their_field() {
+        // HELLO with a node ID holding a newline, or an empty one.
+        let args = |node: &[u8], cluster: Option<&[u8]>| {
+            to_bytes(&HelloArgs {
+                node_id: HelloId(node.into()),
+                versions: vec![1, 2],
+                cluster_id: cluster.map(|c| HelloId(c.into())),
+            })
+        };
+        let e = decode_hello(&args(b"a\nb", None)).unwrap_err();
+        assert_eq!(
+            e,
+            DecodeError::new(
+                DecodeErrorKind::Invalid("a node ID with a control character"),
+                0
+            )
+        );
+        let e = decode_hello(&args(b"", None)).unwrap_err();
+        assert_eq!(e.kind, DecodeErrorKind::Invalid("empty node ID"));
+        // A cluster ID that is not UTF-8, after the 8-byte node ID, the
+        // versions (12 bytes) and the optional's bool.
+        let e = decode_hello(&args(b"node", Some(b"\xff"))).unwrap_err();
+        assert_eq!(e, DecodeError::new(DecodeErrorKind::InvalidUtf8, 24));
+        // HELLO results whose observed address (after the 8-byte node ID)
+        // is wrong.
+        let res = |family, address: &[u8], port| {
+            to_bytes(&HelloRes {
+                node_id: HelloId("srv".into()),
+                observed: ObservedAddr {
+                    family,
+                    address: bytes::Bytes::copy_from_slice(address),
+                    scope_id: 0,
+                    port,
+                },
+                chosen: 1,
+            })
+        };
+        let invalid = |what| DecodeError::new(DecodeErrorKind::Invalid(what), 8);
+        assert_eq!(
+            decode_reply(&res(4, &[127, 0, 0, 1], 65_536)).unwrap_err(),
+            invalid("port over 65535")
+        );
+        let bad_family = invalid("address family is not 4 or 6 with 4 or 16 bytes");
+        for (family, len) in [(4, 16), (6, 4), (5, 4), (4, 3)] {
+            let address = vec![1; len];
+            assert_eq!(
+                decode_reply(&res(family, &address, 80)).unwrap_err(),
+                bad_family
+            );
+        }
+        assert!(decode_reply(&res(4, &[127, 0, 0, 1], 65_535)).is_ok());
     }
 
     proptest! {
@@ -596,8 +660,8 @@ mod tests {
 
         #[test]
         fn hello_decoding_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..120)) {
-            let _ = from_bytes::<Hello>(&bytes);
-            let _ = from_bytes::<HelloReply>(&bytes);
+            let _ = decode_hello(&bytes);
+            let _ = decode_reply(&bytes);
         }
     }
 

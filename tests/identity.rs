@@ -10,6 +10,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use peerwire::codec::RpcCodec;
 use peerwire::peer::{HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO, HelloReply};
+use peerwire::programs::hello::wire::{HelloArgs, HelloRes};
 use peerwire::proto::xdr::to_bytes;
 use peerwire::proto::{
     AcceptStatus, AuthStat, CallHeader, Message, MessageBody, Rejection, ReplyBody,
@@ -436,7 +437,7 @@ async fn hello_from(address: &Endpoint, source: &str, node: &str) -> tokio::net:
     let call = Message::call(
         3,
         CallHeader::new(HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO),
-        to_bytes(&hello),
+        to_bytes(&HelloArgs::from(&hello)),
     );
     framed.send(&call).await.unwrap();
     let reply = framed.next().await.unwrap().unwrap().unwrap();
@@ -829,11 +830,11 @@ async fn lying_server() -> (Endpoint, tokio::task::JoinHandle<()>) {
                     let results = if (header.program, header.version, header.procedure)
                         == (HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO)
                     {
-                        to_bytes(&HelloReply {
+                        to_bytes(&HelloRes::from(&HelloReply {
                             node: "srv".parse().unwrap(),
                             observed: "192.0.2.99:4000".parse().unwrap(),
                             version: 1,
-                        })
+                        }))
                     } else {
                         args
                     };

@@ -71,9 +71,9 @@ use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, unshare};
 use nix::unistd::geteuid;
 use peerwire::programs::gf_dump::{
-    self, GfCommonResponse, GfDumpRequest, GfDumpResponse, GfProgram,
+    self, GfCommonResponse, GfDumpRequest, GfDumpResponse, GfDumpV1Client, GfProgram,
 };
-use peerwire::programs::portmap::{self, Mapping, MappingList};
+use peerwire::programs::portmap::{self, Mapping, PmapV2Client};
 use peerwire::proto::AuthStat;
 use peerwire::{
     CallContext, CallStatus, Client, ClientOptions, ConnectionState, Endpoint, Error, ProcError,
@@ -955,9 +955,9 @@ fn rpcbind_self_mappings() -> Vec<Mapping> {
     for protocol in [portmap::IPPROTO_TCP, portmap::IPPROTO_UDP] {
         for version in [4, 3, 2] {
             out.push(Mapping {
-                program: portmap::PROGRAM,
-                version,
-                protocol,
+                prog: portmap::PROGRAM,
+                vers: version,
+                prot: protocol,
                 port: portmap::PORT.into(),
             });
         }
@@ -973,11 +973,13 @@ fn rpcbind_takes_for_local(ip: &str) -> bool {
 }
 
 async fn dump(client: &Client) -> Vec<Mapping> {
-    let MappingList(list) = client
-        .call_xdr(portmap::PROGRAM, portmap::VERSION, portmap::PROC_DUMP, &())
+    PmapV2Client::new(client.clone())
+        .dump()
         .await
-        .unwrap_or_else(|e| panic!("portmapper DUMP failed: {e}"));
-    list
+        .unwrap_or_else(|e| panic!("portmapper DUMP failed: {e}"))
+        .mappings()
+        .cloned()
+        .collect()
 }
 
 fn client_calls_rpcbind(
@@ -1010,21 +1012,15 @@ fn client_calls_rpcbind(
         // unless the caller's address is exactly 127.0.0.1 or ::1. Exactly
         // one of `source` and `other` is that address.
         let mapping = Mapping {
-            program,
-            version: 1,
-            protocol: portmap::IPPROTO_TCP,
+            prog: program,
+            vers: 1,
+            prot: portmap::IPPROTO_TCP,
             port: 4711,
         };
         let other_client = client_from(other, server);
         for (client, ip) in [(&client, source), (&other_client, other)] {
-            let set: Result<bool, Error> = client
-                .call_xdr(
-                    portmap::PROGRAM,
-                    portmap::VERSION,
-                    portmap::PROC_SET,
-                    &mapping,
-                )
-                .await;
+            let portmapper = PmapV2Client::new((*client).clone());
+            let set = portmapper.set(&mapping).await;
             assert_connected_from(client, ip, server);
             if rpcbind_takes_for_local(ip) {
                 // rpcbind took us for a local caller.
@@ -1033,14 +1029,7 @@ fn client_calls_rpcbind(
                     dump(client).await.contains(&mapping),
                     "SET from {ip} did not register"
                 );
-                let unset: Result<bool, Error> = client
-                    .call_xdr(
-                        portmap::PROGRAM,
-                        portmap::VERSION,
-                        portmap::PROC_UNSET,
-                        &mapping,
-                    )
-                    .await;
+                let unset = portmapper.unset(&mapping).await;
                 assert!(matches!(unset, Ok(true)), "UNSET from {ip}: {unset:?}");
                 eprintln!("rpcbind accepted SET and UNSET from {ip}");
             } else {
@@ -1092,8 +1081,8 @@ fn client_calls_glusterd_gf_dump_and_ping() {
         );
 
         let start = Instant::now();
-        let ping: GfCommonResponse = client
-            .call_xdr(gf_dump::PROGRAM, gf_dump::VERSION, gf_dump::PROC_PING, &())
+        let ping = GfDumpV1Client::new(client.clone())
+            .ping()
             .await
             .unwrap_or_else(|e| panic!("GF-DUMP PING failed: {e}"));
         eprintln!("GF-DUMP PING took {:?}: {ping:?}", start.elapsed());
@@ -1138,13 +1127,8 @@ async fn wait_for_null(client: &Client, program: u32, version: u32, at: &str) {
 
 /// GF-DUMP DUMP: the programs the server lists.
 async fn call_gf_dump(client: &Client) -> Result<GfDumpResponse, Error> {
-    client
-        .call_xdr(
-            gf_dump::PROGRAM,
-            gf_dump::VERSION,
-            gf_dump::PROC_DUMP,
-            &GfDumpRequest::default(),
-        )
+    GfDumpV1Client::new(client.clone())
+        .dump(&GfDumpRequest::default())
         .await
 }
 
@@ -1153,12 +1137,12 @@ async fn call_gf_dump(client: &Client) -> Result<GfDumpResponse, Error> {
 #[track_caller]
 fn assert_dump_succeeded(dump: &GfDumpResponse) {
     for p in &dump.programs {
-        eprintln!("  {:?} {} v{}", p.name, p.number, p.version);
+        eprintln!("  {:?} {} v{}", p.progname, p.prognum, p.progver);
     }
     assert_eq!((dump.op_ret, dump.op_errno), (0, 0), "{dump:?}");
     assert!(
         dump.program(gf_dump::PROGRAM.into(), gf_dump::VERSION.into())
-            .is_some_and(|p| p.name == "GF-DUMP"),
+            .is_some_and(|p| p.progname == "GF-DUMP"),
         "{dump:?}"
     );
 }
@@ -1171,7 +1155,7 @@ fn assert_lists_glusterd_peer(dump: &GfDumpResponse) {
             gf_dump::GLUSTERD_PEER_PROGRAM,
             gf_dump::GLUSTERD_PEER_VERSION
         )
-        .is_some_and(|p| p.name == "GlusterD svc peer"),
+        .is_some_and(|p| p.progname == "GlusterD svc peer"),
         "no GlusterD svc peer in {dump:?}"
     );
 }
@@ -1186,9 +1170,9 @@ fn assert_programs_of_10_3(dump: &GfDumpResponse, expected: &[(&str, u64, u64)])
         let expected: Vec<GfProgram> = expected
             .iter()
             .map(|&(name, number, version)| GfProgram {
-                name: name.to_owned(),
-                number,
-                version,
+                progname: name.into(),
+                prognum: number,
+                progver: version,
             })
             .collect();
         assert_eq!(dump.programs, expected);
@@ -1335,7 +1319,7 @@ fn client_calls_glusterd_gf_dump_over_its_unix_socket() {
         // getspec handshake; not the peer and mgmt programs of TCP.
         assert!(
             dump.program(1_238_463, 2)
-                .is_some_and(|p| p.name == "GlusterD svc cli"),
+                .is_some_and(|p| p.progname == "GlusterD svc cli"),
             "{dump:?}"
         );
         assert_programs_of_10_3(

@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use peerwire::programs::gf_dump::{self, GfDumpRequest, GfDumpResponse};
+use peerwire::programs::gf_dump::{GfDumpRequest, GfDumpV1Client};
 use peerwire::{
     Address, Client, ClientOptions, ConnectOptions, Connector, Endpoint, Error, Link, ScopedIp,
     Sources,
@@ -438,13 +438,8 @@ async fn gluster_dump(
     tls: Option<tls::ProbeTls>,
 ) -> Result<ExitCode, ExitCode> {
     let (client, seen) = probe_client_for(&addr, source, timeout, tls)?;
-    let result: Result<GfDumpResponse, Error> = client
-        .call_xdr(
-            gf_dump::PROGRAM,
-            gf_dump::VERSION,
-            gf_dump::PROC_DUMP,
-            &GfDumpRequest::default(),
-        )
+    let result = GfDumpV1Client::new(client.clone())
+        .dump(&GfDumpRequest::default())
         .await;
     let addresses = *seen.lock().unwrap();
     let code = match result {
@@ -468,7 +463,7 @@ async fn gluster_dump(
             }
             print_tls(&client);
             for p in &dump.programs {
-                println!("{:?} {} v{}", p.name, p.number, p.version);
+                println!("{:?} {} v{}", p.progname, p.prognum, p.progver);
             }
             if dump.op_ret == 0 {
                 ExitCode::SUCCESS

@@ -1,28 +1,28 @@
 //! The status a node reports, the admin RPC program that serves it, and how
 //! it is printed.
 //!
-//! The admin program is peerwire itself: program [`ADMIN_PROGRAM`] version 1,
-//! procedure [`PROC_STATUS`] takes no arguments and answers the status JSON
-//! as an XDR `string<>`. Its listener is loopback only.
+//! The admin program is peerwire itself, defined in admin.x: program
+//! [`admin::PEERD_ADMIN`] version 1, procedure [`admin::ADMIN_STATUS`]
+//! takes no arguments and answers the status JSON as an XDR `string<>`.
+//! Its listener is loopback only.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use bytes::Bytes;
-use peerwire::proto::xdr::to_bytes;
+use peerwire::proto::xdr::XdrString;
 use peerwire::{
     Admission, CallContext, Client, ClientOptions, ConnectOptions, Endpoint, ProcError,
     RunningServer, Server, ServerOptions,
 };
 use serde::{Deserialize, Serialize};
 
-/// peerd's admin program (user-defined range), next to peerwire's handshake
-/// program 0x2050_5752.
-pub const ADMIN_PROGRAM: u32 = 0x2050_5753;
-/// Its version.
-pub const ADMIN_VERSION: u32 = 1;
-/// STATUS: no arguments; the status JSON as `string<>`.
-pub const PROC_STATUS: u32 = 1;
+use admin::{AdminV1Client, AdminV1Program, AdminV1Server, StatusJson};
+
+/// peerd's admin program, as peerwire::xdrgen generates it from admin.x.
+#[allow(dead_code)]
+pub mod admin {
+    include!("admin.rs");
+}
 
 /// A node's view, as `peerd status --json` prints it. Stable: see the README.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -207,26 +207,25 @@ pub fn fmt_foreign_addr(addr: SocketAddr) -> String {
     }
 }
 
+/// The admin program's handlers: the status of the node, from `F`.
+struct Admin<F>(F);
+
+impl<F> AdminV1Server for Admin<F>
+where
+    F: Fn() -> Status + Send + Sync + 'static,
+{
+    async fn status(&self, _ctx: &CallContext) -> Result<StatusJson, ProcError> {
+        let json = serde_json::to_string(&(self.0)()).map_err(|_| ProcError::SystemErr)?;
+        Ok(StatusJson(XdrString::from(json)))
+    }
+}
+
 /// Serves `status()` as JSON on `admin` (loopback only; admission refuses
 /// anything else before reading a byte).
 pub fn serve_admin<F>(admin: &Endpoint, status: F) -> Result<RunningServer, peerwire::Error>
 where
     F: Fn() -> Status + Send + Sync + 'static,
 {
-    let status = std::sync::Arc::new(status);
-    let service = move |_ctx: CallContext, procedure: u32, _args: Bytes| {
-        let status = status.clone();
-        async move {
-            match procedure {
-                PROC_STATUS => {
-                    let json =
-                        serde_json::to_string(&status()).map_err(|_| ProcError::SystemErr)?;
-                    Ok(to_bytes(&json))
-                }
-                _ => Err(ProcError::ProcUnavail),
-            }
-        }
-    };
     let options = ServerOptions {
         admission: Admission {
             reject: Vec::new(),
@@ -235,7 +234,7 @@ where
         ..ServerOptions::default()
     };
     Server::new(options)
-        .service(ADMIN_PROGRAM, ADMIN_VERSION, service)
+        .program(AdminV1Program(Admin(status)))
         .serve(std::slice::from_ref(admin))
 }
 
@@ -251,16 +250,17 @@ pub async fn fetch(admin: &Endpoint, timeout: Duration) -> Result<Status, String
         ..ClientOptions::default()
     };
     let client = Client::new(vec![admin.clone()], options).expect("a destination");
-    let result = client
-        .call_xdr::<_, String>(ADMIN_PROGRAM, ADMIN_VERSION, PROC_STATUS, &())
-        .await;
+    let result = AdminV1Client::new(client.clone()).status().await;
     let cause = client.last_connect_error();
     client.close();
-    let json = result.map_err(|e| match cause {
+    let StatusJson(json) = result.map_err(|e| match cause {
         Some(cause) => format!("{e} ({cause})"),
         None => e.to_string(),
     })?;
-    serde_json::from_str(&json).map_err(|e| format!("the status from {admin} did not parse: {e}"))
+    let json = json
+        .to_str()
+        .map_err(|_| format!("the status from {admin} is not UTF-8"))?;
+    serde_json::from_str(json).map_err(|e| format!("the status from {admin} did not parse: {e}"))
 }
 
 /// Prints rows as columns, the first row being the header.

@@ -11,6 +11,7 @@ use crate::conn::starttls;
 use crate::error::{CallStatus, DisconnectCause, Error, HandshakeError};
 use crate::programs::hello::{
     HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO, Hello, HelloReply, PROTOCOL_VERSIONS,
+    wire::{HelloArgs, HelloRes},
 };
 use crate::proto::xdr::{from_bytes, to_bytes};
 use crate::proto::{
@@ -135,7 +136,7 @@ pub(super) async fn handshake(
     let call = Message::call(
         xid,
         CallHeader::new(HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO),
-        to_bytes(&hello),
+        to_bytes(&HelloArgs::from(&hello)),
     );
     let exchange = async {
         let mut out = BytesMut::new();
@@ -201,8 +202,9 @@ pub(super) async fn handshake(
         }
         MessageBody::Call { .. } => return Err(broken(HandshakeError::NotAReply)),
     };
-    let answer: HelloReply =
-        from_bytes(&results).map_err(|e| broken(HandshakeError::MalformedResults(e)))?;
+    let answer = from_bytes::<HelloRes>(&results)
+        .and_then(HelloReply::try_from)
+        .map_err(|e| broken(HandshakeError::MalformedResults(e)))?;
     if answer.node != identity.expect {
         return Err(Error::WrongPeer {
             peer: peer.clone(),

@@ -21,6 +21,7 @@ use crate::addr::CanonicalIp;
 use crate::peer::{Refusal, ServerIdentity};
 use crate::programs::hello::{
     HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO, Hello, HelloReply, NodeId,
+    wire::{HelloArgs, HelloRes},
 };
 use crate::proto::xdr::{from_bytes, to_bytes};
 use crate::proto::{
@@ -494,7 +495,7 @@ impl ServerConnection {
     }
 
     fn hello(&mut self, xid: u32, args: &Bytes) -> Inbound {
-        let Ok(hello) = from_bytes::<Hello>(args) else {
+        let Ok(hello) = from_bytes::<HelloArgs>(args).and_then(Hello::try_from) else {
             // A node ID with a control character is a refusal with a
             // verdict, not merely bad arguments: it is an attempt to forge
             // log lines or drive a terminal.
@@ -539,7 +540,7 @@ impl ServerConnection {
                 self.apply_limits();
                 self.stats.answered_here += 1;
                 let body = ReplyBody::accepted(AcceptStatus::Success);
-                Inbound::Reply(Message::reply(xid, body, to_bytes(&reply)))
+                Inbound::Reply(Message::reply(xid, body, to_bytes(&HelloRes::from(&reply))))
             }
             Err(refusal) => self.refuse(
                 xid,
@@ -595,9 +596,12 @@ impl ServerConnection {
 
 /// The node ID a HELLO claims, when it is readable text that is not a
 /// valid node ID because of a control character.
+/// (The arguments start with the node ID, `hello_id` of hello.x.)
 fn invalid_claimed_id(args: &Bytes) -> Option<String> {
+    use crate::proto::xdr::XdrDecode;
     let mut r = crate::proto::xdr::XdrReader::new(args);
-    let text = r.string(crate::programs::hello::MAX_ID_LEN as u32).ok()?;
+    let id = crate::programs::hello::wire::HelloId::decode(&mut r).ok()?;
+    let text = id.0.to_str().ok()?;
     match NodeId::new(text) {
         Err(e) if e.has_control_character() => Some(text.to_owned()),
         _ => None,
@@ -805,7 +809,7 @@ mod tests {
         Message::call(
             11,
             CallHeader::new(HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO),
-            to_bytes(&hello),
+            to_bytes(&HelloArgs::from(&hello)),
         )
     }
 

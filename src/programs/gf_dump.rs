@@ -2,27 +2,27 @@
 //! GlusterFS process serves, and a ping. Every glusterd serves it on port
 //! 24007, and so does every brick process.
 //!
+//! Its XDR definition is src/programs/gf_dump.x, which follows
+//! GlusterFS's `rpc-common-xdr.x` (`gf_dump_req`, `gf_dump_rsp`,
+//! `gf_prog_detail`, `gf_common_rsp`; checked on the wire against
+//! glusterd 10.3); the types, the typed procedures and the typed client
+//! [`GfDumpV1Client`] in this module are generated from it.
+//!
 //! | procedure | arguments | results |
 //! |---|---|---|
-//! | [`PROC_NULL`] 0 | none | glusterd answers PROC_UNAVAIL |
-//! | [`PROC_DUMP`] 1 | [`GfDumpRequest`] | [`GfDumpResponse`] |
-//! | [`PROC_PING`] 2 | none | [`GfCommonResponse`] |
-//!
-//! The types follow GlusterFS's `rpc-common-xdr.x` (`gf_dump_req`,
-//! `gf_dump_rsp`, `gf_prog_detail`, `gf_common_rsp`); checked on the wire
-//! against glusterd 10.3.
+//! | [`GF_DUMP_NULL`] 0 | none | glusterd answers PROC_UNAVAIL |
+//! | [`GF_DUMP_DUMP`] 1 | [`GfDumpRequest`] | [`GfDumpResponse`] |
+//! | [`GF_DUMP_PING`] 2 | none | [`GfCommonResponse`] |
 //!
 //! ```no_run
-//! use peerwire::programs::gf_dump::{self, GfDumpRequest, GfDumpResponse};
+//! use peerwire::programs::gf_dump::{GfDumpRequest, GfDumpV1Client};
 //! use peerwire::{Client, ClientOptions};
 //!
 //! # async fn dump() -> Result<(), peerwire::Error> {
 //! let client = Client::new(vec!["127.0.0.1:24007".parse().unwrap()], ClientOptions::default()).unwrap();
-//! let dump: GfDumpResponse = client
-//!     .call_xdr(gf_dump::PROGRAM, gf_dump::VERSION, gf_dump::PROC_DUMP, &GfDumpRequest::default())
-//!     .await?;
+//! let dump = GfDumpV1Client::new(client).dump(&GfDumpRequest::default()).await?;
 //! for p in &dump.programs {
-//!     println!("{:?} {} v{}", p.name, p.number, p.version);
+//!     println!("{} {} v{}", p.progname, p.prognum, p.progver);
 //! }
 //! # Ok(())
 //! # }
@@ -30,23 +30,12 @@
 
 use bytes::Bytes;
 
-use crate::proto::DecodeError;
-use crate::proto::xdr::{XdrDecode, XdrEncode, XdrReader, XdrWriter};
+include!("generated/gf_dump.rs");
 
-use super::{read_list, write_list};
-
-/// GF-DUMP's program number.
-pub const PROGRAM: u32 = 123_451_501;
-/// GF-DUMP's version.
-pub const VERSION: u32 = 1;
-
-/// NULL. glusterd does not implement it and answers PROC_UNAVAIL, which
-/// still proves it is up.
-pub const PROC_NULL: u32 = 0;
-/// DUMP: [`GfDumpRequest`] in, [`GfDumpResponse`] out.
-pub const PROC_DUMP: u32 = 1;
-/// PING: no arguments; [`GfCommonResponse`] out.
-pub const PROC_PING: u32 = 2;
+/// GF-DUMP's program number ([`GF_DUMP`]).
+pub const PROGRAM: u32 = GF_DUMP;
+/// GF-DUMP's version ([`GF_DUMP_V1`]).
+pub const VERSION: u32 = GF_DUMP_V1;
 
 /// The `gfs_id` glusterd itself sends in its DUMP calls. The server ignores
 /// the value.
@@ -58,13 +47,6 @@ pub const GLUSTERD_PEER_PROGRAM: u64 = 1_238_437;
 /// The version of "GlusterD svc peer" that glusterd 10 serves.
 pub const GLUSTERD_PEER_VERSION: u64 = 2;
 
-/// The arguments of [`PROC_DUMP`] (`gf_dump_req`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct GfDumpRequest {
-    /// An identifier of the caller; ignored by the server.
-    pub gfs_id: u64,
-}
-
 impl Default for GfDumpRequest {
     /// The request glusterd sends: `gfs_id` = [`GLUSTERD_GFS_ID`].
     fn default() -> GfDumpRequest {
@@ -74,123 +56,23 @@ impl Default for GfDumpRequest {
     }
 }
 
-impl XdrEncode for GfDumpRequest {
-    fn encode(&self, w: &mut XdrWriter<'_>) {
-        w.u64(self.gfs_id);
-    }
-}
-
-impl XdrDecode for GfDumpRequest {
-    fn decode(r: &mut XdrReader<'_>) -> Result<Self, DecodeError> {
-        Ok(GfDumpRequest { gfs_id: r.u64()? })
-    }
-}
-
-/// One program a GlusterFS process serves (`gf_prog_detail`, without its
-/// `next` pointer).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct GfProgram {
-    /// The program's name, e.g. `"GlusterD svc peer"`.
-    pub name: String,
-    /// The program number.
-    pub number: u64,
-    /// The version.
-    pub version: u64,
-}
-
-impl XdrEncode for GfProgram {
-    fn encode(&self, w: &mut XdrWriter<'_>) {
-        w.string(&self.name);
-        w.u64(self.number);
-        w.u64(self.version);
-    }
-}
-
-impl XdrDecode for GfProgram {
-    /// `string progname<>` (bounded by the input), `u_quad_t prognum`,
-    /// `u_quad_t progver`.
-    fn decode(r: &mut XdrReader<'_>) -> Result<Self, DecodeError> {
-        Ok(GfProgram {
-            name: r.string(u32::MAX)?.to_owned(),
-            number: r.u64()?,
-            version: r.u64()?,
-        })
-    }
-}
-
-/// The results of [`PROC_DUMP`] (`gf_dump_rsp`).
-///
-/// On the wire the programs are a linked list (`gf_prog_detail *prog`):
-/// `bool 1, program, …, bool 0`; see [`read_list`].
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct GfDumpResponse {
-    /// An identifier; glusterd sends 0.
-    pub gfs_id: u64,
-    /// 0 on success, -1 on failure.
-    pub op_ret: i32,
-    /// An errno when `op_ret` is -1.
-    pub op_errno: i32,
-    /// The programs served, in the server's order.
-    pub programs: Vec<GfProgram>,
-}
-
 impl GfDumpResponse {
     /// The program with this number and version, if it is served.
     pub fn program(&self, number: u64, version: u64) -> Option<&GfProgram> {
         self.programs
             .iter()
-            .find(|p| p.number == number && p.version == version)
+            .find(|p| p.prognum == number && p.progver == version)
     }
 }
 
-impl XdrEncode for GfDumpResponse {
-    fn encode(&self, w: &mut XdrWriter<'_>) {
-        w.u64(self.gfs_id);
-        w.i32(self.op_ret);
-        w.i32(self.op_errno);
-        write_list(w, &self.programs, |w, p| p.encode(w));
-    }
-}
-
-impl XdrDecode for GfDumpResponse {
-    fn decode(r: &mut XdrReader<'_>) -> Result<Self, DecodeError> {
-        Ok(GfDumpResponse {
-            gfs_id: r.u64()?,
-            op_ret: r.i32()?,
-            op_errno: r.i32()?,
-            programs: read_list(r, u32::MAX, GfProgram::decode)?,
-        })
-    }
-}
-
-/// The results of [`PROC_PING`], and of many GlusterFS procedures
-/// (`gf_common_rsp`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct GfCommonResponse {
-    /// 0 on success, -1 on failure.
-    pub op_ret: i32,
-    /// An errno when `op_ret` is -1.
-    pub op_errno: i32,
-    /// Extra data (a serialized GlusterFS dictionary), usually empty.
-    pub xdata: Bytes,
-}
-
-impl XdrEncode for GfCommonResponse {
-    fn encode(&self, w: &mut XdrWriter<'_>) {
-        w.i32(self.op_ret);
-        w.i32(self.op_errno);
-        w.opaque(&self.xdata);
-    }
-}
-
-impl XdrDecode for GfCommonResponse {
-    /// `int op_ret`, `int op_errno`, `opaque xdata<>` (bounded by the input).
-    fn decode(r: &mut XdrReader<'_>) -> Result<Self, DecodeError> {
-        Ok(GfCommonResponse {
-            op_ret: r.i32()?,
-            op_errno: r.i32()?,
-            xdata: Bytes::decode(r)?,
-        })
+impl Default for GfCommonResponse {
+    /// Success: `op_ret` and `op_errno` 0, no `xdata` (what PING answers).
+    fn default() -> GfCommonResponse {
+        GfCommonResponse {
+            op_ret: 0,
+            op_errno: 0,
+            xdata: Bytes::new(),
+        }
     }
 }
 
@@ -221,7 +103,7 @@ mod tests {
     #[test]
     fn dump_request_encodes_as_glusterd_sends_it() {
         let (numbers, args) = captured_call(DUMP_CALL);
-        assert_eq!(numbers, (PROGRAM, VERSION, PROC_DUMP));
+        assert_eq!(numbers, (PROGRAM, VERSION, GF_DUMP_DUMP.procedure));
         assert_eq!(to_bytes(&GfDumpRequest::default()), args);
         assert_eq!(
             from_bytes::<GfDumpRequest>(&args).unwrap(),
@@ -238,13 +120,13 @@ mod tests {
         let got: Vec<(&str, u64, u64)> = dump
             .programs
             .iter()
-            .map(|p| (p.name.as_str(), p.number, p.version))
+            .map(|p| (p.progname.to_str().unwrap(), p.prognum, p.progver))
             .collect();
         assert_eq!(got, GLUSTERD_10_3);
         let peer = dump
             .program(GLUSTERD_PEER_PROGRAM, GLUSTERD_PEER_VERSION)
             .unwrap();
-        assert_eq!(peer.name, "GlusterD svc peer");
+        assert_eq!(peer.progname, "GlusterD svc peer");
         assert!(dump.program(u64::from(PROGRAM), 2).is_none());
         // And encodes back to the very same bytes.
         assert_eq!(to_bytes(&dump), results);
@@ -265,7 +147,7 @@ mod tests {
     #[test]
     fn captured_ping_decodes() {
         let (numbers, args) = captured_call(PING_CALL);
-        assert_eq!(numbers, (PROGRAM, VERSION, PROC_PING));
+        assert_eq!(numbers, (PROGRAM, VERSION, GF_DUMP_PING.procedure));
         assert!(args.is_empty());
         let (xid, results) = captured_reply(PING_REPLY);
         assert_eq!(xid, 0x5057_0102);

@@ -3,28 +3,26 @@
 //! # The program
 //!
 //! Program [`HANDSHAKE_PROGRAM`] (542136146, `0x2050_5752`), version 1.
-//! Procedure 0 is NULL; procedure 1 is HELLO. In XDR (RFC 4506):
+//! Procedure 0 is NULL; procedure 1 is [`HELLO`]. Its XDR definition is
+//! src/programs/hello.x; the types it generates are in [`wire`]
+//! (`HelloArgs`, `ObservedAddr`, `HelloRes`), and this module gives their
+//! meaning: [`Hello`] and [`HelloReply`] convert from them (`TryFrom`,
+//! checking the node ID and the observed address) and to them (`From`).
 //!
-//! ```text
-//! struct hello_args {
-//!     string   node_id<255>;          /* the caller's node ID, UTF-8     */
-//!     unsigned versions<16>;          /* protocol versions it speaks     */
-//!     string  *cluster_id;            /* optional: string<255>           */
-//! };
+//! ```
+//! use peerwire::peer::{Hello, NodeId};
+//! use peerwire::programs::hello::wire::HelloArgs;
+//! use peerwire::proto::xdr::{from_bytes, to_bytes};
 //!
-//! struct observed_addr {
-//!     unsigned family;                /* 4 or 6                          */
-//!     opaque   address<16>;           /* 4 or 16 bytes, network order    */
-//!     unsigned scope_id;              /* the server's interface index for
-//!                                        a link-local address, else 0    */
-//!     unsigned port;
+//! let hello = Hello {
+//!     node: NodeId::new("node-a").unwrap(),
+//!     versions: vec![1],
+//!     cluster: None,
 //! };
-//!
-//! struct hello_res {
-//!     string       node_id<255>;      /* the server's node ID            */
-//!     observed_addr observed;         /* the caller as the server saw it */
-//!     unsigned     version;           /* the protocol version chosen     */
-//! };
+//! let bytes = to_bytes(&HelloArgs::from(&hello));
+//! let back = Hello::try_from(from_bytes::<HelloArgs>(&bytes)?)?;
+//! assert_eq!(back, hello);
+//! # Ok::<(), peerwire::proto::DecodeError>(())
 //! ```
 //!
 //! A refused HELLO gets MSG_DENIED / AUTH_ERROR: AUTH_REJECTEDCRED for an
@@ -37,25 +35,40 @@ use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::str::FromStr;
 
-use crate::proto::xdr::{XdrDecode, XdrEncode, XdrReader, XdrWriter};
+use bytes::Bytes;
+
+use crate::proto::xdr::XdrString;
 use crate::proto::{DecodeError, DecodeErrorKind};
 
-/// The handshake program number (in the user-defined range).
-pub const HANDSHAKE_PROGRAM: u32 = 0x2050_5752;
-/// The handshake program's version.
-pub const HANDSHAKE_VERSION: u32 = 1;
-/// The HELLO procedure.
-pub const HELLO: u32 = 1;
+use wire::{HelloArgs, HelloId, HelloRes, ObservedAddr};
+
+/// The XDR types and numbers of src/programs/hello.x, as `peerwire::xdrgen`
+/// (feature `xdrgen`) generates them: types and constants only, no client
+/// or server, since the connection code drives HELLO itself.
+pub mod wire {
+    include!("generated/hello.rs");
+}
+
+pub use wire::{HANDSHAKE_PROGRAM, HANDSHAKE_VERSION};
+
+/// The HELLO procedure's number ([`wire::HELLO`] is the typed procedure).
+pub const HELLO: u32 = wire::HELLO.procedure;
 /// The protocol versions this crate speaks.
 pub const PROTOCOL_VERSIONS: &[u32] = &[1];
-/// The bound on a node or cluster ID, in bytes.
-pub const MAX_ID_LEN: usize = 255;
+/// The bound on a node or cluster ID, in bytes (`MAX_ID_LEN` of hello.x).
+pub const MAX_ID_LEN: usize = wire::MAX_ID_LEN as usize;
 
 /// The longest HELLO arguments in XDR: a node ID of [`MAX_ID_LEN`] bytes
-/// (length word and padding), 16 versions, and a cluster ID of
-/// [`MAX_ID_LEN`] bytes.
+/// (length word and padding), [`wire::MAX_VERSIONS`] versions, and a
+/// cluster ID of [`MAX_ID_LEN`] bytes.
 pub(crate) const MAX_HELLO_ARGS: usize =
-    (4 + MAX_ID_LEN.next_multiple_of(4)) + (4 + 16 * 4) + (4 + 4 + MAX_ID_LEN.next_multiple_of(4));
+    string_len(MAX_ID_LEN) + (4 + 4 * wire::MAX_VERSIONS as usize) + (4 + string_len(MAX_ID_LEN));
+
+/// The bytes of an XDR string or opaque of `len` bytes: its length word,
+/// the bytes and their padding.
+const fn string_len(len: usize) -> usize {
+    4 + len.next_multiple_of(4)
+}
 
 /// A node's identity: 1 to 255 bytes of UTF-8, without control characters.
 /// Cheap to clone (shared text): every call's context carries one.
@@ -153,11 +166,14 @@ pub struct HelloReply {
     pub version: u32,
 }
 
-fn decode_id(r: &mut XdrReader<'_>) -> Result<NodeId, DecodeError> {
-    let at = r.clone();
-    let text = r.string(MAX_ID_LEN as u32)?;
+/// A node ID from the wire, found at byte `at` of the arguments or results.
+fn node_from_wire(id: HelloId, at: usize) -> Result<NodeId, DecodeError> {
+    let error = |kind| DecodeError::new(kind, at as u64);
+    let text =
+        id.0.to_str()
+            .map_err(|_| error(DecodeErrorKind::InvalidUtf8))?;
     NodeId::new(text).map_err(|e| {
-        at.error(DecodeErrorKind::Invalid(if e.has_control_character() {
+        error(DecodeErrorKind::Invalid(if e.has_control_character() {
             "a node ID with a control character"
         } else {
             "empty node ID"
@@ -165,86 +181,104 @@ fn decode_id(r: &mut XdrReader<'_>) -> Result<NodeId, DecodeError> {
     })
 }
 
-impl XdrEncode for Hello {
-    fn encode(&self, w: &mut XdrWriter<'_>) {
-        w.string(self.node.as_str());
-        w.array(&self.versions, |w, v| w.u32(*v));
-        w.optional(self.cluster.as_ref(), |w, c| w.string(c));
+fn id_to_wire(id: &str) -> HelloId {
+    HelloId(XdrString::from(id))
+}
+
+impl From<&Hello> for HelloArgs {
+    fn from(hello: &Hello) -> HelloArgs {
+        HelloArgs {
+            node_id: id_to_wire(hello.node.as_str()),
+            versions: hello.versions.clone(),
+            cluster_id: hello.cluster.as_deref().map(id_to_wire),
+        }
     }
 }
 
-impl XdrDecode for Hello {
-    fn decode(r: &mut XdrReader<'_>) -> Result<Hello, DecodeError> {
+impl TryFrom<HelloArgs> for Hello {
+    type Error = DecodeError;
+
+    /// Checks the node ID (1 to 255 bytes of UTF-8 without control
+    /// characters) and that the cluster ID is UTF-8. The error's offset is
+    /// where the ID starts in the encoded arguments.
+    fn try_from(args: HelloArgs) -> Result<Hello, DecodeError> {
+        let cluster_at = string_len(args.node_id.0.len()) + 4 + 4 * args.versions.len() + 4;
+        let node = node_from_wire(args.node_id, 0)?;
+        let cluster = match args.cluster_id {
+            None => None,
+            Some(id) => Some(
+                id.0.to_str()
+                    .map_err(|_| DecodeError::new(DecodeErrorKind::InvalidUtf8, cluster_at as u64))?
+                    .to_owned(),
+            ),
+        };
         Ok(Hello {
-            node: decode_id(r)?,
-            versions: r.array(16, XdrReader::u32)?,
-            cluster: r.optional(|r| r.string(MAX_ID_LEN as u32).map(str::to_owned))?,
+            node,
+            versions: args.versions,
+            cluster,
         })
     }
 }
 
-fn encode_observed(w: &mut XdrWriter<'_>, addr: &SocketAddr) {
-    match addr {
-        SocketAddr::V4(v4) => {
-            w.u32(4);
-            w.opaque(&v4.ip().octets());
-            w.u32(0);
+impl From<SocketAddr> for ObservedAddr {
+    /// The family, the address's bytes, the scope of an IPv6 address (0 for
+    /// IPv4) and the port.
+    fn from(addr: SocketAddr) -> ObservedAddr {
+        let (family, address, scope_id) = match addr {
+            SocketAddr::V4(v4) => (4, Bytes::copy_from_slice(&v4.ip().octets()), 0),
+            SocketAddr::V6(v6) => (6, Bytes::copy_from_slice(&v6.ip().octets()), v6.scope_id()),
+        };
+        ObservedAddr {
+            family,
+            address,
+            scope_id,
+            port: u32::from(addr.port()),
         }
-        SocketAddr::V6(v6) => {
-            w.u32(6);
-            w.opaque(&v6.ip().octets());
-            w.u32(v6.scope_id());
-        }
-    }
-    w.u32(u32::from(addr.port()));
-}
-
-fn decode_observed(r: &mut XdrReader<'_>) -> Result<SocketAddr, DecodeError> {
-    let at = r.clone();
-    let family = r.u32()?;
-    let address = r.opaque(16)?;
-    let scope_id = r.u32()?;
-    let port = r.u32()?;
-    let port =
-        u16::try_from(port).map_err(|_| at.error(DecodeErrorKind::Invalid("port over 65535")))?;
-    let bad = || {
-        at.error(DecodeErrorKind::Invalid(
-            "address family is not 4 or 6 with 4 or 16 bytes",
-        ))
-    };
-    match (family, address.len()) {
-        (4, 4) => {
-            let ip = Ipv4Addr::new(address[0], address[1], address[2], address[3]);
-            Ok(SocketAddr::V4(SocketAddrV4::new(ip, port)))
-        }
-        (6, 16) => {
-            let mut octets = [0u8; 16];
-            octets.copy_from_slice(address);
-            Ok(SocketAddr::V6(SocketAddrV6::new(
-                Ipv6Addr::from(octets),
-                port,
-                0,
-                scope_id,
-            )))
-        }
-        _ => Err(bad()),
     }
 }
 
-impl XdrEncode for HelloReply {
-    fn encode(&self, w: &mut XdrWriter<'_>) {
-        w.string(self.node.as_str());
-        encode_observed(w, &self.observed);
-        w.u32(self.version);
+/// The socket address of an observed address found at byte `at` of the
+/// results: the family must be 4 with 4 bytes or 6 with 16, the port at
+/// most 65535.
+fn observed_from_wire(o: &ObservedAddr, at: usize) -> Result<SocketAddr, DecodeError> {
+    let error = |what| DecodeError::new(DecodeErrorKind::Invalid(what), at as u64);
+    let port = u16::try_from(o.port).map_err(|_| error("port over 65535"))?;
+    if let (4, Ok(octets)) = (o.family, <[u8; 4]>::try_from(&o.address[..])) {
+        return Ok(SocketAddr::V4(SocketAddrV4::new(
+            Ipv4Addr::from(octets),
+            port,
+        )));
+    }
+    if let (6, Ok(octets)) = (o.family, <[u8; 16]>::try_from(&o.address[..])) {
+        let ip = Ipv6Addr::from(octets);
+        return Ok(SocketAddr::V6(SocketAddrV6::new(ip, port, 0, o.scope_id)));
+    }
+    Err(error("address family is not 4 or 6 with 4 or 16 bytes"))
+}
+
+impl From<&HelloReply> for HelloRes {
+    fn from(reply: &HelloReply) -> HelloRes {
+        HelloRes {
+            node_id: id_to_wire(reply.node.as_str()),
+            observed: ObservedAddr::from(reply.observed),
+            chosen: reply.version,
+        }
     }
 }
 
-impl XdrDecode for HelloReply {
-    fn decode(r: &mut XdrReader<'_>) -> Result<HelloReply, DecodeError> {
+impl TryFrom<HelloRes> for HelloReply {
+    type Error = DecodeError;
+
+    /// Checks the node ID as for [`Hello`], and the observed address: a
+    /// family other than 4 with 4 bytes or 6 with 16, or a port over 65535,
+    /// is an error at the start of `observed`.
+    fn try_from(res: HelloRes) -> Result<HelloReply, DecodeError> {
+        let observed_at = string_len(res.node_id.0.len());
+        let node = node_from_wire(res.node_id, 0)?;
         Ok(HelloReply {
-            node: decode_id(r)?,
-            observed: decode_observed(r)?,
-            version: r.u32()?,
+            node,
+            observed: observed_from_wire(&res.observed, observed_at)?,
+            version: res.chosen,
         })
     }
 }

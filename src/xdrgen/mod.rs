@@ -129,6 +129,12 @@
 //! versions is one `.program(...)` each. examples/kv.rs runs this server
 //! and a client in one process (`cargo run --example kv`).
 //!
+//! peerwire's own programs are defined the same way, their generated Rust
+//! committed next to them: src/programs/hello.x (types and numbers only,
+//! `.clients(false).servers(false)`: the connection code drives HELLO),
+//! src/programs/portmap.x and gf_dump.x (typed clients, no servers) and
+//! examples/peerd/admin.x (client and server).
+//!
 //! [`XdrEncode`]: crate::proto::xdr::XdrEncode
 //! [`XdrDecode`]: crate::proto::xdr::XdrDecode
 //! [`Client::call_proc`]: crate::Client::call_proc
@@ -157,8 +163,8 @@
 //! | `T *x` | `Option<T>` |
 //! | `struct l { ...; l *next; }` (a linked list) | `struct L` without `next`; `l *` becomes `Vec<L>`, decoded by a loop of at most [`Builder::max_list_len`] nodes |
 //! | `program P { version V { R F(A) = n; } = v; } = p;` | `P: u32`, `V: u32`, `F: Procedure<A, R>` (`()` for `void`); a name used in several versions gets `_V<version>` |
-//! | (each version) | `VClient`, wrapping a [`Client`](crate::Client), with one async method per procedure, named in snake_case without the prefix all the version's procedures share (`KV_GET` → `get`) |
-//! | (each version) | `trait VServer`, one method per procedure but procedure 0, named as the client's, taking `&CallContext` and the arguments (none for `void`); `struct VProgram<T>(pub T)`, a [`Program`](crate::server::Program) for any `T: VServer` |
+//! | (each version) | `VClient`, wrapping a [`Client`](crate::Client), with one async method per procedure, named in snake_case without the longest prefix ending in `_` that all the version's procedures share (`KV_GET` → `get`, `GF_DUMP_PING` → `ping`); left out with [`Builder::clients`]`(false)` |
+//! | (each version) | `trait VServer`, one method per procedure but procedure 0, named as the client's, taking `&CallContext` and the arguments (none for `void`); `struct VProgram<T>(pub T)`, a [`Program`](crate::server::Program) for any `T: VServer`; both left out with [`Builder::servers`]`(false)` |
 //!
 //! Names follow Rust's conventions (UpperCamel types and variants,
 //! snake_case fields and methods, SCREAMING constants); a Rust keyword
@@ -261,6 +267,10 @@ pub(crate) struct Options {
     /// Constants given by the build script, as `#define`s before the file.
     pub defines: Vec<(String, i64)>,
     pub crate_path: String,
+    /// Emit each version's typed client.
+    pub clients: bool,
+    /// Emit each version's server trait and program.
+    pub servers: bool,
 }
 
 impl Default for Options {
@@ -269,6 +279,8 @@ impl Default for Options {
             max_list_len: 1 << 20,
             defines: Vec::new(),
             crate_path: "::peerwire".to_owned(),
+            clients: true,
+            servers: true,
         }
     }
 }
@@ -314,6 +326,23 @@ impl Builder {
     /// `::peerwire`; `crate` inside peerwire itself).
     pub fn crate_path(mut self, path: &str) -> Builder {
         self.options.crate_path = path.to_owned();
+        self
+    }
+
+    /// Whether each program version gets its typed client `<Version>Client`
+    /// (default true). The types and the program, version and
+    /// [`Procedure`](crate::Procedure) constants are generated either way.
+    pub fn clients(mut self, clients: bool) -> Builder {
+        self.options.clients = clients;
+        self
+    }
+
+    /// Whether each program version gets its server trait
+    /// `<Version>Server` and the [`Program`](crate::server::Program)
+    /// `<Version>Program` that serves it (default true): false for a
+    /// program this crate only calls.
+    pub fn servers(mut self, servers: bool) -> Builder {
+        self.options.servers = servers;
         self
     }
 

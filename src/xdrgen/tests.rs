@@ -431,3 +431,59 @@ fn each_version_gets_a_server_trait_without_null_and_a_program() {
         "{server}"
     );
 }
+
+#[test]
+fn clients_and_servers_can_be_left_out() {
+    let src =
+        "struct a { int x; };\nprogram P { version V { void N(void) = 0; a F(a) = 1; } = 1; } = 7;";
+    let generate = |clients, servers| {
+        Builder::new()
+            .clients(clients)
+            .servers(servers)
+            .generate_source(Path::new("t.x"), src)
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let both = generate(true, true);
+    assert!(both.contains("pub struct VClient"), "{both}");
+    assert!(both.contains("pub trait VServer"), "{both}");
+    let types = generate(false, false);
+    for gone in ["VClient", "VServer", "VProgram", "server::Program"] {
+        assert!(!types.contains(gone), "{gone} in\n{types}");
+    }
+    // The types and the numbers stay.
+    for kept in [
+        "pub struct A",
+        "impl ::peerwire::proto::xdr::XdrDecode for A",
+        "pub const P: u32 = 7;",
+        "pub const V: u32 = 1;",
+        "pub const F: ::peerwire::Procedure<A, A>",
+    ] {
+        assert!(types.contains(kept), "{kept} missing from\n{types}");
+    }
+    let client_only = generate(true, false);
+    assert!(client_only.contains("pub struct VClient"), "{client_only}");
+    assert!(!client_only.contains("VServer"), "{client_only}");
+    let server_only = generate(false, true);
+    assert!(!server_only.contains("VClient"), "{server_only}");
+    assert!(server_only.contains("pub trait VServer"), "{server_only}");
+    // Without a server trait, a type may take its name.
+    let e = Builder::new().servers(false).generate_source(
+        Path::new("t.x"),
+        "struct v_server { int a; };\nprogram P { version V { int F(int) = 1; } = 1; } = 1;",
+    );
+    assert!(e.is_ok(), "{e:?}");
+}
+
+#[test]
+fn client_methods_drop_the_longest_prefix_all_procedures_share() {
+    let r = rust(
+        "program GF_DUMP { version GF_DUMP_V1 { void GF_DUMP_NULL(void) = 0; \
+         int GF_DUMP_DUMP(int) = 1; void GF_DUMP_PING(void) = 2; } = 1; } = 1;",
+    );
+    for method in ["fn null(", "fn dump(", "fn ping("] {
+        assert!(r.contains(method), "{method} missing from\n{r}");
+    }
+    // A shorter shared prefix where the longest would not fit every name.
+    let r = rust("program P { version V { void A_B_C(void) = 0; int A_B(int) = 1; } = 1; } = 1;");
+    assert!(r.contains("fn b_c(") && r.contains("fn b("), "{r}");
+}

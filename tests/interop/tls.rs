@@ -232,7 +232,11 @@ async fn s_client_gf_dump(cert: Option<&LeafFiles>, limit: Duration) -> SClient 
     let mut call = BytesMut::new();
     Message::call(
         0x5eed_0001,
-        CallHeader::new(gf_dump::PROGRAM, gf_dump::VERSION, gf_dump::PROC_DUMP),
+        CallHeader::new(
+            gf_dump::PROGRAM,
+            gf_dump::VERSION,
+            gf_dump::GF_DUMP_DUMP.procedure,
+        ),
         to_bytes(&GfDumpRequest::default()),
     )
     .encode(&mut call);

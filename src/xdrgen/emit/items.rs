@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use proc_macro2::{Literal, TokenStream};
+use proc_macro2::{Ident, Literal, TokenStream};
 use quote::quote;
 
 use super::super::names::{screaming, snake, upper_camel};
@@ -24,21 +24,24 @@ fn variant_name(enum_name: &str, value: &str) -> String {
 }
 
 /// The client's method names for a version's procedures: snake_case,
-/// without the prefix up to an `_` that all of them share (`KV_GET` and
-/// `KV_PUT` become `get` and `put`), unless that leaves a clash.
+/// without the longest prefix ending in `_` that all of them share
+/// (`KV_GET` and `KV_PUT` become `get` and `put`, `GF_DUMP_DUMP` and
+/// `GF_DUMP_PING` become `dump` and `ping`), unless that leaves a name
+/// empty or a clash.
 fn method_names(procs: &[&str]) -> HashMap<String, String> {
     let full = |p: &&str| (p.to_string(), snake(p));
-    let mut prefix = procs.first().map_or("", |p| match p.find('_') {
-        Some(i) => &p[..=i],
-        None => "",
-    });
-    if procs.len() < 2
-        || procs
-            .iter()
-            .any(|p| !p.starts_with(prefix) || p.len() == prefix.len())
-    {
-        prefix = "";
-    }
+    let first = procs.first().copied().unwrap_or("");
+    let prefix = first
+        .match_indices('_')
+        .map(|(i, _)| &first[..=i])
+        .rev()
+        .find(|prefix| {
+            procs.len() >= 2
+                && procs
+                    .iter()
+                    .all(|p| p.starts_with(prefix) && p.len() > prefix.len())
+        })
+        .unwrap_or("");
     let names: HashMap<String, String> = procs
         .iter()
         .map(|p| (p.to_string(), snake(&p[prefix.len()..])))
@@ -761,73 +764,113 @@ impl Gen<'_> {
                     }
                 });
             }
-            let client = format!("{}Client", upper_camel(&v.name));
-            self.take_type(&client, &format!("{} (its client)", v.name), v.at)?;
-            let cid = ident(&client);
-            let cdoc = format!(
-                " A typed client of version `{}` ({n}) of program `{}`: one method per procedure.",
-                v.name, def.name
-            );
-            items.push(quote! {
-                #[doc = #cdoc]
-                #[derive(Clone, Debug)]
-                pub struct #cid {
-                    client: #krate::Client,
-                }
-                impl #cid {
-                    /// Calls through `client`, a connection to the program's server.
-                    pub fn new(client: #krate::Client) -> #cid {
-                        #cid { client }
-                    }
-                    /// The connection.
-                    pub fn client(&self) -> &#krate::Client {
-                        &self.client
-                    }
-                    #(#methods)*
-                }
-            });
-            let server = format!("{}Server", upper_camel(&v.name));
-            self.take_type(&server, &format!("{} (its server trait)", v.name), v.at)?;
-            let sid = ident(&server);
-            let program = format!("{}Program", upper_camel(&v.name));
-            self.take_type(&program, &format!("{} (its server)", v.name), v.at)?;
-            let pgid = ident(&program);
-            let sdoc = format!(
-                " The procedures of version `{}` ({n}) of program `{}`, as a server runs them: \
-                 one method per procedure, given the call's context (observed address, peer, \
-                 credentials) and its decoded arguments. Serve an implementation with \
-                 `Server::program({program}(handlers))`.\n\n \
-                 A method may be written as an `async fn`; its future must be `Send`. \
-                 Procedure 0 (NULL) is answered by the server and has no method.",
-                v.name, def.name
-            );
-            let pdoc = format!(
-                " Version `{}` ({n}) of program `{}` served by a [`{server}`]: \
-                 `Server::program({program}(handlers))` registers it. Undecodable arguments \
-                 are answered GARBAGE_ARGS and an unknown procedure PROC_UNAVAIL.",
-                v.name, def.name
-            );
-            items.push(quote! {
-                #[doc = #sdoc]
-                pub trait #sid: ::core::marker::Send + ::core::marker::Sync + 'static {
-                    #(#handlers)*
-                }
-                #[doc = #pdoc]
-                #[derive(Clone, Debug, Default)]
-                pub struct #pgid<T>(pub T);
-                impl<T: #sid> #krate::server::Program for #pgid<T> {
-                    const PROGRAM: u32 = #prog_id;
-                    const VERSION: u32 = #vid;
-                    async fn dispatch(&self, call: #krate::server::Call)
-                        -> ::core::result::Result<#krate::bytes::Bytes, #krate::ProcError> {
-                        match call.procedure {
-                            #(#arms)*
-                            _ => ::core::result::Result::Err(#krate::ProcError::ProcUnavail),
-                        }
-                    }
-                }
-            });
+            let names = VersionNames {
+                version: &v.name,
+                program: &def.name,
+                at: v.at,
+                n,
+                prog_id: &prog_id,
+                vid: &vid,
+            };
+            if self.opts.clients {
+                items.push(self.client(&names, &methods)?);
+            }
+            if self.opts.servers {
+                items.push(self.server(&names, &handlers, &arms)?);
+            }
         }
         Ok(quote!(#(#items)*))
     }
+
+    /// A version's typed client.
+    fn client(&mut self, v: &VersionNames<'_>, methods: &[TokenStream]) -> GResult<TokenStream> {
+        let krate = self.krate.clone();
+        let client = format!("{}Client", upper_camel(v.version));
+        self.take_type(&client, &format!("{} (its client)", v.version), v.at)?;
+        let cid = ident(&client);
+        let cdoc = format!(
+            " A typed client of version `{}` ({}) of program `{}`: one method per procedure.",
+            v.version, v.n, v.program
+        );
+        Ok(quote! {
+            #[doc = #cdoc]
+            #[derive(Clone, Debug)]
+            pub struct #cid {
+                client: #krate::Client,
+            }
+            impl #cid {
+                /// Calls through `client`, a connection to the program's server.
+                pub fn new(client: #krate::Client) -> #cid {
+                    #cid { client }
+                }
+                /// The connection.
+                pub fn client(&self) -> &#krate::Client {
+                    &self.client
+                }
+                #(#methods)*
+            }
+        })
+    }
+
+    /// A version's server trait and the program that serves it.
+    fn server(
+        &mut self,
+        v: &VersionNames<'_>,
+        handlers: &[TokenStream],
+        arms: &[TokenStream],
+    ) -> GResult<TokenStream> {
+        let krate = self.krate.clone();
+        let (prog_id, vid) = (v.prog_id, v.vid);
+        let server = format!("{}Server", upper_camel(v.version));
+        self.take_type(&server, &format!("{} (its server trait)", v.version), v.at)?;
+        let sid = ident(&server);
+        let program = format!("{}Program", upper_camel(v.version));
+        self.take_type(&program, &format!("{} (its server)", v.version), v.at)?;
+        let pgid = ident(&program);
+        let sdoc = format!(
+            " The procedures of version `{}` ({}) of program `{}`, as a server runs them: \
+             one method per procedure, given the call's context (observed address, peer, \
+             credentials) and its decoded arguments. Serve an implementation with \
+             `Server::program({program}(handlers))`.\n\n \
+             A method may be written as an `async fn`; its future must be `Send`. \
+             Procedure 0 (NULL) is answered by the server and has no method.",
+            v.version, v.n, v.program
+        );
+        let pdoc = format!(
+            " Version `{}` ({}) of program `{}` served by a [`{server}`]: \
+             `Server::program({program}(handlers))` registers it. Undecodable arguments \
+             are answered GARBAGE_ARGS and an unknown procedure PROC_UNAVAIL.",
+            v.version, v.n, v.program
+        );
+        Ok(quote! {
+            #[doc = #sdoc]
+            pub trait #sid: ::core::marker::Send + ::core::marker::Sync + 'static {
+                #(#handlers)*
+            }
+            #[doc = #pdoc]
+            #[derive(Clone, Debug, Default)]
+            pub struct #pgid<T>(pub T);
+            impl<T: #sid> #krate::server::Program for #pgid<T> {
+                const PROGRAM: u32 = #prog_id;
+                const VERSION: u32 = #vid;
+                async fn dispatch(&self, call: #krate::server::Call)
+                    -> ::core::result::Result<#krate::bytes::Bytes, #krate::ProcError> {
+                    match call.procedure {
+                        #(#arms)*
+                        _ => ::core::result::Result::Err(#krate::ProcError::ProcUnavail),
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// What a version's client and server are named after.
+struct VersionNames<'a> {
+    version: &'a str,
+    program: &'a str,
+    at: usize,
+    n: u32,
+    prog_id: &'a Ident,
+    vid: &'a Ident,
 }
