@@ -86,7 +86,7 @@ impl<T: AdminV1Server> ::peerwire::server::Program for AdminV1Program<T> {
             1 => {
                 call.args::<()>()?;
                 let res = self.0.status(&call.ctx).await?;
-                ::core::result::Result::Ok(::peerwire::proto::xdr::to_bytes(&res))
+                call.results(&res)
             }
             _ => ::core::result::Result::Err(::peerwire::ProcError::ProcUnavail),
         }

@@ -31,11 +31,13 @@ pub struct GfProgram {
     pub progver: u64,
 }
 impl GfProgram {
-    /// Encodes `nodes` as the linked list they are on the wire.
+    /// Encodes `nodes` as the linked list they are on the wire
+    /// (over the cap, one the peer's decoder would refuse).
     pub fn xdr_encode_list(
         nodes: &[GfProgram],
         w: &mut crate::proto::xdr::XdrWriter<'_>,
     ) {
+        w.bound(nodes.len(), 1048576);
         for node in nodes {
             w.bool(true);
             node.xdr_encode_node(w);

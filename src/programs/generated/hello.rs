@@ -9,6 +9,7 @@ pub const MAX_VERSIONS: u32 = 16;
 pub struct HelloId(pub crate::proto::xdr::XdrString);
 impl crate::proto::xdr::XdrEncode for HelloId {
     fn encode(&self, w: &mut crate::proto::xdr::XdrWriter<'_>) {
+        w.bound(self.0.len(), 255);
         w.string_bytes(&self.0);
     }
 }
@@ -32,6 +33,7 @@ pub struct HelloArgs {
 impl crate::proto::xdr::XdrEncode for HelloArgs {
     fn encode(&self, w: &mut crate::proto::xdr::XdrWriter<'_>) {
         crate::proto::xdr::XdrEncode::encode(&self.node_id, w);
+        w.bound(self.versions.len(), 16);
         w.u32(self.versions.len() as u32);
         for x in self.versions.iter() {
             w.u32(*x);
@@ -71,6 +73,7 @@ pub struct ObservedAddr {
 impl crate::proto::xdr::XdrEncode for ObservedAddr {
     fn encode(&self, w: &mut crate::proto::xdr::XdrWriter<'_>) {
         w.u32(self.family);
+        w.bound(self.address.len(), 16);
         w.opaque(&self.address[..]);
         w.u32(self.scope_id);
         w.u32(self.port);

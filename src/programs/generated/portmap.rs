@@ -45,11 +45,13 @@ pub struct MappingEntry {
     pub map: Mapping,
 }
 impl MappingEntry {
-    /// Encodes `nodes` as the linked list they are on the wire.
+    /// Encodes `nodes` as the linked list they are on the wire
+    /// (over the cap, one the peer's decoder would refuse).
     pub fn xdr_encode_list(
         nodes: &[MappingEntry],
         w: &mut crate::proto::xdr::XdrWriter<'_>,
     ) {
+        w.bound(nodes.len(), 1048576);
         for node in nodes {
             w.bool(true);
             node.xdr_encode_node(w);
