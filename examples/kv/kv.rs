@@ -5,7 +5,7 @@ pub const KV_MAXKEY: u32 = 256;
 /// `const KV_MAXVALUE` from the `.x` file.
 pub const KV_MAXVALUE: u32 = 65536;
 /// `typedef kv_key` from the `.x` file.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct KvKey(pub ::peerwire::proto::xdr::XdrString);
 impl ::peerwire::proto::xdr::XdrEncode for KvKey {
     fn encode(&self, w: &mut ::peerwire::proto::xdr::XdrWriter<'_>) {
@@ -21,7 +21,7 @@ impl ::peerwire::proto::xdr::XdrDecode for KvKey {
     }
 }
 /// `typedef kv_value` from the `.x` file.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct KvValue(pub ::peerwire::bytes::Bytes);
 impl ::peerwire::proto::xdr::XdrEncode for KvValue {
     fn encode(&self, w: &mut ::peerwire::proto::xdr::XdrWriter<'_>) {
@@ -37,7 +37,7 @@ impl ::peerwire::proto::xdr::XdrDecode for KvValue {
     }
 }
 /// A key and the value to store under it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct KvPair {
     /// `key`.
     pub key: KvKey,
@@ -61,7 +61,7 @@ impl ::peerwire::proto::xdr::XdrDecode for KvPair {
     }
 }
 /// What GET finds: the value, or nothing.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[allow(clippy::enum_variant_names, clippy::large_enum_variant)]
 pub enum KvFound {
     /// `case TRUE: value`.

@@ -2,7 +2,7 @@
 //! recursion, and maps each declaration to its Rust type and to the
 //! statements that encode and decode it; [`items`] emits the items.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::quote;
@@ -356,6 +356,44 @@ impl<'a> Gen<'a> {
                 self.bound(m, f.at)?;
                 quote!(#xdr::XdrString)
             }
+        })
+    }
+
+    /// The derives of the type named `name`: `Eq` and `Hash` too, unless
+    /// it holds a `float` or `double` (whose NaN is not equal to itself),
+    /// at any depth.
+    fn derives(&self, name: &str) -> TokenStream {
+        if self.holds_float(name, &mut HashSet::new()) {
+            quote!(#[derive(Clone, Debug, PartialEq)])
+        } else {
+            quote!(#[derive(Clone, Debug, PartialEq, Eq, Hash)])
+        }
+    }
+
+    fn holds_float(&self, name: &str, seen: &mut HashSet<String>) -> bool {
+        if !seen.insert(name.to_owned()) {
+            return false;
+        }
+        let Some((_, def)) = self.kinds.get(name) else {
+            return false;
+        };
+        let decl = |d: &'a Decl| match d {
+            Decl::Field(f) => Some(f),
+            Decl::Void => None,
+        };
+        let fields: Vec<&Field> = match &def.kind {
+            DefKind::Struct(fields) => fields.iter().collect(),
+            DefKind::Typedef(field) => vec![field],
+            DefKind::Union(u) => {
+                let arms = u.arms.iter().filter_map(|arm| decl(&arm.decl));
+                arms.chain(u.default.as_ref().and_then(decl)).collect()
+            }
+            _ => Vec::new(),
+        };
+        fields.iter().any(|f| match &f.kind {
+            FieldKind::Typed(Type::Float | Type::Double, _) => true,
+            FieldKind::Typed(Type::Named(n, _), _) => self.holds_float(n, seen),
+            _ => false,
         })
     }
 

@@ -487,3 +487,37 @@ fn client_methods_drop_the_longest_prefix_all_procedures_share() {
     let r = rust("program P { version V { void A_B_C(void) = 0; int A_B(int) = 1; } = 1; } = 1;");
     assert!(r.contains("fn b_c(") && r.contains("fn b("), "{r}");
 }
+
+#[test]
+fn types_without_floats_derive_eq_and_hash() {
+    let out = rust(
+        "struct p { double w; };\n\
+         typedef p *plist;\n\
+         union u switch (int k) { case 1: plist l; default: void; };\n\
+         struct q { u inner; };\n\
+         struct n { int a; string s<>; opaque o[3]; n *next; };\n\
+         union m switch (bool b) { case TRUE: n *list; case FALSE: void; };\n\
+         typedef unsigned hyper cookie;",
+    );
+    let derive_of = |item: &str| {
+        let at = out
+            .find(item)
+            .unwrap_or_else(|| panic!("{item} missing from\n{out}"));
+        let derive = out[..at].rfind("#[derive(").unwrap();
+        out[derive..at].lines().next().unwrap().to_owned()
+    };
+    let float = "#[derive(Clone, Debug, PartialEq)]";
+    let exact = "#[derive(Clone, Debug, PartialEq, Eq, Hash)]";
+    // A float at any depth, through a list, a union and a struct.
+    for item in [
+        "pub struct P ",
+        "pub struct Plist(",
+        "pub enum U ",
+        "pub struct Q ",
+    ] {
+        assert_eq!(derive_of(item), float, "{item}");
+    }
+    for item in ["pub struct N ", "pub enum M ", "pub struct Cookie("] {
+        assert_eq!(derive_of(item), exact, "{item}");
+    }
+}

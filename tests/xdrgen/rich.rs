@@ -93,7 +93,7 @@ impl ::peerwire::proto::xdr::XdrDecode for Status {
     }
 }
 /// `typedef name` from the `.x` file.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Name(pub ::peerwire::proto::xdr::XdrString);
 impl ::peerwire::proto::xdr::XdrEncode for Name {
     fn encode(&self, w: &mut ::peerwire::proto::xdr::XdrWriter<'_>) {
@@ -109,7 +109,7 @@ impl ::peerwire::proto::xdr::XdrDecode for Name {
     }
 }
 /// `typedef anyname` from the `.x` file.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Anyname(pub ::peerwire::proto::xdr::XdrString);
 impl ::peerwire::proto::xdr::XdrEncode for Anyname {
     fn encode(&self, w: &mut ::peerwire::proto::xdr::XdrWriter<'_>) {
@@ -124,7 +124,7 @@ impl ::peerwire::proto::xdr::XdrDecode for Anyname {
     }
 }
 /// `typedef blob` from the `.x` file.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Blob(pub ::peerwire::bytes::Bytes);
 impl ::peerwire::proto::xdr::XdrEncode for Blob {
     fn encode(&self, w: &mut ::peerwire::proto::xdr::XdrWriter<'_>) {
@@ -140,7 +140,7 @@ impl ::peerwire::proto::xdr::XdrDecode for Blob {
     }
 }
 /// `typedef tag` from the `.x` file.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Tag(pub [u8; 3]);
 impl ::peerwire::proto::xdr::XdrEncode for Tag {
     fn encode(&self, w: &mut ::peerwire::proto::xdr::XdrWriter<'_>) {
@@ -165,7 +165,7 @@ impl ::peerwire::proto::xdr::XdrDecode for Tag {
     }
 }
 /// `typedef cookie` from the `.x` file.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Cookie(pub u64);
 impl ::peerwire::proto::xdr::XdrEncode for Cookie {
     fn encode(&self, w: &mut ::peerwire::proto::xdr::XdrWriter<'_>) {
@@ -426,7 +426,7 @@ impl ::peerwire::proto::xdr::XdrDecode for Shapes {
 /// One entry of a directory: a linked list.
 ///
 /// A linked list on the wire (`nextentry` points to the next node): held as a `Vec<Entry>`, decoded by a loop of at most 200000 nodes.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Entry {
     /// `fileid`.
     pub fileid: u32,
@@ -484,7 +484,7 @@ impl Entry {
     }
 }
 /// `typedef grouplist` from the `.x` file.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Grouplist(pub ::std::vec::Vec<Group>);
 impl ::peerwire::proto::xdr::XdrEncode for Grouplist {
     fn encode(&self, w: &mut ::peerwire::proto::xdr::XdrWriter<'_>) {
@@ -501,7 +501,7 @@ impl ::peerwire::proto::xdr::XdrDecode for Grouplist {
 /// A group, linked through a typedef as mount.x does.
 ///
 /// A linked list on the wire (`gr_next` points to the next node): held as a `Vec<Group>`, decoded by a loop of at most 200000 nodes.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Group {
     /// `gr_name`.
     pub gr_name: Name,
@@ -555,7 +555,7 @@ impl Group {
     }
 }
 /// `struct listing` from the `.x` file.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Listing {
     /// `entries`.
     pub entries: ::std::vec::Vec<Entry>,
@@ -626,7 +626,7 @@ impl ::peerwire::proto::xdr::XdrDecode for ByEnum {
     }
 }
 /// `union by_int` from the `.x` file, one variant per case.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[allow(clippy::enum_variant_names, clippy::large_enum_variant)]
 pub enum ByInt {
     /// `case 1: small`.
@@ -693,7 +693,7 @@ impl ::peerwire::proto::xdr::XdrDecode for ByInt {
     }
 }
 /// `union by_unsigned` from the `.x` file, one variant per case.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[allow(clippy::enum_variant_names, clippy::large_enum_variant)]
 pub enum ByUnsigned {
     /// `case 0: void`.
@@ -734,7 +734,7 @@ impl ::peerwire::proto::xdr::XdrDecode for ByUnsigned {
     }
 }
 /// `union by_bool` from the `.x` file, one variant per case.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[allow(clippy::enum_variant_names, clippy::large_enum_variant)]
 pub enum ByBool {
     /// `case TRUE: c`.
@@ -772,7 +772,7 @@ impl ::peerwire::proto::xdr::XdrDecode for ByBool {
     }
 }
 /// `union by_color` from the `.x` file, one variant per case.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[allow(clippy::enum_variant_names, clippy::large_enum_variant)]
 pub enum ByColor {
     /// `case RED: void`.
@@ -813,7 +813,7 @@ impl ::peerwire::proto::xdr::XdrDecode for ByColor {
     }
 }
 /// `typedef by_int_list` from the `.x` file.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ByIntList(pub ::std::vec::Vec<ByInt>);
 impl ::peerwire::proto::xdr::XdrEncode for ByIntList {
     fn encode(&self, w: &mut ::peerwire::proto::xdr::XdrWriter<'_>) {

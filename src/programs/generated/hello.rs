@@ -5,7 +5,7 @@ pub const MAX_ID_LEN: u32 = 255;
 /// The most protocol versions a HELLO may offer.
 pub const MAX_VERSIONS: u32 = 16;
 /// A node or cluster ID as it is on the wire. A node ID must be UTF-8 of 1 to 255 bytes without control characters: the conversion to `NodeId` checks that.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct HelloId(pub crate::proto::xdr::XdrString);
 impl crate::proto::xdr::XdrEncode for HelloId {
     fn encode(&self, w: &mut crate::proto::xdr::XdrWriter<'_>) {
@@ -21,7 +21,7 @@ impl crate::proto::xdr::XdrDecode for HelloId {
     }
 }
 /// HELLO's arguments.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct HelloArgs {
     /// The caller's node ID.
     pub node_id: HelloId,
@@ -59,7 +59,7 @@ impl crate::proto::xdr::XdrDecode for HelloArgs {
     }
 }
 /// The caller's address as the server observed it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ObservedAddr {
     /// 4 or 6.
     pub family: u32,
@@ -92,7 +92,7 @@ impl crate::proto::xdr::XdrDecode for ObservedAddr {
     }
 }
 /// HELLO's results.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct HelloRes {
     /// The server's node ID.
     pub node_id: HelloId,

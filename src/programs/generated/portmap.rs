@@ -5,7 +5,7 @@ pub const IPPROTO_TCP: u32 = 6;
 /// The `prot` of a UDP mapping (`IPPROTO_UDP`).
 pub const IPPROTO_UDP: u32 = 17;
 /// One registration: a program version, over a transport, at a port.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Mapping {
     /// The program number.
     pub prog: u32,
@@ -39,7 +39,7 @@ impl crate::proto::xdr::XdrDecode for Mapping {
 /// One node of the list DUMP answers (RFC 1833's `pmaplist`).
 ///
 /// A linked list on the wire (`next` points to the next node): held as a `Vec<MappingEntry>`, decoded by a loop of at most 1048576 nodes.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct MappingEntry {
     /// The registration.
     pub map: Mapping,
@@ -96,7 +96,7 @@ impl MappingEntry {
     }
 }
 /// Every registration, in the server's order: on the wire a linked list, `bool 1, mapping, ..., bool 0`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct MappingList(pub ::std::vec::Vec<MappingEntry>);
 impl crate::proto::xdr::XdrEncode for MappingList {
     fn encode(&self, w: &mut crate::proto::xdr::XdrWriter<'_>) {

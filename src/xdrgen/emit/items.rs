@@ -248,6 +248,7 @@ impl Gen<'_> {
         let xdr = &self.xdr;
         let (de, dek) = (&self.de, &self.dek);
         let id = ident(&upper_camel(&def.name));
+        let derives = self.derives(&def.name);
         let list = matches!(self.kinds.get(&def.name), Some((Kind::List, _)));
         let own = if list {
             &fields[..fields.len() - 1]
@@ -273,7 +274,7 @@ impl Gen<'_> {
                 #doc
                 #[doc = ""]
                 #[doc = #note]
-                #[derive(Clone, Debug, PartialEq)]
+                #derives
                 pub struct #id { #(#decls)* }
                 impl #id {
                     /// Encodes `nodes` as the linked list they are on the wire
@@ -314,7 +315,7 @@ impl Gen<'_> {
         );
         Ok(quote! {
             #doc
-            #[derive(Clone, Debug, PartialEq)]
+            #derives
             pub struct #id { #(#decls)* }
             impl #xdr::XdrEncode for #id {
                 fn encode(&self, w: &mut #xdr::XdrWriter<'_>) { #(#encs)* }
@@ -331,6 +332,7 @@ impl Gen<'_> {
         let xdr = &self.xdr;
         let de = &self.de;
         let id = ident(&upper_camel(&def.name));
+        let derives = self.derives(&def.name);
         let ty = self.rust_type(f)?;
         let enc = self.enc_field(f, &Arg::Place(quote!(self.0)))?;
         let dec = self.dec_field(f, &def.name)?;
@@ -340,7 +342,7 @@ impl Gen<'_> {
         );
         Ok(quote! {
             #doc
-            #[derive(Clone, Debug, PartialEq)]
+            #derives
             pub struct #id(pub #ty);
             impl #xdr::XdrEncode for #id {
                 fn encode(&self, w: &mut #xdr::XdrWriter<'_>) { #enc }
@@ -394,6 +396,7 @@ impl Gen<'_> {
         let xdr = &self.xdr;
         let (de, dek) = (&self.de, &self.dek);
         let id = ident(&upper_camel(&def.name));
+        let derives = self.derives(&def.name);
         let disc = self
             .disc(&u.disc)
             .or_else(|e| fault(if e.at == 0 { def.at } else { e.at }, e.message))?;
@@ -585,7 +588,7 @@ impl Gen<'_> {
         };
         Ok(quote! {
             #doc
-            #[derive(Clone, Debug, PartialEq)]
+            #derives
             #[allow(clippy::enum_variant_names, clippy::large_enum_variant)]
             pub enum #id { #(#variants)* }
             impl #xdr::XdrEncode for #id {
