@@ -174,7 +174,18 @@
 //! `netobj` is known (`opaque<1024>`), as are `TRUE` and `FALSE`.
 //!
 //! Each item carries the comment written just before it in the `.x` file
-//! as its doc, or a line naming what it was.
+//! as its doc, or a line naming what it was. Every type derives `Clone`,
+//! `Debug` and `PartialEq`, and `Eq` and `Hash` too unless it holds a
+//! `float` or `double` at any depth.
+//!
+//! Bounds hold both ways. Decoders check every `<N>` (and the linked-list
+//! cap) before they allocate. Encoders note every bounded item with
+//! [`XdrWriter::bound`](crate::proto::xdr::XdrWriter::bound): a typed call
+//! whose arguments hold one over its bound fails with
+//! [`Error::BadArgs`](crate::Error::BadArgs) before anything is sent, and
+//! generated dispatch answers results over a bound with SYSTEM_ERR
+//! ([`Call::results`](crate::server::Call::results)), as rpcgen's C
+//! servers do.
 //!
 //! # The preprocessor
 //!
