@@ -527,6 +527,12 @@ pub enum DisconnectCause {
     /// spoiled on the way). It may have run the calls written before, so
     /// they fail as sent.
     TlsAlert(crate::tls::TlsAlert),
+    /// Our TLS material was updated
+    /// ([`Client::update_tls`](crate::Client::update_tls)) and its
+    /// revocation lists revoke the certificate the server presented on the
+    /// connection: we closed it. The next connect fails at the handshake
+    /// with [`CertError::Revoked`](crate::tls::CertError::Revoked).
+    CertificateRevoked,
 }
 
 impl fmt::Display for DisconnectCause {
@@ -549,6 +555,9 @@ impl fmt::Display for DisconnectCause {
             DisconnectCause::TlsAlert(alert) => {
                 write!(f, "the server ended the TLS session with the alert {alert}")
             }
+            DisconnectCause::CertificateRevoked => f.write_str(
+                "closed by us: our updated CRLs revoke the server's certificate (the server needs a new one)",
+            ),
         }
     }
 }

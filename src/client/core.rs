@@ -251,15 +251,55 @@ pub(super) struct Inner {
     pub hello: Mutex<Option<HelloReply>>,
     /// The server's certificate on the current link, over TLS.
     pub tls_peer: Mutex<Option<Arc<crate::tls::TlsPeer>>>,
-    /// The rustls configuration, built at the first TLS connect.
+    /// The TLS material: built from the options at the first TLS connect,
+    /// replaced by [`super::Client::update_tls`].
     #[cfg(feature = "tls")]
-    pub tls_config: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, crate::tls::TlsError>>,
+    pub tls: Mutex<TlsMaterial>,
+    /// [`TlsMaterial::epoch`], for a cheap look from the connection.
+    #[cfg(feature = "tls")]
+    pub tls_epoch: AtomicU64,
+    /// The server's chain on the link just made, and the epoch of the
+    /// material it passed: the connection takes it, to judge the chain
+    /// again when the material changes.
+    #[cfg(feature = "tls")]
+    pub presented: Mutex<Option<(crate::tls::Presented, u64)>>,
     pub last_connect_error: Mutex<Option<Arc<Error>>>,
     /// In-flight slots.
     pub permits: Semaphore,
     pub core: Mutex<Core>,
     /// The connection task's waker.
     pub task: AtomicWaker,
+}
+
+/// A client's TLS material and its version.
+#[cfg(feature = "tls")]
+#[derive(Debug, Default)]
+pub(super) struct TlsMaterial {
+    /// `None` until the first TLS connect builds it from the options (an
+    /// error then is the connect's error); an update replaces it.
+    pub material: Option<Result<Arc<crate::tls::ClientShared>, crate::tls::TlsError>>,
+    /// Bumped by each update.
+    pub epoch: u64,
+}
+
+#[cfg(feature = "tls")]
+impl Inner {
+    /// The TLS material in force (built from `settings`, the options'
+    /// TLS, at the first call), and its epoch.
+    pub(super) fn tls_material(
+        &self,
+        settings: &crate::tls::ClientTls,
+    ) -> (
+        Result<Arc<crate::tls::ClientShared>, crate::tls::TlsError>,
+        u64,
+    ) {
+        let mut tls = self.tls.lock().unwrap_or_else(|p| p.into_inner());
+        let material = tls
+            .material
+            .get_or_insert_with(|| crate::tls::client_config(settings))
+            .clone();
+        (material, tls.epoch)
+    }
 }
 
 /// A call's arguments as its caller gives them: XDR already ([`Bytes`]),

@@ -173,18 +173,15 @@ async fn start_tls(
     #[cfg(feature = "tls")]
     {
         use crate::tls::TlsError;
-        let Some(tls) = &inner.options.tls else {
+        let Some(settings) = &inner.options.tls else {
             return Ok((link, None));
         };
         let failed = |error: TlsError| Error::Tls {
             peer: inner.peer.clone(),
             error: Box::new(error),
         };
-        let config = inner
-            .tls_config
-            .get_or_init(|| crate::tls::client_config(tls))
-            .clone()
-            .map_err(failed)?;
+        let (material, epoch) = inner.tls_material(settings);
+        let material = material.map_err(failed)?;
         let timeout = inner.options.connect.connect_timeout;
         let Link {
             transport,
@@ -193,9 +190,11 @@ async fn start_tls(
             leftover: _,
         } = link;
         let probe = super::DEFAULT_PING_PROGRAM;
-        let handshake = crate::tls::handshake::connect(transport, remote.ip(), tls, config, probe);
+        let handshake = crate::tls::handshake::connect(transport, remote.ip(), &material, probe);
         match tokio::time::timeout(timeout, handshake).await {
-            Ok(Ok((transport, peer))) => {
+            Ok(Ok((transport, peer, presented))) => {
+                *inner.presented.lock().unwrap_or_else(|p| p.into_inner()) =
+                    presented.map(|presented| (presented, epoch));
                 let link = Link {
                     transport,
                     local,
@@ -433,6 +432,12 @@ async fn serve(inner: &Arc<Inner>, link: Link) -> Ended {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .is_some();
+    #[cfg(feature = "tls")]
+    let judged = inner
+        .presented
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
     // Bytes that came after the HELLO reply.
     let undelivered = !leftover.is_empty();
     let mut conn = Connection {
@@ -453,6 +458,8 @@ async fn serve(inner: &Arc<Inner>, link: Link) -> Ended {
         tls,
         wrote: false,
         undelivered,
+        #[cfg(feature = "tls")]
+        judged,
     };
     // The connection's span: every event of it carries the peer, both
     // addresses, and how the peer observed us (with identity on).
@@ -516,6 +523,10 @@ struct Connection<'a> {
     /// Bytes were read that may hold records not yet delivered (the
     /// budget ran out): they go before any new read.
     undelivered: bool,
+    /// Over TLS: the server's chain as presented, and the epoch of the
+    /// TLS material it last passed.
+    #[cfg(feature = "tls")]
+    judged: Option<(crate::tls::Presented, u64)>,
 }
 
 impl Connection<'_> {
@@ -537,6 +548,33 @@ impl Connection<'_> {
         first
     }
 
+    /// Judges the server's certificate again when our TLS material changed
+    /// ([`super::Client::update_tls`]): the connection ends when the new
+    /// CRLs revoke it. One atomic load when nothing changed.
+    fn rejudge(&mut self) -> Option<DisconnectCause> {
+        #[cfg(feature = "tls")]
+        {
+            let (presented, epoch) = self.judged.as_mut()?;
+            let inner = self.inner;
+            if inner.tls_epoch.load(Ordering::Acquire) == *epoch {
+                return None;
+            }
+            let (material, current) = {
+                let tls = inner.tls.lock().unwrap_or_else(|p| p.into_inner());
+                (tls.material.clone(), tls.epoch)
+            };
+            *epoch = current;
+            let Some(Ok(material)) = material else {
+                return None;
+            };
+            let error = presented.revoked(material.revocation())?;
+            warn!(peer = %inner.peer, %error, "the server's certificate is revoked by our updated CRLs; closing");
+            Some(DisconnectCause::CertificateRevoked)
+        }
+        #[cfg(not(feature = "tls"))]
+        None
+    }
+
     /// Runs the connection until it must wait. Each record delivered costs
     /// a unit of tokio's cooperative budget (as each read and write does):
     /// once it is spent, the records left stay buffered, and the task
@@ -544,6 +582,9 @@ impl Connection<'_> {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Ended> {
         self.inner.task.register(cx.waker());
         for _ in 0..TURNS {
+            if let Some(cause) = self.rejudge() {
+                return Poll::Ready(Ended::Lost(cause));
+            }
             let mut progress = false;
             let now = Instant::now();
             // Calls left from the last poll first: replies waiting for the

@@ -315,7 +315,11 @@ impl Client {
             hello: Mutex::new(None),
             tls_peer: Mutex::new(None),
             #[cfg(feature = "tls")]
-            tls_config: std::sync::OnceLock::new(),
+            tls: Mutex::default(),
+            #[cfg(feature = "tls")]
+            tls_epoch: AtomicU64::new(0),
+            #[cfg(feature = "tls")]
+            presented: Mutex::new(None),
             last_connect_error: Mutex::new(None),
             permits,
             core: Mutex::new(Core::default()),
@@ -405,6 +409,53 @@ impl Client {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Replaces the client's TLS material while it runs: its certificate
+    /// and key, the CAs it trusts, their revocation lists
+    /// ([`TlsIdentity::with_crls`](crate::tls::TlsIdentity::with_crls)),
+    /// the mode and the rule for the server's certificate.
+    ///
+    /// - The new material is checked first; if it is unusable, the error
+    ///   ([`Error::Config`]) says why and nothing changes. (A certificate
+    ///   and key that do not fit, or a CRL that no trusted CA signed, are
+    ///   refused earlier, when the
+    ///   [`TlsIdentity`](crate::tls::TlsIdentity) is made.) A client made
+    ///   without [`ClientOptions::tls`] cannot take it on:
+    ///   [`Error::Config`].
+    /// - Every connection made after it returns uses the new material.
+    /// - The established connection goes on untouched, whatever changed,
+    ///   with one exception: when the new CRLs revoke the certificate the
+    ///   server presented on it (judged as at its handshake: against the
+    ///   roots and at the time of then), it is closed at once, its calls
+    ///   in flight failing with [`crate::DisconnectCause::CertificateRevoked`];
+    ///   the next call connects again and fails at the handshake with
+    ///   [`CertError::Revoked`](crate::tls::CertError::Revoked) in an
+    ///   [`Error::Tls`].
+    #[cfg(feature = "tls")]
+    pub fn update_tls(&self, tls: crate::tls::ClientTls) -> Result<(), Error> {
+        let inner = self.inner();
+        if inner.options.tls.is_none() {
+            return Err(Error::Config(format!(
+                "the client of {} runs without TLS: it cannot be switched on while it runs (set ClientOptions::tls and make a new client)",
+                inner.peer
+            )));
+        }
+        let material = crate::tls::client_config(&tls).map_err(|error| {
+            Error::Config(format!(
+                "client TLS for {}: {error}; the old TLS material stays",
+                inner.peer
+            ))
+        })?;
+        {
+            let mut state = inner.tls.lock().unwrap_or_else(|p| p.into_inner());
+            state.material = Some(Ok(material));
+            state.epoch += 1;
+            inner.tls_epoch.store(state.epoch, Ordering::Release);
+        }
+        // A live connection judges its server's certificate again now.
+        inner.wake_task();
+        Ok(())
     }
 
     /// Why the last connection attempt failed (connect, source binding or

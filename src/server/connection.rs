@@ -54,6 +54,9 @@ pub(super) enum ConnectionEnd {
     #[error("no longer allowed after a policy change")]
     NoLongerAllowed,
     #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    #[error("the peer's certificate is revoked by the updated CRLs")]
+    NoLongerTrusted,
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     #[error("TLS refused")]
     Tls,
 }
@@ -72,7 +75,8 @@ pub(super) async fn serve_connection(
     let _ = stream.set_nodelay(true);
     // The HELLO timer counts from the accept, TLS handshake included.
     let accepted = Instant::now();
-    let (transport, tls) = match open(stream, observed, id, &shared, &mut shutdown).await {
+    let (transport, tls, trusted) = match open(stream, observed, id, &shared, &mut shutdown).await
+    {
         Some(Ok(opened)) => opened,
         Some(Err(end)) => return Err(end),
         None => return Ok(()),
@@ -82,6 +86,7 @@ pub(super) async fn serve_connection(
         local,
         credentials: None,
         tls,
+        trusted,
     };
     serve_transport(transport, peer, accepted, id, shared, policy, shutdown).await
 }
@@ -94,6 +99,19 @@ pub(super) struct Peer {
     pub(super) credentials: Option<PeerCredentials>,
     /// The peer's certificate, over TLS.
     pub(super) tls: Option<Arc<TlsPeer>>,
+    /// The peer's certificate chain as presented, over TLS.
+    pub(super) trusted: Option<Trusted>,
+}
+
+/// A TLS peer's certificate chain as presented, and the revocation check
+/// it last passed: to judge it again when the CRLs change.
+#[derive(Debug)]
+#[cfg_attr(not(feature = "tls"), allow(dead_code))]
+pub(super) struct Trusted {
+    #[cfg(feature = "tls")]
+    presented: crate::tls::Presented,
+    #[cfg(feature = "tls")]
+    passed: Arc<crate::tls::Revocation>,
 }
 
 /// Serves a connection over any transport, accepted at `accepted`.
@@ -121,6 +139,7 @@ pub(super) async fn serve_transport(
         local,
         credentials,
         tls,
+        trusted,
     } = peer;
     let opts = &shared.options;
     let mut state = ServerConnection::new(opts.limits.record_limits(), opts.max_in_progress)
@@ -164,6 +183,7 @@ pub(super) async fn serve_transport(
         credentials,
         transport,
         tls,
+        trusted,
         state,
         read: BytesMut::new(),
         eof: false,
@@ -208,44 +228,52 @@ pub(super) async fn serve_transport(
     end
 }
 
+/// The connection's byte stream, and what it says about the peer.
+type Opened = (Transport, Option<Arc<TlsPeer>>, Option<Trusted>);
+
 /// Makes the connection's byte stream: plain TCP, or TLS (after the probe
-/// in STARTTLS mode) checked against the observed address. `None`: the
-/// server shut down meanwhile.
+/// in STARTTLS mode) checked against the observed address, with the TLS
+/// material in force when the handshake starts. `None`: the server shut
+/// down meanwhile.
 async fn open(
     stream: TcpStream,
     observed: SocketAddr,
     id: u64,
     shared: &Arc<Shared>,
     shutdown: &mut watch::Receiver<bool>,
-) -> Option<Result<(Transport, Option<Arc<TlsPeer>>), ConnectionEnd>> {
+) -> Option<Result<Opened, ConnectionEnd>> {
     #[cfg(not(feature = "tls"))]
     {
         let _ = (observed, id, shared, shutdown);
-        Some(Ok((Transport::tcp(stream), None)))
+        Some(Ok((Transport::tcp(stream), None, None)))
     }
     #[cfg(feature = "tls")]
     {
         use crate::tls::handshake::{Refused, accept};
-        let Some(config) = &shared.tls else {
-            return Some(Ok((Transport::tcp(stream), None)));
+        let material = shared.policy.borrow().tls.clone();
+        let Some(config) = material else {
+            return Some(Ok((Transport::tcp(stream), None, None)));
         };
         let opts = &shared.options;
-        let mode = opts.tls.as_ref().map(|tls| tls.mode).unwrap_or_default();
-        let handshake = accept(stream, config, mode, observed.ip());
+        let handshake = accept(stream, &config, observed.ip());
         let result = tokio::select! {
             result = tokio::time::timeout(opts.handshake_timeout, handshake) => result,
             () = stopped(shutdown) => return None,
         };
         let counters = &shared.counters;
         let (reason, peer) = match result {
-            Ok(Ok((io, peer))) => {
-                debug!(conn = id, %observed, cn = %Cn(&peer.cn), version = %peer.version, "TLS established");
+            Ok(Ok((io, peer, presented))) => {
+                debug!(conn = id, %observed, cn = %Cn(&peer.cn), serial = %peer.serial, version = %peer.version, "TLS established");
                 if shared.policy.borrow().identity.is_none() {
                     // The certificate is the whole verdict here; with an
                     // identity, HELLO is.
                     record_verdict_tls(shared, observed, None, None, Some(peer.clone()));
                 }
-                return Some(Ok((Transport::other(io), Some(peer))));
+                let trusted = presented.map(|presented| Trusted {
+                    presented,
+                    passed: config.revocation().clone(),
+                });
+                return Some(Ok((Transport::other(io), Some(peer), trusted)));
             }
             Err(_) => {
                 counters.handshake_timeouts.fetch_add(1, Ordering::Relaxed);
@@ -296,6 +324,9 @@ struct Connection<'a> {
     transport: Transport,
     /// The peer's certificate, over TLS.
     tls: Option<Arc<TlsPeer>>,
+    /// Its chain as presented, and the revocation check it last passed.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    trusted: Option<Trusted>,
     state: ServerConnection,
     /// Allocated when bytes arrive; given back when the connection is quiet.
     read: BytesMut,
@@ -437,9 +468,14 @@ impl Connection<'_> {
         self.rejudge(&policy)
     }
 
-    /// The server's admission lists or peer table changed: judges this
-    /// connection again. Returns why it must close, if it must.
+    /// The server's admission lists, peer table or TLS material changed:
+    /// judges this connection again. Returns why it must close, if it
+    /// must.
     fn rejudge(&mut self, policy: &Policy) -> Option<ConnectionEnd> {
+        #[cfg(feature = "tls")]
+        if let Some(end) = self.rejudge_certificate(policy) {
+            return Some(end);
+        }
         if let Some(credentials) = self.credentials {
             if policy.unix_admission.admits(&credentials) {
                 return None;
@@ -476,6 +512,30 @@ impl Connection<'_> {
         record_verdict(self.shared, self.observed, peer, Some(reason));
         self.verdict_given = true;
         Some(ConnectionEnd::NoLongerAllowed)
+    }
+
+    /// The TLS material changed: when its revocation lists are new, and
+    /// they revoke the certificate the peer presented (judged as at the
+    /// handshake), the connection must close. A path check only when the
+    /// lists changed; a pointer comparison otherwise.
+    #[cfg(feature = "tls")]
+    fn rejudge_certificate(&mut self, policy: &Policy) -> Option<ConnectionEnd> {
+        let (Some(trusted), Some(tls)) = (&mut self.trusted, &policy.tls) else {
+            return None;
+        };
+        let revocation = tls.revocation();
+        if Arc::ptr_eq(&trusted.passed, revocation) {
+            return None;
+        }
+        trusted.passed = revocation.clone();
+        let error = trusted.presented.revoked(revocation)?;
+        let peer = self.state.peer().cloned();
+        let reason = VerdictReason::NoLongerTrusted(error);
+        warn!(%reason, "closing");
+        let tls = self.tls.clone();
+        record_verdict_tls(self.shared, self.observed, peer, Some(reason), tls);
+        self.verdict_given = true;
+        Some(ConnectionEnd::NoLongerTrusted)
     }
 
     /// A connection closed for bad framing is counted and logged, with or

@@ -346,6 +346,13 @@ pub enum VerdictReason {
     /// Admitted and identified, but the admission lists or the peer table
     /// changed ([`RunningServer::update`]) and no longer allow it: closed.
     NoLongerAllowed(Option<crate::peer::Refusal>),
+    /// Over TLS, established, but the TLS material changed
+    /// ([`RunningServer::update_tls`]) and its revocation lists revoke the
+    /// certificate the peer presented
+    /// ([`CertError::Revoked`](crate::tls::CertError::Revoked), naming its
+    /// serial and CN): closed. [`Verdict::tls`] holds the certificate's
+    /// facts.
+    NoLongerTrusted(crate::tls::CertError),
     /// On a Unix socket: the peer's credentials are not admitted by
     /// [`ServerOptions::unix_admission`]; closed before a byte was read.
     /// The verdict's `credentials` has the pid too.
@@ -385,6 +392,9 @@ impl std::fmt::Display for VerdictReason {
                 f.write_str("no longer admitted after a policy change; closed")
             }
             VerdictReason::Certificate(error) => write!(f, "certificate refused: {error}"),
+            VerdictReason::NoLongerTrusted(error) => {
+                write!(f, "no longer trusted after a TLS update ({error}); closed")
+            }
             VerdictReason::TlsHandshake(error) => write!(f, "TLS handshake failed: {error}"),
             VerdictReason::PlainTextRefused => {
                 f.write_str("plain-text RPC refused: this server requires TLS")
@@ -470,12 +480,17 @@ impl std::fmt::Debug for Server {
     }
 }
 
-/// Who may connect and as whom: what [`RunningServer::update`] replaces.
+/// Who may connect and as whom: what [`RunningServer::update`] (and
+/// [`RunningServer::update_tls`]) replace.
 #[derive(Debug)]
 struct Policy {
     admission: Admission,
     identity: Option<Arc<ServerIdentity>>,
     unix_admission: UnixAdmission,
+    /// What every connection's rustls configuration shares, built from
+    /// [`ServerOptions::tls`] or the latest [`RunningServer::update_tls`].
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<crate::tls::ServerShared>>,
 }
 
 struct Shared {
@@ -491,19 +506,15 @@ struct Shared {
     /// Connection ids: a random start, then a counter, so ids from two
     /// servers (or two runs) are not easily confused in logs.
     next_id: AtomicU64,
-    /// What every connection's rustls configuration shares, built once
-    /// from [`ServerOptions::tls`].
-    #[cfg(feature = "tls")]
-    tls: Option<crate::tls::ServerShared>,
+    /// Connections run TLS before any RPC (fixed for the server's life;
+    /// the material itself is in the policy).
+    tls_on: bool,
 }
 
 impl Shared {
     /// True when connections run TLS before any RPC.
     fn tls_on(&self) -> bool {
-        #[cfg(feature = "tls")]
-        return self.tls.is_some();
-        #[cfg(not(feature = "tls"))]
-        false
+        self.tls_on
     }
 }
 
@@ -607,18 +618,24 @@ impl Server {
         }
         #[cfg(feature = "tls")]
         let tls = match &self.options.tls {
-            Some(tls) => Some(
+            Some(tls) => Some(Arc::new(
                 crate::tls::server_config(tls)
                     .map_err(|error| Error::Config(format!("server TLS: {error}")))?,
-            ),
+            )),
             None => None,
         };
+        #[cfg(feature = "tls")]
+        let tls_on = tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        let tls_on = false;
         let listeners = bind_all(addresses, &self.options.listen)?;
         let identity = self.options.identity.clone().map(resolve_identity);
         let policy = Policy {
             admission: self.options.admission.clone(),
             identity,
             unix_admission: self.options.unix_admission.clone(),
+            #[cfg(feature = "tls")]
+            tls,
         };
         let shared = Arc::new(Shared {
             registry: self.registry,
@@ -629,8 +646,7 @@ impl Server {
             connections: std::sync::Mutex::new(HashMap::new()),
             verdicts: std::sync::Mutex::new(std::collections::VecDeque::new()),
             next_id: AtomicU64::new(rand::random::<u64>() >> 16),
-            #[cfg(feature = "tls")]
-            tls,
+            tls_on,
         });
         let (shutdown, _) = watch::channel(false);
         let mut running = RunningServer {
@@ -758,6 +774,57 @@ impl RunningServer {
                 admission,
                 identity,
                 unix_admission: policy.unix_admission.clone(),
+                #[cfg(feature = "tls")]
+                tls: policy.tls.clone(),
+            });
+        });
+        Ok(())
+    }
+
+    /// Replaces the server's TLS material while it runs: its certificate
+    /// and key, the CAs it trusts, their revocation lists
+    /// ([`TlsIdentity::with_crls`](crate::tls::TlsIdentity::with_crls))
+    /// and the mode. Certificates expire; renewing them this way loses no
+    /// connection.
+    ///
+    /// - The new material is checked first; if it is unusable, the error
+    ///   ([`Error::Config`]) says why and nothing changes. (A certificate
+    ///   and key that do not fit, or a CRL that no trusted CA signed, are
+    ///   refused earlier, when the [`TlsIdentity`](crate::tls::TlsIdentity)
+    ///   is made.) A server started without TLS cannot take it on:
+    ///   [`Error::Config`].
+    /// - Every handshake that starts after it returns uses the new
+    ///   material: our new certificate, the new roots and CRLs.
+    /// - Established connections go on untouched, whatever changed (our
+    ///   certificate, the roots), with one exception: a connection whose
+    ///   client presented a certificate that the new CRLs revoke is closed,
+    ///   with a verdict ([`VerdictReason::NoLongerTrusted`] holding
+    ///   [`CertError::Revoked`](crate::tls::CertError::Revoked)). It is
+    ///   judged as at its handshake (against the roots and at the time of
+    ///   then), so only the revocation counts. As with
+    ///   [`RunningServer::update`], this is exact for whatever a
+    ///   connection reads after `update_tls` returns, and an idle
+    ///   connection is closed as soon as its task runs.
+    ///
+    /// Concurrent calls of this, [`RunningServer::update`] and
+    /// [`RunningServer::update_unix_admission`] apply one after the other;
+    /// none is lost.
+    #[cfg(feature = "tls")]
+    pub fn update_tls(&self, tls: crate::tls::ServerTls) -> Result<(), Error> {
+        if !self.shared.0.tls_on {
+            return Err(Error::Config(
+                "this server runs without TLS: it cannot be switched on while it runs (set ServerOptions::tls and restart)".into(),
+            ));
+        }
+        let tls = crate::tls::server_config(&tls)
+            .map_err(|error| Error::Config(format!("server TLS: {error}; the old TLS material stays")))?;
+        let tls = Some(Arc::new(tls));
+        self.shared.0.policy.send_modify(|policy| {
+            *policy = Arc::new(Policy {
+                admission: policy.admission.clone(),
+                identity: policy.identity.clone(),
+                unix_admission: policy.unix_admission.clone(),
+                tls,
             });
         });
         Ok(())

@@ -132,6 +132,8 @@ impl RunningServer {
                 admission: policy.admission.clone(),
                 identity: policy.identity.clone(),
                 unix_admission,
+                #[cfg(feature = "tls")]
+                tls: policy.tls.clone(),
             });
         });
     }
@@ -190,6 +192,7 @@ async fn unix_accept_loop(
             local: UNIX_ADDR,
             credentials: Some(credentials),
             tls: None,
+            trusted: None,
         };
         let serve = serve_transport(
             Transport::unix(stream),

@@ -19,6 +19,7 @@ use rustls::{
 };
 
 use super::identity::facts;
+use super::revocation::{Presented, Revocation, Usage};
 use super::{
     CertError, TlsAlert, TlsError, TlsIdentity, TlsPeer, check_address, check_server_certificate,
 };
@@ -36,7 +37,9 @@ pub enum TlsMode {
 
 /// A server's TLS: its identity and how connections start TLS. A client
 /// certificate is always required, and judged by the rules in
-/// [`crate::tls`].
+/// [`crate::tls`] (and against the identity's revocation lists, if any).
+/// A running server takes a new one with
+/// [`RunningServer::update_tls`](crate::RunningServer::update_tls).
 #[derive(Clone, Debug)]
 pub struct ServerTls {
     /// Our certificate, key and the roots that sign our clients.
@@ -69,7 +72,10 @@ pub enum ServerCheck {
 
 /// A client's TLS: its identity, the mode, and what the server's
 /// certificate must name. The handshake (and the STARTTLS probe) must
-/// finish within [`crate::ConnectOptions::connect_timeout`].
+/// finish within [`crate::ConnectOptions::connect_timeout`]. The server's
+/// chain is checked against the identity's revocation lists, if any. A
+/// running client takes a new one with
+/// [`Client::update_tls`](crate::Client::update_tls).
 #[derive(Clone, Debug)]
 pub struct ClientTls {
     /// Our certificate, key and the roots that sign our servers.
@@ -98,30 +104,43 @@ pub(crate) fn provider() -> CryptoProvider {
 }
 
 /// What every server connection's rustls configuration shares, built
-/// once from [`ServerTls`]: the provider, the chain verifier (our roots)
-/// and our certified key. A connection's configuration
+/// once from [`ServerTls`] (and again at each update): the provider, the
+/// chain verifier (our roots), the revocation check (our CRLs), our
+/// certified key and the mode. A connection's configuration
 /// ([`ServerShared::for_connection`]) adds a verifier that knows the
 /// address the connection comes from.
 #[derive(Debug)]
 pub(crate) struct ServerShared {
     provider: Arc<CryptoProvider>,
     chain: Arc<dyn ClientCertVerifier>,
+    roots: Arc<RootCertStore>,
+    revocation: Arc<Revocation>,
     key: Arc<CertifiedKey>,
+    mode: TlsMode,
 }
 
 /// The server's shared TLS parts: a client certificate required, chained
-/// to our roots; our chain and key (which must fit).
+/// to our roots and not revoked by our CRLs; our chain and key (which must
+/// fit).
 pub(crate) fn server_config(tls: &ServerTls) -> Result<ServerShared, TlsError> {
     let provider = Arc::new(provider());
-    let chain = WebPkiClientVerifier::builder_with_provider(tls.identity.roots(), provider.clone())
+    let roots = tls.identity.roots();
+    let chain = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
         .build()
         .map_err(|e| TlsError::Config(e.to_string()))?;
     let key = CertifiedKey::from_der(tls.identity.chain(), tls.identity.key(), &provider)
         .map_err(|e| TlsError::Config(e.to_string()))?;
+    let revocation = Revocation::new(
+        tls.identity.crls(),
+        provider.signature_verification_algorithms.all,
+    );
     let shared = ServerShared {
         provider,
         chain,
+        roots,
+        revocation: Arc::new(revocation),
         key: Arc::new(key),
+        mode: tls.mode,
     };
     // Build one now, so that a configuration error shows at serve().
     shared.for_connection(IpAddr::from([0, 0, 0, 0]))?;
@@ -147,6 +166,8 @@ impl ServerShared {
         let judged = Arc::new(Judged::default());
         let verifier = Arc::new(AddressVerifier {
             chain: self.chain.clone(),
+            roots: self.roots.clone(),
+            revocation: self.revocation.clone(),
             observed,
             judged: judged.clone(),
         });
@@ -163,6 +184,23 @@ impl ServerShared {
         config.send_tls13_tickets = 0;
         Ok((Arc::new(config), judged))
     }
+
+    /// How connections start TLS.
+    pub(crate) fn mode(&self) -> TlsMode {
+        self.mode
+    }
+
+    /// The revocation check in force; a connection keeps the one it was
+    /// judged by, to tell when it must be judged again.
+    pub(crate) fn revocation(&self) -> &Arc<Revocation> {
+        &self.revocation
+    }
+
+    /// What a client presented on a connection that passed: kept to judge
+    /// it again when the CRLs change.
+    pub(crate) fn presented(&self, chain: &[CertificateDer<'static>]) -> Option<Presented> {
+        Presented::new(chain, self.roots.clone(), Usage::Client)
+    }
 }
 
 /// What a connection's verifier found: the client certificate's facts and
@@ -178,7 +216,8 @@ struct JudgedInner {
     /// The client offered a TLS 1.3 cipher suite, so the session is TLS
     /// 1.3 (our configuration prefers it, as rustls does).
     tls13: bool,
-    /// The certificate's facts and the address rule's failure.
+    /// The certificate's facts and the failure of the address rule (or of
+    /// the revocation check).
     refused: Option<(TlsPeer, CertError)>,
 }
 
@@ -219,14 +258,17 @@ impl ResolvesServerCert for OurKey {
 }
 
 /// The server's check of a client certificate on one connection: rustls's
-/// webpki verifier for the chain, then [`check_address`] against the
-/// address the connection comes from. A failure of the address rule is
+/// webpki verifier for the chain, our CRLs, then [`check_address`] against
+/// the address the connection comes from. A failure of the address rule is
 /// `ApplicationVerificationFailure`, which rustls sends as the fatal alert
-/// `access_denied`; the rule's own error and the certificate's facts go to
-/// [`Judged`].
+/// `access_denied`; a revoked certificate is `Revoked`, sent as
+/// `certificate_revoked`; the rule's own error and the certificate's facts
+/// go to [`Judged`].
 #[derive(Debug)]
 struct AddressVerifier {
     chain: Arc<dyn ClientCertVerifier>,
+    roots: Arc<RootCertStore>,
+    revocation: Arc<Revocation>,
     observed: IpAddr,
     judged: Arc<Judged>,
 }
@@ -254,6 +296,19 @@ impl ClientCertVerifier for AddressVerifier {
             .chain
             .verify_client_cert(end_entity, intermediates, now)?;
         let peer = facts(end_entity, "").map_err(|e| ours(CertError::Other(e)))?;
+        let revocation =
+            self.revocation
+                .check(end_entity, intermediates, &self.roots, now, Usage::Client);
+        if let Err(failure) = revocation {
+            let error = failure.cert_error(end_entity);
+            self.judged.lock().refused = Some((peer, error.clone()));
+            return Err(match failure {
+                super::revocation::Failure::Revoked => {
+                    rustls::Error::InvalidCertificate(CertificateError::Revoked)
+                }
+                super::revocation::Failure::Unchecked(_) => ours(error),
+            });
+        }
         match check_address(&peer, self.observed) {
             Ok(()) => Ok(verified),
             Err(error) => {
@@ -288,14 +343,42 @@ impl ClientCertVerifier for AddressVerifier {
     }
 }
 
+/// A client's TLS material, built from [`ClientTls`] (at the first
+/// connect, and at each update): the settings, the rustls configuration
+/// and the revocation check.
+#[derive(Debug)]
+pub(crate) struct ClientShared {
+    pub(crate) tls: ClientTls,
+    pub(crate) config: Arc<ClientConfig>,
+    revocation: Arc<Revocation>,
+}
+
+impl ClientShared {
+    /// What the server presented on a connection that passed: kept to
+    /// judge it again when the CRLs change.
+    pub(crate) fn presented(&self, chain: &[CertificateDer<'static>]) -> Option<Presented> {
+        Presented::new(chain, self.tls.identity.roots(), Usage::Server)
+    }
+
+    /// The revocation check in force.
+    pub(crate) fn revocation(&self) -> &Revocation {
+        &self.revocation
+    }
+}
+
 /// The client's rustls configuration: our chain as the client
 /// certificate, and [`PeerVerifier`] for the server's.
-pub(crate) fn client_config(tls: &ClientTls) -> Result<Arc<ClientConfig>, TlsError> {
+pub(crate) fn client_config(tls: &ClientTls) -> Result<Arc<ClientShared>, TlsError> {
     let provider = Arc::new(provider());
+    let revocation = Arc::new(Revocation::new(
+        tls.identity.crls(),
+        provider.signature_verification_algorithms.all,
+    ));
     let verifier = Arc::new(PeerVerifier {
         roots: tls.identity.roots(),
         check: tls.server.clone(),
         algorithms: provider.signature_verification_algorithms,
+        revocation: revocation.clone(),
     });
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -304,18 +387,24 @@ pub(crate) fn client_config(tls: &ClientTls) -> Result<Arc<ClientConfig>, TlsErr
         .with_custom_certificate_verifier(verifier)
         .with_client_auth_cert(tls.identity.chain(), tls.identity.key())
         .map_err(|e| TlsError::Config(e.to_string()))?;
-    Ok(Arc::new(config))
+    Ok(Arc::new(ClientShared {
+        tls: tls.clone(),
+        config: Arc::new(config),
+        revocation,
+    }))
 }
 
 /// The client's check of the server's certificate: rustls's webpki
-/// helpers verify the chain and the handshake signatures; the name rule
-/// (the dialled IP, or the configured CN) is ours
-/// ([`check_server_certificate`]), so its failure is our [`CertError`].
+/// helpers verify the chain and the handshake signatures; our CRLs are
+/// checked next; the name rule (the dialled IP, or the configured CN) is
+/// ours ([`check_server_certificate`]), so its failure is our
+/// [`CertError`].
 #[derive(Debug)]
 struct PeerVerifier {
     roots: Arc<RootCertStore>,
     check: ServerCheck,
     algorithms: WebPkiSupportedAlgorithms,
+    revocation: Arc<Revocation>,
 }
 
 impl ServerCertVerifier for PeerVerifier {
@@ -335,6 +424,9 @@ impl ServerCertVerifier for PeerVerifier {
             now,
             self.algorithms.all,
         )?;
+        self.revocation
+            .check(end_entity, intermediates, &self.roots, now, Usage::Server)
+            .map_err(|failure| ours(failure.cert_error(end_entity)))?;
         let peer = facts(end_entity, "").map_err(|e| ours(CertError::Other(e)))?;
         // We always connect by IP, so the name is the dialled address.
         let dialled = match server_name {

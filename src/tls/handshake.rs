@@ -12,8 +12,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-use super::config::{ServerShared, handshake_error, version_name};
+use super::config::{ClientShared, ServerShared, handshake_error, version_name};
 use super::identity::facts;
+use super::revocation::Presented;
 use super::{CertError, ClientTls, TlsError, TlsMode, TlsPeer, check_address};
 use crate::conn::starttls::{self, NotAProbe, ProbeStep};
 use crate::proto::{RecordDecoder, RecordLimits};
@@ -37,13 +38,14 @@ pub(crate) enum Refused {
 /// The server's side: the probe (STARTTLS), then the handshake, in which
 /// the connection's verifier applies the address rule against `observed`,
 /// so that a refused certificate fails the handshake with an alert the
-/// client sees.
+/// client sees. Returns the stream, the client certificate's facts, and
+/// its chain as presented (to judge again when the CRLs change).
 pub(crate) async fn accept(
     mut stream: TcpStream,
     shared: &ServerShared,
-    mode: TlsMode,
     observed: IpAddr,
-) -> Result<(Box<dyn Io>, Arc<TlsPeer>), Refused> {
+) -> Result<(Box<dyn Io>, Arc<TlsPeer>, Option<Presented>), Refused> {
+    let mode = shared.mode();
     let (config, judged) = shared
         .for_connection(observed)
         .map_err(|error| Refused::Handshake(error.to_string()))?;
@@ -124,21 +126,25 @@ pub(crate) async fn accept(
     if let Err(error) = check_address(&peer, observed) {
         return Err(Refused::Certificate(error, Some(peer)));
     }
-    Ok((Box::new(tls), Arc::new(peer)))
+    let presented = session
+        .peer_certificates()
+        .and_then(|chain| shared.presented(chain));
+    Ok((Box::new(tls), Arc::new(peer), presented))
 }
 
 /// The client's side, on a fresh connection to `remote` (the address we
 /// dialled): the probe (STARTTLS, a NULL call of `probe`'s program and
 /// version), then the handshake, in which [`super::config`]'s verifier
-/// applies the server rule. Returns the stream over TLS and the server's
-/// certificate facts.
+/// applies the server rule. Returns the stream over TLS, the server's
+/// certificate facts, and its chain as presented (to judge again when the
+/// CRLs change).
 pub(crate) async fn connect(
     transport: Transport,
     remote: IpAddr,
-    tls: &ClientTls,
-    config: Arc<ClientConfig>,
+    shared: &ClientShared,
     probe: (u32, u32),
-) -> Result<(Transport, Arc<TlsPeer>), TlsError> {
+) -> Result<(Transport, Arc<TlsPeer>, Option<Presented>), TlsError> {
+    let (tls, config): (&ClientTls, Arc<ClientConfig>) = (&shared.tls, shared.config.clone());
     let mut io = transport.into_io();
     let failed = |error: std::io::Error| TlsError::Handshake(error.to_string());
     if tls.mode == TlsMode::StartTls {
@@ -184,6 +190,9 @@ pub(crate) async fn connect(
         .and_then(|der| {
             facts(der, &version).map_err(|e| TlsError::Certificate(CertError::Other(e)))
         })?;
+    let presented = session
+        .peer_certificates()
+        .and_then(|chain| shared.presented(chain));
     let stream = super::stream::ClientStream::new(stream);
-    Ok((Transport::other(Box::new(stream)), Arc::new(peer)))
+    Ok((Transport::other(Box::new(stream)), Arc::new(peer), presented))
 }

@@ -1,5 +1,5 @@
-//! Our certificate chain, key and trusted roots, loaded from PEM; and the
-//! facts the rules need, parsed out of a DER certificate.
+//! Our certificate chain, key, trusted roots and revocation lists, loaded
+//! from PEM; and the facts the rules need, parsed out of a DER certificate.
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -10,10 +10,16 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::TlsPeer;
+use super::revocation::RevocationList;
 use crate::error::Error;
 
-/// Who we are over TLS: our certificate chain and its private key, and the
-/// CA roots that sign the peers we trust. Cheap to clone.
+/// Who we are over TLS: our certificate chain and its private key, the CA
+/// roots that sign the peers we trust, and the revocation lists (CRLs) of
+/// those CAs, if any ([`TlsIdentity::with_crls`]). Cheap to clone.
+///
+/// A running server or client takes a new identity without a restart:
+/// [`RunningServer::update_tls`](crate::RunningServer::update_tls),
+/// [`Client::update_tls`](crate::Client::update_tls).
 #[derive(Clone)]
 pub struct TlsIdentity {
     parts: Arc<Parts>,
@@ -23,6 +29,9 @@ struct Parts {
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
     roots: Arc<RootCertStore>,
+    /// The CA certificates behind `roots`, to check a CRL's issuer.
+    cas: Vec<CertificateDer<'static>>,
+    crls: Vec<RevocationList>,
     /// Our end-entity certificate's facts.
     own: TlsPeer,
 }
@@ -32,7 +41,9 @@ impl std::fmt::Debug for TlsIdentity {
         f.debug_struct("TlsIdentity")
             .field("cn", &self.parts.own.cn)
             .field("ip_sans", &self.parts.own.ip_sans)
+            .field("serial", &self.parts.own.serial)
             .field("roots", &self.parts.roots.len())
+            .field("crls", &self.parts.crls)
             .finish_non_exhaustive()
     }
 }
@@ -92,11 +103,13 @@ impl TlsIdentity {
         let key = PrivateKeyDer::from_pem_slice(key)
             .map_err(|e| config(Part::Key, format!("no usable private key: {e}")))?;
         let mut roots = RootCertStore::empty();
+        let mut cas = Vec::new();
         for root in CertificateDer::pem_slice_iter(ca) {
             let root = root.map_err(|e| config(Part::Ca, format!("bad PEM: {e}")))?;
             roots
-                .add(root)
+                .add(root.clone())
                 .map_err(|e| config(Part::Ca, format!("unusable CA certificate: {e}")))?;
+            cas.push(root);
         }
         if roots.is_empty() {
             return Err(config(Part::Ca, "no CA CERTIFICATE in it".into()));
@@ -120,9 +133,67 @@ impl TlsIdentity {
                 chain,
                 key,
                 roots: Arc::new(roots),
+                cas,
+                crls: Vec::new(),
                 own,
             }),
         })
+    }
+
+    /// This identity with `crls` as its revocation lists, in place of any
+    /// it had (an empty list: none). Both sides check the peer's chain
+    /// against them at every handshake and refuse a revoked certificate
+    /// with [`CertError::Revoked`](super::CertError::Revoked); a live
+    /// connection whose peer a list given by an update revokes is closed.
+    ///
+    /// Each list must be issued by one of our CAs (or by a CA in our own
+    /// certificate chain), one allowed to sign CRLs, and its signature
+    /// must verify with that CA's key: otherwise it is an
+    /// [`Error::Config`] naming the list's file, and nothing changes. A
+    /// certificate whose issuer has no list here is not checked for
+    /// revocation; a list's `nextUpdate` is not enforced.
+    pub fn with_crls(
+        &self,
+        crls: impl IntoIterator<Item = RevocationList>,
+    ) -> Result<TlsIdentity, Error> {
+        let crls: Vec<RevocationList> = crls.into_iter().collect();
+        let issuers: Vec<CertificateDer<'static>> = self
+            .parts
+            .cas
+            .iter()
+            .chain(self.parts.chain.iter().skip(1))
+            .cloned()
+            .collect();
+        for crl in &crls {
+            crl.check_issuer(&issuers)?;
+        }
+        let parts = &self.parts;
+        Ok(TlsIdentity {
+            parts: Arc::new(Parts {
+                chain: parts.chain.clone(),
+                key: parts.key.clone_key(),
+                roots: parts.roots.clone(),
+                cas: parts.cas.clone(),
+                crls,
+                own: parts.own.clone(),
+            }),
+        })
+    }
+
+    /// The revocation lists ([`TlsIdentity::with_crls`]).
+    pub fn crls(&self) -> &[RevocationList] {
+        &self.parts.crls
+    }
+
+    /// Our own certificate's serial number, as
+    /// [`TlsPeer::serial`](super::TlsPeer::serial) shows it.
+    pub fn serial(&self) -> &str {
+        &self.parts.own.serial
+    }
+
+    /// When our own certificate expires (its `notAfter`).
+    pub fn not_after(&self) -> Option<std::time::SystemTime> {
+        self.parts.own.not_after
     }
 
     /// Our own certificate's subject CN.
@@ -184,10 +255,25 @@ pub(crate) fn facts(der: &[u8], version: &str) -> Result<TlsPeer, String> {
             }
         }
     }
+    let not_after = u64::try_from(cert.validity().not_after.timestamp())
+        .ok()
+        .map(|secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs));
     Ok(TlsPeer {
         cn,
         ip_sans,
         dns_sans,
         version: version.to_owned(),
+        serial: serial_text(cert.raw_serial()),
+        not_after,
     })
+}
+
+/// A serial number's DER bytes as upper-case hex, without the leading
+/// zero bytes DER adds (openssl's form); "0" for zero.
+pub(crate) fn serial_text(raw: &[u8]) -> String {
+    let start = raw.iter().position(|b| *b != 0).unwrap_or(raw.len());
+    if start == raw.len() {
+        return "0".into();
+    }
+    raw[start..].iter().map(|b| format!("{b:02X}")).collect()
 }

@@ -55,14 +55,20 @@ pub(crate) mod handshake;
 #[cfg(feature = "tls")]
 mod identity;
 #[cfg(feature = "tls")]
+mod revocation;
+#[cfg(feature = "tls")]
 mod stream;
 
 #[cfg(feature = "tls")]
 pub use config::{ClientTls, ServerCheck, ServerTls, TlsMode};
 #[cfg(feature = "tls")]
-pub(crate) use config::{ServerShared, client_config, server_config};
+pub(crate) use config::{ClientShared, ServerShared, client_config, server_config};
 #[cfg(feature = "tls")]
 pub use identity::TlsIdentity;
+#[cfg(feature = "tls")]
+pub(crate) use revocation::{Presented, Revocation};
+#[cfg(feature = "tls")]
+pub use revocation::RevocationList;
 
 /// A peer's end-entity certificate, as far as the rules need it, and the
 /// TLS session it was presented on.
@@ -76,6 +82,12 @@ pub struct TlsPeer {
     pub dns_sans: Vec<String>,
     /// The protocol version: `TLSv1.3` or `TLSv1.2`.
     pub version: String,
+    /// The certificate's serial number, in upper-case hex without
+    /// separators or leading zeros, as `openssl x509 -serial` prints it:
+    /// what a CRL lists.
+    pub serial: String,
+    /// When the certificate expires (its `notAfter`), if it can be told.
+    pub not_after: Option<std::time::SystemTime>,
 }
 
 impl fmt::Display for TlsPeer {
@@ -138,6 +150,20 @@ pub enum CertError {
     CnMismatch {
         /// What the CN had to be.
         expected: String,
+        /// The certificate's CN.
+        cn: Option<String>,
+    },
+    /// A certificate revocation list of the certificate's CA lists it (or
+    /// one in its chain): its key must be taken as stolen. Refused at the
+    /// handshake; a live connection that presented it is closed when the
+    /// lists are updated to revoke it.
+    #[error(
+        "certificate with CN {} and serial {serial} is revoked: a CRL of its CA lists it (the peer needs a new certificate)",
+        Cn(cn)
+    )]
+    Revoked {
+        /// The certificate's serial number, as [`TlsPeer::serial`] shows it.
+        serial: String,
         /// The certificate's CN.
         cn: Option<String>,
     },
@@ -318,6 +344,9 @@ impl fmt::Display for Refusal {
             TlsAlert::UNKNOWN_CA => ": it does not trust the CA that signed our certificate",
             TlsAlert::CERTIFICATE_REQUIRED => ": it requires a client certificate",
             TlsAlert::CERTIFICATE_EXPIRED => ": our certificate has expired or is not valid yet",
+            TlsAlert::CERTIFICATE_REVOKED => {
+                ": a CRL it holds revokes our certificate (we need a new one)"
+            }
             TlsAlert::ACCESS_DENIED => {
                 ": the certificate is valid but its rules do not accept it (a peerwire server: its IP SANs do not name the address the server sees us at)"
             }
