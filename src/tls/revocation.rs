@@ -224,15 +224,22 @@ pub(crate) enum Usage {
 
 /// One side's revocation check: the CRLs in force and the signature
 /// algorithms to verify them with.
+///
+/// webpki consults, for each certificate, the first CRL of its issuer it
+/// is given. So that every list counts when one CA has several (an older
+/// and a newer one, or lists split by reason), the lists are dealt into
+/// layers holding at most one list per issuer, and the chain is checked
+/// against each layer: revoked if any layer revokes it. With one list per
+/// CA (the usual case) there is one layer.
 pub(crate) struct Revocation {
-    crls: Vec<RevocationList>,
+    layers: Vec<Vec<RevocationList>>,
     algorithms: &'static [&'static dyn SignatureVerificationAlgorithm],
 }
 
 impl fmt::Debug for Revocation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Revocation")
-            .field("crls", &self.crls)
+            .field("layers", &self.layers)
             .finish_non_exhaustive()
     }
 }
@@ -252,10 +259,18 @@ impl Revocation {
         crls: &[RevocationList],
         algorithms: &'static [&'static dyn SignatureVerificationAlgorithm],
     ) -> Revocation {
-        Revocation {
-            crls: crls.to_vec(),
-            algorithms,
+        let mut layers: Vec<Vec<RevocationList>> = Vec::new();
+        for crl in crls {
+            let issuer = crl.parts.parsed.issuer();
+            let free = layers
+                .iter_mut()
+                .find(|layer| layer.iter().all(|other| other.parts.parsed.issuer() != issuer));
+            match free {
+                Some(layer) => layer.push(crl.clone()),
+                None => layers.push(vec![crl.clone()]),
+            }
         }
+        Revocation { layers, algorithms }
     }
 
     /// Checks `end_entity` with `intermediates`, a chain that has passed
@@ -269,34 +284,42 @@ impl Revocation {
         at: UnixTime,
         usage: Usage,
     ) -> Result<(), Failure> {
-        if self.crls.is_empty() {
+        if self.layers.is_empty() {
             return Ok(());
         }
-        let crls: Vec<&webpki::CertRevocationList<'static>> =
-            self.crls.iter().map(|crl| &crl.parts.parsed).collect();
-        let options = webpki::RevocationOptionsBuilder::new(&crls)
-            .expect("at least one CRL")
-            .with_depth(webpki::RevocationCheckDepth::Chain)
-            .with_status_policy(webpki::UnknownStatusPolicy::Allow)
-            .with_expiration_policy(webpki::ExpirationPolicy::Ignore)
-            .build();
         let cert = webpki::EndEntityCert::try_from(end_entity).map_err(Failure::Unchecked)?;
         let usage = match usage {
             Usage::Client => webpki::KeyUsage::client_auth(),
             Usage::Server => webpki::KeyUsage::server_auth(),
         };
-        match cert.verify_for_usage(
-            self.algorithms,
-            &roots.roots,
-            intermediates,
-            at,
-            usage,
-            Some(options),
-            None,
-        ) {
-            Ok(_) => Ok(()),
-            Err(webpki::Error::CertRevoked) => Err(Failure::Revoked),
-            Err(error) => Err(Failure::Unchecked(error)),
+        let mut unchecked = None;
+        for layer in &self.layers {
+            let crls: Vec<&webpki::CertRevocationList<'static>> =
+                layer.iter().map(|crl| &crl.parts.parsed).collect();
+            let options = webpki::RevocationOptionsBuilder::new(&crls)
+                .expect("a layer holds a CRL")
+                .with_depth(webpki::RevocationCheckDepth::Chain)
+                .with_status_policy(webpki::UnknownStatusPolicy::Allow)
+                .with_expiration_policy(webpki::ExpirationPolicy::Ignore)
+                .build();
+            let verified = cert.verify_for_usage(
+                self.algorithms,
+                &roots.roots,
+                intermediates,
+                at,
+                usage,
+                Some(options),
+                None,
+            );
+            match verified {
+                Ok(_) => {}
+                Err(webpki::Error::CertRevoked) => return Err(Failure::Revoked),
+                Err(error) => unchecked = unchecked.or(Some(error)),
+            }
+        }
+        match unchecked {
+            Some(error) => Err(Failure::Unchecked(error)),
+            None => Ok(()),
         }
     }
 }
