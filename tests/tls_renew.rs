@@ -13,14 +13,14 @@ use peerwire::tls::{
     CertError, ClientTls, RevocationList, ServerTls, TlsAlert, TlsError, TlsIdentity,
 };
 use peerwire::{
-    Admission, CallContext, Client, ClientIdentity, ClientOptions, ConnectOptions,
-    ConnectionState, Endpoint, Error, IdentityMode, NodeId, PeerTable, ProcError, RunningServer,
-    ScopedIp, Server, ServerIdentity, ServerOptions, Sources, Verdict, VerdictReason,
+    Admission, CallContext, Client, ClientIdentity, ClientOptions, ConnectOptions, ConnectionState,
+    Endpoint, Error, IdentityMode, NodeId, PeerTable, ProcError, RunningServer, ScopedIp, Server,
+    ServerIdentity, ServerOptions, Sources, Verdict, VerdictReason,
 };
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, CertifiedIssuer,
-    DnType, IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason, RevokedCertParams,
-    SanType, SerialNumber,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, CertifiedIssuer, DnType,
+    IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason, RevokedCertParams, SanType,
+    SerialNumber,
 };
 
 const PROG: u32 = 0x2000_0078;
@@ -367,8 +367,8 @@ async fn bad_material_is_refused_with_a_definite_error_and_the_old_stays() {
     // A key that does not fit the certificate.
     let (cert, _) = ca.leaf("srv", "127.0.0.1", 0x1002);
     let (_, key) = ca.leaf("srv", "127.0.0.1", 0x1003);
-    let error = TlsIdentity::from_pem(cert.as_bytes(), key.as_bytes(), ca.pem().as_bytes())
-        .unwrap_err();
+    let error =
+        TlsIdentity::from_pem(cert.as_bytes(), key.as_bytes(), ca.pem().as_bytes()).unwrap_err();
     assert!(matches!(error, Error::Config(_)), "{error}");
     assert!(error.to_string().contains("does not fit"), "{error}");
 
@@ -407,7 +407,9 @@ async fn bad_material_is_refused_with_a_definite_error_and_the_old_stays() {
     assert!(matches!(error, Error::Config(_)), "{error}");
     let text = error.to_string();
     assert!(
-        text.contains("foreign.crl") && text.contains("other CA") && text.contains("none of the CAs"),
+        text.contains("foreign.crl")
+            && text.contains("other CA")
+            && text.contains("none of the CAs"),
         "{text}"
     );
     let forged = dir.join("forged.crl");
@@ -488,14 +490,20 @@ async fn a_revoked_client_is_refused_at_the_handshake_with_a_verdict_naming_its_
         },
         "{error}"
     );
-    assert!(error.to_string().contains("revokes our certificate"), "{error}");
+    assert!(
+        error.to_string().contains("revokes our certificate"),
+        "{error}"
+    );
     let v = verdict_where(&server, |v| v.reason.is_some()).await;
     assert_eq!(
         v.reason,
         Some(VerdictReason::Certificate(revoked(0x2001, "a")))
     );
     let cert = v.tls.expect("the verdict shows the certificate");
-    assert_eq!((cert.cn.as_deref(), cert.serial.as_str()), (Some("a"), "2001"));
+    assert_eq!(
+        (cert.cn.as_deref(), cert.serial.as_str()),
+        (Some("a"), "2001")
+    );
     let text = v.reason.unwrap().to_string();
     assert!(
         text.contains("revoked") && text.contains("2001") && text.contains("\"a\""),
@@ -700,7 +708,13 @@ async fn crls_load_from_pem_and_der_and_several_apply_at_once() {
             },
             "{node}: {error}"
         );
-        let v = verdict_where(&server, |v| v.peer.is_none() && v.tls.as_ref().is_some_and(|t| t.cn.as_deref() == Some(node))).await;
+        let v = verdict_where(&server, |v| {
+            v.peer.is_none()
+                && v.tls
+                    .as_ref()
+                    .is_some_and(|t| t.cn.as_deref() == Some(node))
+        })
+        .await;
         assert_eq!(
             v.reason,
             Some(VerdictReason::Certificate(revoked(serial, node)))

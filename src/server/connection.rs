@@ -75,8 +75,7 @@ pub(super) async fn serve_connection(
     let _ = stream.set_nodelay(true);
     // The HELLO timer counts from the accept, TLS handshake included.
     let accepted = Instant::now();
-    let (transport, tls, trusted) = match open(stream, observed, id, &shared, &mut shutdown).await
-    {
+    let (transport, tls, trusted) = match open(stream, observed, id, &shared, &mut shutdown).await {
         Some(Ok(opened)) => opened,
         Some(Err(end)) => return Err(end),
         None => return Ok(()),

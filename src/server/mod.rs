@@ -816,8 +816,9 @@ impl RunningServer {
                 "this server runs without TLS: it cannot be switched on while it runs (set ServerOptions::tls and restart)".into(),
             ));
         }
-        let tls = crate::tls::server_config(&tls)
-            .map_err(|error| Error::Config(format!("server TLS: {error}; the old TLS material stays")))?;
+        let tls = crate::tls::server_config(&tls).map_err(|error| {
+            Error::Config(format!("server TLS: {error}; the old TLS material stays"))
+        })?;
         let tls = Some(Arc::new(tls));
         self.shared.0.policy.send_modify(|policy| {
             *policy = Arc::new(Policy {

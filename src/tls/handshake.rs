@@ -194,5 +194,9 @@ pub(crate) async fn connect(
         .peer_certificates()
         .and_then(|chain| shared.presented(chain));
     let stream = super::stream::ClientStream::new(stream);
-    Ok((Transport::other(Box::new(stream)), Arc::new(peer), presented))
+    Ok((
+        Transport::other(Box::new(stream)),
+        Arc::new(peer),
+        presented,
+    ))
 }

@@ -60,15 +60,15 @@ mod revocation;
 mod stream;
 
 #[cfg(feature = "tls")]
-pub use config::{ClientTls, ServerCheck, ServerTls, TlsMode};
-#[cfg(feature = "tls")]
 pub(crate) use config::{ClientShared, ServerShared, client_config, server_config};
+#[cfg(feature = "tls")]
+pub use config::{ClientTls, ServerCheck, ServerTls, TlsMode};
 #[cfg(feature = "tls")]
 pub use identity::TlsIdentity;
 #[cfg(feature = "tls")]
-pub(crate) use revocation::{Presented, Revocation};
-#[cfg(feature = "tls")]
 pub use revocation::RevocationList;
+#[cfg(feature = "tls")]
+pub(crate) use revocation::{Presented, Revocation};
 
 /// A peer's end-entity certificate, as far as the rules need it, and the
 /// TLS session it was presented on.

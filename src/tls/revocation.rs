@@ -262,9 +262,11 @@ impl Revocation {
         let mut layers: Vec<Vec<RevocationList>> = Vec::new();
         for crl in crls {
             let issuer = crl.parts.parsed.issuer();
-            let free = layers
-                .iter_mut()
-                .find(|layer| layer.iter().all(|other| other.parts.parsed.issuer() != issuer));
+            let free = layers.iter_mut().find(|layer| {
+                layer
+                    .iter()
+                    .all(|other| other.parts.parsed.issuer() != issuer)
+            });
             match free {
                 Some(layer) => layer.push(crl.clone()),
                 None => layers.push(vec![crl.clone()]),
@@ -387,5 +389,82 @@ impl Presented {
             }
             Ok(()) => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertificateRevocationListParams, CertifiedIssuer,
+        DnType, IsCa, KeyIdMethod, KeyPair, RevokedCertParams, SerialNumber,
+    };
+
+    fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
+    }
+
+    fn crl(ca: &CertifiedIssuer<'static, KeyPair>, serial: u8) -> RevocationList {
+        let params = CertificateRevocationListParams {
+            this_update: rcgen::date_time_ymd(2024, 1, 1),
+            next_update: rcgen::date_time_ymd(2099, 1, 1),
+            crl_number: SerialNumber::from(vec![1]),
+            issuing_distribution_point: None,
+            revoked_certs: vec![RevokedCertParams {
+                serial_number: SerialNumber::from(vec![serial]),
+                revocation_time: rcgen::date_time_ymd(2024, 6, 1),
+                reason_code: None,
+                invalidity_date: None,
+            }],
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        RevocationList::from_der(params.signed_by(ca).unwrap().der()).unwrap()
+    }
+
+    #[test]
+    fn serials_are_upper_case_hex_without_leading_zero_bytes() {
+        assert_eq!(serial_text(&[0x00, 0x80, 0x0a]), "800A");
+        assert_eq!(serial_text(&[0x10, 0x01]), "1001");
+        assert_eq!(serial_text(&[0x00]), "0");
+        assert_eq!(serial_text(&[]), "0");
+    }
+
+    #[test]
+    fn pem_and_der_are_told_apart_by_content() {
+        assert!(looks_like_pem(b"\n  -----BEGIN X509 CRL-----\n"));
+        assert!(!looks_like_pem(&[0x30, 0x82, 0x01, 0x00]));
+        assert!(!looks_like_pem(b""));
+    }
+
+    #[test]
+    fn several_lists_of_one_ca_go_into_layers_of_one_list_per_ca() {
+        let (first, second) = (ca("first"), ca("second"));
+        let lists = [
+            crl(&first, 1),
+            crl(&first, 2),
+            crl(&second, 3),
+            crl(&first, 4),
+        ];
+        let algorithms = super::super::config::provider()
+            .signature_verification_algorithms
+            .all;
+        let revocation = Revocation::new(&lists, algorithms);
+        let layers: Vec<Vec<&str>> = revocation
+            .layers
+            .iter()
+            .map(|layer| layer.iter().map(|crl| crl.serials()[0].as_str()).collect())
+            .collect();
+        assert_eq!(layers, [vec!["01", "03"], vec!["02"], vec!["04"]]);
+    }
+
+    #[test]
+    fn a_list_names_its_issuer_and_serials() {
+        let list = crl(&ca("cluster CA"), 0x2a);
+        assert_eq!(list.issuer(), "CN=cluster CA");
+        assert_eq!(list.serials(), ["2A"]);
+        assert_eq!(list.source(), "CRL DER");
     }
 }
