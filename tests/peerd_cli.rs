@@ -1007,6 +1007,234 @@ fn tls_link_between_two_peerd_processes() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Waits (10 s at most) until the log at `path` holds `needle` `times`
+/// times; returns the log.
+fn wait_log(path: &std::path::Path, needle: &str, times: usize) -> String {
+    let start = Instant::now();
+    loop {
+        let log = std::fs::read_to_string(path).unwrap_or_default();
+        if log.matches(needle).count() >= times {
+            return log;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{needle:?} not logged {times} times: {log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The accepted inbound verdict for `peer` in `status`.
+fn accepted_from<'a>(status: &'a serde_json::Value, peer: &str) -> &'a serde_json::Value {
+    status["inbound"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["verdict"] == "accepted" && v["peer"] == peer)
+        .unwrap_or_else(|| panic!("no accepted verdict for {peer}: {status:#}"))
+}
+
+/// SIGHUP renews a node's certificate and key without a restart: no link
+/// is redialled and no ping fails (the links keep their local ports, the
+/// peer still sees the old certificate on the live link, one accepted
+/// connection each way). A key that does not fit is refused, naming the
+/// file and the key, and the running material stays. A new `crl` on the
+/// other node revokes the old certificate: that node cuts both links that
+/// presented it (its own, and the inbound one, with a verdict), and both
+/// are redialled with the renewed certificate.
+#[test]
+fn sighup_renews_tls_material_live_and_a_new_crl_cuts_the_revoked_link() {
+    use support::pki::Authority;
+    const A: &str = "127.79.2.1";
+    const B: &str = "127.79.2.2";
+    let (a_port, a_admin, b_port, b_admin) =
+        (free_port(A), free_port(A), free_port(B), free_port(B));
+    let dir = temp_dir("tls-renew");
+    let ca = Authority::new("peerd-cli renew CA");
+    ca.write_ca(&dir.join("ca.pem")).unwrap();
+    let a_old = ca.issue("node-a", &[A.parse().unwrap()]);
+    a_old.write(&dir, "node-a").unwrap();
+    ca.issue("node-b", &[B.parse().unwrap()])
+        .write(&dir, "node-b")
+        .unwrap();
+    let config = |node: &str,
+                  host: &str,
+                  port: u16,
+                  admin: u16,
+                  peer: (&str, &str, u16),
+                  crl: &str| {
+        let (id, peer_host, peer_port) = peer;
+        format!(
+            "node_id = \"{node}\"\nlisten = [\"{host}:{port}\"]\nadmin = \"{host}:{admin}\"\n\
+             [source]\nv4 = \"{host}\"\n\
+             [[peer]]\nid = \"{id}\"\ndial = [\"{peer_host}:{peer_port}\"]\nallow = [\"{peer_host}\"]\n\
+             [timeouts]\nping_interval = 0.1\n\
+             [tls]\ncert = \"{node}.pem\"\nkey = \"{node}.key\"\nca = \"ca.pem\"\n{crl}"
+        )
+    };
+    let a_path = dir.join("a.toml");
+    let b_path = dir.join("b.toml");
+    std::fs::write(
+        &a_path,
+        config("node-a", A, a_port, a_admin, ("node-b", B, b_port), ""),
+    )
+    .unwrap();
+    std::fs::write(
+        &b_path,
+        config("node-b", B, b_port, b_admin, ("node-a", A, a_port), ""),
+    )
+    .unwrap();
+    let (a_log, b_log) = (dir.join("a.log"), dir.join("b.log"));
+    let node_a = spawn_node(&a_path, Some(&a_log));
+    let node_b = spawn_node(&b_path, Some(&b_log));
+    let (a_admin, b_admin) = (format!("{A}:{a_admin}"), format!("{B}:{b_admin}"));
+    let linked = |s: &serde_json::Value, peer: &str| {
+        peer_of(s, peer).is_some_and(|p| p["state"] == "connected" && !p["tls"].is_null())
+            && s["inbound"].as_array().is_some_and(|v| {
+                v.iter()
+                    .any(|v| v["verdict"] == "accepted" && v["peer"] == peer)
+            })
+    };
+    let a_before = wait_for(&a_admin, |s| linked(s, "node-b"));
+    let b_before = wait_for(&b_admin, |s| linked(s, "node-a"));
+    assert_eq!(
+        peer_of(&b_before, "node-a").unwrap()["tls"]["serial"],
+        a_old.serial.as_str()
+    );
+    assert!(
+        peer_of(&b_before, "node-a").unwrap()["tls"]["not_after"].is_u64(),
+        "{b_before:#}"
+    );
+
+    // Renew node-a's certificate and key, and SIGHUP it.
+    let a_new = ca.issue("node-a", &[A.parse().unwrap()]);
+    a_new.write(&dir, "node-a").unwrap();
+    let hup = |node: &KillOnDrop| {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(node.0.id() as i32),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .unwrap()
+    };
+    hup(&node_a);
+    let log = wait_log(&a_log, "reloaded", 1);
+    assert!(
+        log.contains(&format!("TLS renewed (certificate serial {}", a_new.serial)),
+        "{log}"
+    );
+    // A few pings later: the same links, no failure.
+    std::thread::sleep(Duration::from_millis(500));
+    let a_after = wait_for(&a_admin, |s| s["config_generation"] == 2);
+    let b_after = status_json(&b_admin).expect("a status");
+    for (before, after, peer) in [
+        (&a_before, &a_after, "node-b"),
+        (&b_before, &b_after, "node-a"),
+    ] {
+        let (link_before, link_after) = (
+            peer_of(before, peer).unwrap(),
+            peer_of(after, peer).unwrap(),
+        );
+        assert_eq!(link_after["state"], "connected", "{after:#}");
+        assert_eq!(
+            link_after["local"], link_before["local"],
+            "the link to {peer} was redialled: {after:#}"
+        );
+        assert!(link_after["last_error"].is_null(), "{after:#}");
+        assert_eq!(accepted_from(after, peer)["count"], 1, "{after:#}");
+    }
+    // node-b's live link still runs on the certificate of its handshake.
+    assert_eq!(
+        peer_of(&b_after, "node-a").unwrap()["tls"]["serial"],
+        a_old.serial.as_str()
+    );
+    for log in [&a_log, &b_log] {
+        let log = std::fs::read_to_string(log).unwrap();
+        assert!(
+            !log.contains("ping failed") && !log.contains("connection lost"),
+            "{log}"
+        );
+    }
+
+    // A key that does not fit the certificate: refused, the file and the
+    // key named; the running material stays.
+    let stray = ca.issue("node-a", &[A.parse().unwrap()]);
+    std::fs::write(dir.join("node-a.key"), &stray.key_pem).unwrap();
+    hup(&node_a);
+    let log = wait_log(&a_log, "reload refused", 1);
+    assert!(
+        log.contains("tls.key") && log.contains("node-a.key") && log.contains("does not fit"),
+        "{log}"
+    );
+    let refused = status_json(&a_admin).expect("a status");
+    assert_eq!(refused["config_generation"], 2, "{refused:#}");
+    a_new.write(&dir, "node-a").unwrap();
+
+    // node-b takes a CRL revoking node-a's old certificate: it cuts its
+    // live link (which presented that certificate) and redials, meeting the
+    // renewed one; node-a's own link to node-b goes on.
+    std::fs::write(dir.join("revoked.pem"), ca.crl_pem(&[&a_old.serial])).unwrap();
+    std::fs::write(
+        &b_path,
+        config(
+            "node-b",
+            B,
+            b_port,
+            b_admin.rsplit_once(':').unwrap().1.parse().unwrap(),
+            ("node-a", A, a_port),
+            "crl = [\"revoked.pem\"]\n",
+        ),
+    )
+    .unwrap();
+    hup(&node_b);
+    let log = wait_log(&b_log, "reloaded", 1);
+    assert!(log.contains("1 CRLs"), "{log}");
+    let b_revoked = wait_for(&b_admin, |s| {
+        peer_of(s, "node-a").is_some_and(|p| {
+            p["state"] == "connected" && p["tls"]["serial"] == a_new.serial.as_str()
+        })
+    });
+    assert_ne!(
+        peer_of(&b_revoked, "node-a").unwrap()["local"],
+        peer_of(&b_before, "node-a").unwrap()["local"],
+        "{b_revoked:#}"
+    );
+    let log = wait_log(&b_log, "revoked", 1);
+    assert!(log.contains(&a_old.serial), "{log}");
+    // node-a's link to node-b presented the old certificate too (it was
+    // made before the renewal): node-b cut it as well, with a verdict, and
+    // node-a redialled with the renewed one.
+    let b_last = wait_for(&b_admin, |s| {
+        s["inbound"].as_array().is_some_and(|v| {
+            v.iter().any(|v| {
+                v["verdict"] == "accepted"
+                    && v["peer"] == "node-a"
+                    && v["tls"]["serial"] == a_new.serial.as_str()
+            })
+        })
+    });
+    let cut = b_last["inbound"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["verdict"] == "rejected")
+        .unwrap_or_else(|| panic!("no verdict for the cut link: {b_last:#}"));
+    let reason = cut["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("no longer trusted") && reason.contains(&a_old.serial),
+        "{b_last:#}"
+    );
+    let a_last = wait_for(&a_admin, |s| {
+        peer_of(s, "node-b").is_some_and(|p| p["state"] == "connected")
+    });
+    assert_ne!(
+        peer_of(&a_last, "node-b").unwrap()["local"],
+        peer_of(&a_before, "node-b").unwrap()["local"],
+        "{a_last:#}"
+    );
+    drop((node_a, node_b));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// `peerd demo --tls` exits 0: every link over TLS with its peer's CN, and
 /// node-1 refused the impostor (node-2's certificate from 127.0.0.3) for
 /// the IP mismatch.

@@ -60,6 +60,7 @@ impl DemoPki {
             cert: PemFile::in_memory(&leaf.cert_pem),
             key: PemFile::in_memory(&leaf.key_pem),
             ca: PemFile::in_memory(self.ca.ca_pem()),
+            crl: Vec::new(),
             mode: TlsMode::Direct,
         }
     }

@@ -402,9 +402,14 @@ impl Node {
     /// table and admission) take effect at once, closing inbound
     /// connections no longer allowed; `listen` entries added are opened and
     /// those removed closed (the connections they accepted go on), the
-    /// others untouched. A change of `node_id` or `admin` needs a restart:
-    /// such a config is refused, and the running one stays. Returns a
-    /// one-line summary.
+    /// others untouched; a changed `[tls]` `cert`, `key`, `ca` or `crl`
+    /// (already checked when the config was loaded: every file parses, the
+    /// key fits the certificate, its CN is `node_id`, each CRL is signed by
+    /// a CA in `ca`) is taken by the listener and every link: new
+    /// handshakes use it, live connections go on, except those whose peer
+    /// a new CRL revokes. A change of `node_id` or `admin`, of the TLS
+    /// mode, or adding or removing `[tls]`, needs a restart: such a config
+    /// is refused, and the running one stays. Returns a one-line summary.
     pub fn reload(&mut self, new: &Config) -> Result<String, String> {
         let Some(old) = self.config.clone() else {
             return Err("the node has not dialled its peers yet".into());
@@ -415,13 +420,25 @@ impl Node {
                     .into(),
             );
         }
-        if new.tls != old.tls {
-            return Err(
-                "[tls] changed (a file's contents or the mode): TLS settings cannot change while \
-                 running; restart peerd to apply them"
-                    .into(),
-            );
-        }
+        let renewed = match (&old.tls, &new.tls) {
+            (old_tls, new_tls) if old_tls == new_tls => None,
+            (Some(old_tls), Some(new_tls)) if old_tls.mode == new_tls.mode => {
+                let named = |(which, text): (crate::tls::TlsKey, String)| {
+                    format!("{}: {text}", which.name())
+                };
+                let server = new_tls.server().map_err(named)?;
+                let client = new_tls.client().map_err(named)?;
+                Some((server, client))
+            }
+            _ => {
+                return Err(
+                    "[tls] was added or removed, or its mode changed: that cannot change while \
+                     running; restart peerd to apply it (a changed cert, key, ca or crl is \
+                     applied live)"
+                        .into(),
+                );
+            }
+        };
         if new.unix_mode != old.unix_mode {
             return Err("unix_mode cannot change while running; restart peerd to change it".into());
         }
@@ -434,6 +451,15 @@ impl Node {
             let Some(server) = guard.as_mut() else {
                 return Err("the node is shutting down".into());
             };
+            // TLS first: a refusal changes nothing.
+            if let Some((tls, _)) = &renewed {
+                server.update_tls(tls.clone()).map_err(|e| e.to_string())?;
+                info!(
+                    serial = %tls.identity.serial(),
+                    crls = tls.identity.crls().len(),
+                    "TLS material renewed: new handshakes use it"
+                );
+            }
             // Listeners: open the new ones first (a failure changes
             // nothing), then apply the policy, then close the old ones.
             let mut listen = self.shared.listen.lock().unwrap();
@@ -468,6 +494,11 @@ impl Node {
             match current.iter().find(|l| l.settings == settings) {
                 Some(link) => {
                     kept += 1;
+                    if let Some((_, tls)) = &renewed
+                        && let Err(error) = link.client.update_tls(tls.clone())
+                    {
+                        warn!(peer = %link.id, %error, "link kept its TLS material");
+                    }
                     links.push(link.clone());
                 }
                 None => {
@@ -490,8 +521,16 @@ impl Node {
         self.shared
             .loaded_ms
             .store(unix_ms(std::time::SystemTime::now()), Ordering::Relaxed);
+        let tls = match &renewed {
+            Some((tls, _)) => format!(
+                "; TLS renewed (certificate serial {}, {} CRLs)",
+                tls.identity.serial(),
+                tls.identity.crls().len()
+            ),
+            None => String::new(),
+        };
         Ok(format!(
-            "config generation {generation}: {kept} peers kept, {added} added or changed, {removed} removed"
+            "config generation {generation}: {kept} peers kept, {added} added or changed, {removed} removed{tls}"
         ))
     }
 

@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType, date_time_ymd,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
+    RevocationReason, RevokedCertParams, SanType, SerialNumber, date_time_ymd,
 };
 
 /// How long a certificate is valid, counted from an hour ago (so a clock
@@ -41,6 +42,9 @@ pub struct Leaf {
     pub cert_pem: String,
     /// Its key, PKCS #8 (`-----BEGIN PRIVATE KEY-----`).
     pub key_pem: String,
+    /// Its serial number, upper-case hex (as peerwire shows it): random,
+    /// so that two certificates of one CA never share one.
+    pub serial: String,
 }
 
 /// The files [`Leaf::write`] made.
@@ -127,6 +131,11 @@ impl Authority {
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
         params.use_authority_key_identifier_extension = true;
+        // 0x01 first: positive, and no leading zero byte to drop.
+        let serial: Vec<u8> = std::iter::once(1)
+            .chain(rand::random::<u64>().to_be_bytes())
+            .collect();
+        params.serial_number = Some(SerialNumber::from(serial.clone()));
         set_validity(&mut params, spec.valid);
         let cert = params
             .signed_by(&key, &self.issuer)
@@ -136,7 +145,40 @@ impl Authority {
             ips: spec.ips.clone(),
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
+            serial: serial.iter().map(|b| format!("{b:02X}")).collect(),
         }
+    }
+
+    /// A certificate revocation list of this CA, in PEM, revoking the
+    /// certificates with these serials (as [`Leaf::serial`] shows them).
+    pub fn crl_pem(&self, serials: &[&str]) -> String {
+        let bytes = |hex: &str| -> Vec<u8> {
+            (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("a hex serial"))
+                .collect()
+        };
+        let params = CertificateRevocationListParams {
+            this_update: date_time_ymd(2024, 1, 1),
+            next_update: date_time_ymd(2099, 1, 1),
+            crl_number: SerialNumber::from(vec![1]),
+            issuing_distribution_point: None,
+            revoked_certs: serials
+                .iter()
+                .map(|serial| RevokedCertParams {
+                    serial_number: SerialNumber::from(bytes(serial)),
+                    revocation_time: date_time_ymd(2024, 6, 1),
+                    reason_code: Some(RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        params
+            .signed_by(&self.issuer)
+            .expect("a CRL signed by the CA")
+            .pem()
+            .expect("PEM")
     }
 
     /// Writes the CA certificate to `path`.

@@ -64,6 +64,13 @@ pub struct TlsStatus {
     pub cn: Option<String>,
     /// "TLSv1.3" or "TLSv1.2".
     pub version: String,
+    /// The peer certificate's serial number (upper-case hex).
+    #[serde(default)]
+    pub serial: String,
+    /// When the peer certificate expires (`notAfter`), in seconds since
+    /// the Unix epoch.
+    #[serde(default)]
+    pub not_after: Option<u64>,
 }
 
 impl From<&peerwire::tls::TlsPeer> for TlsStatus {
@@ -71,6 +78,11 @@ impl From<&peerwire::tls::TlsPeer> for TlsStatus {
         TlsStatus {
             cn: peer.cn.clone(),
             version: peer.version.clone(),
+            serial: peer.serial.clone(),
+            not_after: peer
+                .not_after
+                .and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs()),
         }
     }
 }

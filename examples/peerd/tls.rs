@@ -7,12 +7,17 @@
 //! cert = "node-a.pem"     # this node's certificate; its CN must be node_id
 //! key = "node-a.key"
 //! ca = "cluster-ca.pem"   # the CAs whose certificates peers must present
+//! crl = ["revoked.pem"]   # optional: revocation lists of those CAs (PEM or
+//!                         # DER; one file name or a list)
 //! mode = "direct"         # or "starttls" (RFC 9289); default "direct"
 //! ```
 //!
 //! Paths are relative to the config file. Each file is read once, when
 //! the config is loaded, and what was read is what the node uses, so a
-//! file that changes afterwards changes nothing until the next load.
+//! file that changes afterwards changes nothing until the next load. A
+//! SIGHUP loads them again: a changed `cert`, `key`, `ca` or `crl` is
+//! applied without a restart (new handshakes use it; live links go on,
+//! except those whose peer a new CRL revokes).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -21,7 +26,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use toml::Spanned;
 
-use peerwire::tls::{ClientTls, ServerCheck, ServerTls, TlsIdentity};
+use peerwire::tls::{ClientTls, RevocationList, ServerCheck, ServerTls, TlsIdentity};
 
 use crate::config::{ConfigError, Cx};
 
@@ -51,6 +56,8 @@ pub struct TlsConfig {
     pub cert: PemFile,
     pub key: PemFile,
     pub ca: PemFile,
+    /// Revocation lists (PEM or DER; the `pem` field holds the bytes).
+    pub crl: Vec<PemFile>,
     pub mode: TlsMode,
 }
 
@@ -94,7 +101,16 @@ pub(crate) struct RawTls {
     cert: Spanned<String>,
     key: Spanned<String>,
     ca: Spanned<String>,
+    crl: Option<Spanned<OneOrMany>>,
     mode: Option<Spanned<String>>,
+}
+
+/// A file name, or a list of them.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
 }
 
 /// What a file must hold.
@@ -110,6 +126,7 @@ pub enum TlsKey {
     Cert,
     Key,
     Ca,
+    Crl,
 }
 
 impl TlsKey {
@@ -118,6 +135,7 @@ impl TlsKey {
             TlsKey::Cert => "tls.cert",
             TlsKey::Key => "tls.key",
             TlsKey::Ca => "tls.ca",
+            TlsKey::Crl => "tls.crl",
         }
     }
 }
@@ -161,10 +179,48 @@ fn identity_of(
     })
 }
 
+/// The revocation lists in `file` (PEM or DER), named by the file.
+fn crl_lists(file: &PemFile) -> Result<Vec<RevocationList>, String> {
+    let name = |text: String| {
+        text.replace("CRL PEM", &file.origin())
+            .replace("CRL DER", &file.origin())
+    };
+    let text = String::from_utf8_lossy(&file.pem);
+    let lists = if text.trim_start().starts_with("-----BEGIN") {
+        RevocationList::from_pem(&file.pem)
+    } else {
+        RevocationList::from_der(&file.pem).map(|list| vec![list])
+    };
+    lists.map_err(|error| name(error.to_string()))
+}
+
 impl TlsConfig {
-    /// This node's TLS identity (certificate, key, CA roots).
+    /// This node's TLS identity (certificate, key, CA roots, CRLs).
     pub fn identity(&self) -> Result<TlsIdentity, (TlsKey, String)> {
-        identity_of(&self.cert, &self.key, &self.ca)
+        let identity = identity_of(&self.cert, &self.key, &self.ca)?;
+        if self.crl.is_empty() {
+            return Ok(identity);
+        }
+        let mut lists = Vec::new();
+        for file in &self.crl {
+            lists.extend(crl_lists(file).map_err(|text| (TlsKey::Crl, text))?);
+        }
+        // The list's source is "CRL PEM"/"CRL DER" (and its place in its
+        // file): name the file instead.
+        let sources: Vec<String> = self.crl.iter().map(PemFile::origin).collect();
+        identity.with_crls(lists).map_err(|error| {
+            let text = match &error {
+                peerwire::Error::Config(text) => text.clone(),
+                other => other.to_string(),
+            };
+            let text = if sources.len() == 1 {
+                text.replace("CRL PEM", &sources[0])
+                    .replace("CRL DER", &sources[0])
+            } else {
+                format!("one of {}: {text}", sources.join(", "))
+            };
+            (TlsKey::Crl, text)
+        })
     }
 
     /// The listener side: a client certificate is always required.
@@ -193,7 +249,7 @@ impl ProbeTls {
             let flag = match which {
                 TlsKey::Cert => "--cert",
                 TlsKey::Key => "--key",
-                TlsKey::Ca => "--ca",
+                TlsKey::Ca | TlsKey::Crl => "--ca",
             };
             format!("{flag}: {text}")
         })?;
@@ -216,6 +272,38 @@ impl Cx<'_> {
         let cert = self.pem_file(&raw.cert, "tls.cert", Holds::Certificate)?;
         let key = self.pem_file(&raw.key, "tls.key", Holds::PrivateKey)?;
         let ca = self.pem_file(&raw.ca, "tls.ca", Holds::Certificate)?;
+        let crl = match &raw.crl {
+            None => Vec::new(),
+            Some(files) => {
+                let names = match files.get_ref() {
+                    OneOrMany::One(name) => vec![name.clone()],
+                    OneOrMany::Many(names) => names.clone(),
+                };
+                let mut read = Vec::new();
+                for name in names {
+                    if name.is_empty() {
+                        return Err(self.error(
+                            files.span(),
+                            "tls.crl",
+                            "a file name is needed".into(),
+                        ));
+                    }
+                    let path = self.dir.join(&name);
+                    let bytes = std::fs::read(&path).map_err(|e| {
+                        self.error(
+                            files.span(),
+                            "tls.crl",
+                            format!("cannot read {}: {e}", path.display()),
+                        )
+                    })?;
+                    read.push(PemFile {
+                        path: Some(path),
+                        pem: bytes.into(),
+                    });
+                }
+                read
+            }
+        };
         let mode = match &raw.mode {
             None => TlsMode::Direct,
             Some(mode) => match mode.get_ref().as_str() {
@@ -237,6 +325,7 @@ impl Cx<'_> {
             cert,
             key,
             ca,
+            crl,
             mode,
         };
         let identity = config.identity().map_err(|(which, text)| {
@@ -244,6 +333,7 @@ impl Cx<'_> {
                 TlsKey::Cert => raw.cert.span(),
                 TlsKey::Key => raw.key.span(),
                 TlsKey::Ca => raw.ca.span(),
+                TlsKey::Crl => raw.crl.as_ref().map_or(raw.ca.span(), Spanned::span),
             };
             self.error(span, which.name(), text)
         })?;
