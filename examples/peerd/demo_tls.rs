@@ -62,7 +62,6 @@ impl DemoPki {
             ca: PemFile::in_memory(self.ca.ca_pem()),
             crl: Vec::new(),
             mode: TlsMode::Direct,
-            expiry_warning_days: crate::tls::EXPIRY_WARNING_DAYS,
         }
     }
 

@@ -140,66 +140,6 @@ struct Shared {
     generation: AtomicU64,
     /// When the running config was loaded, in ms since the Unix epoch.
     loaded_ms: AtomicU64,
-    /// Our own certificate, with `[tls]`.
-    own_tls: Mutex<Option<OwnTls>>,
-}
-
-/// Our own certificate and the warning window for its expiry.
-struct OwnTls {
-    serial: String,
-    not_after: Option<std::time::SystemTime>,
-    window_days: u32,
-}
-
-impl OwnTls {
-    fn of(tls: &peerwire::tls::ServerTls, window_days: u32) -> OwnTls {
-        OwnTls {
-            serial: tls.identity.serial().to_owned(),
-            not_after: tls.identity.not_after(),
-            window_days,
-        }
-    }
-
-    /// The warning, when the certificate expires within the window at
-    /// `now` (or has expired).
-    fn warning(&self, now: std::time::SystemTime) -> Option<String> {
-        let not_after = self.not_after?;
-        let window = Duration::from_secs(u64::from(self.window_days) * 24 * 3600);
-        match not_after.duration_since(now) {
-            Err(_) => Some(format!(
-                "our certificate (serial {}) has expired: peers refuse it; renew tls.cert and \
-                 tls.key and send SIGHUP",
-                self.serial
-            )),
-            Ok(left) if left <= window => Some(format!(
-                "our certificate (serial {}) expires in {:.1} days, within the warning window of \
-                 {} days (tls.expiry_warning_days): renew tls.cert and tls.key and send SIGHUP",
-                self.serial,
-                left.as_secs_f64() / 86_400.0,
-                self.window_days
-            )),
-            Ok(_) => None,
-        }
-    }
-
-    fn status(&self, now: std::time::SystemTime) -> status::OwnTlsStatus {
-        status::OwnTlsStatus {
-            serial: self.serial.clone(),
-            not_after: self
-                .not_after
-                .and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok())
-                .map(|d| d.as_secs()),
-            expiry_warning_days: self.window_days,
-            warning: self.warning(now),
-        }
-    }
-
-    /// Logs the warning, if there is one now.
-    fn log(&self) {
-        if let Some(warning) = self.warning(std::time::SystemTime::now()) {
-            warn!("{warning}");
-        }
-    }
 }
 
 impl Shared {
@@ -258,12 +198,6 @@ impl Shared {
             inbound,
             config_generation: self.generation.load(Ordering::Relaxed),
             config_loaded_ms: self.loaded_ms.load(Ordering::Relaxed),
-            tls: self
-                .own_tls
-                .lock()
-                .unwrap()
-                .as_ref()
-                .map(|own| own.status(std::time::SystemTime::now())),
         }
     }
 }
@@ -391,14 +325,6 @@ impl Node {
             ),
             None => None,
         };
-        let own_tls = match (&tls, &config.tls) {
-            (Some(server), Some(settings)) => {
-                let own = OwnTls::of(server, settings.expiry_warning_days);
-                own.log();
-                Some(own)
-            }
-            _ => None,
-        };
         let options = ServerOptions {
             tls,
             identity: Some(server_identity(config)),
@@ -434,7 +360,6 @@ impl Node {
             peers: Mutex::new(None),
             generation: AtomicU64::new(1),
             loaded_ms: AtomicU64::new(unix_ms(std::time::SystemTime::now())),
-            own_tls: Mutex::new(own_tls),
         });
         let (admin, admin_addr) = match &config.admin {
             Some(admin) => {
@@ -534,10 +459,6 @@ impl Node {
                     crls = tls.identity.crls().len(),
                     "TLS material renewed: new handshakes use it"
                 );
-                let window = new.tls.as_ref().map_or(0, |t| t.expiry_warning_days);
-                let own = OwnTls::of(tls, window);
-                own.log();
-                *self.shared.own_tls.lock().unwrap() = Some(own);
             }
             // Listeners: open the new ones first (a failure changes
             // nothing), then apply the policy, then close the old ones.

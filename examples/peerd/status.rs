@@ -37,22 +37,6 @@ pub struct Status {
     /// When the running config was loaded, in ms since the Unix epoch.
     #[serde(default)]
     pub config_loaded_ms: u64,
-    /// Our own certificate, with `[tls]`; null without.
-    #[serde(default)]
-    pub tls: Option<OwnTlsStatus>,
-}
-
-/// This node's own certificate.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct OwnTlsStatus {
-    /// Its serial number (upper-case hex).
-    pub serial: String,
-    /// When it expires (`notAfter`), in seconds since the Unix epoch.
-    pub not_after: Option<u64>,
-    /// The warning window of `[tls] expiry_warning_days`.
-    pub expiry_warning_days: u32,
-    /// Set when it expires within the window (or has expired).
-    pub warning: Option<String>,
 }
 
 /// One configured peer, as this node's client to it sees it.
@@ -394,9 +378,6 @@ pub fn print_human(status: &Status) {
         if let Some(error) = &p.last_error {
             println!("  {}: {error}", p.id);
         }
-    }
-    if let Some(warning) = status.tls.as_ref().and_then(|tls| tls.warning.as_ref()) {
-        println!("warning: {warning}");
     }
     println!();
     println!("inbound (newest first):");

@@ -10,8 +10,6 @@
 //! crl = ["revoked.pem"]   # optional: revocation lists of those CAs (PEM or
 //!                         # DER; one file name or a list)
 //! mode = "direct"         # or "starttls" (RFC 9289); default "direct"
-//! expiry_warning_days = 14  # warn (log, status) when our certificate
-//!                           # expires within this many days; default 14
 //! ```
 //!
 //! Paths are relative to the config file. Each file is read once, when
@@ -61,12 +59,7 @@ pub struct TlsConfig {
     /// Revocation lists (PEM or DER; the `pem` field holds the bytes).
     pub crl: Vec<PemFile>,
     pub mode: TlsMode,
-    /// Warn when our certificate expires within this many days.
-    pub expiry_warning_days: u32,
 }
-
-/// The default of `expiry_warning_days`.
-pub const EXPIRY_WARNING_DAYS: u32 = 14;
 
 /// A PEM file's contents and where they came from.
 #[derive(Clone, PartialEq, Eq)]
@@ -110,7 +103,6 @@ pub(crate) struct RawTls {
     ca: Spanned<String>,
     crl: Option<Spanned<OneOrMany>>,
     mode: Option<Spanned<String>>,
-    expiry_warning_days: Option<Spanned<i64>>,
 }
 
 /// A file name, or a list of them.
@@ -329,29 +321,12 @@ impl Cx<'_> {
                 }
             },
         };
-        let expiry_warning_days = match &raw.expiry_warning_days {
-            None => EXPIRY_WARNING_DAYS,
-            Some(days) => u32::try_from(*days.get_ref())
-                .ok()
-                .filter(|days| *days <= 3650)
-                .ok_or_else(|| {
-                    self.error(
-                        days.span(),
-                        "tls.expiry_warning_days",
-                        format!(
-                            "{} is not a number of days from 0 (no warning) to 3650",
-                            days.get_ref()
-                        ),
-                    )
-                })?,
-        };
         let config = TlsConfig {
             cert,
             key,
             ca,
             crl,
             mode,
-            expiry_warning_days,
         };
         let identity = config.identity().map_err(|(which, text)| {
             let span = match which {
