@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
@@ -135,6 +136,12 @@ impl TlsIdentity {
         &self.parts.own.ip_sans
     }
 
+    /// The end of our own certificate's validity (`notAfter`), when it is
+    /// after the Unix epoch.
+    pub fn not_after(&self) -> Option<SystemTime> {
+        self.parts.own.not_after
+    }
+
     pub(crate) fn chain(&self) -> Vec<CertificateDer<'static>> {
         self.parts.chain.clone()
     }
@@ -184,10 +191,14 @@ pub(crate) fn facts(der: &[u8], version: &str) -> Result<TlsPeer, String> {
             }
         }
     }
+    let not_after = u64::try_from(cert.validity().not_after.timestamp())
+        .ok()
+        .map(|secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs));
     Ok(TlsPeer {
         cn,
         ip_sans,
         dns_sans,
         version: version.to_owned(),
+        not_after,
     })
 }

@@ -76,6 +76,9 @@ pub struct TlsPeer {
     pub dns_sans: Vec<String>,
     /// The protocol version: `TLSv1.3` or `TLSv1.2`.
     pub version: String,
+    /// The end of the certificate's validity (`notAfter`), when it is
+    /// after the Unix epoch.
+    pub not_after: Option<std::time::SystemTime>,
 }
 
 impl fmt::Display for TlsPeer {

@@ -77,6 +77,7 @@ mod tests {
             ip_sans: sans.iter().map(|s| s.parse().unwrap()).collect(),
             dns_sans: Vec::new(),
             version: "TLSv1.3".into(),
+            not_after: None,
         }
     }
 
