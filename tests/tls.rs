@@ -214,7 +214,10 @@ fn certificates_show_when_they_expire() {
     assert_eq!(identity.not_after(), Some(year_start(2090)));
     assert_eq!(year_start(1970), std::time::UNIX_EPOCH);
     assert_eq!(
-        year_start(2000).duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(),
+        year_start(2000)
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
         946_684_800
     );
 }
@@ -237,7 +240,11 @@ async fn round_trip_with_identity(mode: TlsMode) {
     assert_eq!(peer.cn.as_deref(), Some("srv"));
     assert_eq!(peer.ip_sans, vec![ip("127.0.0.1")]);
     assert_eq!(peer.version, "TLSv1.3");
-    assert_eq!(peer.not_after, Some(year_start(4096)), "rcgen's default notAfter");
+    assert_eq!(
+        peer.not_after,
+        Some(year_start(4096)),
+        "rcgen's default notAfter"
+    );
     assert_eq!(client.hello().unwrap().node, id("srv"));
     // The server's verdict and connection list show the certificate.
     let accepted = verdict(&server, false).await;

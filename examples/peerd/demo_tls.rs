@@ -61,6 +61,7 @@ impl DemoPki {
             key: PemFile::in_memory(&leaf.key_pem),
             ca: PemFile::in_memory(self.ca.ca_pem()),
             mode: TlsMode::Direct,
+            expiry_warning: crate::tls::default_expiry_warning(),
         }
     }
 

@@ -37,6 +37,14 @@ pub struct Status {
     /// When the running config was loaded, in ms since the Unix epoch.
     #[serde(default)]
     pub config_loaded_ms: u64,
+    /// With `[tls]`: when our own certificate expires (`notAfter`), in ms
+    /// since the Unix epoch.
+    #[serde(default)]
+    pub tls_not_after_ms: Option<u64>,
+    /// What the operator should act on, such as our certificate expiring
+    /// within `tls.expiry_warning_days`. Empty when all is well.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// One configured peer, as this node's client to it sees it.
@@ -64,6 +72,10 @@ pub struct TlsStatus {
     pub cn: Option<String>,
     /// "TLSv1.3" or "TLSv1.2".
     pub version: String,
+    /// When the peer's certificate expires (`notAfter`), in ms since the
+    /// Unix epoch.
+    #[serde(default)]
+    pub not_after_ms: Option<u64>,
 }
 
 impl From<&peerwire::tls::TlsPeer> for TlsStatus {
@@ -71,6 +83,7 @@ impl From<&peerwire::tls::TlsPeer> for TlsStatus {
         TlsStatus {
             cn: peer.cn.clone(),
             version: peer.version.clone(),
+            not_after_ms: peer.not_after.map(|t| crate::tls::unix_secs(t) * 1000),
         }
     }
 }
@@ -357,6 +370,9 @@ pub fn print_human(status: &Status) {
         status.listen.join(", "),
         status.config_generation
     );
+    for warning in &status.warnings {
+        println!("warning: {warning}");
+    }
     println!();
     let tls = any_tls(&[status]);
     let mut rows = vec![peer_header_with(tls)];
