@@ -682,6 +682,13 @@ fn tls_config_errors_exit_2_naming_the_key() {
             "a file name is needed".into(),
         ),
         (
+            "a warning window over ten years",
+            tls(&format!("{good}expiry_warning_days = 3651\n")),
+            "tls.expiry_warning_days",
+            7,
+            "3651 is not a number of days from 0 to 3650".into(),
+        ),
+        (
             "not a table",
             format!("{}tls = \"on\"\n", head.trim_end_matches("[tls]\n")),
             "tls",
@@ -713,6 +720,88 @@ fn tls_config_errors_exit_2_naming_the_key() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A node whose certificate expires within `tls.expiry_warning_days`
+/// warns in its log and its status, and the status gives the certificate's
+/// `notAfter`; one outside the window does not warn.
+#[test]
+fn a_certificate_near_its_expiry_is_warned_of() {
+    use support::pki::{Authority, LeafSpec};
+    const HOST: &str = "127.79.2.1";
+    let dir = temp_dir("tls-expiry");
+    let ca = Authority::new("peerd-cli expiry CA");
+    ca.write_ca(&dir.join("ca.pem")).unwrap();
+    let five_days = 5 * 86_400;
+    let spec = LeafSpec {
+        valid: Some((-3600, five_days)),
+        ..LeafSpec::node("node-a", &[HOST.parse().unwrap()])
+    };
+    ca.issue_spec(&spec).write(&dir, "node-a").unwrap();
+    let config = |days: u32, admin: u16| {
+        format!(
+            "node_id = \"node-a\"\nlisten = [\"{HOST}:0\"]\nadmin = \"{HOST}:{admin}\"\n\
+             [tls]\ncert = \"node-a.pem\"\nkey = \"node-a.key\"\nca = \"ca.pem\"\n\
+             expiry_warning_days = {days}\n"
+        )
+    };
+    let expected_ms = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + five_days as u64)
+        * 1000;
+
+    // Within the window (30 days): a warning in the log and the status.
+    let admin = free_port(HOST);
+    let path = dir.join("warn.toml");
+    std::fs::write(&path, config(30, admin)).unwrap();
+    let log = dir.join("warn.log");
+    let node = spawn_node(&path, Some(&log));
+    let status = wait_for(&format!("{HOST}:{admin}"), |_| true);
+    let not_after = status["tls_not_after_ms"].as_u64().expect("notAfter");
+    assert!(not_after.abs_diff(expected_ms) < 120_000, "{status:#}");
+    let warnings = status["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{status:#}");
+    let warning = warnings[0].as_str().unwrap();
+    assert!(
+        warning.contains("node-a.pem expires in 4 day(s)") && warning.contains("renew it"),
+        "{warning}"
+    );
+    let start = Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("expires in 4 day(s)")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no warning in the log: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let human = run(
+        &[
+            "status",
+            "--admin",
+            &format!("{HOST}:{admin}"),
+            "--timeout",
+            "2",
+        ],
+        Duration::from_secs(10),
+    );
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(text.contains("warning: our certificate"), "{text}");
+    drop(node);
+
+    // Outside the window (3 days): no warning, the expiry still shown.
+    let admin = free_port(HOST);
+    let path = dir.join("quiet.toml");
+    std::fs::write(&path, config(3, admin)).unwrap();
+    let _node = spawn_node(&path, None);
+    let status = wait_for(&format!("{HOST}:{admin}"), |_| true);
+    assert_eq!(status["warnings"], serde_json::json!([]), "{status:#}");
+    assert!(status["tls_not_after_ms"].as_u64().is_some(), "{status:#}");
 }
 
 /// The TLS flags of `ping` and `gluster-dump` go together, and a file that
@@ -935,6 +1024,7 @@ fn tls_link_between_two_peerd_processes() {
     let link = peer_of(&status, "node-b").unwrap();
     assert_eq!(link["tls"]["cn"], "node-b", "{status:#}");
     assert_eq!(link["tls"]["version"], "TLSv1.3", "{status:#}");
+    assert!(link["tls"]["not_after_ms"].as_u64().is_some(), "{status:#}");
     assert!(
         link["local"]
             .as_str()
@@ -1044,7 +1134,7 @@ fn accepted_from<'a>(status: &'a serde_json::Value, peer: &str) -> &'a serde_jso
 /// are redialled with the renewed certificate.
 #[test]
 fn sighup_renews_tls_material_live_and_a_new_crl_cuts_the_revoked_link() {
-    use support::pki::Authority;
+    use support::pki::{Authority, LeafSpec};
     const A: &str = "127.79.2.1";
     const B: &str = "127.79.2.2";
     let (a_port, a_admin, b_port, b_admin) =
@@ -1076,7 +1166,14 @@ fn sighup_renews_tls_material_live_and_a_new_crl_cuts_the_revoked_link() {
     let b_path = dir.join("b.toml");
     std::fs::write(
         &a_path,
-        config("node-a", A, a_port, a_admin, ("node-b", B, b_port), ""),
+        config(
+            "node-a",
+            A,
+            a_port,
+            a_admin,
+            ("node-b", B, b_port),
+            "expiry_warning_days = 60\n",
+        ),
     )
     .unwrap();
     std::fs::write(
@@ -1102,12 +1199,20 @@ fn sighup_renews_tls_material_live_and_a_new_crl_cuts_the_revoked_link() {
         a_old.serial.as_str()
     );
     assert!(
-        peer_of(&b_before, "node-a").unwrap()["tls"]["not_after"].is_u64(),
+        peer_of(&b_before, "node-a").unwrap()["tls"]["not_after_ms"].is_u64(),
         "{b_before:#}"
     );
 
     // Renew node-a's certificate and key, and SIGHUP it.
-    let a_new = ca.issue("node-a", &[A.parse().unwrap()]);
+    // node-a warns: its certificate (30 days) expires within its window of
+    // 60 days. The renewed one runs 90 days.
+    let warned = &a_before["warnings"];
+    assert_eq!(warned.as_array().map(Vec::len), Some(1), "{a_before:#}");
+    let not_after_before = a_before["tls_not_after_ms"].as_u64().unwrap();
+    let a_new = ca.issue_spec(&LeafSpec {
+        valid: Some((-3600, 90 * 86_400)),
+        ..LeafSpec::node("node-a", &[A.parse().unwrap()])
+    });
     a_new.write(&dir, "node-a").unwrap();
     let hup = |node: &KillOnDrop| {
         nix::sys::signal::kill(
@@ -1142,6 +1247,13 @@ fn sighup_renews_tls_material_live_and_a_new_crl_cuts_the_revoked_link() {
         assert!(link_after["last_error"].is_null(), "{after:#}");
         assert_eq!(accepted_from(after, peer)["count"], 1, "{after:#}");
     }
+    // The status shows the renewed certificate, out of the warning window.
+    let not_after = a_after["tls_not_after_ms"].as_u64().unwrap();
+    assert!(
+        not_after > not_after_before + 50 * 86_400_000,
+        "{a_after:#}"
+    );
+    assert_eq!(a_after["warnings"], serde_json::json!([]), "{a_after:#}");
     // node-b's live link still runs on the certificate of its handshake.
     assert_eq!(
         peer_of(&b_after, "node-a").unwrap()["tls"]["serial"],

@@ -62,6 +62,7 @@ impl DemoPki {
             ca: PemFile::in_memory(self.ca.ca_pem()),
             crl: Vec::new(),
             mode: TlsMode::Direct,
+            expiry_warning: crate::tls::default_expiry_warning(),
         }
     }
 

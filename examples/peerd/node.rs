@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use ipnet::IpNet;
 use peerwire::peer::{HANDSHAKE_PROGRAM, HANDSHAKE_VERSION};
@@ -140,7 +140,37 @@ struct Shared {
     generation: AtomicU64,
     /// When the running config was loaded, in ms since the Unix epoch.
     loaded_ms: AtomicU64,
+    /// With `[tls]`: our certificate's `notAfter`, its file, and how long
+    /// before it the node warns; replaced when a reload renews it.
+    own_cert: Mutex<Option<OwnCert>>,
 }
+
+/// Our own certificate's expiry, as far as the node warns of it.
+struct OwnCert {
+    not_after: SystemTime,
+    file: String,
+    window: Duration,
+}
+
+impl OwnCert {
+    fn of(tls: &TlsConfig) -> Option<OwnCert> {
+        let identity = tls.identity().ok()?;
+        Some(OwnCert {
+            not_after: identity.not_after()?,
+            file: tls.cert.origin(),
+            window: tls.expiry_warning,
+        })
+    }
+
+    /// The warning to give now, if any.
+    fn warning(&self) -> Option<String> {
+        crate::tls::expiry_warning(self.not_after, self.window, SystemTime::now(), &self.file)
+    }
+}
+
+/// How often a node checks its own certificate's expiry (and logs the
+/// warning while it holds).
+const EXPIRY_CHECK: Duration = Duration::from_secs(3600);
 
 impl Shared {
     fn peers(&self) -> Vec<Arc<PeerLink>> {
@@ -171,6 +201,16 @@ impl Shared {
                 .collect(),
             None => Vec::new(),
         };
+        // One look under the lock (a second in the same statement would
+        // wait for the first).
+        let (tls_not_after_ms, warnings) = {
+            let own = self.own_cert.lock().unwrap();
+            (
+                own.as_ref()
+                    .map(|own| crate::tls::unix_secs(own.not_after) * 1000),
+                own.iter().filter_map(OwnCert::warning).collect(),
+            )
+        };
         Status {
             node_id: self.node_id.clone(),
             listen: self
@@ -198,6 +238,8 @@ impl Shared {
             inbound,
             config_generation: self.generation.load(Ordering::Relaxed),
             config_loaded_ms: self.loaded_ms.load(Ordering::Relaxed),
+            tls_not_after_ms,
+            warnings,
         }
     }
 }
@@ -360,7 +402,31 @@ impl Node {
             peers: Mutex::new(None),
             generation: AtomicU64::new(1),
             loaded_ms: AtomicU64::new(unix_ms(std::time::SystemTime::now())),
+            own_cert: Mutex::new(config.tls.as_ref().and_then(OwnCert::of)),
         });
+        if shared.own_cert.lock().unwrap().is_some() {
+            // Warned at once, then hourly while it holds: a node that runs
+            // for months without a reload still says so in its log.
+            let watched = Arc::downgrade(&shared);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(EXPIRY_CHECK);
+                loop {
+                    tick.tick().await;
+                    let Some(shared) = watched.upgrade() else {
+                        return;
+                    };
+                    let warning = shared
+                        .own_cert
+                        .lock()
+                        .unwrap()
+                        .as_ref()
+                        .and_then(OwnCert::warning);
+                    if let Some(warning) = warning {
+                        warn!(node = %shared.node_id, "{warning}");
+                    }
+                }
+            });
+        }
         let (admin, admin_addr) = match &config.admin {
             Some(admin) => {
                 let status_of = shared.clone();
@@ -459,6 +525,11 @@ impl Node {
                     crls = tls.identity.crls().len(),
                     "TLS material renewed: new handshakes use it"
                 );
+                let own = new.tls.as_ref().and_then(OwnCert::of);
+                if let Some(warning) = own.as_ref().and_then(OwnCert::warning) {
+                    warn!(node = %new.node_id, "{warning}");
+                }
+                *self.shared.own_cert.lock().unwrap() = own;
             }
             // Listeners: open the new ones first (a failure changes
             // nothing), then apply the policy, then close the old ones.

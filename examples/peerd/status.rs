@@ -37,6 +37,14 @@ pub struct Status {
     /// When the running config was loaded, in ms since the Unix epoch.
     #[serde(default)]
     pub config_loaded_ms: u64,
+    /// With `[tls]`: when our own certificate expires (`notAfter`), in ms
+    /// since the Unix epoch.
+    #[serde(default)]
+    pub tls_not_after_ms: Option<u64>,
+    /// What the operator should act on, such as our certificate expiring
+    /// within `tls.expiry_warning_days`. Empty when all is well.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// One configured peer, as this node's client to it sees it.
@@ -67,10 +75,10 @@ pub struct TlsStatus {
     /// The peer certificate's serial number (upper-case hex).
     #[serde(default)]
     pub serial: String,
-    /// When the peer certificate expires (`notAfter`), in seconds since
-    /// the Unix epoch.
+    /// When the peer's certificate expires (`notAfter`), in ms since the
+    /// Unix epoch.
     #[serde(default)]
-    pub not_after: Option<u64>,
+    pub not_after_ms: Option<u64>,
 }
 
 impl From<&peerwire::tls::TlsPeer> for TlsStatus {
@@ -79,10 +87,7 @@ impl From<&peerwire::tls::TlsPeer> for TlsStatus {
             cn: peer.cn.clone(),
             version: peer.version.clone(),
             serial: peer.serial.clone(),
-            not_after: peer
-                .not_after
-                .and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok())
-                .map(|d| d.as_secs()),
+            not_after_ms: peer.not_after.map(|t| crate::tls::unix_secs(t) * 1000),
         }
     }
 }
@@ -369,6 +374,9 @@ pub fn print_human(status: &Status) {
         status.listen.join(", "),
         status.config_generation
     );
+    for warning in &status.warnings {
+        println!("warning: {warning}");
+    }
     println!();
     let tls = any_tls(&[status]);
     let mut rows = vec![peer_header_with(tls)];

@@ -10,6 +10,7 @@
 //! crl = ["revoked.pem"]   # optional: revocation lists of those CAs (PEM or
 //!                         # DER; one file name or a list)
 //! mode = "direct"         # or "starttls" (RFC 9289); default "direct"
+//! expiry_warning_days = 14 # warn this long before our certificate expires
 //! ```
 //!
 //! Paths are relative to the config file. Each file is read once, when
@@ -22,6 +23,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -59,6 +61,46 @@ pub struct TlsConfig {
     /// Revocation lists (PEM or DER; the `pem` field holds the bytes).
     pub crl: Vec<PemFile>,
     pub mode: TlsMode,
+    /// How long before our certificate expires the node warns (log and
+    /// status): `tls.expiry_warning_days`, default 14.
+    pub expiry_warning: Duration,
+}
+
+/// The default of `tls.expiry_warning_days`.
+pub const EXPIRY_WARNING_DAYS: u32 = 14;
+
+/// What a node says of its own certificate's expiry, if anything: once
+/// it is within `window` of its `notAfter` (or past it).
+pub fn expiry_warning(
+    not_after: SystemTime,
+    window: Duration,
+    now: SystemTime,
+    file: &str,
+) -> Option<String> {
+    const DAY: u64 = 86_400;
+    match not_after.duration_since(now) {
+        Ok(left) if left <= window => Some(format!(
+            "our certificate {file} expires in {} day(s), at {} s after the Unix epoch: \
+             renew it",
+            left.as_secs() / DAY,
+            unix_secs(not_after)
+        )),
+        Ok(_) => None,
+        Err(past) => Some(format!(
+            "our certificate {file} expired {} day(s) ago: peers refuse it; renew it",
+            past.duration().as_secs() / DAY
+        )),
+    }
+}
+
+/// `tls.expiry_warning_days` unset.
+pub fn default_expiry_warning() -> Duration {
+    Duration::from_secs(u64::from(EXPIRY_WARNING_DAYS) * 86_400)
+}
+
+/// Seconds since the Unix epoch (0 before it).
+pub fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// A PEM file's contents and where they came from.
@@ -103,6 +145,7 @@ pub(crate) struct RawTls {
     ca: Spanned<String>,
     crl: Option<Spanned<OneOrMany>>,
     mode: Option<Spanned<String>>,
+    expiry_warning_days: Option<Spanned<i64>>,
 }
 
 /// A file name, or a list of them.
@@ -321,12 +364,26 @@ impl Cx<'_> {
                 }
             },
         };
+        let days = match &raw.expiry_warning_days {
+            None => i64::from(EXPIRY_WARNING_DAYS),
+            Some(days) => match *days.get_ref() {
+                d @ 0..=3650 => d,
+                other => {
+                    return Err(self.error(
+                        days.span(),
+                        "tls.expiry_warning_days",
+                        format!("{other} is not a number of days from 0 to 3650"),
+                    ));
+                }
+            },
+        };
         let config = TlsConfig {
             cert,
             key,
             ca,
             crl,
             mode,
+            expiry_warning: Duration::from_secs(days.unsigned_abs() * 86_400),
         };
         let identity = config.identity().map_err(|(which, text)| {
             let span = match which {

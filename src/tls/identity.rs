@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
@@ -191,11 +192,6 @@ impl TlsIdentity {
         &self.parts.own.serial
     }
 
-    /// When our own certificate expires (its `notAfter`).
-    pub fn not_after(&self) -> Option<std::time::SystemTime> {
-        self.parts.own.not_after
-    }
-
     /// Our own certificate's subject CN.
     pub fn cn(&self) -> Option<&str> {
         self.parts.own.cn.as_deref()
@@ -204,6 +200,12 @@ impl TlsIdentity {
     /// Our own certificate's IP SANs.
     pub fn ip_sans(&self) -> &[IpAddr] {
         &self.parts.own.ip_sans
+    }
+
+    /// The end of our own certificate's validity (`notAfter`), when it is
+    /// after the Unix epoch.
+    pub fn not_after(&self) -> Option<SystemTime> {
+        self.parts.own.not_after
     }
 
     pub(crate) fn chain(&self) -> Vec<CertificateDer<'static>> {
@@ -257,7 +259,7 @@ pub(crate) fn facts(der: &[u8], version: &str) -> Result<TlsPeer, String> {
     }
     let not_after = u64::try_from(cert.validity().not_after.timestamp())
         .ok()
-        .map(|secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs));
+        .map(|secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs));
     Ok(TlsPeer {
         cn,
         ip_sans,

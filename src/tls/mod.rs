@@ -86,7 +86,8 @@ pub struct TlsPeer {
     /// separators or leading zeros, as `openssl x509 -serial` prints it:
     /// what a CRL lists.
     pub serial: String,
-    /// When the certificate expires (its `notAfter`), if it can be told.
+    /// The end of the certificate's validity (`notAfter`), when it is
+    /// after the Unix epoch.
     pub not_after: Option<std::time::SystemTime>,
 }
 
