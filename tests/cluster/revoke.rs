@@ -130,7 +130,7 @@ pub fn cluster_revoked_node_is_cut_off_by_every_other_node_in_one_reload() {
         let mut problems = Vec::new();
         for (&i, status) in members.iter().zip(&statuses) {
             let Some(status) = status else {
-                problems.push(format!("{}: no status", node_id(i)));
+                problems.push((i, format!("{}: no status", node_id(i))));
                 continue;
             };
             if i == r {
@@ -139,37 +139,47 @@ pub fn cluster_revoked_node_is_cut_off_by_every_other_node_in_one_reload() {
                     let state =
                         link(status, j).map_or("missing", |l| l["state"].as_str().unwrap_or("?"));
                     if state == "connected" {
-                        problems.push(format!("{} -> {}: still connected", node_id(r), node_id(j)));
+                        problems.push((
+                            r,
+                            format!("{} -> {}: still connected", node_id(r), node_id(j)),
+                        ));
                     }
                 }
                 continue;
             }
             if status["config_generation"] != 2 {
-                problems.push(format!(
-                    "{}: config_generation {}",
-                    node_id(i),
-                    status["config_generation"]
+                problems.push((
+                    i,
+                    format!(
+                        "{}: config_generation {}",
+                        node_id(i),
+                        status["config_generation"]
+                    ),
                 ));
             }
             match link(status, r) {
-                Some(l) if l["state"] == "connected" => {
-                    problems.push(format!("{} -> {}: still connected", node_id(i), node_id(r)))
-                }
+                Some(l) if l["state"] == "connected" => problems.push((
+                    i,
+                    format!("{} -> {}: still connected", node_id(i), node_id(r)),
+                )),
                 Some(l)
                     if !l["last_error"]
                         .as_str()
                         .unwrap_or("")
                         .contains(&revoked_text) =>
                 {
-                    problems.push(format!(
-                        "{} -> {}: last_error {} does not name the revocation",
-                        node_id(i),
-                        node_id(r),
-                        l["last_error"]
+                    problems.push((
+                        i,
+                        format!(
+                            "{} -> {}: last_error {} does not name the revocation",
+                            node_id(i),
+                            node_id(r),
+                            l["last_error"]
+                        ),
                     ))
                 }
                 Some(_) => {}
-                None => problems.push(format!("{}: {} not listed", node_id(i), node_id(r))),
+                None => problems.push((i, format!("{}: {} not listed", node_id(i), node_id(r)))),
             }
             let refused = status["inbound"].as_array().into_iter().flatten().any(|v| {
                 from_host(v, r)
@@ -177,10 +187,13 @@ pub fn cluster_revoked_node_is_cut_off_by_every_other_node_in_one_reload() {
                     && v["reason"].as_str().unwrap_or("").contains(&revoked_text)
             });
             if !refused {
-                problems.push(format!(
-                    "{}: no inbound from {} rejected for the revocation",
-                    node_id(i),
-                    node_id(r)
+                problems.push((
+                    i,
+                    format!(
+                        "{}: no inbound from {} rejected for the revocation",
+                        node_id(i),
+                        node_id(r)
+                    ),
                 ));
             }
         }
@@ -188,12 +201,12 @@ pub fn cluster_revoked_node_is_cut_off_by_every_other_node_in_one_reload() {
             break statuses;
         }
         if t.elapsed() > bound {
-            let first = others[0];
+            let first = problems[0].0;
             let mut text = format!(
                 "after the CRL reload, {} problems within {bound:?}:\n",
                 problems.len()
             );
-            for p in problems.iter().take(12) {
+            for (_, p) in problems.iter().take(12) {
                 let _ = writeln!(text, "  {p}");
             }
             let _ = write!(
