@@ -14,6 +14,11 @@
 //! build). `PEERWIRE_CLUSTER_NEIGH=dynamic` leaves
 //! neighbour resolution to ARP and NDP, to show the machine's limit.
 //!
+//! `tests/cluster/revoke.rs` has a second scenario, at five nodes over
+//! mutual TLS: a CRL revoking one node's certificate, given to every other
+//! node by one SIGHUP each, cuts that node off while the others keep
+//! their connections.
+//!
 //! Like tests/netns.rs, the binary has its own `main` (it must enter its
 //! private namespaces before any thread exists) and fails rather than
 //! skips under `PEERWIRE_REQUIRE_NETNS=1` when namespaces cannot be made.
@@ -24,6 +29,8 @@ mod support;
 mod check;
 #[path = "cluster/mesh.rs"]
 mod mesh;
+#[path = "cluster/revoke.rs"]
+mod revoke;
 
 use std::panic;
 use std::process::{Command, Stdio};
@@ -50,6 +57,10 @@ fn main() {
         (
             "cluster_killed_half_way_leaves_no_process",
             cluster_killed_half_way_leaves_no_process,
+        ),
+        (
+            "cluster_revoked_node_is_cut_off_by_every_other_node_in_one_reload",
+            revoke::cluster_revoked_node_is_cut_off_by_every_other_node_in_one_reload,
         ),
     ]);
 }
