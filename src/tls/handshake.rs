@@ -96,7 +96,7 @@ pub(crate) async fn accept(
             }
         }
     }
-    let tls = match TlsAcceptor::from(config).accept(stream).await {
+    let mut tls = match TlsAcceptor::from(config).accept(stream).await {
         Ok(tls) => tls,
         Err(error) => {
             if let Some((rule, peer)) = judged.refused() {
@@ -124,6 +124,7 @@ pub(crate) async fn accept(
     if let Err(error) = check_address(&peer, observed) {
         return Err(Refused::Certificate(error, Some(peer)));
     }
+    super::stream::batch_writes(tls.get_mut().1);
     Ok((Box::new(tls), Arc::new(peer)))
 }
 
@@ -171,7 +172,7 @@ pub(crate) async fn connect(
         }
     }
     let name = ServerName::IpAddress(remote.into());
-    let stream = TlsConnector::from(config)
+    let mut stream = TlsConnector::from(config)
         .connect(name, io)
         .await
         .map_err(|error| handshake_error(&error))?;
@@ -184,6 +185,7 @@ pub(crate) async fn connect(
         .and_then(|der| {
             facts(der, &version).map_err(|e| TlsError::Certificate(CertError::Other(e)))
         })?;
+    super::stream::batch_writes(stream.get_mut().1);
     let stream = super::stream::ClientStream::new(stream);
     Ok((Transport::other(Box::new(stream)), Arc::new(peer)))
 }
