@@ -98,7 +98,7 @@ pub(crate) async fn accept(
             }
         }
     }
-    let tls = match TlsAcceptor::from(config).accept(stream).await {
+    let mut tls = match TlsAcceptor::from(config).accept(stream).await {
         Ok(tls) => tls,
         Err(error) => {
             if let Some((rule, peer)) = judged.refused() {
@@ -129,6 +129,7 @@ pub(crate) async fn accept(
     let presented = session
         .peer_certificates()
         .and_then(|chain| shared.presented(chain));
+    super::stream::batch_writes(tls.get_mut().1);
     Ok((Box::new(tls), Arc::new(peer), presented))
 }
 
@@ -177,7 +178,7 @@ pub(crate) async fn connect(
         }
     }
     let name = ServerName::IpAddress(remote.into());
-    let stream = TlsConnector::from(config)
+    let mut stream = TlsConnector::from(config)
         .connect(name, io)
         .await
         .map_err(|error| handshake_error(&error))?;
@@ -193,6 +194,7 @@ pub(crate) async fn connect(
     let presented = session
         .peer_certificates()
         .and_then(|chain| shared.presented(chain));
+    super::stream::batch_writes(stream.get_mut().1);
     let stream = super::stream::ClientStream::new(stream);
     Ok((
         Transport::other(Box::new(stream)),
