@@ -447,22 +447,24 @@ pub fn check_bounds<T: XdrEncode + ?Sized>(value: &T) -> Result<(), EncodeError>
 /// header `Bytes` puts on it when it is frozen). Items over their bounds
 /// are written as they are; [`try_to_bytes`] refuses them.
 pub fn to_bytes<T: XdrEncode + ?Sized>(value: &T) -> Bytes {
-    let mut buf = BytesMut::with_capacity(encoded_len(value));
-    value.encode(&mut XdrWriter::new(&mut buf));
-    buf.freeze()
+    encode_exact(value, encoded_len(value))
 }
 
 /// [`to_bytes`], refusing a value with an item over its bound. The check
 /// comes with the sizing pass `to_bytes` makes anyway: it costs nothing
 /// more.
 pub fn try_to_bytes<T: XdrEncode + ?Sized>(value: &T) -> Result<Bytes, EncodeError> {
-    let (len, over) = measure(value);
-    if let Some(over) = over {
-        return Err(over);
+    match measure(value) {
+        (_, Some(over)) => Err(over),
+        (len, None) => Ok(encode_exact(value, len)),
     }
+}
+
+/// `value` encoded into a new buffer of `len` bytes, its encoded length.
+fn encode_exact<T: XdrEncode + ?Sized>(value: &T, len: usize) -> Bytes {
     let mut buf = BytesMut::with_capacity(len);
     value.encode(&mut XdrWriter::new(&mut buf));
-    Ok(buf.freeze())
+    buf.freeze()
 }
 
 /// Decodes a `T` that must take all of `bytes`. Trailing bytes are an
