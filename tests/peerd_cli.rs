@@ -948,6 +948,28 @@ fn unix_listen_ping_and_status_credentials() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The config of a `peerd run` node on `host` with one peer, `(id, host,
+/// port)`, over mutual TLS: its certificate `NODE.pem` and key `NODE.key`
+/// and the CA `ca.pem` beside the config, a ping every 0.1 s, and
+/// `tls_extra` (whole lines) added to `[tls]`.
+fn tls_pair_config(
+    node: &str,
+    host: &str,
+    port: u16,
+    admin: u16,
+    peer: (&str, &str, u16),
+    tls_extra: &str,
+) -> String {
+    let (id, peer_host, peer_port) = peer;
+    format!(
+        "node_id = \"{node}\"\nlisten = [\"{host}:{port}\"]\nadmin = \"{host}:{admin}\"\n\
+         [source]\nv4 = \"{host}\"\n\
+         [[peer]]\nid = \"{id}\"\ndial = [\"{peer_host}:{peer_port}\"]\nallow = [\"{peer_host}\"]\n\
+         [timeouts]\nping_interval = 0.1\n\
+         [tls]\ncert = \"{node}.pem\"\nkey = \"{node}.key\"\nca = \"ca.pem\"\n{tls_extra}"
+    )
+}
+
 /// Two `peerd run` processes with `[tls]`: each links to the other over
 /// mutual TLS, and `status --json` shows the peer's certificate CN and the
 /// TLS version on the link and on the inbound verdict; the human status
@@ -969,21 +991,17 @@ fn tls_link_between_two_peerd_processes() {
     ca.issue("node-b", &[B.parse().unwrap()])
         .write(&dir, "node-b")
         .unwrap();
-    let config = |node: &str,
-                  host: &str,
-                  port: u16,
-                  admin: u16,
-                  peer: (&str, &str, u16),
-                  mode: &str| {
-        let (id, peer_host, peer_port) = peer;
-        format!(
-            "node_id = \"{node}\"\nlisten = [\"{host}:{port}\"]\nadmin = \"{host}:{admin}\"\n\
-             [source]\nv4 = \"{host}\"\n\
-             [[peer]]\nid = \"{id}\"\ndial = [\"{peer_host}:{peer_port}\"]\nallow = [\"{peer_host}\"]\n\
-             [timeouts]\nping_interval = 0.1\n\
-             [tls]\ncert = \"{node}.pem\"\nkey = \"{node}.key\"\nca = \"ca.pem\"\nmode = \"{mode}\"\n"
-        )
-    };
+    let config =
+        |node: &str, host: &str, port: u16, admin: u16, peer: (&str, &str, u16), mode: &str| {
+            tls_pair_config(
+                node,
+                host,
+                port,
+                admin,
+                peer,
+                &format!("mode = \"{mode}\"\n"),
+            )
+        };
     let a_path = dir.join("a.toml");
     let b_path = dir.join("b.toml");
     std::fs::write(
@@ -1147,21 +1165,7 @@ fn sighup_renews_tls_material_live_and_a_new_crl_cuts_the_revoked_link() {
     ca.issue("node-b", &[B.parse().unwrap()])
         .write(&dir, "node-b")
         .unwrap();
-    let config = |node: &str,
-                  host: &str,
-                  port: u16,
-                  admin: u16,
-                  peer: (&str, &str, u16),
-                  crl: &str| {
-        let (id, peer_host, peer_port) = peer;
-        format!(
-            "node_id = \"{node}\"\nlisten = [\"{host}:{port}\"]\nadmin = \"{host}:{admin}\"\n\
-             [source]\nv4 = \"{host}\"\n\
-             [[peer]]\nid = \"{id}\"\ndial = [\"{peer_host}:{peer_port}\"]\nallow = [\"{peer_host}\"]\n\
-             [timeouts]\nping_interval = 0.1\n\
-             [tls]\ncert = \"{node}.pem\"\nkey = \"{node}.key\"\nca = \"ca.pem\"\n{crl}"
-        )
-    };
+    let config = tls_pair_config;
     let a_path = dir.join("a.toml");
     let b_path = dir.join("b.toml");
     std::fs::write(
