@@ -113,6 +113,16 @@ const CREDS: u32 = 3;
 /// AUTH_SYS's flavor number (RFC 5531 appendix A).
 const AUTH_SYS: u32 = 1;
 
+/// The strings the NAME trials send, both ways: empty, UTF-8 beyond
+/// ASCII, a lone 0xff, a sequence cut short, and Latin-1.
+const NAMES: [&[u8]; 5] = [
+    b"",
+    "h\u{e9}llo, w\u{f6}rld".as_bytes(),
+    b"\xff",
+    b"ab\xc3",
+    b"caf\xe9 \xfe\xfd\x80",
+];
+
 /// The bound on any one C client run and on a trial's peerwire calls:
 /// only catches hangs.
 const GENEROUS: Duration = Duration::from_secs(60);

@@ -210,13 +210,7 @@ pub fn generated_server_echoes_opaque_of_every_size_from_c_client(ip: Ip) {
 pub fn generated_server_echoes_non_utf8_names_from_c_client(ip: Ip) {
     block_on(async {
         let server = GeneratedServer::start(ip);
-        let names: [&[u8]; 5] = [
-            b"",
-            "h\u{e9}llo, w\u{f6}rld".as_bytes(),
-            b"\xff",
-            b"ab\xc3",
-            b"caf\xe9 \xfe\xfd\x80",
-        ];
+        let names = super::NAMES;
         let hexes: Vec<String> = names.iter().map(|n| hex(n)).collect();
         let mut op = vec!["name"];
         op.extend(hexes.iter().map(String::as_str));

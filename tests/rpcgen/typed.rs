@@ -159,13 +159,7 @@ pub fn typed_client_echoes_non_utf8_strings_from_c_server(ip: Ip) {
     let server = CServer::start(ip, 0, 0);
     block_on(async {
         let client = typed_client(server.addr(), options());
-        let names: [&[u8]; 5] = [
-            b"",
-            "h\u{e9}llo, w\u{f6}rld".as_bytes(),
-            b"\xff",
-            b"ab\xc3",
-            b"caf\xe9 \xfe\xfd\x80",
-        ];
+        let names = super::NAMES;
         for name in names {
             let echoed = client
                 .name(&PwtestName(name.into()))
