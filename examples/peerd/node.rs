@@ -153,8 +153,8 @@ struct OwnCert {
 }
 
 impl OwnCert {
-    fn of(tls: &TlsConfig) -> Option<OwnCert> {
-        let identity = tls.identity().ok()?;
+    /// `identity`, built from `tls` (not parsed again here).
+    fn of(identity: &peerwire::tls::TlsIdentity, tls: &TlsConfig) -> Option<OwnCert> {
         Some(OwnCert {
             not_after: identity.not_after()?,
             file: tls.cert.origin(),
@@ -367,6 +367,10 @@ impl Node {
             ),
             None => None,
         };
+        let own_cert = tls
+            .as_ref()
+            .zip(config.tls.as_ref())
+            .and_then(|(server, tls)| OwnCert::of(&server.identity, tls));
         let options = ServerOptions {
             tls,
             identity: Some(server_identity(config)),
@@ -402,7 +406,7 @@ impl Node {
             peers: Mutex::new(None),
             generation: AtomicU64::new(1),
             loaded_ms: AtomicU64::new(unix_ms(std::time::SystemTime::now())),
-            own_cert: Mutex::new(config.tls.as_ref().and_then(OwnCert::of)),
+            own_cert: Mutex::new(own_cert),
         });
         if shared.own_cert.lock().unwrap().is_some() {
             // Warned at once, then hourly while it holds: a node that runs
@@ -525,7 +529,10 @@ impl Node {
                     crls = tls.identity.crls().len(),
                     "TLS material renewed: new handshakes use it"
                 );
-                let own = new.tls.as_ref().and_then(OwnCert::of);
+                let own = new
+                    .tls
+                    .as_ref()
+                    .and_then(|config| OwnCert::of(&tls.identity, config));
                 if let Some(warning) = own.as_ref().and_then(OwnCert::warning) {
                     warn!(node = %new.node_id, "{warning}");
                 }
