@@ -261,7 +261,7 @@ async fn open(
         };
         let counters = &shared.counters;
         let (reason, peer) = match result {
-            Ok(Ok((io, peer, presented))) => {
+            Ok(Ok((transport, peer, presented))) => {
                 debug!(conn = id, %observed, cn = %Cn(&peer.cn), serial = %peer.serial, version = %peer.version, "TLS established");
                 if shared.policy.borrow().identity.is_none() {
                     // The certificate is the whole verdict here; with an
@@ -272,7 +272,7 @@ async fn open(
                     presented,
                     passed: config.revocation().clone(),
                 });
-                return Some(Ok((Transport::other(io), Some(peer), trusted)));
+                return Some(Ok((transport, Some(peer), trusted)));
             }
             Err(_) => {
                 counters.handshake_timeouts.fetch_add(1, Ordering::Relaxed);

@@ -7,18 +7,20 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use rustls::ClientConfig;
+use rustls::client::UnbufferedClientConnection;
 use rustls::pki_types::ServerName;
+use rustls::server::UnbufferedServerConnection;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::config::{ClientShared, ServerShared, handshake_error, version_name};
 use super::identity::facts;
 use super::revocation::Presented;
+use super::stream::TlsStream;
 use super::{CertError, ClientTls, TlsError, TlsMode, TlsPeer, check_address};
 use crate::conn::starttls::{self, NotAProbe, ProbeStep};
 use crate::proto::{RecordDecoder, RecordLimits};
-use crate::stream::{Io, Transport};
+use crate::stream::Transport;
 
 /// Why a server turned a connection away during TLS.
 #[derive(Debug)]
@@ -44,7 +46,7 @@ pub(crate) async fn accept(
     mut stream: TcpStream,
     shared: &ServerShared,
     observed: IpAddr,
-) -> Result<(Box<dyn Io>, Arc<TlsPeer>, Option<Presented>), Refused> {
+) -> Result<(Transport, Arc<TlsPeer>, Option<Presented>), Refused> {
     let mode = shared.mode();
     let (config, judged) = shared
         .for_connection(observed)
@@ -98,19 +100,19 @@ pub(crate) async fn accept(
             }
         }
     }
-    let mut tls = match TlsAcceptor::from(config).accept(stream).await {
-        Ok(tls) => tls,
-        Err(error) => {
-            if let Some((rule, peer)) = judged.refused() {
-                return Err(Refused::Certificate(rule, Some(peer)));
-            }
-            return Err(match handshake_error(&error) {
-                TlsError::Certificate(cert) => Refused::Certificate(cert, None),
-                other => Refused::Handshake(other.to_string()),
-            });
+    let session = UnbufferedServerConnection::new(config)
+        .map_err(|error| Refused::Handshake(error.to_string()))?;
+    let mut tls = TlsStream::server(Transport::tcp(stream), session);
+    if let Err(error) = std::future::poll_fn(|cx| tls.poll_handshake(cx)).await {
+        if let Some((rule, peer)) = judged.refused() {
+            return Err(Refused::Certificate(rule, Some(peer)));
         }
-    };
-    let (_, session) = tls.get_ref();
+        return Err(match handshake_error(&error) {
+            TlsError::Certificate(cert) => Refused::Certificate(cert, None),
+            other => Refused::Handshake(other.to_string()),
+        });
+    }
+    let session = tls.common();
     let version = version_name(session.protocol_version());
     let peer = session
         .peer_certificates()
@@ -129,8 +131,7 @@ pub(crate) async fn accept(
     let presented = session
         .peer_certificates()
         .and_then(|chain| shared.presented(chain));
-    super::stream::batch_writes(tls.get_mut().1);
-    Ok((Box::new(tls), Arc::new(peer), presented))
+    Ok((Transport::tls(tls), Arc::new(peer), presented))
 }
 
 /// The client's side, on a fresh connection to `remote` (the address we
@@ -146,7 +147,7 @@ pub(crate) async fn connect(
     probe: (u32, u32),
 ) -> Result<(Transport, Arc<TlsPeer>, Option<Presented>), TlsError> {
     let (tls, config): (&ClientTls, Arc<ClientConfig>) = (&shared.tls, shared.config.clone());
-    let mut io = transport.into_io();
+    let mut io = transport;
     let failed = |error: std::io::Error| TlsError::Handshake(error.to_string());
     if tls.mode == TlsMode::StartTls {
         let xid: u32 = rand::random();
@@ -178,11 +179,13 @@ pub(crate) async fn connect(
         }
     }
     let name = ServerName::IpAddress(remote.into());
-    let mut stream = TlsConnector::from(config)
-        .connect(name, io)
+    let session = UnbufferedClientConnection::new(config, name)
+        .map_err(|error| TlsError::Handshake(error.to_string()))?;
+    let mut stream = TlsStream::client(io, session);
+    std::future::poll_fn(|cx| stream.poll_handshake(cx))
         .await
         .map_err(|error| handshake_error(&error))?;
-    let (_, session) = stream.get_ref();
+    let session = stream.common();
     let version = version_name(session.protocol_version());
     let peer = session
         .peer_certificates()
@@ -194,11 +197,5 @@ pub(crate) async fn connect(
     let presented = session
         .peer_certificates()
         .and_then(|chain| shared.presented(chain));
-    super::stream::batch_writes(stream.get_mut().1);
-    let stream = super::stream::ClientStream::new(stream);
-    Ok((
-        Transport::other(Box::new(stream)),
-        Arc::new(peer),
-        presented,
-    ))
+    Ok((Transport::tls(stream), Arc::new(peer), presented))
 }
