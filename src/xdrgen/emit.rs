@@ -1,6 +1,7 @@
 //! Rust from the model: resolves constants, checks names, types and
 //! recursion, and maps each declaration to its Rust type and to the
-//! statements that encode and decode it; [`items`] emits the items.
+//! statements that encode and decode it; [`items`] emits the items, each
+//! kind from its own module.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -12,7 +13,12 @@ use super::lex::{Define, Fault};
 use super::names::upper_camel;
 use super::parse::{Decl, Def, DefKind, Field, FieldKind, Shape, Type, Value};
 
+mod clients;
 mod items;
+mod programs;
+mod servers;
+mod types;
+mod unions;
 
 type GResult<T> = Result<T, Fault>;
 
