@@ -24,11 +24,17 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use crate::addr::{
-    CanonicalIp, Endpoint, Family, FamilyPolicy, Role, ScopedIp, Sources, interleave, select_source,
-};
+use crate::addr::{CanonicalIp, Endpoint, Family, FamilyPolicy, Role, ScopedIp, Sources};
 use crate::error::{Attempt, Error};
 use crate::sock::{self, Keepalive, Tuning};
+
+mod happy_eyeballs;
+mod source;
+
+#[doc(hidden)]
+pub use happy_eyeballs::interleave;
+#[doc(hidden)]
+pub use source::{check_scope, select_source};
 
 /// The ports an outgoing connection may use.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -237,8 +237,8 @@ pub mod xdrgen;
 /// connector. Not public API: no stability promise of any kind.
 #[doc(hidden)]
 pub mod internals {
-    pub use crate::addr::{check_scope, interleave, select_source};
     pub use crate::conn::*;
+    pub use crate::connect::{check_scope, interleave, select_source};
 }
 
 pub use addr::{

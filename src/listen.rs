@@ -8,7 +8,8 @@
 
 use tokio::net::TcpListener;
 
-use crate::addr::{Endpoint, Family, Role, check_scope};
+use crate::addr::{Endpoint, Family, Role};
+use crate::connect::check_scope;
 use crate::error::Error;
 use crate::sock;
 
