@@ -5,6 +5,7 @@
 //! Linux is the target; other Unixes compile, and the Linux-only options
 //! report [`io::ErrorKind::Unsupported`] there.
 
+use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::time::Duration;
@@ -401,14 +402,36 @@ pub(crate) fn listen_unix(socket: Socket, backlog: u32) -> io::Result<tokio::net
     tokio::net::UnixListener::from_std(std_listener)
 }
 
+/// Who the process at the other end of a Unix socket was when it
+/// connected (`SO_PEERCRED`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PeerCredentials {
+    /// Its effective user ID.
+    pub uid: u32,
+    /// Its effective group ID (the primary group only: supplementary
+    /// groups are not part of `SO_PEERCRED`).
+    pub gid: u32,
+    /// Its process ID, when the kernel knows it (a process in another PID
+    /// namespace shows as 0, which is kept as `None`).
+    pub pid: Option<i32>,
+}
+
+impl fmt::Display for PeerCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "uid {} gid {}", self.uid, self.gid)?;
+        match self.pid {
+            Some(pid) => write!(f, " pid {pid}"),
+            None => f.write_str(" pid unknown"),
+        }
+    }
+}
+
 /// The connecting process's credentials (`SO_PEERCRED`, taken by the
 /// kernel at `connect(2)`). A pid of 0 (the peer is in another PID
 /// namespace) is `None`.
-pub(crate) fn peer_credentials(
-    stream: &tokio::net::UnixStream,
-) -> io::Result<crate::peer::PeerCredentials> {
+pub(crate) fn peer_credentials(stream: &tokio::net::UnixStream) -> io::Result<PeerCredentials> {
     let cred = stream.peer_cred()?;
-    Ok(crate::peer::PeerCredentials {
+    Ok(PeerCredentials {
         uid: cred.uid(),
         gid: cred.gid(),
         pid: cred.pid().filter(|pid| *pid > 0),
@@ -418,4 +441,27 @@ pub(crate) fn peer_credentials(
 /// `connect(2)` to a Unix socket path.
 pub(crate) async fn connect_unix(path: &std::path::Path) -> io::Result<tokio::net::UnixStream> {
     tokio::net::UnixStream::connect(path).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn creds(uid: u32, gid: u32) -> PeerCredentials {
+        PeerCredentials {
+            uid,
+            gid,
+            pid: Some(42),
+        }
+    }
+
+    #[test]
+    fn display_names_every_credential() {
+        assert_eq!(creds(0, 5).to_string(), "uid 0 gid 5 pid 42");
+        let unknown = PeerCredentials {
+            pid: None,
+            ..creds(1, 2)
+        };
+        assert_eq!(unknown.to_string(), "uid 1 gid 2 pid unknown");
+    }
 }

@@ -46,8 +46,7 @@ use tokio::net::{UnixListener, UnixStream};
 use super::ListenOptions;
 use crate::addr::MAX_UNIX_PATH;
 use crate::error::{Error, UnixHolder};
-use crate::peer::PeerCredentials;
-use crate::sock::{self, FileAt, UnixLock};
+use crate::sock::{self, FileAt, PeerCredentials, UnixLock};
 
 /// A listening Unix stream socket whose file this process placed. The file
 /// (and its lock file) is removed when this is dropped, if it is still
