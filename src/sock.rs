@@ -44,7 +44,8 @@ pub(crate) fn resolve_scope(address: &ScopedIp, role: Role) -> Result<u32, Error
     }
 }
 
-fn interface_index(name: &str) -> io::Result<u32> {
+/// The index of the interface `name` (`if_nametoindex(3)`).
+pub(crate) fn interface_index(name: &str) -> io::Result<u32> {
     nix::net::if_::if_nametoindex(name).map_err(io::Error::from)
 }
 
