@@ -29,9 +29,10 @@
 //!                         canonical comparison (pure)
 //! ```
 //!
-//! A layer uses only the layers below it. All raw socket code,
-//! `cfg(target_os)` and `unsafe` sit in one private module under `connect`
-//! and `listen`. [`proto`] and the connection state are pure: no tokio, no
+//! A layer uses only the layers below it. All raw socket code and
+//! `cfg(target_os)` sit in one private module under `connect` and
+//! `listen`; the crate has no `unsafe` (`#![forbid(unsafe_code)]`: nix
+//! makes the system calls). [`proto`] and the connection state are pure: no tokio, no
 //! sockets, time passed in, so fuzzers and property tests drive them
 //! directly (the state machines through the hidden `internals` path: they
 //! are not public API).
@@ -211,7 +212,7 @@
 //! # }
 //! ```
 #![deny(missing_docs)]
-#![forbid(unsafe_op_in_unsafe_fn)]
+#![forbid(unsafe_code)]
 
 pub mod addr;
 pub mod client;

@@ -1,5 +1,5 @@
 //! All raw socket code: socket creation, options, binding. The only module
-//! with `cfg(target_os)` and `unsafe`.
+//! with `cfg(target_os)`; no `unsafe` (nix makes the calls).
 //!
 //! Each helper makes one OS call, or one loop of them, and says which.
 //! Linux is the target; other Unixes compile, and the Linux-only options
@@ -84,34 +84,38 @@ pub(crate) fn set_bind_address_no_port(socket: &Socket) -> io::Result<()> {
 pub(crate) fn set_local_port_range(socket: &Socket, low: u16, high: u16) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     {
-        use nix::libc;
-        use std::os::fd::AsRawFd;
-        // Not in libc for every target; the value is from linux/in.h.
-        const IP_LOCAL_PORT_RANGE: libc::c_int = 51;
+        use nix::sys::socket::setsockopt;
         let range: u32 = (u32::from(high) << 16) | u32::from(low);
-        // SAFETY: the fd is a valid, open socket owned by `socket` for the
-        // duration of the call; the option value points at a live u32 whose
-        // size is passed exactly, and the kernel only reads it.
-        let rc = unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::IPPROTO_IP,
-                IP_LOCAL_PORT_RANGE,
-                (&range as *const u32).cast(),
-                std::mem::size_of::<u32>() as libc::socklen_t,
-            )
-        };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        setsockopt(socket, local_port_range::IpLocalPortRange, &range).map_err(io::Error::from)
     }
     #[cfg(not(target_os = "linux"))]
     {
         let _ = (socket, low, high);
         Err(io::ErrorKind::Unsupported.into())
     }
+}
+
+/// `IP_LOCAL_PORT_RANGE`, which nix does not define: nix's `sockopt_impl!`
+/// makes the option type, and nix's own `setsockopt` call (with the value's
+/// pointer and exact size) stays the only place the FFI happens.
+#[cfg(target_os = "linux")]
+mod local_port_range {
+    // The macro's expansion names `libc` and its helper macros unqualified.
+    use nix::libc;
+    use nix::{getsockopt_impl, setsockopt_impl, sockopt_impl};
+
+    /// The option's value, from linux/in.h (not in libc for every target).
+    const IP_LOCAL_PORT_RANGE: libc::c_int = 51;
+
+    sockopt_impl!(
+        /// `IP_LOCAL_PORT_RANGE` (Linux 6.3): a `u32` with the highest
+        /// port in its upper 16 bits and the lowest in its lower 16.
+        IpLocalPortRange,
+        Both,
+        libc::IPPROTO_IP,
+        IP_LOCAL_PORT_RANGE,
+        u32
+    );
 }
 
 /// The host's ephemeral port range, `net.ipv4.ip_local_port_range` of the
@@ -464,5 +468,31 @@ mod tests {
             ..creds(1, 2)
         };
         assert_eq!(unknown.to_string(), "uid 1 gid 2 pid unknown");
+    }
+
+    /// The option goes to the kernel with the level, number and encoding
+    /// the kernel reads back (Linux 6.3 and later; only an older kernel may
+    /// refuse it, with `ENOPROTOOPT`).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn local_port_range_reaches_the_kernel() {
+        use nix::sys::socket::getsockopt;
+        let socket = tcp_socket(Family::V4).unwrap();
+        match set_local_port_range(&socket, 47_160, 47_170) {
+            Ok(()) => {
+                let range = getsockopt(&socket, local_port_range::IpLocalPortRange).unwrap();
+                assert_eq!((range >> 16, range & 0xffff), (47_170, 47_160));
+            }
+            Err(error) => {
+                // Only a kernel older than 6.3 may refuse it.
+                let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+                let release = release.trim();
+                let mut numbers = release.split(|c: char| !c.is_ascii_digit());
+                let major: u32 = numbers.next().unwrap().parse().unwrap();
+                let minor: u32 = numbers.next().unwrap().parse().unwrap();
+                assert!((major, minor) < (6, 3), "Linux {release}: {error}");
+                assert_eq!(error.raw_os_error(), Some(nix::libc::ENOPROTOOPT));
+            }
+        }
     }
 }
