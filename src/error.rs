@@ -789,6 +789,24 @@ fn explain_listen(error: &io::Error, address: &Endpoint) -> String {
     }
 }
 
+/// A TLS error that has no peer: the crate's own TLS material
+/// ([`TlsIdentity`](crate::tls::TlsIdentity) and
+/// [`RevocationList`](crate::tls::RevocationList) constructors) fails with
+/// [`TlsError::Config`](crate::tls::TlsError::Config), which becomes
+/// [`Error::Config`] with the same text, so `?` works in a function that
+/// returns [`Error`]. A connection's TLS failure is always reported as
+/// [`Error::Tls`], with its peer; any other variant converted here has lost
+/// that peer and becomes [`Error::Config`] with its text.
+#[cfg(feature = "tls")]
+impl From<crate::tls::TlsError> for Error {
+    fn from(error: crate::tls::TlsError) -> Error {
+        match error {
+            crate::tls::TlsError::Config(text) => Error::Config(text),
+            other => Error::Config(other.to_string()),
+        }
+    }
+}
+
 impl Error {
     /// A copy of an identity error (refused, wrong peer, observed
     /// mismatch), which every waiting call is failed with.

@@ -12,8 +12,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+use super::certificate::facts;
 use super::config::{ClientShared, ServerShared, handshake_error, version_name};
-use super::identity::facts;
 use super::revocation::Presented;
 use super::{CertError, ClientTls, TlsError, TlsMode, TlsPeer, check_address};
 use crate::conn::starttls::{self, NotAProbe, ProbeStep};
