@@ -7,12 +7,16 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::addr::{AddrParseError, Address, Endpoint, Family, Role, ScopedIp};
 
 /// Errors from peerwire.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Clone`: the OS errors inside are shared ([`Arc`]), so one connect
+/// failure can fail every waiting call with the same error.
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// An address's text did not parse.
@@ -53,7 +57,7 @@ pub enum Error {
         name: String,
         /// The OS error.
         #[source]
-        error: io::Error,
+        error: Arc<io::Error>,
     },
 
     /// Under [`FamilyPolicy::Strict`](crate::FamilyPolicy::Strict), the
@@ -84,7 +88,7 @@ pub enum Error {
         address: Endpoint,
         /// The OS error.
         #[source]
-        error: io::Error,
+        error: Arc<io::Error>,
     },
 
     /// Binding the configured source failed. No connection was attempted.
@@ -99,7 +103,7 @@ pub enum Error {
         destination: Endpoint,
         /// The OS error.
         #[source]
-        error: io::Error,
+        error: Arc<io::Error>,
     },
 
     /// Every port of a [`PortPolicy::Range`](crate::PortPolicy::Range) or
@@ -134,7 +138,7 @@ pub enum Error {
         destination: Endpoint,
         /// The OS error.
         #[source]
-        error: io::Error,
+        error: Arc<io::Error>,
     },
 
     /// The TCP connect did not finish in time.
@@ -179,7 +183,7 @@ pub enum Error {
         host: String,
         /// The resolver's error.
         #[source]
-        error: io::Error,
+        error: Arc<io::Error>,
     },
 
     /// Nothing to connect to: the list was empty, or the name resolved to
@@ -239,7 +243,7 @@ pub enum Error {
         /// The connect error, as [`crate::Client::last_connect_error`]
         /// also shows it.
         #[source]
-        error: std::sync::Arc<Error>,
+        error: Arc<Error>,
     },
 
     /// The server answered, but not with results.
@@ -376,7 +380,7 @@ pub enum Error {
         address: Endpoint,
         /// The OS error.
         #[source]
-        error: io::Error,
+        error: Arc<io::Error>,
     },
 
     /// Placing or listening on a Unix socket file failed.
@@ -388,7 +392,7 @@ pub enum Error {
         what: &'static str,
         /// The OS error.
         #[source]
-        error: io::Error,
+        error: Arc<io::Error>,
     },
 
     /// A Unix socket path is taken: a server answers on it, another
@@ -409,7 +413,7 @@ pub enum Error {
         path: std::path::PathBuf,
         /// The OS error.
         #[source]
-        error: io::Error,
+        error: Arc<io::Error>,
     },
 }
 
@@ -684,7 +688,7 @@ impl fmt::Display for SentOrNot {
 }
 
 /// One Happy Eyeballs attempt that failed.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Attempt {
     /// Where it tried to connect.
     pub destination: Endpoint,
@@ -808,54 +812,24 @@ impl From<crate::tls::TlsError> for Error {
 }
 
 impl Error {
-    /// A copy of an identity error (refused, wrong peer, observed
-    /// mismatch), which every waiting call is failed with.
-    pub(crate) fn identity_copy(&self) -> Option<Error> {
-        Some(match self {
-            Error::IdentityRefused { peer, stat } => Error::IdentityRefused {
-                peer: peer.clone(),
-                stat: *stat,
-            },
-            Error::WrongPeer {
-                peer,
-                expected,
-                answered,
-            } => Error::WrongPeer {
-                peer: peer.clone(),
-                expected: expected.clone(),
-                answered: answered.clone(),
-            },
-            Error::ObservedMismatch {
-                remote,
-                bound,
-                observed,
-            } => Error::ObservedMismatch {
-                remote: *remote,
-                bound: *bound,
-                observed: *observed,
-            },
-            // A certificate refused (by us or by the server's alert), or no
-            // TLS offered: retrying at once
-            // will not change it, so waiting calls fail with the reason.
-            Error::Tls { peer, error }
-                if matches!(
-                    **error,
-                    crate::tls::TlsError::Certificate(_)
-                        | crate::tls::TlsError::StartTlsRefused
-                        | crate::tls::TlsError::Refused { .. }
-                ) =>
-            {
-                Error::Tls {
-                    peer: peer.clone(),
-                    error: error.clone(),
-                }
-            }
-            Error::ExpectsTls { peer, how } => Error::ExpectsTls {
-                peer: peer.clone(),
-                how,
-            },
-            _ => return None,
-        })
+    /// True for a definite answer, which every waiting call is failed
+    /// with: an identity error (refused, wrong peer, observed mismatch), a
+    /// certificate refused (by us or by the server's alert), or no TLS
+    /// offered. Retrying at once will not change it.
+    pub(crate) fn is_definite(&self) -> bool {
+        match self {
+            Error::IdentityRefused { .. }
+            | Error::WrongPeer { .. }
+            | Error::ObservedMismatch { .. }
+            | Error::ExpectsTls { .. } => true,
+            Error::Tls { error, .. } => matches!(
+                **error,
+                crate::tls::TlsError::Certificate(_)
+                    | crate::tls::TlsError::StartTlsRefused
+                    | crate::tls::TlsError::Refused { .. }
+            ),
+            _ => false,
+        }
     }
 
     /// True when the cause is our own configuration rather than the network
@@ -886,5 +860,24 @@ mod tests {
             "{}",
             std::mem::size_of::<Error>()
         );
+    }
+
+    /// A clone shares the OS error (one connect failure fails every
+    /// waiting call) and reads the same.
+    #[test]
+    fn clones_share_the_os_error() {
+        let error = Error::Bind {
+            source_addr: "192.0.2.10".parse().unwrap(),
+            port: 0,
+            destination: "192.0.2.1:1".parse().unwrap(),
+            error: Arc::new(io::Error::from_raw_os_error(nix::libc::EADDRNOTAVAIL)),
+        };
+        let copy = error.clone();
+        assert_eq!(copy.to_string(), error.to_string());
+        let (Error::Bind { error: a, .. }, Error::Bind { error: b, .. }) = (&error, &copy) else {
+            unreachable!()
+        };
+        assert!(Arc::ptr_eq(a, b));
+        assert_eq!(b.raw_os_error(), Some(nix::libc::EADDRNOTAVAIL));
     }
 }

@@ -6,6 +6,8 @@
 //! take IPv4 too. A dual-stack socket sees IPv4 peers as IPv4-mapped IPv6
 //! addresses; [`CanonicalIp`](crate::CanonicalIp) turns them back into IPv4.
 
+use std::sync::Arc;
+
 use tokio::net::TcpListener;
 
 use crate::addr::{Endpoint, Family, Role};
@@ -83,7 +85,7 @@ pub fn listen(address: &Endpoint, options: &ListenOptions) -> Result<TcpListener
         move |error| Error::Socket {
             what,
             address: address.clone(),
-            error,
+            error: Arc::new(error),
         }
     };
     let socket = sock::tcp_socket(family).map_err(fatal("create a socket"))?;
@@ -98,7 +100,7 @@ pub fn listen(address: &Endpoint, options: &ListenOptions) -> Result<TcpListener
     }
     let listen_error = |error| Error::Listen {
         address: address.clone(),
-        error,
+        error: Arc::new(error),
     };
     sock::bind(
         &socket,

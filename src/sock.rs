@@ -8,6 +8,7 @@
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::sync::Arc;
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, TcpKeepalive, Type};
@@ -39,7 +40,7 @@ pub(crate) fn resolve_scope(address: &ScopedIp, role: Role) -> Result<u32, Error
             role,
             address: address.clone(),
             name: name.clone(),
-            error,
+            error: Arc::new(error),
         }),
     }
 }

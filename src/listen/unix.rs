@@ -40,6 +40,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tokio::net::{UnixListener, UnixStream};
 
@@ -124,7 +125,7 @@ pub fn listen_unix(path: &Path, options: &ListenOptions) -> Result<UnixSocketLis
         move |error| Error::UnixListen {
             path: path.to_path_buf(),
             what,
-            error,
+            error: Arc::new(error),
         }
     };
     let in_use = |holder| Error::UnixInUse {

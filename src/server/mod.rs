@@ -679,7 +679,7 @@ fn bind_all(
         let listener = listen(address, &options)?;
         let local = listener.local_addr().map_err(|error| Error::Listen {
             address: address.clone(),
-            error,
+            error: Arc::new(error),
         })?;
         listeners.push((listener, local));
     }
