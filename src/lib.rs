@@ -260,7 +260,7 @@ pub mod internals {
 
 pub use addr::{
     AddrParseError, AddrParseErrorKind, Address, CanonicalIp, Endpoint, Family, FamilyPolicy, Role,
-    Scope, ScopedIp, Sources, canonical_net, canonical_socket_addr,
+    Scope, ScopedIp, Sources,
 };
 /// The `bytes` crate, whose `Bytes` generated code and typed procedures use.
 pub use bytes;
@@ -278,8 +278,8 @@ pub use peer::{
 };
 pub use procedure::Procedure;
 pub use server::{
-    CallContext, ConnectionInfo, ProcError, RunningServer, Server, ServerOptions, ServerStats,
-    Service, Stopper, Verdict, VerdictReason,
+    CallContext, ConnectionInfo, HandlerFuture, ProcError, RunningServer, Server, ServerOptions,
+    ServerStats, Service, Stopper, Verdict, VerdictReason,
 };
 pub use sock::Keepalive;
 
