@@ -234,7 +234,7 @@ fn crl_lists(file: &PemFile) -> Result<Vec<RevocationList>, String> {
     } else {
         RevocationList::from_der(&file.pem).map(|list| vec![list])
     };
-    lists.map_err(|error| name(error.to_string()))
+    lists.map_err(|error| name(peerwire::Error::from(error).to_string()))
 }
 
 impl TlsConfig {
