@@ -24,11 +24,17 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use crate::addr::{
-    CanonicalIp, Endpoint, Family, FamilyPolicy, Role, ScopedIp, Sources, interleave, select_source,
-};
+use crate::addr::{CanonicalIp, Endpoint, Family, FamilyPolicy, Role, ScopedIp, Sources};
 use crate::error::{Attempt, Error};
 use crate::sock::{self, Keepalive, Tuning};
+
+mod happy_eyeballs;
+mod source;
+
+#[doc(hidden)]
+pub use happy_eyeballs::interleave;
+#[doc(hidden)]
+pub use source::{check_scope, select_source};
 
 /// The ports an outgoing connection may use.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -356,7 +362,7 @@ impl Connector {
             move |error| Error::Socket {
                 what,
                 address,
-                error,
+                error: Arc::new(error),
             }
         };
         let socket = sock::tcp_socket(family).map_err(fatal("create a socket"))?;
@@ -384,7 +390,7 @@ impl Connector {
             source_addr: bind_ip.clone(),
             port,
             destination: destination.clone(),
-            error,
+            error: Arc::new(error),
         };
         let bind_at = |port: u16| sock::bind(&socket, sock::socket_addr(bind_ip.ip(), scope, port));
         let ephemeral = |socket: &Socket| {
@@ -525,7 +531,7 @@ impl Connector {
             .await
             .map_err(|error| Error::Resolve {
                 host: host.to_owned(),
-                error,
+                error: Arc::new(error),
             })?;
         let mut destinations: Vec<Endpoint> = Vec::new();
         for addr in resolved {
@@ -624,7 +630,7 @@ impl Prepared {
                 return Err(Error::Connect {
                     source_addr: bound,
                     destination,
-                    error,
+                    error: Arc::new(error),
                 });
             }
             Err(_) => {
@@ -638,7 +644,7 @@ impl Prepared {
         let io_error = |error| Error::Connect {
             source_addr: bound,
             destination: destination.clone(),
-            error,
+            error: Arc::new(error),
         };
         let local = stream.local_addr().map_err(io_error)?;
         let remote = stream.peer_addr().map_err(io_error)?;
@@ -682,7 +688,7 @@ mod tests {
                 source_addr: "192.0.2.10".parse().unwrap(),
                 port,
                 destination: "192.0.2.1:1".parse().unwrap(),
-                error,
+                error: Arc::new(error),
             },
             || Error::PortsExhausted {
                 source_addr: "192.0.2.10".parse().unwrap(),

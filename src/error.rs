@@ -3,16 +3,36 @@
 //! Every variant that involves an address carries it; the OS error, where
 //! there is one, is [`std::error::Error::source`]. Messages are lowercase,
 //! name the addresses, and say what to do where that helps.
+//!
+//! [`Error`] is here with the [`Attempt`]s of Happy Eyeballs; the types its
+//! variants carry have their own files: [`HandshakeError`] (handshake.rs),
+//! [`DisconnectCause`] and [`CallStatus`] (call.rs), [`UnixHolder`]
+//! (unix_holder.rs), and the errno hints that its messages end with
+//! (hints.rs).
 
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::addr::{AddrParseError, Address, Endpoint, Family, Role, ScopedIp};
 
+mod call;
+mod handshake;
+mod hints;
+mod unix_holder;
+
+pub use call::{CallStatus, DisconnectCause};
+pub use handshake::HandshakeError;
+use hints::{explain_bind, explain_connect, explain_listen, explain_unix};
+pub use unix_holder::UnixHolder;
+
 /// Errors from peerwire.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Clone`: the OS errors inside are shared ([`Arc`]), so one connect
+/// failure can fail every waiting call with the same error.
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// An address's text did not parse.
@@ -53,7 +73,7 @@ pub enum Error {
         name: String,
         /// The OS error.
         #[source]
-        error: io::Error,
+        error: Arc<io::Error>,
     },
 
     /// Under [`FamilyPolicy::Strict`](crate::FamilyPolicy::Strict), the
@@ -84,7 +104,7 @@ pub enum Error {
         address: Endpoint,
         /// The OS error.
         #[source]
-        error: io::Error,
+        error: Arc<io::Error>,
     },
 
     /// Binding the configured source failed. No connection was attempted.
@@ -99,7 +119,7 @@ pub enum Error {
         destination: Endpoint,
         /// The OS error.
         #[source]
-        error: io::Error,
+        error: Arc<io::Error>,
     },
 
     /// Every port of a [`PortPolicy::Range`](crate::PortPolicy::Range) or
@@ -134,7 +154,7 @@ pub enum Error {
         destination: Endpoint,
         /// The OS error.
         #[source]
-        error: io::Error,
+        error: Arc<io::Error>,
     },
 
     /// The TCP connect did not finish in time.
@@ -179,7 +199,7 @@ pub enum Error {
         host: String,
         /// The resolver's error.
         #[source]
-        error: io::Error,
+        error: Arc<io::Error>,
     },
 
     /// Nothing to connect to: the list was empty, or the name resolved to
@@ -239,7 +259,7 @@ pub enum Error {
         /// The connect error, as [`crate::Client::last_connect_error`]
         /// also shows it.
         #[source]
-        error: std::sync::Arc<Error>,
+        error: Arc<Error>,
     },
 
     /// The server answered, but not with results.
@@ -376,7 +396,7 @@ pub enum Error {
         address: Endpoint,
         /// The OS error.
         #[source]
-        error: io::Error,
+        error: Arc<io::Error>,
     },
 
     /// Placing or listening on a Unix socket file failed.
@@ -388,7 +408,7 @@ pub enum Error {
         what: &'static str,
         /// The OS error.
         #[source]
-        error: io::Error,
+        error: Arc<io::Error>,
     },
 
     /// A Unix socket path is taken: a server answers on it, another
@@ -409,251 +429,8 @@ pub enum Error {
         path: std::path::PathBuf,
         /// The OS error.
         #[source]
-        error: io::Error,
+        error: Arc<io::Error>,
     },
-}
-
-/// What holds a Unix socket path ([`Error::UnixInUse`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum UnixHolder {
-    /// A server accepts connections on the socket file now.
-    LiveServer,
-    /// Another peerwire server holds the path's lock file
-    /// (`PATH.lock`), so it is starting or serving there.
-    Locked,
-    /// The path is not a socket file (a regular file, a directory, a
-    /// symbolic link…); it is never removed.
-    NotASocket,
-}
-
-impl fmt::Display for UnixHolder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            UnixHolder::LiveServer => {
-                "a live server answers on it (stop it, or choose another path)"
-            }
-            UnixHolder::Locked => "another peerwire server holds its lock file (PATH.lock)",
-            UnixHolder::NotASocket => "the path exists and is not a socket file",
-        })
-    }
-}
-
-/// An OS error on a Unix socket path, with what it usually means.
-fn explain_unix(error: &io::Error) -> String {
-    let hint = match error.raw_os_error() {
-        Some(nix::libc::ENOENT) => " (no socket file there: is the server running?)",
-        Some(nix::libc::ECONNREFUSED) => {
-            " (nothing listens on the socket file: it is stale, the server has stopped)"
-        }
-        Some(nix::libc::EACCES) | Some(nix::libc::EPERM) => {
-            " (the socket file's mode, or a directory on its path, does not let us in)"
-        }
-        Some(nix::libc::ENAMETOOLONG) => " (a Unix socket path is at most 107 bytes)",
-        _ => "",
-    };
-    format!("{error}{hint}")
-}
-
-/// How a peer broke the HELLO exchange (see [`crate::peer`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum HandshakeError {
-    /// The reply's record marking is broken or over a limit.
-    #[error("bad record: {0}")]
-    BadRecord(#[source] crate::proto::DecodeError),
-    /// The server closed the connection before answering.
-    #[error("the server closed the connection during HELLO")]
-    Closed,
-    /// No answer within the identity's timeout.
-    #[error("no answer to HELLO within {0:?}")]
-    Timeout(Duration),
-    /// The reply is not a well-formed RPC message.
-    #[error("malformed HELLO reply: {0}")]
-    MalformedReply(#[source] crate::proto::DecodeError),
-    /// The server sent a call instead of a reply.
-    #[error("the server answered HELLO with a call")]
-    NotAReply,
-    /// The reply is for another call.
-    #[error("the HELLO reply has XID {got:#x}, not {sent:#x}")]
-    WrongXid {
-        /// The XID of our HELLO.
-        sent: u32,
-        /// The XID of the reply.
-        got: u32,
-    },
-    /// The server does not serve the handshake program.
-    #[error("the server does not speak the handshake program: {0}")]
-    Unsupported(CallStatus),
-    /// The results do not decode as a HELLO answer.
-    #[error("malformed HELLO results: {0}")]
-    MalformedResults(#[source] crate::proto::DecodeError),
-}
-
-/// Why a client connection ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum DisconnectCause {
-    /// The peer closed the connection.
-    Closed,
-    /// Reading or writing failed (reset, timeout of TCP_USER_TIMEOUT, ...).
-    Io(std::io::ErrorKind),
-    /// No answer to a ping within the ping timeout.
-    PingTimeout,
-    /// A record from the peer broke our record limits (its fragment, its
-    /// length, or its fragment count: see
-    /// [`crate::proto::DecodeErrorKind::is_over_limit`]; the limits are
-    /// [`crate::ClientOptions::limits`]), or its record marking broke
-    /// otherwise. The error says which limit and its value.
-    BadRecord(crate::proto::DecodeError),
-    /// Too many calls timed out without a late reply: the peer is stuck.
-    Clogged,
-    /// The client was closed.
-    ClientClosed,
-    /// The server seems to expect TLS: it answered with TLS bytes, or
-    /// reset the connection after our first record without a reply.
-    ExpectsTls,
-    /// The server refused our TLS session, usually our certificate: the
-    /// first thing read on the new connection, before any reply, was this
-    /// fatal alert. With TLS 1.3 the server judges our certificate after
-    /// our side of the handshake is done, so its refusal arrives here
-    /// rather than during the handshake. It ran none of our calls. Only an
-    /// alert that judges a handshake counts (about our certificate,
-    /// `handshake_failure`, `decrypt_error`); any other is
-    /// [`DisconnectCause::TlsAlert`].
-    TlsRefused(crate::tls::TlsAlert),
-    /// The server ended the TLS session with this fatal alert, one that
-    /// does not refuse our certificate (`bad_record_mac`, say: a record
-    /// spoiled on the way). It may have run the calls written before, so
-    /// they fail as sent.
-    TlsAlert(crate::tls::TlsAlert),
-    /// Our TLS material was updated
-    /// ([`Client::update_tls`](crate::Client::update_tls)) and its
-    /// revocation lists revoke the certificate the server presented on the
-    /// connection: we closed it. The next connect fails at the handshake
-    /// with [`CertError::Revoked`](crate::tls::CertError::Revoked).
-    CertificateRevoked,
-}
-
-impl fmt::Display for DisconnectCause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DisconnectCause::Closed => f.write_str("closed by the peer"),
-            DisconnectCause::Io(kind) => write!(f, "i/o error: {kind}"),
-            DisconnectCause::PingTimeout => {
-                f.write_str("no answer to pings within the ping timeout")
-            }
-            DisconnectCause::BadRecord(error) => BadRecordText(*error).fmt(f),
-            DisconnectCause::Clogged => f.write_str("too many calls left unanswered"),
-            DisconnectCause::ClientClosed => f.write_str("client closed"),
-            DisconnectCause::ExpectsTls => f.write_str(
-                "the server seems to expect TLS (it answered with TLS bytes, or reset the connection after our first record without a reply; set ClientOptions::tls)",
-            ),
-            DisconnectCause::TlsRefused(alert) => {
-                write!(f, "{}", crate::tls::Refusal(*alert))
-            }
-            DisconnectCause::TlsAlert(alert) => {
-                write!(f, "the server ended the TLS session with the alert {alert}")
-            }
-            DisconnectCause::CertificateRevoked => f.write_str(
-                "closed by us: our updated CRLs revoke the server's certificate (the server needs a new one)",
-            ),
-        }
-    }
-}
-
-/// A record the client refused, in words that say whose limit it broke.
-struct BadRecordText(crate::proto::DecodeError);
-
-impl fmt::Display for BadRecordText {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use crate::proto::DecodeErrorKind;
-        let at = self.0.offset;
-        match self.0.kind {
-            DecodeErrorKind::FragmentTooLong { len, max } => write!(
-                f,
-                "a fragment of {len} bytes from the peer exceeds our record limit of {max} bytes, at byte {at}; raise ClientOptions::limits"
-            ),
-            DecodeErrorKind::RecordTooLong { len, max } => write!(
-                f,
-                "a record of at least {len} bytes from the peer exceeds our record limit of {max} bytes, at byte {at}; raise ClientOptions::limits"
-            ),
-            DecodeErrorKind::TooManyFragments { max } => write!(
-                f,
-                "a record from the peer exceeds our fragment limit: more than the {max} fragments its data allows, at byte {at}; see Limits::with_max_fragments"
-            ),
-            _ => write!(f, "bad record marking from the peer: {}", self.0),
-        }
-    }
-}
-
-/// What a server answered instead of results.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CallStatus {
-    /// PROG_UNAVAIL.
-    ProgUnavail,
-    /// PROG_MISMATCH, with the versions served.
-    ProgMismatch {
-        /// Lowest version served.
-        low: u32,
-        /// Highest version served.
-        high: u32,
-    },
-    /// PROC_UNAVAIL.
-    ProcUnavail,
-    /// GARBAGE_ARGS.
-    GarbageArgs,
-    /// SYSTEM_ERR.
-    SystemErr,
-    /// MSG_DENIED with RPC_MISMATCH.
-    RpcMismatch {
-        /// Lowest RPC version served.
-        low: u32,
-        /// Highest RPC version served.
-        high: u32,
-    },
-    /// MSG_DENIED with AUTH_ERROR.
-    AuthError(crate::proto::AuthStat),
-}
-
-impl CallStatus {
-    /// What a reply body says instead of results; `None` for SUCCESS.
-    pub(crate) fn of(body: &crate::proto::ReplyBody) -> Option<CallStatus> {
-        use crate::proto::{AcceptStatus, Rejection, ReplyBody};
-        Some(match *body {
-            ReplyBody::Accepted { ref status, .. } => match *status {
-                AcceptStatus::Success => return None,
-                AcceptStatus::ProgUnavail => CallStatus::ProgUnavail,
-                AcceptStatus::ProgMismatch { low, high } => CallStatus::ProgMismatch { low, high },
-                AcceptStatus::ProcUnavail => CallStatus::ProcUnavail,
-                AcceptStatus::GarbageArgs => CallStatus::GarbageArgs,
-                AcceptStatus::SystemErr => CallStatus::SystemErr,
-            },
-            ReplyBody::Denied(Rejection::RpcMismatch { low, high }) => {
-                CallStatus::RpcMismatch { low, high }
-            }
-            ReplyBody::Denied(Rejection::AuthError(stat)) => CallStatus::AuthError(stat),
-        })
-    }
-}
-
-impl fmt::Display for CallStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CallStatus::ProgUnavail => f.write_str("program unavailable"),
-            CallStatus::ProgMismatch { low, high } => {
-                write!(f, "version mismatch (serves {low} to {high})")
-            }
-            CallStatus::ProcUnavail => f.write_str("procedure unavailable"),
-            CallStatus::GarbageArgs => f.write_str("garbage arguments"),
-            CallStatus::SystemErr => f.write_str("system error"),
-            CallStatus::RpcMismatch { low, high } => {
-                write!(f, "RPC version mismatch (serves {low} to {high})")
-            }
-            CallStatus::AuthError(stat) => write!(f, "authentication error: {stat}"),
-        }
-    }
 }
 
 /// How a lost connection's call ended: sent or not, or refused with the
@@ -684,7 +461,7 @@ impl fmt::Display for SentOrNot {
 }
 
 /// One Happy Eyeballs attempt that failed.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Attempt {
     /// Where it tried to connect.
     pub destination: Endpoint,
@@ -740,104 +517,43 @@ impl fmt::Display for BindTarget<'_> {
     }
 }
 
-fn os_code(error: &io::Error) -> Option<i32> {
-    error.raw_os_error()
-}
-
-fn explain_bind(error: &io::Error, source: &ScopedIp) -> String {
-    use nix::libc;
-    match os_code(error) {
-        Some(libc::EADDRNOTAVAIL) => format!(
-            "{error} (not assigned to this host, or still tentative during DAD; see ConnectOptions::wait_tentative and ConnectOptions::freebind)"
-        ),
-        Some(libc::EINVAL) if source.is_link_local() => format!(
-            "{error} (a link-local source needs the scope of the interface it is on, such as {}%eth0)",
-            source.ip()
-        ),
-        Some(libc::ENODEV) => format!("{error} (the scope names no interface on this host)"),
-        Some(libc::EACCES) => {
-            format!("{error} (ports below 1024 need root or CAP_NET_BIND_SERVICE)")
+/// A TLS error that has no peer: the crate's own TLS material
+/// ([`TlsIdentity`](crate::tls::TlsIdentity) and
+/// [`RevocationList`](crate::tls::RevocationList) constructors) fails with
+/// [`TlsError::Config`](crate::tls::TlsError::Config), which becomes
+/// [`Error::Config`] with the same text, so `?` works in a function that
+/// returns [`Error`]. A connection's TLS failure is always reported as
+/// [`Error::Tls`], with its peer; any other variant converted here has lost
+/// that peer and becomes [`Error::Config`] with its text.
+#[cfg(feature = "tls")]
+impl From<crate::tls::TlsError> for Error {
+    fn from(error: crate::tls::TlsError) -> Error {
+        match error {
+            crate::tls::TlsError::Config(text) => Error::Config(text),
+            other => Error::Config(other.to_string()),
         }
-        _ => error.to_string(),
-    }
-}
-
-fn explain_connect(error: &io::Error, destination: &Endpoint) -> String {
-    use nix::libc;
-    match os_code(error) {
-        Some(libc::EINVAL) if destination.host().is_link_local() => format!(
-            "{error} (a link-local destination needs the scope of the interface that reaches it)"
-        ),
-        Some(libc::EADDRNOTAVAIL) => format!(
-            "{error} (the source's ports toward this destination are all in use, or the source left this host)"
-        ),
-        _ => error.to_string(),
-    }
-}
-
-fn explain_listen(error: &io::Error, address: &Endpoint) -> String {
-    use nix::libc;
-    match os_code(error) {
-        Some(libc::EADDRNOTAVAIL) => {
-            format!("{error} (not assigned to this host, or still tentative during DAD)")
-        }
-        Some(libc::EADDRINUSE) => format!("{error} (another socket listens on {address})"),
-        Some(libc::EACCES) => {
-            format!("{error} (ports below 1024 need root or CAP_NET_BIND_SERVICE)")
-        }
-        _ => error.to_string(),
     }
 }
 
 impl Error {
-    /// A copy of an identity error (refused, wrong peer, observed
-    /// mismatch), which every waiting call is failed with.
-    pub(crate) fn identity_copy(&self) -> Option<Error> {
-        Some(match self {
-            Error::IdentityRefused { peer, stat } => Error::IdentityRefused {
-                peer: peer.clone(),
-                stat: *stat,
-            },
-            Error::WrongPeer {
-                peer,
-                expected,
-                answered,
-            } => Error::WrongPeer {
-                peer: peer.clone(),
-                expected: expected.clone(),
-                answered: answered.clone(),
-            },
-            Error::ObservedMismatch {
-                remote,
-                bound,
-                observed,
-            } => Error::ObservedMismatch {
-                remote: *remote,
-                bound: *bound,
-                observed: *observed,
-            },
-            // A certificate refused (by us or by the server's alert), or no
-            // TLS offered: retrying at once
-            // will not change it, so waiting calls fail with the reason.
-            Error::Tls { peer, error }
-                if matches!(
-                    **error,
-                    crate::tls::TlsError::Certificate(_)
-                        | crate::tls::TlsError::StartTlsRefused
-                        | crate::tls::TlsError::Refused { .. }
-                ) =>
-            {
-                Error::Tls {
-                    peer: peer.clone(),
-                    error: error.clone(),
-                }
-            }
-            Error::ExpectsTls { peer, how } => Error::ExpectsTls {
-                peer: peer.clone(),
-                how,
-            },
-            _ => return None,
-        })
+    /// True for a definite answer, which every waiting call is failed
+    /// with: an identity error (refused, wrong peer, observed mismatch), a
+    /// certificate refused (by us or by the server's alert), or no TLS
+    /// offered. Retrying at once will not change it.
+    pub(crate) fn is_definite(&self) -> bool {
+        match self {
+            Error::IdentityRefused { .. }
+            | Error::WrongPeer { .. }
+            | Error::ObservedMismatch { .. }
+            | Error::ExpectsTls { .. } => true,
+            Error::Tls { error, .. } => matches!(
+                **error,
+                crate::tls::TlsError::Certificate(_)
+                    | crate::tls::TlsError::StartTlsRefused
+                    | crate::tls::TlsError::Refused { .. }
+            ),
+            _ => false,
+        }
     }
 
     /// True when the cause is our own configuration rather than the network
@@ -868,5 +584,24 @@ mod tests {
             "{}",
             std::mem::size_of::<Error>()
         );
+    }
+
+    /// A clone shares the OS error (one connect failure fails every
+    /// waiting call) and reads the same.
+    #[test]
+    fn clones_share_the_os_error() {
+        let error = Error::Bind {
+            source_addr: "192.0.2.10".parse().unwrap(),
+            port: 0,
+            destination: "192.0.2.1:1".parse().unwrap(),
+            error: Arc::new(io::Error::from_raw_os_error(nix::libc::EADDRNOTAVAIL)),
+        };
+        let copy = error.clone();
+        assert_eq!(copy.to_string(), error.to_string());
+        let (Error::Bind { error: a, .. }, Error::Bind { error: b, .. }) = (&error, &copy) else {
+            unreachable!()
+        };
+        assert!(Arc::ptr_eq(a, b));
+        assert_eq!(b.raw_os_error(), Some(nix::libc::EADDRNOTAVAIL));
     }
 }

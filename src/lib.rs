@@ -21,20 +21,37 @@
 //!                         with its HELLO gate and timers, write batching
 //!   peer                  identity policy: admission, peer table (pure) [peer]
 //!   programs/             typed XDR: portmap, GF-DUMP, our HELLO        [programs]
+//!   xdrgen (feature)      the .x compiler that writes them; imports     [xdrgen]
+//!                         nothing else of the crate
 //!   proto/ + codec        PURE wire format: record marking, XDR,       [proto], [codec]
-//!                         RPC messages, credentials
-//!   connect / listen      the sockets: source binding, ports,          [connect], [listen]
-//!                         Happy Eyeballs, listeners
+//!                         RPC messages, credentials; Limits and
+//!                         Procedure beside it
+//!   stream / tls          the byte transport: a TCP, Unix or TLS       [tls]
+//!                         stream and what it says about the peer (its
+//!                         certificate); certificate rules (pure); TLS
+//!                         returns its own TlsError
+//!   connect / listen      the sockets: source selection and binding,   [connect], [listen]
+//!   + sock (internal)     ports, Happy Eyeballs, listeners; every raw
+//!                         socket option, and the peer credentials
+//!                         (`SO_PEERCRED`) of a Unix socket
 //!   addr                  addresses, scopes, families,                 [addr]
-//!                         canonical comparison (pure)
+//!                         canonical comparison (pure; imports nothing
+//!                         else of the crate)
 //! ```
 //!
-//! A layer uses only the layers below it. All raw socket code,
-//! `cfg(target_os)` and `unsafe` sit in one private module under `connect`
-//! and `listen`. [`proto`] and the connection state are pure: no tokio, no
-//! sockets, time passed in, so fuzzers and property tests drive them
-//! directly (the state machines through the hidden `internals` path: they
-//! are not public API).
+//! A layer uses only the layers below it. [`Error`], the one error type
+//! of the public API, names what every layer knows (addresses, node IDs,
+//! RPC statuses, TLS failures), so it belongs with the drivers: `addr` and
+//! `tls` report their own errors ([`AddrParseError`], [`tls::TlsError`]),
+//! which [`Error`] converts from. The socket layer (`connect`, `listen`,
+//! `sock`) returns [`Error`] too, through its address and OS-error
+//! variants only.
+//! All raw socket code and `cfg(target_os)` sit in one private module
+//! under `connect` and `listen`; the crate has no `unsafe`
+//! (`#![forbid(unsafe_code)]`: nix makes the system calls). [`proto`] and
+//! the connection state are pure: no tokio, no sockets, time passed in, so
+//! fuzzers and property tests drive them directly (the state machines
+//! through the hidden `internals` path: they are not public API).
 //!
 //! ## What exists so far
 //!
@@ -211,7 +228,7 @@
 //! # }
 //! ```
 #![deny(missing_docs)]
-#![forbid(unsafe_op_in_unsafe_fn)]
+#![forbid(unsafe_code)]
 
 pub mod addr;
 pub mod client;
@@ -237,13 +254,13 @@ pub mod xdrgen;
 /// connector. Not public API: no stability promise of any kind.
 #[doc(hidden)]
 pub mod internals {
-    pub use crate::addr::{check_scope, interleave, select_source};
     pub use crate::conn::*;
+    pub use crate::connect::{check_scope, interleave, select_source};
 }
 
 pub use addr::{
     AddrParseError, AddrParseErrorKind, Address, CanonicalIp, Endpoint, Family, FamilyPolicy, Role,
-    Scope, ScopedIp, Sources, canonical_net, canonical_socket_addr,
+    Scope, ScopedIp, Sources,
 };
 /// The `bytes` crate, whose `Bytes` generated code and typed procedures use.
 pub use bytes;
@@ -261,8 +278,8 @@ pub use peer::{
 };
 pub use procedure::Procedure;
 pub use server::{
-    CallContext, ConnectionInfo, ProcError, RunningServer, Server, ServerOptions, ServerStats,
-    Service, Stopper, Verdict, VerdictReason,
+    CallContext, ConnectionInfo, HandlerFuture, ProcError, RunningServer, Server, ServerOptions,
+    ServerStats, Service, Stopper, Verdict, VerdictReason,
 };
 pub use sock::Keepalive;
 

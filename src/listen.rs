@@ -6,9 +6,12 @@
 //! take IPv4 too. A dual-stack socket sees IPv4 peers as IPv4-mapped IPv6
 //! addresses; [`CanonicalIp`](crate::CanonicalIp) turns them back into IPv4.
 
+use std::sync::Arc;
+
 use tokio::net::TcpListener;
 
-use crate::addr::{Endpoint, Family, Role, check_scope};
+use crate::addr::{Endpoint, Family, Role};
+use crate::connect::check_scope;
 use crate::error::Error;
 use crate::sock;
 
@@ -82,7 +85,7 @@ pub fn listen(address: &Endpoint, options: &ListenOptions) -> Result<TcpListener
         move |error| Error::Socket {
             what,
             address: address.clone(),
-            error,
+            error: Arc::new(error),
         }
     };
     let socket = sock::tcp_socket(family).map_err(fatal("create a socket"))?;
@@ -97,7 +100,7 @@ pub fn listen(address: &Endpoint, options: &ListenOptions) -> Result<TcpListener
     }
     let listen_error = |error| Error::Listen {
         address: address.clone(),
-        error,
+        error: Arc::new(error),
     };
     sock::bind(
         &socket,

@@ -29,7 +29,8 @@ pub use crate::programs::hello::{
     HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO, Hello, HelloReply, InvalidId, MAX_ID_LEN, NodeId,
     PROTOCOL_VERSIONS,
 };
-pub use credentials::{PeerCredentials, UnixAdmission};
+pub use crate::sock::PeerCredentials;
+pub use credentials::UnixAdmission;
 
 /// Which interfaces a link-local entry accepts.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

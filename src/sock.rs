@@ -1,12 +1,14 @@
 //! All raw socket code: socket creation, options, binding. The only module
-//! with `cfg(target_os)` and `unsafe`.
+//! with `cfg(target_os)`; no `unsafe` (nix makes the calls).
 //!
 //! Each helper makes one OS call, or one loop of them, and says which.
 //! Linux is the target; other Unixes compile, and the Linux-only options
 //! report [`io::ErrorKind::Unsupported`] there.
 
+use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::sync::Arc;
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, TcpKeepalive, Type};
@@ -38,12 +40,13 @@ pub(crate) fn resolve_scope(address: &ScopedIp, role: Role) -> Result<u32, Error
             role,
             address: address.clone(),
             name: name.clone(),
-            error,
+            error: Arc::new(error),
         }),
     }
 }
 
-fn interface_index(name: &str) -> io::Result<u32> {
+/// The index of the interface `name` (`if_nametoindex(3)`).
+pub(crate) fn interface_index(name: &str) -> io::Result<u32> {
     nix::net::if_::if_nametoindex(name).map_err(io::Error::from)
 }
 
@@ -82,34 +85,38 @@ pub(crate) fn set_bind_address_no_port(socket: &Socket) -> io::Result<()> {
 pub(crate) fn set_local_port_range(socket: &Socket, low: u16, high: u16) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     {
-        use nix::libc;
-        use std::os::fd::AsRawFd;
-        // Not in libc for every target; the value is from linux/in.h.
-        const IP_LOCAL_PORT_RANGE: libc::c_int = 51;
+        use nix::sys::socket::setsockopt;
         let range: u32 = (u32::from(high) << 16) | u32::from(low);
-        // SAFETY: the fd is a valid, open socket owned by `socket` for the
-        // duration of the call; the option value points at a live u32 whose
-        // size is passed exactly, and the kernel only reads it.
-        let rc = unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::IPPROTO_IP,
-                IP_LOCAL_PORT_RANGE,
-                (&range as *const u32).cast(),
-                std::mem::size_of::<u32>() as libc::socklen_t,
-            )
-        };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        setsockopt(socket, local_port_range::IpLocalPortRange, &range).map_err(io::Error::from)
     }
     #[cfg(not(target_os = "linux"))]
     {
         let _ = (socket, low, high);
         Err(io::ErrorKind::Unsupported.into())
     }
+}
+
+/// `IP_LOCAL_PORT_RANGE`, which nix does not define: nix's `sockopt_impl!`
+/// makes the option type, and nix's own `setsockopt` call (with the value's
+/// pointer and exact size) stays the only place the FFI happens.
+#[cfg(target_os = "linux")]
+mod local_port_range {
+    // The macro's expansion names `libc` and its helper macros unqualified.
+    use nix::libc;
+    use nix::{getsockopt_impl, setsockopt_impl, sockopt_impl};
+
+    /// The option's value, from linux/in.h (not in libc for every target).
+    const IP_LOCAL_PORT_RANGE: libc::c_int = 51;
+
+    sockopt_impl!(
+        /// `IP_LOCAL_PORT_RANGE` (Linux 6.3): a `u32` with the highest
+        /// port in its upper 16 bits and the lowest in its lower 16.
+        IpLocalPortRange,
+        Both,
+        libc::IPPROTO_IP,
+        IP_LOCAL_PORT_RANGE,
+        u32
+    );
 }
 
 /// The host's ephemeral port range, `net.ipv4.ip_local_port_range` of the
@@ -401,14 +408,36 @@ pub(crate) fn listen_unix(socket: Socket, backlog: u32) -> io::Result<tokio::net
     tokio::net::UnixListener::from_std(std_listener)
 }
 
+/// Who the process at the other end of a Unix socket was when it
+/// connected (`SO_PEERCRED`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PeerCredentials {
+    /// Its effective user ID.
+    pub uid: u32,
+    /// Its effective group ID (the primary group only: supplementary
+    /// groups are not part of `SO_PEERCRED`).
+    pub gid: u32,
+    /// Its process ID, when the kernel knows it (a process in another PID
+    /// namespace shows as 0, which is kept as `None`).
+    pub pid: Option<i32>,
+}
+
+impl fmt::Display for PeerCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "uid {} gid {}", self.uid, self.gid)?;
+        match self.pid {
+            Some(pid) => write!(f, " pid {pid}"),
+            None => f.write_str(" pid unknown"),
+        }
+    }
+}
+
 /// The connecting process's credentials (`SO_PEERCRED`, taken by the
 /// kernel at `connect(2)`). A pid of 0 (the peer is in another PID
 /// namespace) is `None`.
-pub(crate) fn peer_credentials(
-    stream: &tokio::net::UnixStream,
-) -> io::Result<crate::peer::PeerCredentials> {
+pub(crate) fn peer_credentials(stream: &tokio::net::UnixStream) -> io::Result<PeerCredentials> {
     let cred = stream.peer_cred()?;
-    Ok(crate::peer::PeerCredentials {
+    Ok(PeerCredentials {
         uid: cred.uid(),
         gid: cred.gid(),
         pid: cred.pid().filter(|pid| *pid > 0),
@@ -418,4 +447,53 @@ pub(crate) fn peer_credentials(
 /// `connect(2)` to a Unix socket path.
 pub(crate) async fn connect_unix(path: &std::path::Path) -> io::Result<tokio::net::UnixStream> {
     tokio::net::UnixStream::connect(path).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn creds(uid: u32, gid: u32) -> PeerCredentials {
+        PeerCredentials {
+            uid,
+            gid,
+            pid: Some(42),
+        }
+    }
+
+    #[test]
+    fn display_names_every_credential() {
+        assert_eq!(creds(0, 5).to_string(), "uid 0 gid 5 pid 42");
+        let unknown = PeerCredentials {
+            pid: None,
+            ..creds(1, 2)
+        };
+        assert_eq!(unknown.to_string(), "uid 1 gid 2 pid unknown");
+    }
+
+    /// The option goes to the kernel with the level, number and encoding
+    /// the kernel reads back (Linux 6.3 and later; only an older kernel may
+    /// refuse it, with `ENOPROTOOPT`).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn local_port_range_reaches_the_kernel() {
+        use nix::sys::socket::getsockopt;
+        let socket = tcp_socket(Family::V4).unwrap();
+        match set_local_port_range(&socket, 47_160, 47_170) {
+            Ok(()) => {
+                let range = getsockopt(&socket, local_port_range::IpLocalPortRange).unwrap();
+                assert_eq!((range >> 16, range & 0xffff), (47_170, 47_160));
+            }
+            Err(error) => {
+                // Only a kernel older than 6.3 may refuse it.
+                let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+                let release = release.trim();
+                let mut numbers = release.split(|c: char| !c.is_ascii_digit());
+                let major: u32 = numbers.next().unwrap().parse().unwrap();
+                let minor: u32 = numbers.next().unwrap().parse().unwrap();
+                assert!((major, minor) < (6, 3), "Linux {release}: {error}");
+                assert_eq!(error.raw_os_error(), Some(nix::libc::ENOPROTOOPT));
+            }
+        }
+    }
 }

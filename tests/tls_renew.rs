@@ -369,7 +369,10 @@ async fn bad_material_is_refused_with_a_definite_error_and_the_old_stays() {
     let (_, key) = ca.leaf("srv", "127.0.0.1", 0x1003);
     let error =
         TlsIdentity::from_pem(cert.as_bytes(), key.as_bytes(), ca.pem().as_bytes()).unwrap_err();
-    assert!(matches!(error, Error::Config(_)), "{error}");
+    assert!(
+        matches!(error, peerwire::tls::TlsError::Config(_)),
+        "{error}"
+    );
     assert!(error.to_string().contains("does not fit"), "{error}");
 
     // CRLs that do not parse, named by their file.
@@ -382,7 +385,10 @@ async fn bad_material_is_refused_with_a_definite_error_and_the_old_stays() {
     let junk = dir.join("junk.crl");
     std::fs::write(&junk, b"\x30\x03\x02\x01\x01").unwrap();
     let error = RevocationList::load(&junk).unwrap_err();
-    assert!(matches!(error, Error::Config(_)), "{error}");
+    assert!(
+        matches!(error, peerwire::tls::TlsError::Config(_)),
+        "{error}"
+    );
     assert!(error.to_string().contains("junk.crl"), "{error}");
     let no_crl = dir.join("cert.pem");
     std::fs::write(&no_crl, cert.as_bytes()).unwrap();
@@ -404,7 +410,10 @@ async fn bad_material_is_refused_with_a_definite_error_and_the_old_stays() {
         .identity("srv", "127.0.0.1", 0x1002)
         .with_crls(foreign)
         .unwrap_err();
-    assert!(matches!(error, Error::Config(_)), "{error}");
+    assert!(
+        matches!(error, peerwire::tls::TlsError::Config(_)),
+        "{error}"
+    );
     let text = error.to_string();
     assert!(
         text.contains("foreign.crl")

@@ -202,7 +202,7 @@ fn identity_of(
 ) -> Result<TlsIdentity, (TlsKey, String)> {
     TlsIdentity::from_pem(&cert.pem, &key.pem, &ca.pem).map_err(|error| {
         let text = match &error {
-            peerwire::Error::Config(text) => text.clone(),
+            peerwire::tls::TlsError::Config(text) => text.clone(),
             other => other.to_string(),
         };
         // from_pem names the parts "certificate PEM", "key PEM" and "CA
@@ -234,7 +234,7 @@ fn crl_lists(file: &PemFile) -> Result<Vec<RevocationList>, String> {
     } else {
         RevocationList::from_der(&file.pem).map(|list| vec![list])
     };
-    lists.map_err(|error| name(error.to_string()))
+    lists.map_err(|error| name(peerwire::Error::from(error).to_string()))
 }
 
 impl TlsConfig {
@@ -253,7 +253,7 @@ impl TlsConfig {
         let sources: Vec<String> = self.crl.iter().map(PemFile::origin).collect();
         identity.with_crls(lists).map_err(|error| {
             let text = match &error {
-                peerwire::Error::Config(text) => text.clone(),
+                peerwire::tls::TlsError::Config(text) => text.clone(),
                 other => other.to_string(),
             };
             let text = if sources.len() == 1 {

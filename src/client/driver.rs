@@ -315,12 +315,10 @@ pub(super) async fn run(inner: Arc<Inner>, connect: ConnectFn) {
                 warn!(peer = %inner.peer, %error, failures = reconnect.failures(), "connect failed");
                 let error = Arc::new(error);
                 set_last_connect_error(&inner, Some(error.clone()));
-                if error.identity_copy().is_some() {
+                if error.is_definite() {
                     // A definite answer: waiting will not change it.
                     let mut core = inner.lock();
-                    fail_queue(&inner, &mut core, |_| {
-                        error.identity_copy().expect("checked above")
-                    });
+                    fail_queue(&inner, &mut core, |_| (*error).clone());
                 } else if let Breaker::Open { .. } = reconnect.breaker(Instant::now().into_std()) {
                     fail_fast(&inner, &reconnect, next);
                 } else {
@@ -368,9 +366,7 @@ fn refused_after_connect(
     let error = tls_refused(inner, alert);
     warn!(peer = %inner.peer, %error, failures = reconnect.failures(), "connect failed");
     let mut core = inner.lock();
-    fail_queue(inner, &mut core, |_| {
-        error.identity_copy().expect("a TLS refusal is definite")
-    });
+    fail_queue(inner, &mut core, |_| error.clone());
 }
 
 /// The breaker is open: queued calls fail at once, and so does a waiting

@@ -1,5 +1,7 @@
 //! The client's side of HELLO, said on every fresh link before any call.
 
+use std::sync::Arc;
+
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{debug, warn};
@@ -116,11 +118,11 @@ pub(super) async fn handshake(
         Address::Inet(destination) => Error::Connect {
             source_addr: Some(link.local),
             destination: destination.clone(),
-            error,
+            error: Arc::new(error),
         },
         Address::Unix(path) => Error::UnixConnect {
             path: path.clone(),
-            error,
+            error: Arc::new(error),
         },
     };
     let broken = |error| Error::Handshake {

@@ -65,7 +65,7 @@ impl Client {
 async fn connect_unix(path: &Path, timeout: std::time::Duration) -> Result<Link, Error> {
     let failed = |error| Error::UnixConnect {
         path: path.to_path_buf(),
-        error,
+        error: Arc::new(error),
     };
     let stream = match tokio::time::timeout(timeout, sock::connect_unix(path)).await {
         Ok(connected) => connected.map_err(failed)?,

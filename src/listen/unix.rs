@@ -40,14 +40,14 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tokio::net::{UnixListener, UnixStream};
 
 use super::ListenOptions;
 use crate::addr::MAX_UNIX_PATH;
 use crate::error::{Error, UnixHolder};
-use crate::peer::PeerCredentials;
-use crate::sock::{self, FileAt, UnixLock};
+use crate::sock::{self, FileAt, PeerCredentials, UnixLock};
 
 /// A listening Unix stream socket whose file this process placed. The file
 /// (and its lock file) is removed when this is dropped, if it is still
@@ -125,7 +125,7 @@ pub fn listen_unix(path: &Path, options: &ListenOptions) -> Result<UnixSocketLis
         move |error| Error::UnixListen {
             path: path.to_path_buf(),
             what,
-            error,
+            error: Arc::new(error),
         }
     };
     let in_use = |holder| Error::UnixInUse {

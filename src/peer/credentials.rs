@@ -1,5 +1,5 @@
-//! The identity of a peer on a Unix socket: its credentials, and the
-//! admission lists that judge them.
+//! The identity of a peer on a Unix socket: the admission lists that judge
+//! its credentials ([`PeerCredentials`], which the transport reports).
 //!
 //! On a Unix socket there is no address to observe. What the kernel tells
 //! the server instead is who the connecting process was when it called
@@ -13,31 +13,7 @@
 //! 2. [`UnixAdmission`], before a byte is read: reject lists, then allow
 //!    lists, by user and by group.
 
-use std::fmt;
-
-/// Who the process at the other end of a Unix socket was when it
-/// connected (`SO_PEERCRED`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct PeerCredentials {
-    /// Its effective user ID.
-    pub uid: u32,
-    /// Its effective group ID (the primary group only: supplementary
-    /// groups are not part of `SO_PEERCRED`).
-    pub gid: u32,
-    /// Its process ID, when the kernel knows it (a process in another PID
-    /// namespace shows as 0, which is kept as `None`).
-    pub pid: Option<i32>,
-}
-
-impl fmt::Display for PeerCredentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "uid {} gid {}", self.uid, self.gid)?;
-        match self.pid {
-            Some(pid) => write!(f, " pid {pid}"),
-            None => f.write_str(" pid unknown"),
-        }
-    }
-}
+use crate::sock::PeerCredentials;
 
 /// Admission by credentials, for connections on Unix sockets: applied
 /// before a byte is read, like the address [`Admission`](crate::Admission)
@@ -127,15 +103,5 @@ mod tests {
         assert!(admission.admits(&creds(7, 50)));
         assert!(!admission.admits(&creds(7, 1)));
         assert!(!UnixAdmission::users([1]).admits(&creds(0, 0)));
-    }
-
-    #[test]
-    fn display_names_every_credential() {
-        assert_eq!(creds(0, 5).to_string(), "uid 0 gid 5 pid 42");
-        let unknown = PeerCredentials {
-            pid: None,
-            ..creds(1, 2)
-        };
-        assert_eq!(unknown.to_string(), "uid 1 gid 2 pid unknown");
     }
 }

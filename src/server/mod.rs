@@ -679,7 +679,7 @@ fn bind_all(
         let listener = listen(address, &options)?;
         let local = listener.local_addr().map_err(|error| Error::Listen {
             address: address.clone(),
-            error,
+            error: Arc::new(error),
         })?;
         listeners.push((listener, local));
     }
@@ -690,7 +690,7 @@ fn bind_all(
 fn resolve_identity(mut identity: ServerIdentity) -> Arc<ServerIdentity> {
     let missing = identity
         .peers
-        .resolve_scopes(|name| nix::net::if_::if_nametoindex(name).ok());
+        .resolve_scopes(|name| crate::sock::interface_index(name).ok());
     for name in missing {
         warn!(interface = %name, "peer table names an interface this host lacks; its entries match nothing");
     }

@@ -18,10 +18,11 @@ use rustls::{
     ServerConfig, SignatureScheme,
 };
 
-use super::identity::facts;
+use super::certificate::facts;
 use super::revocation::{Presented, Revocation, Usage};
 use super::{
     CertError, TlsAlert, TlsError, TlsIdentity, TlsPeer, check_address, check_server_certificate,
+    provider,
 };
 
 /// How a connection starts TLS.
@@ -96,11 +97,6 @@ impl ClientTls {
             server: ServerCheck::DialledIp,
         }
     }
-}
-
-/// rustls on ring, and nothing else.
-pub(crate) fn provider() -> CryptoProvider {
-    rustls::crypto::ring::default_provider()
 }
 
 /// What every server connection's rustls configuration shares, built

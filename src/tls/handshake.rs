@@ -13,8 +13,8 @@ use rustls::server::UnbufferedServerConnection;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::certificate::facts;
 use super::config::{ClientShared, ServerShared, handshake_error, version_name};
-use super::identity::facts;
 use super::revocation::Presented;
 use super::stream::TlsStream;
 use super::{CertError, ClientTls, TlsError, TlsMode, TlsPeer, check_address};

@@ -1,18 +1,18 @@
 //! Our certificate chain, key, trusted roots and revocation lists, loaded
-//! from PEM; and the facts the rules need, parsed out of a DER certificate.
+//! from PEM.
 
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::TlsPeer;
+use super::certificate::facts;
 use super::revocation::RevocationList;
-use crate::error::Error;
+use super::{TlsError, TlsPeer, provider};
 
 /// Who we are over TLS: our certificate chain and its private key, the CA
 /// roots that sign the peers we trust, and the revocation lists (CRLs) of
@@ -52,13 +52,13 @@ impl std::fmt::Debug for TlsIdentity {
 impl TlsIdentity {
     /// Loads our certificate chain (`cert`, end-entity first), its private
     /// key (`key`: PKCS#8, PKCS#1 or SEC1) and the CA roots (`ca`) from PEM
-    /// files. Every problem is an [`Error::Config`] naming the file: not
+    /// files. Every problem is a [`TlsError::Config`] naming the file: not
     /// readable, no certificate or key in it, or a key that does not match
     /// the certificate.
-    pub fn from_pem_files(cert: &Path, key: &Path, ca: &Path) -> Result<TlsIdentity, Error> {
+    pub fn from_pem_files(cert: &Path, key: &Path, ca: &Path) -> Result<TlsIdentity, TlsError> {
         let read = |path: &Path, what: &str| {
             std::fs::read(path).map_err(|error| {
-                Error::Config(format!(
+                TlsError::Config(format!(
                     "cannot read the TLS {what} file {}: {error}",
                     path.display()
                 ))
@@ -77,7 +77,7 @@ impl TlsIdentity {
     }
 
     /// Like [`TlsIdentity::from_pem_files`], from PEM text in memory.
-    pub fn from_pem(cert: &[u8], key: &[u8], ca: &[u8]) -> Result<TlsIdentity, Error> {
+    pub fn from_pem(cert: &[u8], key: &[u8], ca: &[u8]) -> Result<TlsIdentity, TlsError> {
         Self::build(cert, key, ca, |what| {
             match what {
                 Part::Cert => "certificate PEM",
@@ -93,8 +93,8 @@ impl TlsIdentity {
         key: &[u8],
         ca: &[u8],
         name: impl Fn(Part) -> String,
-    ) -> Result<TlsIdentity, Error> {
-        let config = |part: Part, what: String| Error::Config(format!("{}: {what}", name(part)));
+    ) -> Result<TlsIdentity, TlsError> {
+        let config = |part: Part, what: String| TlsError::Config(format!("{}: {what}", name(part)));
         let chain = CertificateDer::pem_slice_iter(cert)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| config(Part::Cert, format!("bad PEM: {e}")))?;
@@ -117,10 +117,10 @@ impl TlsIdentity {
         }
         // The key must be the certificate's: rustls compares the public
         // key of the certificate with the one the private key gives.
-        let provider = super::config::provider();
+        let provider = provider();
         rustls::sign::CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider).map_err(
             |e| {
-                Error::Config(format!(
+                TlsError::Config(format!(
                     "{} does not fit {}: {e}",
                     name(Part::Key),
                     name(Part::Cert)
@@ -150,13 +150,13 @@ impl TlsIdentity {
     /// Each list must be issued by one of our CAs (or by a CA in our own
     /// certificate chain), one allowed to sign CRLs, and its signature
     /// must verify with that CA's key: otherwise it is an
-    /// [`Error::Config`] naming the list's file, and nothing changes. A
+    /// [`TlsError::Config`] naming the list's file, and nothing changes. A
     /// certificate whose issuer has no list here is not checked for
     /// revocation; a list's `nextUpdate` is not enforced.
     pub fn with_crls(
         &self,
         crls: impl IntoIterator<Item = RevocationList>,
-    ) -> Result<TlsIdentity, Error> {
+    ) -> Result<TlsIdentity, TlsError> {
         let crls: Vec<RevocationList> = crls.into_iter().collect();
         let issuers: Vec<CertificateDer<'static>> = self
             .parts
@@ -226,56 +226,4 @@ enum Part {
     Cert,
     Key,
     Ca,
-}
-
-/// What the rules need from a DER certificate: the subject CN and the
-/// SANs. `version` is the session's protocol version.
-pub(crate) fn facts(der: &[u8], version: &str) -> Result<TlsPeer, String> {
-    use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
-    let (_, cert) = X509Certificate::from_der(der).map_err(|e| e.to_string())?;
-    let cn = cert
-        .subject()
-        .iter_common_name()
-        .next()
-        .and_then(|attr| attr.as_str().ok())
-        .map(str::to_owned);
-    let mut ip_sans = Vec::new();
-    let mut dns_sans = Vec::new();
-    if let Ok(Some(san)) = cert.subject_alternative_name() {
-        for name in &san.value.general_names {
-            match name {
-                GeneralName::IPAddress(bytes) => {
-                    let ip = match bytes.len() {
-                        4 => IpAddr::from(<[u8; 4]>::try_from(*bytes).expect("4 bytes")),
-                        16 => IpAddr::from(<[u8; 16]>::try_from(*bytes).expect("16 bytes")),
-                        _ => continue,
-                    };
-                    ip_sans.push(ip.to_canonical());
-                }
-                GeneralName::DNSName(name) => dns_sans.push((*name).to_owned()),
-                _ => {}
-            }
-        }
-    }
-    let not_after = u64::try_from(cert.validity().not_after.timestamp())
-        .ok()
-        .map(|secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs));
-    Ok(TlsPeer {
-        cn,
-        ip_sans,
-        dns_sans,
-        version: version.to_owned(),
-        serial: serial_text(cert.raw_serial()),
-        not_after,
-    })
-}
-
-/// A serial number's DER bytes as upper-case hex, without the leading
-/// zero bytes DER adds (openssl's form); "0" for zero.
-pub(crate) fn serial_text(raw: &[u8]) -> String {
-    let start = raw.iter().position(|b| *b != 0).unwrap_or(raw.len());
-    if start == raw.len() {
-        return "0".into();
-    }
-    raw[start..].iter().map(|b| format!("{b:02X}")).collect()
 }

@@ -49,6 +49,8 @@ mod rules;
 pub use rules::{check_address, check_client_certificate, check_cn, check_server_certificate};
 
 #[cfg(feature = "tls")]
+mod certificate;
+#[cfg(feature = "tls")]
 mod config;
 #[cfg(feature = "tls")]
 pub(crate) mod handshake;
@@ -71,6 +73,12 @@ pub use identity::TlsIdentity;
 pub use revocation::RevocationList;
 #[cfg(feature = "tls")]
 pub(crate) use revocation::{Presented, Revocation};
+
+/// rustls on ring, and nothing else.
+#[cfg(feature = "tls")]
+pub(crate) fn provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::ring::default_provider()
+}
 
 /// A peer's end-entity certificate, as far as the rules need it, and the
 /// TLS session it was presented on.

@@ -21,9 +21,8 @@ use rustls::pki_types::{
     CertificateDer, CertificateRevocationListDer, SignatureVerificationAlgorithm, UnixTime,
 };
 
-use super::CertError;
-use super::identity::{facts, serial_text};
-use crate::error::Error;
+use super::certificate::{facts, serial_text};
+use super::{CertError, TlsError};
 
 /// A certificate revocation list (RFC 5280, section 5): the serial numbers
 /// of the certificates a CA has revoked, signed by that CA. Cheap to clone.
@@ -65,12 +64,12 @@ impl fmt::Debug for RevocationList {
 impl RevocationList {
     /// Loads the CRLs in the file at `path`: PEM (one or more `X509 CRL`
     /// blocks) or a single DER CRL, told apart by content. Every problem is
-    /// an [`Error::Config`] naming the file: not readable, no CRL in it, or
+    /// a [`TlsError::Config`] naming the file: not readable, no CRL in it, or
     /// a CRL that does not parse (webpki takes version 2 CRLs with a
     /// `nextUpdate`, and no delta CRLs).
-    pub fn load(path: &Path) -> Result<Vec<RevocationList>, Error> {
+    pub fn load(path: &Path) -> Result<Vec<RevocationList>, TlsError> {
         let bytes = std::fs::read(path).map_err(|error| {
-            Error::Config(format!(
+            TlsError::Config(format!(
                 "cannot read the CRL file {}: {error}",
                 path.display()
             ))
@@ -84,14 +83,14 @@ impl RevocationList {
     }
 
     /// The CRLs in PEM text (one or more `X509 CRL` blocks; other blocks
-    /// are skipped). None at all is an [`Error::Config`], as is a block
+    /// are skipped). None at all is a [`TlsError::Config`], as is a block
     /// that does not parse.
-    pub fn from_pem(pem: &[u8]) -> Result<Vec<RevocationList>, Error> {
+    pub fn from_pem(pem: &[u8]) -> Result<Vec<RevocationList>, TlsError> {
         Self::pem(pem, "CRL PEM")
     }
 
-    /// One CRL in DER. One that does not parse is an [`Error::Config`].
-    pub fn from_der(der: &[u8]) -> Result<RevocationList, Error> {
+    /// One CRL in DER. One that does not parse is a [`TlsError::Config`].
+    pub fn from_der(der: &[u8]) -> Result<RevocationList, TlsError> {
         Self::parse(der.to_vec(), "CRL DER".into())
     }
 
@@ -113,12 +112,12 @@ impl RevocationList {
         &self.parts.source
     }
 
-    fn pem(pem: &[u8], name: &str) -> Result<Vec<RevocationList>, Error> {
+    fn pem(pem: &[u8], name: &str) -> Result<Vec<RevocationList>, TlsError> {
         let blocks = CertificateRevocationListDer::pem_slice_iter(pem)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| Error::Config(format!("{name}: bad PEM: {e}")))?;
+            .map_err(|e| TlsError::Config(format!("{name}: bad PEM: {e}")))?;
         if blocks.is_empty() {
-            return Err(Error::Config(format!(
+            return Err(TlsError::Config(format!(
                 "{name}: no X509 CRL in it (a PEM CRL starts with -----BEGIN X509 CRL-----)"
             )));
         }
@@ -137,10 +136,10 @@ impl RevocationList {
             .collect()
     }
 
-    fn parse(der: Vec<u8>, source: String) -> Result<RevocationList, Error> {
+    fn parse(der: Vec<u8>, source: String) -> Result<RevocationList, TlsError> {
         use x509_parser::prelude::FromDer;
         use x509_parser::revocation_list::CertificateRevocationList;
-        let refused = |what: String| Error::Config(format!("{source}: {what}"));
+        let refused = |what: String| TlsError::Config(format!("{source}: {what}"));
         let parsed = webpki::OwnedCertRevocationList::from_der(&der)
             .map_err(|e| refused(format!("not a usable CRL ({e}); a version 2 CRL in DER or PEM, with a nextUpdate, is needed")))?;
         let (issuer, serials) = {
@@ -168,7 +167,7 @@ impl RevocationList {
     /// `cRLSign`), and the list's signature verifies with its key. A list
     /// that fails would fail every handshake of that CA's peers, or never
     /// apply; either way it is refused, naming the file.
-    pub(crate) fn check_issuer(&self, cas: &[CertificateDer<'_>]) -> Result<(), Error> {
+    pub(crate) fn check_issuer(&self, cas: &[CertificateDer<'_>]) -> Result<(), TlsError> {
         use x509_parser::prelude::{FromDer, X509Certificate};
         use x509_parser::revocation_list::CertificateRevocationList;
         let source = &self.parts.source;
@@ -184,19 +183,19 @@ impl RevocationList {
             if let Ok(Some(usage)) = ca.key_usage()
                 && !usage.value.crl_sign()
             {
-                return Err(Error::Config(format!(
+                return Err(TlsError::Config(format!(
                     "{source}: its CA {} may not sign CRLs (its key usage lacks cRLSign)",
                     self.parts.issuer.escape_debug()
                 )));
             }
             return crl.verify_signature(ca.public_key()).map_err(|e| {
-                Error::Config(format!(
+                TlsError::Config(format!(
                     "{source}: its signature does not verify with the key of its CA {} ({e}): it is damaged, or signed by another key of that name",
                     self.parts.issuer.escape_debug()
                 ))
             });
         }
-        Err(Error::Config(format!(
+        Err(TlsError::Config(format!(
             "{source}: issued by {}, which is none of the CAs we trust (the CA file) nor one in our own certificate chain; a CRL is checked against the CA that issued it: add that CA, or leave the CRL out",
             self.parts.issuer.escape_debug()
         )))
@@ -448,7 +447,7 @@ mod tests {
             crl(&second, 3),
             crl(&first, 4),
         ];
-        let algorithms = super::super::config::provider()
+        let algorithms = super::super::provider()
             .signature_verification_algorithms
             .all;
         let revocation = Revocation::new(&lists, algorithms);
