@@ -4,66 +4,28 @@
 //! asserts speed. Lower bounds are deterministic (a timer never fires
 //! early); upper bounds are generous and only catch hangs.
 
+mod support {
+    #[path = "../support/common.rs"]
+    pub mod common;
+}
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use peerwire::{
-    CallContext, CallOptions, CallStatus, Client, ClientOptions, ConnectionState, DisconnectCause,
-    Endpoint, Error, ProcError, RunningServer, Server, ServerOptions, Service,
+    CallContext, CallStatus, Client, ClientOptions, ConnectionState, DisconnectCause, Endpoint,
+    Error, ProcError, Server, ServerOptions, Service,
 };
+use support::common::{PROG, echo, free_port, ms, quiet_client_options, start, within};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::{Instant, sleep, timeout};
 
-const PROG: u32 = 0x2000_0001;
 /// Long enough to mean "hung" on the slowest machine.
 const GENEROUS: Duration = Duration::from_secs(20);
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-/// Client options with no pings to get in the way.
-fn client_options() -> ClientOptions {
-    ClientOptions {
-        deadline: Duration::from_secs(30),
-        ping_interval: Duration::from_secs(3600),
-        ping_timeout: Duration::from_secs(7200),
-        ..ClientOptions::default()
-    }
-}
-
-fn within(deadline: Duration) -> CallOptions {
-    CallOptions {
-        deadline: Some(deadline),
-        ..CallOptions::default()
-    }
-}
-
-/// Procedures: 1 echoes; 3 sleeps `args[0]` × 10 ms and echoes; 4 panics.
-async fn echo(_ctx: CallContext, procedure: u32, args: Bytes) -> Result<Bytes, ProcError> {
-    match procedure {
-        1 => Ok(args),
-        3 => {
-            sleep(ms(u64::from(args[0]) * 10)).await;
-            Ok(args)
-        }
-        4 => panic!("handler panics on purpose"),
-        _ => Err(ProcError::ProcUnavail),
-    }
-}
-
-fn start(options: ServerOptions, service: impl Service) -> (RunningServer, Endpoint) {
-    let running = Server::new(options)
-        .service(PROG, 1, service)
-        .serve(&["127.0.0.1:0".parse().unwrap()])
-        .unwrap();
-    let addr = Endpoint::from(running.local_addrs()[0]);
-    (running, addr)
-}
 
 /// Waits until `done()` holds, polling; panics after [`GENEROUS`].
 async fn eventually(what: &str, done: impl Fn() -> bool) {
@@ -72,15 +34,6 @@ async fn eventually(what: &str, done: impl Fn() -> bool) {
         assert!(start.elapsed() < GENEROUS, "gave up waiting: {what}");
         sleep(ms(10)).await;
     }
-}
-
-/// A port nothing listens on (it was free a moment ago).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// More bytes than the two socket buffers of a loopback connection can
@@ -151,7 +104,7 @@ async fn server_closing_mid_call_fails_pending_calls_as_sent() {
         }
         // Both calls are read whole; close without answering.
     });
-    let client = Client::new(vec![addr], client_options()).expect("a destination");
+    let client = Client::new(vec![addr], quiet_client_options()).expect("a destination");
     let start = Instant::now();
     let (a, b) = tokio::join!(
         client.call(PROG, 1, 1, Bytes::from_static(b"a")),
@@ -205,7 +158,7 @@ async fn server_killed_mid_call_fails_the_call_as_sent() {
         runtime.shutdown_background();
     });
     let addr = addr_rx.await.unwrap();
-    let client = Client::new(vec![addr], client_options()).expect("a destination");
+    let client = Client::new(vec![addr], quiet_client_options()).expect("a destination");
     let call = tokio::spawn({
         let client = client.clone();
         async move { client.call(PROG, 1, 1, Bytes::from_static(b"x")).await }
@@ -239,7 +192,7 @@ async fn server_killed_mid_call_fails_the_call_as_sent() {
 #[tokio::test]
 async fn server_gone_before_the_request_was_written_fails_as_not_sent() {
     let (addr, close, mut accepted) = deaf_server().await;
-    let client = Client::new(vec![addr], client_options()).expect("a destination");
+    let client = Client::new(vec![addr], quiet_client_options()).expect("a destination");
     let big = Bytes::from(vec![0x5a; more_than_socket_buffers()]);
     let calls = tokio::spawn({
         let client = client.clone();
@@ -276,7 +229,7 @@ async fn server_gone_before_the_request_was_written_fails_as_not_sent() {
 /// on the port and the breaker's probe closes it.
 #[tokio::test]
 async fn backoff_then_breaker_then_recovery() {
-    let port = free_port();
+    let port = free_port("127.0.0.1");
     let addr: Endpoint = format!("127.0.0.1:{port}").parse().unwrap();
     let base = ms(100);
     let options = ClientOptions {
@@ -284,7 +237,7 @@ async fn backoff_then_breaker_then_recovery() {
         backoff_max: Duration::from_secs(10),
         backoff_jitter: 0.2,
         breaker_threshold: 3,
-        ..client_options()
+        ..quiet_client_options()
     };
     let client = Client::new(vec![addr.clone()], options).expect("a destination");
 
@@ -409,7 +362,7 @@ async fn backoff_then_breaker_then_recovery() {
 #[tokio::test]
 async fn a_server_that_stops_reading_cannot_hold_a_call_past_its_deadline() {
     let (addr, _close, mut accepted) = deaf_server().await;
-    let client = Client::new(vec![addr], client_options()).expect("a destination");
+    let client = Client::new(vec![addr], quiet_client_options()).expect("a destination");
     let big = Bytes::from(vec![0xa5; more_than_socket_buffers()]);
     let start = Instant::now();
     let call = tokio::spawn({
@@ -472,7 +425,7 @@ async fn a_partial_record_header_is_closed_at_the_idle_timeout() {
     })
     .await;
     // The server still serves others.
-    let client = Client::new(vec![addr], client_options()).expect("a destination");
+    let client = Client::new(vec![addr], quiet_client_options()).expect("a destination");
     client
         .call(PROG, 1, 1, Bytes::from_static(b"ok"))
         .await
@@ -535,8 +488,8 @@ async fn connections_beyond_the_limit_wait_until_one_closes() {
         },
         echo,
     );
-    let first = Client::new(vec![addr.clone()], client_options()).expect("a destination");
-    let second = Client::new(vec![addr.clone()], client_options()).expect("a destination");
+    let first = Client::new(vec![addr.clone()], quiet_client_options()).expect("a destination");
+    let second = Client::new(vec![addr.clone()], quiet_client_options()).expect("a destination");
     first
         .call(PROG, 1, 1, Bytes::from_static(b"1"))
         .await
@@ -545,7 +498,7 @@ async fn connections_beyond_the_limit_wait_until_one_closes() {
         .call(PROG, 1, 1, Bytes::from_static(b"2"))
         .await
         .unwrap();
-    let third = Client::new(vec![addr], client_options()).expect("a destination");
+    let third = Client::new(vec![addr], quiet_client_options()).expect("a destination");
     let call = tokio::spawn({
         let third = third.clone();
         async move { third.call(PROG, 1, 1, Bytes::from_static(b"3")).await }
@@ -576,7 +529,7 @@ async fn connections_beyond_the_limit_wait_until_one_closes() {
 #[tokio::test]
 async fn a_panicking_handler_gets_system_err_and_the_connection_lives_on() {
     let (server, addr) = start(ServerOptions::default(), echo);
-    let client = Client::new(vec![addr], client_options()).expect("a destination");
+    let client = Client::new(vec![addr], quiet_client_options()).expect("a destination");
     client
         .call(PROG, 1, 1, Bytes::from_static(b"warm"))
         .await
@@ -685,7 +638,7 @@ fn is_system_err(result: &Result<Bytes, Error>) -> bool {
 #[tokio::test]
 async fn an_inline_handler_future_that_panics_when_dropped_harms_only_its_own_call() {
     let (server, addr) = start(ServerOptions::default(), DropPanics);
-    let client = Client::new(vec![addr], client_options()).expect("a destination");
+    let client = Client::new(vec![addr], quiet_client_options()).expect("a destination");
     client
         .call(PROG, 1, 1, Bytes::from_static(b"warm"))
         .await
@@ -731,7 +684,7 @@ async fn a_spawned_handler_future_that_panics_when_dropped_gets_system_err_and_f
         ..ServerOptions::default()
     };
     let (server, addr) = start(options, DropPanics);
-    let client = Client::new(vec![addr], client_options()).expect("a destination");
+    let client = Client::new(vec![addr], quiet_client_options()).expect("a destination");
     let dropped = client
         .call_with(PROG, 1, 6, Bytes::new(), &within(GENEROUS))
         .await;
@@ -768,7 +721,7 @@ async fn calls_beyond_the_in_progress_limit_wait_for_a_handler_to_finish() {
             }
         },
     );
-    let client = Client::new(vec![addr], client_options()).expect("a destination");
+    let client = Client::new(vec![addr], quiet_client_options()).expect("a destination");
     let calls: Vec<_> = (0..3u8)
         .map(|i| {
             let client = client.clone();
@@ -846,7 +799,7 @@ async fn graceful_shutdown_lets_the_call_in_progress_finish() {
         gated(gate.clone(), entered_tx),
     );
     let listen_addr = server.local_addrs()[0];
-    let client = Client::new(vec![addr], client_options()).expect("a destination");
+    let client = Client::new(vec![addr], quiet_client_options()).expect("a destination");
     let call = tokio::spawn({
         let client = client.clone();
         async move {
@@ -894,7 +847,7 @@ async fn shutdown_abandons_calls_still_running_after_the_grace_period() {
         },
         gated(gate, entered_tx),
     );
-    let client = Client::new(vec![addr], client_options()).expect("a destination");
+    let client = Client::new(vec![addr], quiet_client_options()).expect("a destination");
     let call = tokio::spawn({
         let client = client.clone();
         async move { client.call(PROG, 1, 1, Bytes::from_static(b"stuck")).await }
@@ -922,7 +875,7 @@ async fn dropping_the_running_server_handle_does_not_stop_it() {
         !refused(listen_addr).await,
         "the listener closed when the handle was dropped"
     );
-    let client = Client::new(vec![addr], client_options()).expect("a destination");
+    let client = Client::new(vec![addr], quiet_client_options()).expect("a destination");
     let result = client
         .call_with(PROG, 1, 1, Bytes::from_static(b"x"), &within(ms(5_000)))
         .await;

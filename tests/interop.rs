@@ -53,7 +53,16 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-mod support;
+mod support {
+    #[path = "../support/common.rs"]
+    pub mod common;
+    #[path = "../support/harness.rs"]
+    pub mod harness;
+    #[path = "../support/peerd.rs"]
+    pub mod peerd;
+    #[path = "../support/pki.rs"]
+    pub mod pki;
+}
 
 #[path = "interop/tls.rs"]
 mod tls;
@@ -227,7 +236,7 @@ fn main() {
     let skipped_why = skipped
         .as_ref()
         .map(|r| format!("interop environment unavailable: {r}"));
-    let trials = support::trials(tests, skipped_why.as_deref());
+    let trials = support::harness::trials(tests, skipped_why.as_deref());
 
     let conclusion = libtest_mimic::run(&args, trials);
     if let Some(environment) = environment {
@@ -530,7 +539,7 @@ fn run_ip(tools: &Tools, args: &[&str]) -> Result<(), String> {
 /// ends (`PR_SET_PDEATHSIG`).
 fn command(program: &Path) -> Command {
     let mut cmd = Command::new(program);
-    support::die_with_parent(&mut cmd);
+    support::harness::die_with_parent(&mut cmd);
     cmd
 }
 
@@ -1219,10 +1228,7 @@ fn peerd_pings_rpcbind_from_a_chosen_source() {
 
 fn peerd_ping_to_a_closed_port_exits_1() {
     // A port that was free a moment ago, on loopback in this namespace.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let port = support::common::free_port("127.0.0.1");
     let addr = format!("127.0.0.1:{port}");
     let out = peerd(&[
         "ping",

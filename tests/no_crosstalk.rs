@@ -16,6 +16,11 @@
 //! with the one-slot pressure of `max_in_flight = 1`; answered pings keep a
 //! slow call alive; unanswered pings end the connection.
 
+mod support {
+    #[path = "../support/common.rs"]
+    pub mod common;
+}
+
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,20 +36,16 @@ use peerwire::{
     CallOptions, CallStatus, Client, ClientOptions, DisconnectCause, Endpoint, Error, Link,
 };
 use proptest::prelude::*;
+use support::common::{PROG, ms, quiet_client_options, within};
 use tokio::io::{DuplexStream, ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
-const PROG: u32 = 0x2000_0777;
 const VERS: u32 = 1;
 const PROC: u32 = 1;
 /// The token an injected reply with an unknown XID carries: no caller has it.
 const STRANGER: u64 = u64::MAX;
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
 
 fn local() -> SocketAddr {
     "127.0.0.1:40001".parse().unwrap()
@@ -625,21 +626,6 @@ fn connect_once(options: ClientOptions) -> (Client, Peer) {
     (client, peer)
 }
 
-fn quiet_options() -> ClientOptions {
-    ClientOptions {
-        ping_interval: Duration::from_secs(3600),
-        ping_timeout: Duration::from_secs(7200),
-        ..ClientOptions::default()
-    }
-}
-
-fn within(deadline: Duration) -> CallOptions {
-    CallOptions {
-        deadline: Some(deadline),
-        ..CallOptions::default()
-    }
-}
-
 /// A call timed out with its request sent; its reply comes while a newer
 /// call waits: it is dropped and counted, never handed to the newer call.
 /// Ten times over, and a duplicate of each. (Reserved XIDs hold their
@@ -649,7 +635,7 @@ fn a_late_reply_never_reaches_a_newer_call() {
     paused_runtime().block_on(async {
         let options = ClientOptions {
             max_in_flight: 11,
-            ..quiet_options()
+            ..quiet_client_options()
         };
         let (client, mut peer) = connect_once(options);
         let mut old = Vec::new();
@@ -709,7 +695,7 @@ fn a_dropped_callers_reply_never_reaches_a_newer_call() {
     paused_runtime().block_on(async {
         let options = ClientOptions {
             max_in_flight: 11,
-            ..quiet_options()
+            ..quiet_client_options()
         };
         let (client, mut peer) = connect_once(options);
         let mut old = Vec::new();
@@ -755,7 +741,7 @@ fn a_reserved_xid_holds_its_slot_until_the_late_reply() {
     paused_runtime().block_on(async {
         let options = ClientOptions {
             max_in_flight: 1,
-            ..quiet_options()
+            ..quiet_client_options()
         };
         let (client, mut peer) = connect_once(options);
         let result = client
@@ -903,7 +889,7 @@ fn a_call_that_times_out_waiting_for_a_slot_counts_as_timed_out() {
     paused_runtime().block_on(async {
         let options = ClientOptions {
             max_in_flight: 1,
-            ..quiet_options()
+            ..quiet_client_options()
         };
         let (client, mut peer) = connect_once(options);
         let first = tokio::spawn({

@@ -3,11 +3,19 @@
 //! processes are in tests/netns/peerd.rs; `ping` and `gluster-dump` against
 //! real rpcbind and glusterd are in tests/interop.rs.
 
-mod support;
+mod support {
+    #[path = "../support/common.rs"]
+    pub mod common;
+    #[path = "../support/peerd.rs"]
+    pub mod peerd;
+    #[path = "../support/pki.rs"]
+    pub mod pki;
+}
 
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use support::common::free_port;
 use support::peerd;
 
 /// Runs peerd with `args`, killing it after `limit`.
@@ -727,14 +735,14 @@ fn tls_config_errors_exit_2_naming_the_key() {
 /// `notAfter`; one outside the window does not warn.
 #[test]
 fn a_certificate_near_its_expiry_is_warned_of() {
-    use support::pki::{Authority, LeafSpec};
+    use support::pki::{Authority, LeafSpec, Validity};
     const HOST: &str = "127.79.2.1";
     let dir = temp_dir("tls-expiry");
     let ca = Authority::new("peerd-cli expiry CA");
     ca.write_ca(&dir.join("ca.pem")).unwrap();
     let five_days = 5 * 86_400;
     let spec = LeafSpec {
-        valid: Some((-3600, five_days)),
+        valid: Validity::FromNow(-3600, five_days),
         ..LeafSpec::node("node-a", &[HOST.parse().unwrap()])
     };
     ca.issue_spec(&spec).write(&dir, "node-a").unwrap();
@@ -1152,7 +1160,7 @@ fn accepted_from<'a>(status: &'a serde_json::Value, peer: &str) -> &'a serde_jso
 /// are redialled with the renewed certificate.
 #[test]
 fn sighup_renews_tls_material_live_and_a_new_crl_cuts_the_revoked_link() {
-    use support::pki::{Authority, LeafSpec};
+    use support::pki::{Authority, LeafSpec, Validity};
     const A: &str = "127.79.2.1";
     const B: &str = "127.79.2.2";
     let (a_port, a_admin, b_port, b_admin) =
@@ -1214,7 +1222,7 @@ fn sighup_renews_tls_material_live_and_a_new_crl_cuts_the_revoked_link() {
     assert_eq!(warned.as_array().map(Vec::len), Some(1), "{a_before:#}");
     let not_after_before = a_before["tls_not_after_ms"].as_u64().unwrap();
     let a_new = ca.issue_spec(&LeafSpec {
-        valid: Some((-3600, 90 * 86_400)),
+        valid: Validity::FromNow(-3600, 90 * 86_400),
         ..LeafSpec::node("node-a", &[A.parse().unwrap()])
     });
     a_new.write(&dir, "node-a").unwrap();
@@ -1491,14 +1499,4 @@ fn spawn_node(path: &std::path::Path, log: Option<&std::path::Path>) -> KillOnDr
             .spawn()
             .unwrap(),
     )
-}
-
-/// A port free on `host` now (the kernel's pick for a listener that is
-/// closed at once).
-fn free_port(host: &str) -> u16 {
-    std::net::TcpListener::bind((host, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }

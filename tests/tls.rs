@@ -3,6 +3,11 @@
 //! peers meeting TLS peers, and what the verdicts say.
 #![cfg(feature = "tls")]
 
+mod support {
+    #[path = "../support/pki.rs"]
+    pub mod pki;
+}
+
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,70 +23,59 @@ use peerwire::{
     Error, IdentityMode, NodeId, PeerTable, ProcError, RunningServer, ScopedIp, Server,
     ServerIdentity, ServerOptions, Sources, Verdict, VerdictReason,
 };
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SanType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use support::pki::{Authority, LeafSpec, Validity};
+
 const PROG: u32 = 0x2000_0077;
 
-/// A throwaway CA.
-struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
+/// The window of the tests' certificates unless one says otherwise, in
+/// years: rcgen's own default, whose notAfter a test sees shown.
+const WINDOW: (i32, i32) = (1975, 4096);
+
+/// A leaf of `ca` with this CN (if any) and IP SANs, valid over [`WINDOW`]
+/// unless `window` gives other years: its PEM and its key's.
+fn leaf(
+    ca: &Authority,
+    cn: Option<&str>,
+    ips: &[&str],
+    window: Option<(i32, i32)>,
+) -> (String, String) {
+    let (from, to) = window.unwrap_or(WINDOW);
+    let leaf = ca.issue_spec(&LeafSpec {
+        cn: cn.map(str::to_owned),
+        ips: ips.iter().map(|s| ip(s)).collect(),
+        valid: Validity::Years(from, to),
+        ..LeafSpec::default()
+    });
+    (leaf.cert_pem, leaf.key_pem)
 }
 
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        Ca { issuer }
-    }
+/// An identity with a leaf of `issuer` that trusts `trusted` instead:
+/// what a peer from another CA presents.
+fn stranger_of(
+    issuer: &Authority,
+    trusted: &Authority,
+    cn: Option<&str>,
+    ips: &[&str],
+) -> TlsIdentity {
+    let (cert, key) = leaf(issuer, cn, ips, None);
+    TlsIdentity::from_pem(cert.as_bytes(), key.as_bytes(), trusted.ca_pem().as_bytes()).unwrap()
+}
 
-    fn pem(&self) -> String {
-        self.issuer.pem()
-    }
+fn identity_of(ca: &Authority, cn: Option<&str>, ips: &[&str]) -> TlsIdentity {
+    identity_in(ca, cn, ips, None)
+}
 
-    /// A leaf with this CN (if any) and IP SANs, valid now unless `window`
-    /// says otherwise (years since 1970 as not-before, not-after).
-    fn leaf(&self, cn: Option<&str>, ips: &[&str], window: Option<(i32, i32)>) -> (String, String) {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        if let Some(cn) = cn {
-            params.distinguished_name.push(DnType::CommonName, cn);
-        }
-        params.subject_alt_names = ips
-            .iter()
-            .map(|ip| SanType::IpAddress(ip.parse().unwrap()))
-            .collect();
-        if let Some((from, to)) = window {
-            params.not_before = rcgen::date_time_ymd(from, 1, 1);
-            params.not_after = rcgen::date_time_ymd(to, 1, 1);
-        }
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-
-    /// An identity with a leaf of this CA that trusts `trusted` instead:
-    /// what a peer from another CA presents.
-    fn stranger(&self, trusted: &Ca, cn: Option<&str>, ips: &[&str]) -> TlsIdentity {
-        let (cert, key) = self.leaf(cn, ips, None);
-        TlsIdentity::from_pem(cert.as_bytes(), key.as_bytes(), trusted.pem().as_bytes()).unwrap()
-    }
-
-    fn identity(&self, cn: Option<&str>, ips: &[&str]) -> TlsIdentity {
-        self.identity_in(cn, ips, None)
-    }
-
-    fn identity_in(
-        &self,
-        cn: Option<&str>,
-        ips: &[&str],
-        window: Option<(i32, i32)>,
-    ) -> TlsIdentity {
-        let (cert, key) = self.leaf(cn, ips, window);
-        TlsIdentity::from_pem(cert.as_bytes(), key.as_bytes(), self.pem().as_bytes()).unwrap()
-    }
+fn identity_in(
+    ca: &Authority,
+    cn: Option<&str>,
+    ips: &[&str],
+    window: Option<(i32, i32)>,
+) -> TlsIdentity {
+    let (cert, key) = leaf(ca, cn, ips, window);
+    TlsIdentity::from_pem(cert.as_bytes(), key.as_bytes(), ca.ca_pem().as_bytes()).unwrap()
 }
 
 fn id(s: &str) -> NodeId {
@@ -108,14 +102,14 @@ async fn service(ctx: CallContext, procedure: u32, args: Bytes) -> Result<Bytes,
 /// unless `server_ips` says otherwise) that, with `identity`, accepts "a"
 /// from 127.0.0.2.
 fn server(
-    ca: &Ca,
+    ca: &Authority,
     mode: TlsMode,
     identity: bool,
     server_ips: &[&str],
 ) -> (RunningServer, Endpoint) {
     let options = ServerOptions {
         tls: Some(ServerTls {
-            identity: ca.identity(Some("srv"), server_ips),
+            identity: identity_of(&ca, Some("srv"), server_ips),
             mode,
         }),
         identity: identity.then(|| ServerIdentity {
@@ -207,15 +201,15 @@ fn year_start(year: i32) -> std::time::SystemTime {
 /// watches to renew in time.
 #[test]
 fn certificates_show_when_they_expire() {
-    let ca = Ca::new("test CA");
-    let identity = ca.identity_in(Some("a"), &["127.0.0.2"], Some((2020, 2090)));
+    let ca = Authority::new("test CA");
+    let identity = identity_in(&ca, Some("a"), &["127.0.0.2"], Some((2020, 2090)));
     assert_eq!(identity.not_after(), Some(year_start(2090)));
 }
 
 async fn round_trip_with_identity(mode: TlsMode) {
-    let ca = Ca::new("test CA");
+    let ca = Authority::new("test CA");
     let (server, address) = server(&ca, mode, true, &["127.0.0.1"]);
-    let tls = client_tls(ca.identity(Some("a"), &["127.0.0.2"]), mode);
+    let tls = client_tls(identity_of(&ca, Some("a"), &["127.0.0.2"]), mode);
     let client = new_client(address, "127.0.0.2", Some(tls), Some("a"));
     let reply = client
         .call(PROG, 1, 1, Bytes::from_static(b"over tls"))
@@ -233,7 +227,7 @@ async fn round_trip_with_identity(mode: TlsMode) {
     assert_eq!(
         peer.not_after,
         Some(year_start(4096)),
-        "rcgen's default notAfter"
+        "the notAfter of the tests' certificates"
     );
     assert_eq!(client.hello().unwrap().node, id("srv"));
     // The server's verdict and connection list show the certificate.
@@ -263,10 +257,10 @@ async fn starttls_round_trip_with_identity() {
 
 #[tokio::test]
 async fn a_hello_claiming_another_id_than_the_cn_is_refused_naming_cn_sans_and_observed() {
-    let ca = Ca::new("test CA");
+    let ca = Authority::new("test CA");
     let (server, address) = server(&ca, TlsMode::Direct, true, &["127.0.0.1"]);
     // A valid certificate for 127.0.0.2, but for node "x", claiming "a".
-    let tls = client_tls(ca.identity(Some("x"), &["127.0.0.2"]), TlsMode::Direct);
+    let tls = client_tls(identity_of(&ca, Some("x"), &["127.0.0.2"]), TlsMode::Direct);
     let client = new_client(address, "127.0.0.2", Some(tls), Some("a"));
     let error = client.connect().await.unwrap_err();
     assert!(
@@ -293,10 +287,10 @@ async fn a_hello_claiming_another_id_than_the_cn_is_refused_naming_cn_sans_and_o
 
 #[tokio::test]
 async fn a_certificate_for_another_ip_is_refused_as_ip_mismatch() {
-    let ca = Ca::new("test CA");
+    let ca = Authority::new("test CA");
     let (server, address) = server(&ca, TlsMode::Direct, true, &["127.0.0.1"]);
     // "a"'s certificate names 127.0.0.3; it connects from 127.0.0.2.
-    let tls = client_tls(ca.identity(Some("a"), &["127.0.0.3"]), TlsMode::Direct);
+    let tls = client_tls(identity_of(&ca, Some("a"), &["127.0.0.3"]), TlsMode::Direct);
     let client = new_client(address, "127.0.0.2", Some(tls), Some("a"));
     assert!(client.connect().await.is_err());
     let v = verdict(&server, true).await;
@@ -381,9 +375,9 @@ async fn refused_after_handshake(client: &Client, identity: bool, alert: TlsAler
 
 #[tokio::test]
 async fn a_client_certificate_from_another_ca_is_refused_with_a_named_alert_and_not_run() {
-    let ca = Ca::new("test CA");
-    let other = Ca::new("another CA");
-    let stranger = || other.stranger(&ca, Some("a"), &["127.0.0.2"]);
+    let ca = Authority::new("test CA");
+    let other = Authority::new("another CA");
+    let stranger = || stranger_of(&other, &ca, Some("a"), &["127.0.0.2"]);
     for identity in [false, true] {
         let (server, address) = server(&ca, TlsMode::Direct, identity, &["127.0.0.1"]);
         let tls = client_tls(stranger(), TlsMode::Direct);
@@ -407,10 +401,10 @@ async fn a_client_certificate_from_another_ca_is_refused_with_a_named_alert_and_
 /// alert `access_denied`; its verdict names the rule, the CN, the SANs
 /// and the version; the client's error names the alert.
 async fn refused_for_the_address(ips: &[&str], rule: CertError) {
-    let ca = Ca::new("test CA");
+    let ca = Authority::new("test CA");
     for identity in [false, true] {
         let (server, address) = server(&ca, TlsMode::Direct, identity, &["127.0.0.1"]);
-        let tls = client_tls(ca.identity(Some("a"), ips), TlsMode::Direct);
+        let tls = client_tls(identity_of(&ca, Some("a"), ips), TlsMode::Direct);
         let client = new_client(address, "127.0.0.2", Some(tls), identity.then_some("a"));
         refused_after_handshake(&client, identity, TlsAlert::ACCESS_DENIED).await;
         let v = verdict(&server, true).await;
@@ -451,9 +445,9 @@ async fn a_certificate_without_an_ip_san_is_refused_in_the_handshake_with_access
 
 #[tokio::test]
 async fn repeated_refusals_after_the_handshake_count_toward_the_breaker() {
-    let ca = Ca::new("test CA");
+    let ca = Authority::new("test CA");
     let (server, address) = server(&ca, TlsMode::Direct, false, &["127.0.0.1"]);
-    let tls = client_tls(ca.identity(Some("a"), &["127.0.0.3"]), TlsMode::Direct);
+    let tls = client_tls(identity_of(&ca, Some("a"), &["127.0.0.3"]), TlsMode::Direct);
     let options = ClientOptions {
         breaker_threshold: 2,
         backoff_base: Duration::from_millis(1),
@@ -534,7 +528,7 @@ async fn connect_without_certificate(address: &Endpoint) -> std::io::Result<()> 
 
 #[tokio::test]
 async fn a_client_without_a_certificate_is_refused() {
-    let ca = Ca::new("test CA");
+    let ca = Authority::new("test CA");
     let (server, address) = server(&ca, TlsMode::Direct, false, &["127.0.0.1"]);
     let _ = connect_without_certificate(&address).await;
     let v = verdict(&server, true).await;
@@ -548,21 +542,21 @@ async fn a_client_without_a_certificate_is_refused() {
 
 #[tokio::test]
 async fn chain_errors_are_matchable_on_both_sides() {
-    let ca = Ca::new("test CA");
-    let other = Ca::new("another CA");
+    let ca = Authority::new("test CA");
+    let other = Authority::new("another CA");
     let (server, address) = server(&ca, TlsMode::Direct, false, &["127.0.0.1"]);
     // The server refuses a client certificate from another CA ...
     let stranger = TlsIdentity::from_pem(
-        other.leaf(Some("a"), &["127.0.0.2"], None).0.as_bytes(),
-        other.leaf(Some("a"), &["127.0.0.2"], None).1.as_bytes(),
-        ca.pem().as_bytes(),
+        leaf(&other, Some("a"), &["127.0.0.2"], None).0.as_bytes(),
+        leaf(&other, Some("a"), &["127.0.0.2"], None).1.as_bytes(),
+        ca.ca_pem().as_bytes(),
     );
     // (a key from another leaf does not fit: that is a config error)
     assert!(
         matches!(stranger, Err(ref e) if e.is_config()),
         "{stranger:?}"
     );
-    let stranger = other.stranger(&ca, Some("a"), &["127.0.0.2"]);
+    let stranger = stranger_of(&other, &ca, Some("a"), &["127.0.0.2"]);
     let client = new_client(
         address.clone(),
         "127.0.0.2",
@@ -576,7 +570,7 @@ async fn chain_errors_are_matchable_on_both_sides() {
         Some(VerdictReason::Certificate(CertError::UnknownIssuer))
     );
     // ... and an expired one.
-    let expired = ca.identity_in(Some("a"), &["127.0.0.2"], Some((2000, 2001)));
+    let expired = identity_in(&ca, Some("a"), &["127.0.0.2"], Some((2000, 2001)));
     let client = new_client(
         address.clone(),
         "127.0.0.2",
@@ -589,7 +583,10 @@ async fn chain_errors_are_matchable_on_both_sides() {
     })
     .await;
     // A client that trusts only another CA refuses this server.
-    let theirs = client_tls(other.identity(Some("a"), &["127.0.0.2"]), TlsMode::Direct);
+    let theirs = client_tls(
+        identity_of(&other, Some("a"), &["127.0.0.2"]),
+        TlsMode::Direct,
+    );
     let client = new_client(address, "127.0.0.2", Some(theirs), None);
     let error = client.connect().await.unwrap_err();
     assert_eq!(
@@ -602,7 +599,8 @@ async fn chain_errors_are_matchable_on_both_sides() {
     // The client refuses a server certificate that is not valid yet, or
     // from a CA it does not trust.
     let options = ServerOptions {
-        tls: Some(ServerTls::new(ca.identity_in(
+        tls: Some(ServerTls::new(identity_in(
+            &ca,
             Some("srv"),
             &["127.0.0.1"],
             Some((2090, 2091)),
@@ -610,7 +608,7 @@ async fn chain_errors_are_matchable_on_both_sides() {
         ..ServerOptions::default()
     };
     let (server, address) = serve(options, "127.0.0.1:0").unwrap();
-    let mine = client_tls(ca.identity(Some("a"), &["127.0.0.2"]), TlsMode::Direct);
+    let mine = client_tls(identity_of(&ca, Some("a"), &["127.0.0.2"]), TlsMode::Direct);
     let client = new_client(address.clone(), "127.0.0.2", Some(mine), None);
     let error = client.connect().await.unwrap_err();
     assert_eq!(
@@ -623,10 +621,10 @@ async fn chain_errors_are_matchable_on_both_sides() {
 
 #[tokio::test]
 async fn a_server_certificate_without_the_dialled_ip_fails_the_client_unless_checked_by_cn() {
-    let ca = Ca::new("test CA");
+    let ca = Authority::new("test CA");
     // The server's certificate names 127.0.0.5; we dial 127.0.0.1.
     let (server, address) = server(&ca, TlsMode::Direct, true, &["127.0.0.5"]);
-    let tls = client_tls(ca.identity(Some("a"), &["127.0.0.2"]), TlsMode::Direct);
+    let tls = client_tls(identity_of(&ca, Some("a"), &["127.0.0.2"]), TlsMode::Direct);
     let client = new_client(address.clone(), "127.0.0.2", Some(tls.clone()), Some("a"));
     let error = client.connect().await.unwrap_err();
     assert_eq!(
@@ -716,8 +714,11 @@ async fn a_starttls_client_against_a_plain_server_fails_without_sending_a_plain_
         let _ = stream.read_to_end(&mut rest).await;
         rest
     });
-    let ca = Ca::new("test CA");
-    let tls = client_tls(ca.identity(Some("a"), &["127.0.0.1"]), TlsMode::StartTls);
+    let ca = Authority::new("test CA");
+    let tls = client_tls(
+        identity_of(&ca, Some("a"), &["127.0.0.1"]),
+        TlsMode::StartTls,
+    );
     let client = new_client(address, "127.0.0.1", Some(tls), None);
     let error = client
         .call(PROG, 1, 1, Bytes::from_static(b"secret"))
@@ -738,7 +739,7 @@ async fn a_starttls_client_against_a_plain_server_fails_without_sending_a_plain_
 
 #[tokio::test]
 async fn a_plain_client_against_a_direct_tls_server_is_told_it_seems_to_expect_tls() {
-    let ca = Ca::new("test CA");
+    let ca = Authority::new("test CA");
     let (server, address) = server(&ca, TlsMode::Direct, false, &["127.0.0.1"]);
     let client = new_client(address, "127.0.0.1", None, None);
     let error = client
@@ -786,7 +787,7 @@ async fn a_plain_client_with_identity_that_gets_tls_bytes_is_told_it_seems_to_ex
 
 #[tokio::test]
 async fn a_hello_less_probe_to_a_starttls_server_is_answered_per_rfc_9289_then_tls_runs() {
-    let ca = Ca::new("test CA");
+    let ca = Authority::new("test CA");
     let (server, address) = server(&ca, TlsMode::StartTls, false, &["127.0.0.1"]);
     let mut stream = TcpStream::connect(address.to_string()).await.unwrap();
     stream
@@ -807,14 +808,16 @@ async fn a_hello_less_probe_to_a_starttls_server_is_answered_per_rfc_9289_then_t
     assert_eq!((verf.flavor, &verf.body[..]), (0, &b"STARTTLS"[..]));
     assert!(starttls::answers_starttls(record, 0xabcd));
     // Then TLS on the same connection, and RPC inside it.
-    let (cert, key) = ca.leaf(Some("a"), &["127.0.0.1"], None);
+    let (cert, key) = leaf(&ca, Some("a"), &["127.0.0.1"], None);
     let chain: Vec<_> = rustls::pki_types::pem::PemObject::pem_slice_iter(cert.as_bytes())
         .collect::<Result<Vec<rustls::pki_types::CertificateDer<'static>>, _>>()
         .unwrap();
     let key: rustls::pki_types::PrivateKeyDer<'static> =
         rustls::pki_types::pem::PemObject::from_pem_slice(key.as_bytes()).unwrap();
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca.issuer.der().clone()).unwrap();
+    roots
+        .add(rustls::pki_types::pem::PemObject::from_pem_slice(ca.ca_pem().as_bytes()).unwrap())
+        .unwrap();
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -853,7 +856,7 @@ async fn a_hello_less_probe_to_a_starttls_server_is_answered_per_rfc_9289_then_t
 
 #[tokio::test]
 async fn tls_servers_survive_garbage_and_plain_calls() {
-    let ca = Ca::new("test CA");
+    let ca = Authority::new("test CA");
     for mode in [TlsMode::Direct, TlsMode::StartTls] {
         let (server, address) = server(&ca, mode, false, &["127.0.0.1"]);
         let garbage: [&[u8]; 4] = [
@@ -884,7 +887,7 @@ async fn tls_servers_survive_garbage_and_plain_calls() {
         );
         assert_eq!(server.stats().calls, 0);
         // And it still serves a proper client.
-        let tls = client_tls(ca.identity(Some("a"), &["127.0.0.1"]), mode);
+        let tls = client_tls(identity_of(&ca, Some("a"), &["127.0.0.1"]), mode);
         let client = new_client(address, "127.0.0.1", Some(tls), None);
         let reply = client
             .call(PROG, 1, 1, Bytes::from_static(b"still here"))
@@ -897,16 +900,16 @@ async fn tls_servers_survive_garbage_and_plain_calls() {
 
 #[tokio::test]
 async fn ipv6_loopback_works_with_an_ip_san_of_colon_colon_1() {
-    let ca = Ca::new("test CA");
+    let ca = Authority::new("test CA");
     let options = ServerOptions {
-        tls: Some(ServerTls::new(ca.identity(Some("srv"), &["::1"]))),
+        tls: Some(ServerTls::new(identity_of(&ca, Some("srv"), &["::1"]))),
         ..ServerOptions::default()
     };
     let Ok((server, address)) = serve(options, "[::1]:0") else {
         eprintln!("skipped: no IPv6 loopback here");
         return;
     };
-    let tls = client_tls(ca.identity(Some("a"), &["::1"]), TlsMode::Direct);
+    let tls = client_tls(identity_of(&ca, Some("a"), &["::1"]), TlsMode::Direct);
     let client = new_client(address, "::1", Some(tls), None);
     let cn = client.call(PROG, 1, 2, Bytes::new()).await.unwrap();
     assert_eq!(&cn[..], b"a");
@@ -915,15 +918,15 @@ async fn ipv6_loopback_works_with_an_ip_san_of_colon_colon_1() {
 
 #[test]
 fn identities_load_from_files_and_a_key_that_does_not_fit_is_a_config_error() {
-    let ca = Ca::new("test CA");
+    let ca = Authority::new("test CA");
     let dir = std::env::temp_dir().join(format!(
         "peerwire-tls-{}-{}",
         std::process::id(),
         rand_part()
     ));
     std::fs::create_dir(&dir).unwrap();
-    let (cert, key) = ca.leaf(Some("node-a"), &["127.0.0.2"], None);
-    let (_, other_key) = ca.leaf(Some("node-b"), &["127.0.0.3"], None);
+    let (cert, key) = leaf(&ca, Some("node-a"), &["127.0.0.2"], None);
+    let (_, other_key) = leaf(&ca, Some("node-b"), &["127.0.0.3"], None);
     let write = |name: &str, text: &str| {
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();
@@ -933,7 +936,7 @@ fn identities_load_from_files_and_a_key_that_does_not_fit_is_a_config_error() {
         write("cert.pem", &cert),
         write("key.pem", &key),
         write("other.key", &other_key),
-        write("ca.pem", &ca.pem()),
+        write("ca.pem", &ca.ca_pem()),
     );
     let identity = TlsIdentity::from_pem_files(&cert, &key, &ca_file).unwrap();
     assert_eq!(identity.cn(), Some("node-a"));
@@ -959,9 +962,9 @@ fn rand_part() -> u64 {
 /// must still be flushed, on both sides.
 #[tokio::test]
 async fn large_records_are_flushed_whole_over_tls() {
-    let ca = Ca::new("test CA");
+    let ca = Authority::new("test CA");
     let (server, address) = server(&ca, TlsMode::Direct, false, &["127.0.0.1"]);
-    let tls = client_tls(ca.identity(Some("a"), &["127.0.0.1"]), TlsMode::Direct);
+    let tls = client_tls(identity_of(&ca, Some("a"), &["127.0.0.1"]), TlsMode::Direct);
     let client = new_client(address, "127.0.0.1", Some(tls), None);
     for len in [3 << 20, 8 << 20, 1 << 20] {
         let payload = Bytes::from((0..len).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
@@ -973,13 +976,13 @@ async fn large_records_are_flushed_whole_over_tls() {
 
 /// A raw rustls client configuration: `ca`'s leaf with this CN and IP
 /// SANs as our certificate, and `ca` as the roots the server must chain to.
-fn raw_client_config(ca: &Ca, cn: &str, ips: &[&str]) -> Arc<rustls::ClientConfig> {
+fn raw_client_config(ca: &Authority, cn: &str, ips: &[&str]) -> Arc<rustls::ClientConfig> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let (cert, key) = ca.leaf(Some(cn), ips, None);
+    let (cert, key) = leaf(&ca, Some(cn), ips, None);
     let mut roots = rustls::RootCertStore::empty();
     roots
-        .add(CertificateDer::from_pem_slice(ca.pem().as_bytes()).unwrap())
+        .add(CertificateDer::from_pem_slice(ca.ca_pem().as_bytes()).unwrap())
         .unwrap();
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
@@ -1030,7 +1033,7 @@ async fn no_tls_connection_is_served_under_the_old_lists_once_update_returns() {
     use peerwire::Admission;
     const ROUNDS: usize = 30;
     const PER_ROUND: usize = 16;
-    let ca = Ca::new("test CA");
+    let ca = Authority::new("test CA");
     let (server, address) = server(&ca, TlsMode::Direct, true, &["127.0.0.1"]);
     let identity = || ServerIdentity {
         node: id("srv"),
@@ -1164,10 +1167,13 @@ impl Proxy {
 
 /// A TLS server (no identity) whose procedure 1 echoes and whose procedure
 /// 3 counts its calls in `ran` and never answers.
-fn alert_server(ca: &Ca, ran: Arc<std::sync::atomic::AtomicUsize>) -> (RunningServer, Endpoint) {
+fn alert_server(
+    ca: &Authority,
+    ran: Arc<std::sync::atomic::AtomicUsize>,
+) -> (RunningServer, Endpoint) {
     let options = ServerOptions {
         tls: Some(ServerTls {
-            identity: ca.identity(Some("srv"), &["127.0.0.1"]),
+            identity: identity_of(&ca, Some("srv"), &["127.0.0.1"]),
             mode: TlsMode::Direct,
         }),
         ..ServerOptions::default()
@@ -1224,11 +1230,11 @@ fn assert_lost_as_sent(result: &Result<Bytes, Error>) {
 /// them for safe to retry.
 #[tokio::test]
 async fn a_fatal_alert_after_the_server_ran_a_call_is_no_refusal_and_the_calls_count_as_sent() {
-    let ca = Ca::new("test CA");
+    let ca = Authority::new("test CA");
     let ran = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let (server, address) = alert_server(&ca, ran.clone());
     let proxy = Proxy::start(address).await;
-    let tls = client_tls(ca.identity(Some("a"), &["127.0.0.1"]), TlsMode::Direct);
+    let tls = client_tls(identity_of(&ca, Some("a"), &["127.0.0.1"]), TlsMode::Direct);
     let client = new_client(proxy.address.clone(), "127.0.0.1", Some(tls), None);
     client.connect().await.unwrap();
     let first = tokio::spawn({
@@ -1265,11 +1271,11 @@ async fn a_fatal_alert_after_the_server_ran_a_call_is_no_refusal_and_the_calls_c
 #[tokio::test]
 async fn a_reply_that_arrives_with_a_fatal_alert_is_delivered() {
     use std::sync::atomic::Ordering::SeqCst;
-    let ca = Ca::new("test CA");
+    let ca = Authority::new("test CA");
     let ran = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let (server, address) = alert_server(&ca, ran);
     let proxy = Proxy::start(address).await;
-    let tls = client_tls(ca.identity(Some("a"), &["127.0.0.1"]), TlsMode::Direct);
+    let tls = client_tls(identity_of(&ca, Some("a"), &["127.0.0.1"]), TlsMode::Direct);
     let client = new_client(proxy.address.clone(), "127.0.0.1", Some(tls), None);
     client.connect().await.unwrap();
     // Nothing more comes from the server until it answers (TLS 1.3, no
