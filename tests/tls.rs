@@ -119,7 +119,7 @@ fn server(
 ) -> (RunningServer, Endpoint) {
     let options = ServerOptions {
         tls: Some(ServerTls {
-            identity: identity_of(&ca, Some("srv"), server_ips),
+            identity: identity_of(ca, Some("srv"), server_ips),
             mode,
         }),
         identity: identity.then(|| ServerIdentity {
@@ -311,7 +311,7 @@ fn identities_load_from_files_and_a_key_that_does_not_fit_is_a_config_error() {
         write("cert.pem", &cert),
         write("key.pem", &key),
         write("other.key", &other_key),
-        write("ca.pem", &ca.ca_pem()),
+        write("ca.pem", ca.ca_pem()),
     );
     let identity = TlsIdentity::from_pem_files(&cert, &key, &ca_file).unwrap();
     assert_eq!(identity.cn(), Some("node-a"));

@@ -663,7 +663,7 @@ async fn crls_load_from_pem_and_der_and_several_apply_at_once() {
         ("c", "127.0.0.4", 0x2003, &second),
     ];
     for (node, source, serial, issuer) in cases {
-        let tls = ClientTls::new(identity_trusting(&issuer, node, source, serial, &[&ca]));
+        let tls = ClientTls::new(identity_trusting(issuer, node, source, serial, &[&ca]));
         let c = client(address.clone(), source, node, Some(tls));
         let error = c.connect().await.unwrap_err();
         assert_eq!(

@@ -8,7 +8,7 @@ use super::*;
 fn raw_client_config(ca: &Authority, cn: &str, ips: &[&str]) -> Arc<rustls::ClientConfig> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let (cert, key) = leaf(&ca, Some(cn), ips, None);
+    let (cert, key) = leaf(ca, Some(cn), ips, None);
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(CertificateDer::from_pem_slice(ca.ca_pem().as_bytes()).unwrap())
@@ -202,7 +202,7 @@ fn alert_server(
 ) -> (RunningServer, Endpoint) {
     let options = ServerOptions {
         tls: Some(ServerTls {
-            identity: identity_of(&ca, Some("srv"), &["127.0.0.1"]),
+            identity: identity_of(ca, Some("srv"), &["127.0.0.1"]),
             mode: TlsMode::Direct,
         }),
         ..ServerOptions::default()
