@@ -88,7 +88,7 @@ mod tls_client;
 #[path = "interop/starttls_capture.rs"]
 mod starttls_capture;
 
-use environment::{Daemon, Environment, Tools, command, describe, find_program, tail};
+use environment::{Daemon, Environment, Tools, command, describe, tail};
 use libtest_mimic::Arguments;
 use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, unshare};

@@ -13,6 +13,7 @@ mod support {
     pub mod netns;
     #[path = "../support/peerd.rs"]
     pub mod peerd;
+    #[cfg(feature = "tls")]
     #[path = "../support/pki.rs"]
     pub mod pki;
 }
