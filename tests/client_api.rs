@@ -15,10 +15,9 @@ use peerwire::{
     DisconnectCause, Endpoint, Error, HandshakeError, Limits, ProcError, RunningServer, Server,
     ServerOptions,
 };
-use support::common::free_port;
+use support::common::{PROG, free_port};
 use tokio::time::timeout;
 
-const PROG: u32 = 0x2000_0a91;
 const GENEROUS: Duration = Duration::from_secs(10);
 
 async fn echo(_ctx: CallContext, procedure: u32, args: Bytes) -> Result<Bytes, ProcError> {

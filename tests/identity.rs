@@ -3,6 +3,11 @@
 //! successful HELLO are in identity/early_ends.rs, and the client's side in
 //! identity/client_checks.rs.
 
+mod support {
+    #[path = "../support/common.rs"]
+    pub mod common;
+}
+
 #[path = "identity/client_checks.rs"]
 mod client_checks;
 #[path = "identity/early_ends.rs"]
@@ -27,10 +32,9 @@ use peerwire::{
     IdentityMode, MismatchPolicy, NodeId, PeerTable, ProcError, RunningServer, ScopedIp, Server,
     ServerIdentity, ServerOptions, Sources,
 };
+use support::common::PROG;
 use tokio::net::TcpListener;
 use tokio_util::codec::Framed;
-
-const PROG: u32 = 0x2000_0042;
 
 fn id(s: &str) -> NodeId {
     s.parse().unwrap()

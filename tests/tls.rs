@@ -7,6 +7,8 @@
 #![cfg(feature = "tls")]
 
 mod support {
+    #[path = "../support/common.rs"]
+    pub mod common;
     #[path = "../support/pki.rs"]
     pub mod pki;
 }
@@ -36,9 +38,8 @@ use peerwire::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use support::common::PROG;
 use support::pki::{Authority, LeafSpec, Validity};
-
-const PROG: u32 = 0x2000_0077;
 
 /// The window of the tests' certificates unless one says otherwise, in
 /// years: rcgen's own default, whose notAfter a test sees shown.

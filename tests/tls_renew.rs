@@ -5,6 +5,8 @@
 #![cfg(feature = "tls")]
 
 mod support {
+    #[path = "../support/common.rs"]
+    pub mod common;
     #[path = "../support/pki.rs"]
     pub mod pki;
 }
@@ -23,9 +25,8 @@ use peerwire::{
     ServerIdentity, ServerOptions, Sources, Verdict, VerdictReason,
 };
 
+use support::common::PROG;
 use support::pki::{Authority, LeafSpec};
-
-const PROG: u32 = 0x2000_0078;
 
 /// A leaf of `ca` with this CN, IP SAN and serial: its PEM and its key's.
 fn leaf(ca: &Authority, cn: &str, ip: &str, serial: u16) -> (String, String) {
