@@ -22,20 +22,10 @@ mod server_gone;
 #[path = "faults/shutdown.rs"]
 mod shutdown;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use peerwire::{
-    CallContext, CallStatus, Client, ClientOptions, ConnectionState, DisconnectCause, Endpoint,
-    Error, ProcError, Server, ServerOptions, Service,
-};
-use support::common::{PROG, echo, free_port, ms, quiet_client_options, start, within};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc, oneshot};
-use tokio::time::{Instant, sleep, timeout};
+use support::common::ms;
+use tokio::time::{Instant, sleep};
 
 /// Long enough to mean "hung" on the slowest machine.
 const GENEROUS: Duration = Duration::from_secs(20);

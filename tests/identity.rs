@@ -21,19 +21,14 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use peerwire::codec::RpcCodec;
-use peerwire::peer::{HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO, HelloReply};
-use peerwire::programs::hello::wire::{HelloArgs, HelloRes};
-use peerwire::proto::xdr::to_bytes;
-use peerwire::proto::{
-    AcceptStatus, AuthStat, CallHeader, Message, MessageBody, Rejection, ReplyBody,
-};
+use peerwire::peer::{HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO};
+use peerwire::proto::{AuthStat, CallHeader, Message, MessageBody, Rejection, ReplyBody};
 use peerwire::{
     Admission, CallContext, Client, ClientIdentity, ClientOptions, ConnectOptions, Endpoint, Error,
-    IdentityMode, MismatchPolicy, NodeId, PeerTable, ProcError, RunningServer, ScopedIp, Server,
-    ServerIdentity, ServerOptions, Sources,
+    IdentityMode, NodeId, PeerTable, ProcError, RunningServer, ScopedIp, Server, ServerIdentity,
+    ServerOptions, Sources,
 };
 use support::common::PROG;
-use tokio::net::TcpListener;
 use tokio_util::codec::Framed;
 
 fn id(s: &str) -> NodeId {

@@ -49,13 +49,10 @@
 //! ignored. `--list` only lists, and starts nothing.
 
 use std::fmt;
-use std::fs::{self, File};
 use std::io::Read;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -90,17 +87,10 @@ mod starttls_capture;
 
 use environment::{Daemon, Environment, Tools, command, describe, tail};
 use libtest_mimic::Arguments;
-use nix::mount::{MsFlags, mount};
-use nix::sched::{CloneFlags, unshare};
-use nix::unistd::geteuid;
-use peerwire::programs::gf_dump::{
-    self, GfCommonResponse, GfDumpRequest, GfDumpResponse, GfDumpV1Client, GfProgram,
-};
-use peerwire::programs::portmap::{self, Mapping, PmapV2Client};
-use peerwire::proto::AuthStat;
+use peerwire::programs::gf_dump::{self, GfDumpRequest, GfDumpResponse, GfDumpV1Client};
 use peerwire::{
-    CallContext, CallStatus, Client, ClientOptions, ConnectionState, Endpoint, Error, ProcError,
-    RunningServer, ScopedIp, Server, Sources,
+    CallContext, Client, ClientOptions, ConnectionState, Endpoint, Error, ProcError, RunningServer,
+    ScopedIp, Server, Sources,
 };
 
 /// Turns "cannot run the real programs" from a skip into a failure.

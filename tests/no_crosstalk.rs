@@ -27,26 +27,12 @@ mod deterministic;
 #[path = "no_crosstalk/property.rs"]
 mod property;
 
-use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use peerwire::Endpoint;
 use peerwire::client::DEFAULT_PING_PROGRAM;
-use peerwire::codec::RpcCodec;
-use peerwire::proto::{AcceptStatus, CallHeader, Message, MessageBody, ReplyBody};
-use peerwire::{
-    CallOptions, CallStatus, Client, ClientOptions, DisconnectCause, Endpoint, Error, Link,
-};
-use proptest::prelude::*;
-use support::common::{PROG, ms, quiet_client_options, within};
-use tokio::io::{DuplexStream, ReadHalf, WriteHalf};
-use tokio::sync::mpsc;
-use tokio::time::Instant;
-use tokio_util::codec::{FramedRead, FramedWrite};
+use peerwire::proto::{AcceptStatus, CallHeader, Message, ReplyBody};
 
 const VERS: u32 = 1;
 const PROC: u32 = 1;

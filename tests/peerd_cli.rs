@@ -24,7 +24,6 @@ mod tls;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::common::free_port;
 use support::peerd;
 
 /// Runs peerd with `args`, killing it after `limit`.

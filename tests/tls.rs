@@ -21,22 +21,16 @@ mod refusals;
 mod session_end;
 
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use peerwire::internals::starttls;
-use peerwire::proto::{CallHeader, Message, MessageBody, RecordDecoder, RecordLimits, ReplyBody};
-use peerwire::tls::{
-    CertError, ClientTls, ServerCheck, ServerTls, TlsAlert, TlsError, TlsIdentity, TlsMode,
-};
+use peerwire::proto::Message;
+use peerwire::tls::{ClientTls, ServerCheck, ServerTls, TlsError, TlsIdentity, TlsMode};
 use peerwire::{
-    CallContext, Client, ClientIdentity, ClientOptions, ConnectOptions, DisconnectCause, Endpoint,
-    Error, IdentityMode, NodeId, PeerTable, ProcError, RunningServer, ScopedIp, Server,
-    ServerIdentity, ServerOptions, Sources, Verdict, VerdictReason,
+    CallContext, Client, ClientIdentity, ClientOptions, ConnectOptions, Endpoint, Error,
+    IdentityMode, NodeId, PeerTable, ProcError, RunningServer, ScopedIp, Server, ServerIdentity,
+    ServerOptions, Sources, Verdict,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
 use support::common::PROG;
 use support::pki::{Authority, LeafSpec, Validity};

@@ -11,12 +11,9 @@
 
 #![cfg(feature = "xdrgen")]
 
-use std::future::Future;
 use std::path::Path;
 
-use bytes::Bytes;
-use peerwire::proto::xdr::{XdrEncode, XdrString, from_bytes, from_shared, to_bytes};
-use peerwire::proto::{DecodeError, DecodeErrorKind};
+use peerwire::proto::xdr::XdrString;
 use peerwire::xdrgen::Builder;
 
 #[allow(dead_code)]

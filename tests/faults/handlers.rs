@@ -1,7 +1,18 @@
 //! Handlers that misbehave: panics, futures that panic when dropped, and
 //! more calls than may be in progress.
 
-use super::*;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use peerwire::{
+    CallContext, CallStatus, Client, ConnectionState, Error, ProcError, ServerOptions, Service,
+};
+use tokio::sync::Semaphore;
+use tokio::time::{sleep, timeout};
+
+use super::{GENEROUS, eventually};
+use crate::support::common::{PROG, echo, ms, quiet_client_options, start, within};
 
 /// A handler that panics is answered with SYSTEM_ERR; the other calls on
 /// the same connection, in progress at the time or made later, are served.

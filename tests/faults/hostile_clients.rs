@@ -1,7 +1,14 @@
 //! Clients that misbehave: a partial header, a record trickled a byte at a
 //! time, and more connections than the limit.
 
-use super::*;
+use bytes::Bytes;
+use peerwire::{Client, ServerOptions};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, sleep, timeout};
+
+use super::{GENEROUS, eventually};
+use crate::support::common::{PROG, echo, ms, quiet_client_options, start};
 
 /// Slowloris: two bytes of a record header, then nothing. The server closes
 /// the connection at its idle timeout, and not before.

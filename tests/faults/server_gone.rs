@@ -1,7 +1,20 @@
 //! The server dies, is down, or stops reading: what `sent` says of the
 //! calls it took with it, backoff and the breaker, and deadlines that hold.
 
-use super::*;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use peerwire::{
+    Client, ClientOptions, ConnectionState, DisconnectCause, Endpoint, Error, ProcError, Server,
+    ServerOptions,
+};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, sleep, timeout};
+
+use super::GENEROUS;
+use crate::support::common::{PROG, echo, free_port, ms, quiet_client_options, start, within};
 
 /// More bytes than the two socket buffers of a loopback connection can
 /// hold when the receiver never reads: a write of this size cannot finish.

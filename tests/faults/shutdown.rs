@@ -1,7 +1,17 @@
 //! Shutdown: the call in progress finishes within the grace period, later
 //! ones are abandoned, and dropping the handle does not stop the server.
 
-use super::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use peerwire::{CallContext, Client, Error, ServerOptions, Service};
+use tokio::net::TcpStream;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::time::{Instant, sleep, timeout};
+
+use super::GENEROUS;
+use crate::support::common::{PROG, echo, ms, quiet_client_options, start, within};
 
 /// A handler that runs until `gate` has a permit; `entered` hears each call.
 fn gated(gate: Arc<Semaphore>, entered: mpsc::UnboundedSender<()>) -> impl Service {

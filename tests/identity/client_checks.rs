@@ -2,7 +2,26 @@
 //! (node ID, observed address), backoff after a refusal, and the last
 //! connect error.
 
-use super::*;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use peerwire::codec::RpcCodec;
+use peerwire::peer::{HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO, HelloReply};
+use peerwire::programs::hello::wire::HelloRes;
+use peerwire::proto::xdr::to_bytes;
+use peerwire::proto::{AcceptStatus, Message, MessageBody, ReplyBody};
+use peerwire::{
+    Admission, Client, ClientIdentity, ClientOptions, ConnectOptions, Endpoint, Error,
+    MismatchPolicy, ScopedIp, Sources,
+};
+use tokio::net::TcpListener;
+use tokio_util::codec::Framed;
+
+use super::{Logs, client, id, server};
+use crate::support::common::PROG;
 
 /// A peer that refuses our identity is retried with growing backoff up to
 /// the maximum, however often calls come: callers pinging every 20 ms for

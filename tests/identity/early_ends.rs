@@ -1,7 +1,24 @@
 //! Connections that end before a successful HELLO: the pre-HELLO record
 //! limit, bad framing, the handshake timeout, and the verdicts each leaves.
 
-use super::*;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
+use peerwire::codec::RpcCodec;
+use peerwire::peer::{HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO};
+use peerwire::programs::hello::wire::HelloArgs;
+use peerwire::proto::xdr::to_bytes;
+use peerwire::proto::{AcceptStatus, CallHeader, Message, MessageBody, ReplyBody};
+use peerwire::{
+    Admission, Endpoint, Error, IdentityMode, PeerTable, Server, ServerIdentity, ServerOptions,
+};
+use tokio_util::codec::Framed;
+
+use super::{Logs, client, id, server};
+use crate::support::common::PROG;
 
 /// A raw connection from `source` that has passed HELLO as `node`.
 async fn hello_from(address: &Endpoint, source: &str, node: &str) -> tokio::net::TcpStream {

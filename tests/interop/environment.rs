@@ -2,7 +2,22 @@
 //! network and mount namespaces, and the daemons (rpcbind, glusterd) in
 //! PID namespaces of their own; see the binary's docs.
 
-use super::*;
+use std::fs::{self, File};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::mount::{MsFlags, mount};
+use nix::sched::{CloneFlags, unshare};
+use nix::unistd::geteuid;
+
+use super::{
+    GLUSTERD, GLUSTERD_VERSION, LOG_DIR, RPCBIND_V4, RPCBIND_V6, SECOND_V4, SECOND_V6, START_LIMIT,
+    TOOLS, support, tls,
+};
 
 /// The programs the trials drive, by absolute path.
 #[derive(Debug)]

@@ -1,7 +1,19 @@
 //! peerwire's client and peerd's `gluster-dump` against glusterd, over TCP
 //! and over glusterd's Unix socket.
 
-use super::*;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use peerwire::programs::gf_dump::{
+    self, GfCommonResponse, GfDumpResponse, GfDumpV1Client, GfProgram,
+};
+use peerwire::{CallStatus, Client, ClientOptions, Error};
+
+use super::{
+    GLUSTERD, GLUSTERD_SOCKET, GLUSTERD_VERSION, Output, PEERD_GF_DUMP_LINE, PEERD_PEER_LINE,
+    READY_LIMIT, SECOND_V4, TOOL_LIMIT, assert_connected_from, assert_dump_succeeded,
+    assert_lists_glusterd_peer, assert_peerd_printed, block_on, call_gf_dump, client_from, peerd,
+};
 
 pub fn client_calls_glusterd_gf_dump_and_ping() {
     block_on(async {

@@ -1,7 +1,16 @@
 //! rpcinfo against a peerwire server, and peerwire's client and peerd's
 //! `ping` against rpcbind.
 
-use super::*;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use peerwire::programs::portmap::{self, Mapping, PmapV2Client};
+use peerwire::proto::AuthStat;
+use peerwire::{CallStatus, Client, Error};
+
+use super::{
+    PROG, RPCBIND_V4, RPCBIND_V6, SECOND_V4, SECOND_V6, TOOL_LIMIT, assert_connected_from,
+    block_on, client_from, peerd, peerwire_server, rpcinfo, support, universal_address,
+};
 
 pub fn rpcinfo_pings_peerwire_server_over_ipv4() {
     rpcinfo_pings_peerwire_server("127.0.0.1:0", "tcp");

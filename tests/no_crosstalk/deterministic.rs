@@ -1,7 +1,19 @@
 //! Deterministic tests over one duplex connection: late replies, dropped
 //! callers, reserved XIDs and their slots, and pings.
 
-use super::*;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use peerwire::codec::RpcCodec;
+use peerwire::proto::{CallHeader, MessageBody};
+use peerwire::{Client, ClientOptions, DisconnectCause, Error, Link};
+use tokio::io::{DuplexStream, ReadHalf, WriteHalf};
+use tokio::time::Instant;
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+use super::{PROC, VERS, is_ping, local, paused_runtime, peer, remote, success, token_bytes};
+use crate::support::common::{PROG, ms, quiet_client_options, within};
 
 /// The server's end of a client's one and only connection.
 struct Peer {

@@ -3,7 +3,26 @@
 //! checks that every caller got its own reply or an error and that the
 //! counters add up.
 
-use super::*;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use peerwire::codec::RpcCodec;
+use peerwire::proto::{AcceptStatus, Message, MessageBody, ReplyBody};
+use peerwire::{CallOptions, CallStatus, Client, ClientOptions, DisconnectCause, Error, Link};
+use proptest::prelude::*;
+use tokio::io::DuplexStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+use super::{
+    PROC, STRANGER, VERS, is_ping, local, paused_runtime, peer, remote, success, token_bytes,
+};
+use crate::support::common::{PROG, ms};
 
 /// When the server answers a call, counted from when it read the call.
 #[derive(Clone, Copy, Debug)]

@@ -1,7 +1,9 @@
 //! peerd's configuration and command line: bad configs and arguments exit 2
 //! naming the key and the line, and the documented shape is accepted.
 
-use super::*;
+use std::time::{Duration, Instant};
+
+use super::{run, spawn_node, temp_dir};
 
 const GOOD: &str = r#"node_id = "node-a"
 listen = ["127.0.0.1:24007"]

@@ -2,7 +2,10 @@
 //! peer's own source, and `unix:` listeners with their credentials in the
 //! status.
 
-use super::*;
+use std::time::{Duration, Instant};
+
+use super::{KillOnDrop, peer_of, run, spawn_node, status_json, temp_dir, wait_for};
+use crate::support::common::free_port;
 
 /// SIGHUP re-reads the config and applies only the difference: the
 /// unchanged peer keeps its connection (the same local port), an added one

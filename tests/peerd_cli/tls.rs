@@ -2,14 +2,19 @@
 //! two nodes linked over mutual TLS, and live renewal and revocation on
 //! SIGHUP.
 
-use super::*;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{KillOnDrop, peer_of, run, spawn_node, status_json, temp_dir, wait_for};
+use crate::support::common::free_port;
+use crate::support::peerd;
 
 /// `[tls]` errors: exit 2, naming the file (where one is involved), the
 /// key and the line. Paths are relative to the config file, wherever peerd
 /// is started from.
 #[test]
 fn tls_config_errors_exit_2_naming_the_key() {
-    use support::pki::Authority;
+    use crate::support::pki::Authority;
     let dir = temp_dir("tls");
     let ca = Authority::new("peerd-cli test CA");
     ca.write_ca(&dir.join("ca.pem")).unwrap();
@@ -135,7 +140,7 @@ fn tls_config_errors_exit_2_naming_the_key() {
 /// `notAfter`; one outside the window does not warn.
 #[test]
 fn a_certificate_near_its_expiry_is_warned_of() {
-    use support::pki::{Authority, LeafSpec, Validity};
+    use crate::support::pki::{Authority, LeafSpec, Validity};
     const HOST: &str = "127.79.2.1";
     let dir = temp_dir("tls-expiry");
     let ca = Authority::new("peerd-cli expiry CA");
@@ -278,7 +283,7 @@ fn tls_pair_config(
 /// needed), and the link stays.
 #[test]
 fn tls_link_between_two_peerd_processes() {
-    use support::pki::Authority;
+    use crate::support::pki::Authority;
     const A: &str = "127.79.1.1";
     const B: &str = "127.79.1.2";
     let (a_port, a_admin, b_port, b_admin) =
@@ -453,7 +458,7 @@ fn accepted_from<'a>(status: &'a serde_json::Value, peer: &str) -> &'a serde_jso
 /// are redialled with the renewed certificate.
 #[test]
 fn sighup_renews_tls_material_live_and_a_new_crl_cuts_the_revoked_link() {
-    use support::pki::{Authority, LeafSpec, Validity};
+    use crate::support::pki::{Authority, LeafSpec, Validity};
     const A: &str = "127.79.2.1";
     const B: &str = "127.79.2.2";
     let (a_port, a_admin, b_port, b_admin) =

@@ -1,7 +1,20 @@
 //! Plain peers meeting TLS peers, and the RFC 9289 STARTTLS probe on a raw
 //! stream.
 
-use super::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use peerwire::internals::starttls;
+use peerwire::proto::{CallHeader, Message, MessageBody, RecordDecoder, RecordLimits, ReplyBody};
+use peerwire::tls::{TlsError, TlsMode};
+use peerwire::{DisconnectCause, Endpoint, Error, VerdictReason};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::{client_tls, framed, identity_of, ip, leaf, new_client, server, verdict};
+use crate::support::common::PROG;
+use crate::support::pki::Authority;
 
 /// Reads one record from a raw stream.
 async fn read_record(stream: &mut TcpStream) -> Option<Bytes> {

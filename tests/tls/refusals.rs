@@ -1,7 +1,25 @@
 //! Every certificate rule on both sides: what is refused, in the handshake
 //! or after it, with which alert, and what the verdicts and errors say.
 
-use super::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use peerwire::tls::{
+    CertError, ClientTls, ServerCheck, ServerTls, TlsAlert, TlsError, TlsIdentity, TlsMode,
+};
+use peerwire::{
+    Client, ClientOptions, DisconnectCause, Endpoint, Error, ServerOptions, VerdictReason,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{
+    client_options, client_tls, id, identity_in, identity_of, ip, leaf, new_client, serve, server,
+    stranger_of, tls_error, verdict, verdict_where,
+};
+use crate::support::common::PROG;
+use crate::support::pki::Authority;
 
 #[tokio::test]
 async fn a_hello_claiming_another_id_than_the_cn_is_refused_naming_cn_sans_and_observed() {

@@ -1,7 +1,22 @@
 //! How TLS connections end: new certificate lists while handshakes are in
 //! flight, and fatal alerts after a call was run or answered.
 
-use super::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use peerwire::proto::{CallHeader, Message, RecordDecoder, RecordLimits};
+use peerwire::tls::{ServerTls, TlsAlert, TlsMode};
+use peerwire::{
+    CallContext, DisconnectCause, Endpoint, Error, IdentityMode, PeerTable, ProcError,
+    RunningServer, Server, ServerIdentity, ServerOptions,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::{client_tls, framed, id, identity_of, ip, leaf, new_client, server};
+use crate::support::common::PROG;
+use crate::support::pki::Authority;
 
 /// A raw rustls client configuration: `ca`'s leaf with this CN and IP
 /// SANs as our certificate, and `ca` as the roots the server must chain to.

@@ -2,7 +2,12 @@
 //! layout, and bounds, unknown values and long lists refused or decoded
 //! before anything is allocated.
 
-use super::*;
+use bytes::Bytes;
+use peerwire::proto::xdr::{XdrEncode, XdrString, from_bytes, from_shared, to_bytes};
+use peerwire::proto::{DecodeError, DecodeErrorKind};
+
+use super::{LIST_CAP, name, point, rich};
+use crate::rich::*;
 
 fn round_trip<T: XdrEncode + peerwire::proto::xdr::XdrDecode + PartialEq + std::fmt::Debug>(
     value: &T,

@@ -2,7 +2,11 @@
 //! encodes to `encoded_len` bytes, decodes back (from a slice and from
 //! shared `Bytes`) to the same value, and encodes again to the same bytes.
 
-use super::*;
+use bytes::Bytes;
+use peerwire::proto::xdr::{XdrEncode, XdrString, from_bytes, from_shared, to_bytes};
+
+use super::rich;
+use crate::rich::*;
 use peerwire::proto::xdr::{XdrDecode, encoded_len};
 use proptest::collection::vec;
 use proptest::prelude::*;

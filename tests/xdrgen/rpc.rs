@@ -2,7 +2,13 @@
 //! each other, and the replies to unknown procedures, bad arguments and
 //! unserved versions.
 
-use super::*;
+use std::future::Future;
+
+use bytes::Bytes;
+use peerwire::proto::xdr::{XdrString, from_shared, to_bytes};
+
+use super::{LIST_CAP, name, point, rich};
+use crate::rich::*;
 
 /// RICH_PROG version 1 by hand over raw bytes: ECHO returns its name,
 /// LIST a fixed listing; what the generated client must speak.
