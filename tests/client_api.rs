@@ -1,6 +1,11 @@
 //! The API a dependent cluster peer relies on: connecting up front, errors
 //! it can match, limits in its own terms, and a server it can wait on.
 
+mod support {
+    #[path = "../support/common.rs"]
+    pub mod common;
+}
+
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,9 +15,9 @@ use peerwire::{
     DisconnectCause, Endpoint, Error, HandshakeError, Limits, ProcError, RunningServer, Server,
     ServerOptions,
 };
+use support::common::{PROG, free_port};
 use tokio::time::timeout;
 
-const PROG: u32 = 0x2000_0a91;
 const GENEROUS: Duration = Duration::from_secs(10);
 
 async fn echo(_ctx: CallContext, procedure: u32, args: Bytes) -> Result<Bytes, ProcError> {
@@ -35,10 +40,10 @@ fn serve(options: ServerOptions) -> (RunningServer, Endpoint) {
 
 /// A port nothing listens on.
 fn closed_port() -> Endpoint {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    Endpoint::from(addr)
+    Endpoint::from(std::net::SocketAddr::from((
+        [127, 0, 0, 1],
+        free_port("127.0.0.1"),
+    )))
 }
 
 #[tokio::test]

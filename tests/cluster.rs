@@ -23,7 +23,19 @@
 //! private namespaces before any thread exists) and fails rather than
 //! skips under `PEERWIRE_REQUIRE_NETNS=1` when namespaces cannot be made.
 
-mod support;
+mod support {
+    #[path = "../support/harness.rs"]
+    pub mod harness;
+    // The cluster runs peerd processes on the harness's hosts; most of the
+    // harness's helpers for scenarios written in Rust go unused here.
+    #[allow(dead_code)]
+    #[path = "../support/netns.rs"]
+    pub mod netns;
+    #[path = "../support/peerd.rs"]
+    pub mod peerd;
+    #[path = "../support/pki.rs"]
+    pub mod pki;
+}
 
 #[path = "cluster/check.rs"]
 mod check;
@@ -545,7 +557,7 @@ fn cluster_killed_half_way_leaves_no_process() {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    support::die_with_parent(&mut child);
+    support::harness::die_with_parent(&mut child);
     let mut child = child.spawn().expect("re-running this test binary");
     let pid = child.id() as i32;
     let start = Instant::now();

@@ -7,6 +7,11 @@
 //! seconds of slack, and only tells "the timer held" from "the timer waited
 //! for something else".
 
+mod support {
+    #[path = "../support/common.rs"]
+    pub mod common;
+}
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,16 +23,15 @@ use peerwire::codec::RpcCodec;
 use peerwire::peer::{HANDSHAKE_PROGRAM, HANDSHAKE_VERSION};
 use peerwire::proto::{AcceptStatus, CallHeader, Message, MessageBody, ReplyBody};
 use peerwire::{
-    CallContext, CallOptions, Client, ClientOptions, DisconnectCause, Endpoint, Error,
-    IdentityMode, NodeId, PeerTable, ProcError, RunningServer, Server, ServerIdentity,
-    ServerOptions, Service,
+    CallContext, Client, ClientOptions, DisconnectCause, Endpoint, Error, IdentityMode, NodeId,
+    PeerTable, ProcError, ServerIdentity, ServerOptions,
 };
+use support::common::{PROG, echo, ms, quiet_client_options, start, within};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::time::{Instant, sleep, timeout};
 use tokio_util::codec::{Encoder, Framed};
 
-const PROG: u32 = 0x2000_0001;
 /// Long enough to mean "hung" on the slowest machine.
 const GENEROUS: Duration = Duration::from_secs(20);
 /// Slack on top of a configured timeout before it counts as not held.
@@ -36,46 +40,8 @@ const SLACK: Duration = Duration::from_secs(3);
 /// merely slow, on a loaded machine).
 const STALL: Duration = Duration::from_secs(1);
 
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-/// Client options with no pings to get in the way.
-fn client_options() -> ClientOptions {
-    ClientOptions {
-        deadline: Duration::from_secs(30),
-        ping_interval: Duration::from_secs(3600),
-        ping_timeout: Duration::from_secs(7200),
-        ..ClientOptions::default()
-    }
-}
-
 fn new_client(addr: Endpoint, options: ClientOptions) -> Client {
     Client::new(vec![addr], options).expect("a client for one loopback destination")
-}
-
-fn within(deadline: Duration) -> CallOptions {
-    CallOptions {
-        deadline: Some(deadline),
-        ..CallOptions::default()
-    }
-}
-
-fn start(options: ServerOptions, service: impl Service) -> (RunningServer, Endpoint) {
-    let running = Server::new(options)
-        .service(PROG, 1, service)
-        .serve(&["127.0.0.1:0".parse().unwrap()])
-        .unwrap();
-    let addr = Endpoint::from(running.local_addrs()[0]);
-    (running, addr)
-}
-
-/// Procedure 1 echoes.
-async fn echo(_ctx: CallContext, procedure: u32, args: Bytes) -> Result<Bytes, ProcError> {
-    match procedure {
-        1 => Ok(args),
-        _ => Err(ProcError::ProcUnavail),
-    }
 }
 
 /// Procedure 1 sleeps 0 to `most` ms (chosen by the XID, so
@@ -192,7 +158,7 @@ async fn a_call_the_peer_read_is_sent_when_a_later_record_of_its_batch_fails() {
         drop(stream);
         lengths
     });
-    let client = new_client(addr, client_options());
+    let client = new_client(addr, quiet_client_options());
     let (small, large) = timeout(GENEROUS, async {
         tokio::join!(
             client.call(PROG, 1, 1, Bytes::from(vec![0x11; SMALL])),
@@ -549,7 +515,7 @@ async fn cancellation_storm_never_fails_patient_callers() {
         ..ServerOptions::default()
     };
     let (server, addr) = start(options, jittery);
-    let client = new_client(addr, client_options());
+    let client = new_client(addr, quiet_client_options());
     client
         .call(PROG, 1, 1, Bytes::from_static(b"w"))
         .await
@@ -604,7 +570,7 @@ async fn cancellation_storm_never_fails_patient_callers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn succeeded_counts_only_replies_delivered_to_callers() {
     let (server, addr) = start(ServerOptions::default(), brisk);
-    let client = new_client(addr, client_options());
+    let client = new_client(addr, quiet_client_options());
     let outcome = storm(&client, ms(1500), 16, 4).await;
     let received = outcome.impatient_ok + outcome.patient_ok;
     // Settle: the counters stay still for half a second.
@@ -664,7 +630,7 @@ async fn a_call_from_the_server_is_counted_as_unexpected() {
         // Hold the connection until the client closes it.
         while framed.next().await.is_some() {}
     });
-    let client = new_client(addr, client_options());
+    let client = new_client(addr, quiet_client_options());
     let out = timeout(GENEROUS, client.call(PROG, 1, 1, Bytes::from_static(b"ok")))
         .await
         .unwrap()

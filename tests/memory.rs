@@ -14,6 +14,11 @@
 //! which cost the process file descriptors and kernel memory only. The two
 //! tests take turns (a lock), so that neither measures the other.
 
+mod support {
+    #[path = "../support/common.rs"]
+    pub mod common;
+}
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Mutex;
@@ -22,11 +27,11 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use peerwire::proto::{CallHeader, Message, RecordEncoder, record_header};
 use peerwire::{
-    CallContext, IdentityMode, NodeId, PeerTable, ProcError, RunningServer, Server, ServerIdentity,
-    ServerOptions, VerdictReason,
+    IdentityMode, NodeId, PeerTable, RunningServer, Server, ServerIdentity, ServerOptions,
+    VerdictReason,
 };
+use support::common::{PROG, echo};
 
-const PROG: u32 = 0x2000_3e30;
 const CONNECTIONS: u64 = 1000;
 /// The most one connection may cost, in address space and in RSS.
 const MAX_COST: u64 = 64 * 1024;
@@ -78,10 +83,6 @@ fn raise_fd_limit() {
     if soft < need {
         setrlimit(Resource::RLIMIT_NOFILE, need, hard).unwrap();
     }
-}
-
-async fn echo(_ctx: CallContext, _procedure: u32, args: Bytes) -> Result<Bytes, ProcError> {
-    Ok(args)
 }
 
 /// A server on its own one-worker runtime, on 127.0.0.1.

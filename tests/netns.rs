@@ -6,7 +6,17 @@
 //! address plan. To add a scenario, write one function below and list it in
 //! `main`.
 
-mod support;
+mod support {
+    #[path = "../support/harness.rs"]
+    pub mod harness;
+    #[path = "../support/netns.rs"]
+    pub mod netns;
+    #[path = "../support/peerd.rs"]
+    pub mod peerd;
+    #[cfg(feature = "tls")]
+    #[path = "../support/pki.rs"]
+    pub mod pki;
+}
 
 #[path = "netns/binding.rs"]
 mod binding;

@@ -2,24 +2,24 @@
 //! returns, whatever the connection was doing (accepted a moment before,
 //! not yet running); two updates from two threads both hold.
 
+mod support {
+    #[path = "../support/common.rs"]
+    pub mod common;
+}
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use peerwire::proto::{CallHeader, Message, RecordDecoder, RecordEncoder, RecordLimits};
-use peerwire::{Admission, CallContext, ProcError, RunningServer, Server, ServerOptions};
+use peerwire::{Admission, RunningServer, Server, ServerOptions};
+use support::common::{PROG, echo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-const PROG: u32 = 0x2000_0099;
 
 /// How long a raw peer waits for an answer that, on a correct server, is
 /// an end of stream instead. Generous: it only bounds a failing run.
 const ANSWER_WAIT: Duration = Duration::from_secs(10);
-
-async fn echo(_: CallContext, _: u32, args: Bytes) -> Result<Bytes, ProcError> {
-    Ok(args)
-}
 
 fn serve(options: ServerOptions) -> (RunningServer, SocketAddr) {
     let server = Server::new(options)

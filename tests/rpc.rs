@@ -1,5 +1,10 @@
 //! The client and server together on loopback.
 
+mod support {
+    #[path = "../support/common.rs"]
+    pub mod common;
+}
+
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -7,23 +12,7 @@ use peerwire::{
     CallContext, CallStatus, Client, ClientOptions, Endpoint, Error, ProcError, Server,
     ServerOptions,
 };
-
-const PROG: u32 = 0x2000_0001;
-
-async fn echo(ctx: CallContext, procedure: u32, args: Bytes) -> Result<Bytes, ProcError> {
-    match procedure {
-        1 => Ok(args),
-        2 => Ok(Bytes::from(ctx.observed.to_string())),
-        3 => {
-            tokio::time::sleep(Duration::from_millis(u64::from(args[0]) * 10)).await;
-            Ok(args)
-        }
-        4 => panic!("handler panics on purpose"),
-        5 => Err(ProcError::GarbageArgs),
-        6 => Err(ProcError::AuthError(peerwire::proto::AuthStat::TOO_WEAK)),
-        _ => Err(ProcError::ProcUnavail),
-    }
-}
+use support::common::{PROG, echo};
 
 fn start(options: ServerOptions) -> (peerwire::RunningServer, Endpoint) {
     let server = Server::new(options)

@@ -74,7 +74,10 @@ use libtest_mimic::Arguments;
 use peerwire::proto::AuthSys;
 use peerwire::proto::xdr::{XdrReader, XdrWriter};
 
-mod support;
+mod support {
+    #[path = "../support/harness.rs"]
+    pub mod harness;
+}
 
 #[path = "rpcgen/c_client.rs"]
 mod c_client;
@@ -231,13 +234,13 @@ fn main() {
         }
     }
 
-    let mut trials = support::trials(always, None);
-    trials.extend(support::trials(v4, skip_v4.as_deref()));
-    trials.extend(support::trials(v6, skip_v6.as_deref()));
+    let mut trials = support::harness::trials(always, None);
+    trials.extend(support::harness::trials(v4, skip_v4.as_deref()));
+    trials.extend(support::harness::trials(v6, skip_v6.as_deref()));
     let skip_rpcinfo_v4 = skip_v4.as_deref().or(skip_rpcinfo.as_deref());
     let skip_rpcinfo_v6 = skip_v6.as_deref().or(skip_rpcinfo.as_deref());
-    trials.extend(support::trials(rpcinfo_v4, skip_rpcinfo_v4));
-    trials.extend(support::trials(rpcinfo_v6, skip_rpcinfo_v6));
+    trials.extend(support::harness::trials(rpcinfo_v4, skip_rpcinfo_v4));
+    trials.extend(support::harness::trials(rpcinfo_v6, skip_rpcinfo_v6));
     let conclusion = libtest_mimic::run(&args, trials);
     // Removes the build directory; `exit` below would skip destructors.
     drop(build);

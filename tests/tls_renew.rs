@@ -4,6 +4,13 @@
 //! throwaway CAs and certificates whose serials the tests choose.
 #![cfg(feature = "tls")]
 
+mod support {
+    #[path = "../support/common.rs"]
+    pub mod common;
+    #[path = "../support/pki.rs"]
+    pub mod pki;
+}
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -17,84 +24,49 @@ use peerwire::{
     Endpoint, Error, IdentityMode, NodeId, PeerTable, ProcError, RunningServer, ScopedIp, Server,
     ServerIdentity, ServerOptions, Sources, Verdict, VerdictReason,
 };
-use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, CertifiedIssuer, DnType,
-    IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason, RevokedCertParams, SanType,
-    SerialNumber,
-};
 
-const PROG: u32 = 0x2000_0078;
+use support::common::PROG;
+use support::pki::{Authority, LeafSpec};
 
-/// A throwaway CA that may sign certificates and CRLs.
-struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
+/// A leaf of `ca` with this CN, IP SAN and serial: its PEM and its key's.
+fn leaf(ca: &Authority, cn: &str, ip: &str, serial: u16) -> (String, String) {
+    let leaf = ca.issue_spec(&LeafSpec {
+        serial: Some(serial.to_be_bytes().to_vec()),
+        ..LeafSpec::node(cn, &[ip.parse().unwrap()])
+    });
+    (leaf.cert_pem, leaf.key_pem)
 }
 
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        Ca { issuer }
-    }
+/// An identity with a leaf of `issuer`, trusting `trusted`.
+fn identity_trusting(
+    issuer: &Authority,
+    cn: &str,
+    ip: &str,
+    serial: u16,
+    trusted: &[&Authority],
+) -> TlsIdentity {
+    let (cert, key) = leaf(issuer, cn, ip, serial);
+    let roots: String = trusted.iter().map(|ca| ca.ca_pem()).collect();
+    TlsIdentity::from_pem(cert.as_bytes(), key.as_bytes(), roots.as_bytes()).unwrap()
+}
 
-    fn pem(&self) -> String {
-        self.issuer.pem()
-    }
+/// An identity with a leaf of `ca`, trusting `ca`.
+fn identity_of(ca: &Authority, cn: &str, ip: &str, serial: u16) -> TlsIdentity {
+    identity_trusting(ca, cn, ip, serial, &[ca])
+}
 
-    /// A leaf with this CN, IP SAN and serial: its PEM and its key's.
-    fn leaf(&self, cn: &str, ip: &str, serial: u16) -> (String, String) {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.subject_alt_names = vec![SanType::IpAddress(ip.parse().unwrap())];
-        params.serial_number = Some(SerialNumber::from(serial.to_be_bytes().to_vec()));
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
+/// A CRL of `ca` revoking `serials`.
+fn crl(ca: &Authority, serials: &[u16]) -> rcgen::CertificateRevocationList {
+    let serials: Vec<String> = serials.iter().map(|serial| hex(*serial)).collect();
+    ca.crl(&serials.iter().map(String::as_str).collect::<Vec<_>>())
+}
 
-    /// An identity with a leaf of this CA, trusting `trusted`.
-    fn identity_trusting(&self, cn: &str, ip: &str, serial: u16, trusted: &[&Ca]) -> TlsIdentity {
-        let (cert, key) = self.leaf(cn, ip, serial);
-        let roots: String = trusted.iter().map(|ca| ca.pem()).collect();
-        TlsIdentity::from_pem(cert.as_bytes(), key.as_bytes(), roots.as_bytes()).unwrap()
-    }
-
-    /// An identity with a leaf of this CA, trusting this CA.
-    fn identity(&self, cn: &str, ip: &str, serial: u16) -> TlsIdentity {
-        self.identity_trusting(cn, ip, serial, &[self])
-    }
-
-    /// A CRL of this CA revoking `serials`.
-    fn crl(&self, serials: &[u16]) -> rcgen::CertificateRevocationList {
-        let params = CertificateRevocationListParams {
-            this_update: rcgen::date_time_ymd(2024, 1, 1),
-            next_update: rcgen::date_time_ymd(2099, 1, 1),
-            crl_number: SerialNumber::from(vec![1]),
-            issuing_distribution_point: None,
-            revoked_certs: serials
-                .iter()
-                .map(|serial| RevokedCertParams {
-                    serial_number: SerialNumber::from(serial.to_be_bytes().to_vec()),
-                    revocation_time: rcgen::date_time_ymd(2024, 6, 1),
-                    reason_code: Some(RevocationReason::KeyCompromise),
-                    invalidity_date: None,
-                })
-                .collect(),
-            key_identifier_method: KeyIdMethod::Sha256,
-        };
-        params.signed_by(&self.issuer).unwrap()
-    }
-
-    /// [`Ca::crl`], parsed from its PEM.
-    fn crl_list(&self, serials: &[u16]) -> RevocationList {
-        let pem = self.crl(serials).pem().unwrap();
-        let mut lists = RevocationList::from_pem(pem.as_bytes()).unwrap();
-        assert_eq!(lists.len(), 1);
-        lists.remove(0)
-    }
+/// [`crl`], parsed from its PEM.
+fn crl_list(ca: &Authority, serials: &[u16]) -> RevocationList {
+    let pem = crl(ca, serials).pem().unwrap();
+    let mut lists = RevocationList::from_pem(pem.as_bytes()).unwrap();
+    assert_eq!(lists.len(), 1);
+    lists.remove(0)
 }
 
 fn id(s: &str) -> NodeId {
@@ -207,10 +179,10 @@ fn revoked(serial: u16, cn: &str) -> CertError {
 
 #[tokio::test]
 async fn renewing_both_sides_under_live_traffic_fails_no_call_and_opens_no_connection() {
-    let ca = Ca::new("cluster CA");
-    let tls = ServerTls::new(ca.identity("srv", "127.0.0.1", 0x1001));
+    let ca = Authority::new("cluster CA");
+    let tls = ServerTls::new(identity_of(&ca, "srv", "127.0.0.1", 0x1001));
     let (server, address) = server(tls, &[("a", "127.0.0.2"), ("b", "127.0.0.3")]);
-    let tls = ClientTls::new(ca.identity("a", "127.0.0.2", 0x2001));
+    let tls = ClientTls::new(identity_of(&ca, "a", "127.0.0.2", 0x2001));
     let a = client(address.clone(), "127.0.0.2", "a", Some(tls));
     a.connect().await.unwrap();
     let stop = Arc::new(AtomicBool::new(false));
@@ -243,9 +215,9 @@ async fn renewing_both_sides_under_live_traffic_fails_no_call_and_opens_no_conne
     // Renew both sides three times while the calls run.
     for round in 1..=3u16 {
         wait_for(200 * u64::from(round)).await;
-        let renewed = ca.identity("srv", "127.0.0.1", 0x1001 + round);
+        let renewed = identity_of(&ca, "srv", "127.0.0.1", 0x1001 + round);
         server.update_tls(ServerTls::new(renewed)).unwrap();
-        let renewed = ca.identity("a", "127.0.0.2", 0x2001 + round);
+        let renewed = identity_of(&ca, "a", "127.0.0.2", 0x2001 + round);
         a.update_tls(ClientTls::new(renewed)).unwrap();
     }
     wait_for(1000).await;
@@ -262,7 +234,7 @@ async fn renewing_both_sides_under_live_traffic_fails_no_call_and_opens_no_conne
     assert_eq!(seen_serial(&a).await, hex(0x2001));
     assert_eq!(a.tls_peer().unwrap().serial, hex(0x1001));
     // A new handshake meets the last renewal.
-    let tls = ClientTls::new(ca.identity("b", "127.0.0.3", 0x3001));
+    let tls = ClientTls::new(identity_of(&ca, "b", "127.0.0.3", 0x3001));
     let b = client(address, "127.0.0.3", "b", Some(tls));
     b.connect().await.unwrap();
     assert_eq!(b.tls_peer().unwrap().serial, hex(0x1004));
@@ -271,21 +243,21 @@ async fn renewing_both_sides_under_live_traffic_fails_no_call_and_opens_no_conne
 
 #[tokio::test]
 async fn new_handshakes_use_the_new_certificate_key_and_cas_on_both_sides() {
-    let ca = Ca::new("cluster CA");
-    let next = Ca::new("next CA");
-    let tls = ServerTls::new(ca.identity("srv", "127.0.0.1", 0x1001));
+    let ca = Authority::new("cluster CA");
+    let next = Authority::new("next CA");
+    let tls = ServerTls::new(identity_of(&ca, "srv", "127.0.0.1", 0x1001));
     let peers = [("a", "127.0.0.2"), ("b", "127.0.0.3"), ("c", "127.0.0.4")];
     let (server, address) = server(tls, &peers);
-    let a_tls = ClientTls::new(ca.identity("a", "127.0.0.2", 0x2001));
+    let a_tls = ClientTls::new(identity_of(&ca, "a", "127.0.0.2", 0x2001));
     let a = client(address.clone(), "127.0.0.2", "a", Some(a_tls));
     assert_eq!(seen_serial(&a).await, hex(0x2001));
     assert_eq!(a.tls_peer().unwrap().serial, hex(0x1001));
 
     // The server's certificate: a new client meets the new one, the live
     // connection keeps the old.
-    let renewed = ca.identity("srv", "127.0.0.1", 0x1002);
+    let renewed = identity_of(&ca, "srv", "127.0.0.1", 0x1002);
     server.update_tls(ServerTls::new(renewed)).unwrap();
-    let b_tls = ClientTls::new(ca.identity("b", "127.0.0.3", 0x2101));
+    let b_tls = ClientTls::new(identity_of(&ca, "b", "127.0.0.3", 0x2101));
     let b = client(address.clone(), "127.0.0.3", "b", Some(b_tls));
     b.connect().await.unwrap();
     assert_eq!(b.tls_peer().unwrap().serial, hex(0x1002));
@@ -295,7 +267,7 @@ async fn new_handshakes_use_the_new_certificate_key_and_cas_on_both_sides() {
     // The client's certificate: its live connection keeps the old one; its
     // next connection presents the new one (the server drops it by
     // admission for a moment, to make it reconnect).
-    let renewed = ca.identity("a", "127.0.0.2", 0x2002);
+    let renewed = identity_of(&ca, "a", "127.0.0.2", 0x2002);
     a.update_tls(ClientTls::new(renewed)).unwrap();
     assert_eq!(seen_serial(&a).await, hex(0x2001));
     let away = Admission {
@@ -326,9 +298,9 @@ async fn new_handshakes_use_the_new_certificate_key_and_cas_on_both_sides() {
     // connections go on; a new client of the old CA is refused, one of
     // the next CA is taken.
     let accepted = server.stats().accepted;
-    let renewed = ca.identity_trusting("srv", "127.0.0.1", 0x1003, &[&next]);
+    let renewed = identity_trusting(&ca, "srv", "127.0.0.1", 0x1003, &[&next]);
     server.update_tls(ServerTls::new(renewed)).unwrap();
-    let old_ca = ClientTls::new(ca.identity("c", "127.0.0.4", 0x2201));
+    let old_ca = ClientTls::new(identity_of(&ca, "c", "127.0.0.4", 0x2201));
     let refused = client(address.clone(), "127.0.0.4", "c", Some(old_ca));
     let error = refused.connect().await.unwrap_err();
     assert_eq!(
@@ -338,7 +310,7 @@ async fn new_handshakes_use_the_new_certificate_key_and_cas_on_both_sides() {
         },
         "{error}"
     );
-    let next_ca = ClientTls::new(next.identity_trusting("c", "127.0.0.4", 0x2202, &[&ca]));
+    let next_ca = ClientTls::new(identity_trusting(&next, "c", "127.0.0.4", 0x2202, &[&ca]));
     let taken = client(address, "127.0.0.4", "c", Some(next_ca));
     assert_eq!(seen_serial(&taken).await, hex(0x2202));
     assert_eq!(taken.tls_peer().unwrap().serial, hex(0x1003));
@@ -353,22 +325,22 @@ async fn new_handshakes_use_the_new_certificate_key_and_cas_on_both_sides() {
 
 #[tokio::test]
 async fn bad_material_is_refused_with_a_definite_error_and_the_old_stays() {
-    let ca = Ca::new("cluster CA");
-    let other = Ca::new("other CA");
+    let ca = Authority::new("cluster CA");
+    let other = Authority::new("other CA");
     // A second CA with the same name but another key: its CRL claims to be
     // ours and does not verify.
-    let impostor = Ca::new("cluster CA");
-    let tls = ServerTls::new(ca.identity("srv", "127.0.0.1", 0x1001));
+    let impostor = Authority::new("cluster CA");
+    let tls = ServerTls::new(identity_of(&ca, "srv", "127.0.0.1", 0x1001));
     let (server, address) = server(tls, &[("a", "127.0.0.2"), ("b", "127.0.0.3")]);
-    let a_tls = ClientTls::new(ca.identity("a", "127.0.0.2", 0x2001));
+    let a_tls = ClientTls::new(identity_of(&ca, "a", "127.0.0.2", 0x2001));
     let a = client(address.clone(), "127.0.0.2", "a", Some(a_tls.clone()));
     a.connect().await.unwrap();
 
     // A key that does not fit the certificate.
-    let (cert, _) = ca.leaf("srv", "127.0.0.1", 0x1002);
-    let (_, key) = ca.leaf("srv", "127.0.0.1", 0x1003);
+    let (cert, _) = leaf(&ca, "srv", "127.0.0.1", 0x1002);
+    let (_, key) = leaf(&ca, "srv", "127.0.0.1", 0x1003);
     let error =
-        TlsIdentity::from_pem(cert.as_bytes(), key.as_bytes(), ca.pem().as_bytes()).unwrap_err();
+        TlsIdentity::from_pem(cert.as_bytes(), key.as_bytes(), ca.ca_pem().as_bytes()).unwrap_err();
     assert!(
         matches!(error, peerwire::tls::TlsError::Config(_)),
         "{error}"
@@ -404,10 +376,9 @@ async fn bad_material_is_refused_with_a_definite_error_and_the_old_stays() {
     // A CRL of a CA we do not trust, and one whose signature does not
     // verify with our CA's key: refused, naming the file.
     let foreign = dir.join("foreign.crl");
-    std::fs::write(&foreign, other.crl(&[0x2001]).pem().unwrap()).unwrap();
+    std::fs::write(&foreign, crl(&other, &[0x2001]).pem().unwrap()).unwrap();
     let foreign = RevocationList::load(&foreign).unwrap();
-    let error = ca
-        .identity("srv", "127.0.0.1", 0x1002)
+    let error = identity_of(&ca, "srv", "127.0.0.1", 0x1002)
         .with_crls(foreign)
         .unwrap_err();
     assert!(
@@ -422,10 +393,9 @@ async fn bad_material_is_refused_with_a_definite_error_and_the_old_stays() {
         "{text}"
     );
     let forged = dir.join("forged.crl");
-    std::fs::write(&forged, impostor.crl(&[0x2001]).der()).unwrap();
+    std::fs::write(&forged, crl(&impostor, &[0x2001]).der()).unwrap();
     let forged = RevocationList::load(&forged).unwrap();
-    let error = ca
-        .identity("srv", "127.0.0.1", 0x1002)
+    let error = identity_of(&ca, "srv", "127.0.0.1", 0x1002)
         .with_crls(forged)
         .unwrap_err();
     let text = error.to_string();
@@ -444,7 +414,7 @@ async fn bad_material_is_refused_with_a_definite_error_and_the_old_stays() {
         (server, address)
     };
     let error = plain
-        .update_tls(ServerTls::new(ca.identity("srv", "127.0.0.1", 0x1002)))
+        .update_tls(ServerTls::new(identity_of(&ca, "srv", "127.0.0.1", 0x1002)))
         .unwrap_err();
     assert!(matches!(error, Error::Config(_)), "{error}");
     assert!(error.to_string().contains("without TLS"), "{error}");
@@ -456,7 +426,7 @@ async fn bad_material_is_refused_with_a_definite_error_and_the_old_stays() {
 
     // Nothing changed: a new handshake meets the old certificate and no
     // CRL, and the live connection goes on.
-    let b_tls = ClientTls::new(ca.identity("b", "127.0.0.3", 0x2001));
+    let b_tls = ClientTls::new(identity_of(&ca, "b", "127.0.0.3", 0x2001));
     let b = client(address, "127.0.0.3", "b", Some(b_tls));
     assert_eq!(seen_serial(&b).await, hex(0x2001));
     assert_eq!(b.tls_peer().unwrap().serial, hex(0x1001));
@@ -480,16 +450,15 @@ fn rand_part() -> u64 {
 
 #[tokio::test]
 async fn a_revoked_client_is_refused_at_the_handshake_with_a_verdict_naming_its_serial() {
-    let ca = Ca::new("cluster CA");
-    let identity = ca
-        .identity("srv", "127.0.0.1", 0x1001)
-        .with_crls([ca.crl_list(&[0x2001])])
+    let ca = Authority::new("cluster CA");
+    let identity = identity_of(&ca, "srv", "127.0.0.1", 0x1001)
+        .with_crls([crl_list(&ca, &[0x2001])])
         .unwrap();
     let (server, address) = server(
         ServerTls::new(identity),
         &[("a", "127.0.0.2"), ("b", "127.0.0.3")],
     );
-    let a_tls = ClientTls::new(ca.identity("a", "127.0.0.2", 0x2001));
+    let a_tls = ClientTls::new(identity_of(&ca, "a", "127.0.0.2", 0x2001));
     let a = client(address.clone(), "127.0.0.2", "a", Some(a_tls));
     let error = a.connect().await.unwrap_err();
     assert_eq!(
@@ -520,7 +489,7 @@ async fn a_revoked_client_is_refused_at_the_handshake_with_a_verdict_naming_its_
     );
     assert_eq!(server.stats().calls, 0);
     // Another client of the same CA is taken.
-    let b_tls = ClientTls::new(ca.identity("b", "127.0.0.3", 0x2002));
+    let b_tls = ClientTls::new(identity_of(&ca, "b", "127.0.0.3", 0x2002));
     let b = client(address, "127.0.0.3", "b", Some(b_tls));
     assert_eq!(seen_serial(&b).await, hex(0x2002));
     server.shutdown().await;
@@ -528,12 +497,11 @@ async fn a_revoked_client_is_refused_at_the_handshake_with_a_verdict_naming_its_
 
 #[tokio::test]
 async fn a_revoked_server_is_refused_by_the_client_naming_its_serial() {
-    let ca = Ca::new("cluster CA");
-    let tls = ServerTls::new(ca.identity("srv", "127.0.0.1", 0x1001));
+    let ca = Authority::new("cluster CA");
+    let tls = ServerTls::new(identity_of(&ca, "srv", "127.0.0.1", 0x1001));
     let (server, address) = server(tls, &[("a", "127.0.0.2")]);
-    let identity = ca
-        .identity("a", "127.0.0.2", 0x2001)
-        .with_crls([ca.crl_list(&[0x1001])])
+    let identity = identity_of(&ca, "a", "127.0.0.2", 0x2001)
+        .with_crls([crl_list(&ca, &[0x1001])])
         .unwrap();
     let a = client(address, "127.0.0.2", "a", Some(ClientTls::new(identity)));
     let error = a.connect().await.unwrap_err();
@@ -552,21 +520,20 @@ async fn a_revoked_server_is_refused_by_the_client_naming_its_serial() {
 
 #[tokio::test]
 async fn a_crl_update_closes_the_live_connection_of_a_revoked_client_and_keeps_the_others() {
-    let ca = Ca::new("cluster CA");
-    let tls = ServerTls::new(ca.identity("srv", "127.0.0.1", 0x1001));
+    let ca = Authority::new("cluster CA");
+    let tls = ServerTls::new(identity_of(&ca, "srv", "127.0.0.1", 0x1001));
     let (server, address) = server(tls, &[("a", "127.0.0.2"), ("b", "127.0.0.3")]);
-    let a_tls = ClientTls::new(ca.identity("a", "127.0.0.2", 0x2001));
+    let a_tls = ClientTls::new(identity_of(&ca, "a", "127.0.0.2", 0x2001));
     let a = client(address.clone(), "127.0.0.2", "a", Some(a_tls));
-    let b_tls = ClientTls::new(ca.identity("b", "127.0.0.3", 0x2002));
+    let b_tls = ClientTls::new(identity_of(&ca, "b", "127.0.0.3", 0x2002));
     let b = client(address, "127.0.0.3", "b", Some(b_tls));
     assert_eq!(seen_serial(&a).await, hex(0x2001));
     assert_eq!(seen_serial(&b).await, hex(0x2002));
     assert_eq!(server.connections().len(), 2);
 
     // Same certificate and key, now with a CRL that revokes "a".
-    let identity = ca
-        .identity("srv", "127.0.0.1", 0x1001)
-        .with_crls([ca.crl_list(&[0x2001])])
+    let identity = identity_of(&ca, "srv", "127.0.0.1", 0x1001)
+        .with_crls([crl_list(&ca, &[0x2001])])
         .unwrap();
     server.update_tls(ServerTls::new(identity)).unwrap();
     let v = verdict_where(&server, |v| {
@@ -604,27 +571,26 @@ async fn a_crl_update_closes_the_live_connection_of_a_revoked_client_and_keeps_t
 
 #[tokio::test]
 async fn a_crl_update_on_the_client_closes_its_connection_to_a_revoked_server_only() {
-    let ca = Ca::new("cluster CA");
+    let ca = Authority::new("cluster CA");
     let peers = [("a", "127.0.0.2")];
     let (revoked_server, revoked_address) = server(
-        ServerTls::new(ca.identity("srv", "127.0.0.1", 0x1001)),
+        ServerTls::new(identity_of(&ca, "srv", "127.0.0.1", 0x1001)),
         &peers,
     );
     let (kept_server, kept_address) = server(
-        ServerTls::new(ca.identity("srv", "127.0.0.1", 0x1002)),
+        ServerTls::new(identity_of(&ca, "srv", "127.0.0.1", 0x1002)),
         &peers,
     );
-    let material = || ClientTls::new(ca.identity("a", "127.0.0.2", 0x2001));
+    let material = || ClientTls::new(identity_of(&ca, "a", "127.0.0.2", 0x2001));
     let to_revoked = client(revoked_address, "127.0.0.2", "a", Some(material()));
     let to_kept = client(kept_address, "127.0.0.2", "a", Some(material()));
     assert_eq!(seen_serial(&to_revoked).await, hex(0x2001));
     assert_eq!(seen_serial(&to_kept).await, hex(0x2001));
 
     // Both clients take a CRL that revokes the first server's certificate.
-    let crl = ca.crl_list(&[0x1001]);
+    let crl = crl_list(&ca, &[0x1001]);
     for c in [&to_revoked, &to_kept] {
-        let identity = ca
-            .identity("a", "127.0.0.2", 0x2001)
+        let identity = identity_of(&ca, "a", "127.0.0.2", 0x2001)
             .with_crls([crl.clone()])
             .unwrap();
         c.update_tls(ClientTls::new(identity)).unwrap();
@@ -658,8 +624,8 @@ async fn a_crl_update_on_the_client_closes_its_connection_to_a_revoked_server_on
 
 #[tokio::test]
 async fn crls_load_from_pem_and_der_and_several_apply_at_once() {
-    let ca = Ca::new("cluster CA");
-    let second = Ca::new("second CA");
+    let ca = Authority::new("cluster CA");
+    let second = Authority::new("second CA");
     let dir = std::env::temp_dir().join(format!(
         "peerwire-tls-crls-{}-{:x}",
         std::process::id(),
@@ -671,12 +637,12 @@ async fn crls_load_from_pem_and_der_and_several_apply_at_once() {
     let pem = dir.join("cluster.pem");
     let text = format!(
         "{}{}",
-        ca.crl(&[0x2001]).pem().unwrap(),
-        ca.crl(&[0x2002]).pem().unwrap()
+        crl(&ca, &[0x2001]).pem().unwrap(),
+        crl(&ca, &[0x2002]).pem().unwrap()
     );
     std::fs::write(&pem, text).unwrap();
     let der = dir.join("second.crl");
-    std::fs::write(&der, second.crl(&[0x2003]).der()).unwrap();
+    std::fs::write(&der, crl(&second, &[0x2003]).der()).unwrap();
     let mut crls = RevocationList::load(&pem).unwrap();
     assert_eq!(crls.len(), 2);
     assert!(crls[1].source().contains("cluster.pem"), "{:?}", crls[1]);
@@ -687,8 +653,8 @@ async fn crls_load_from_pem_and_der_and_several_apply_at_once() {
     crls.extend(from_der);
     std::fs::remove_dir_all(&dir).unwrap();
 
-    let (cert, key) = ca.leaf("srv", "127.0.0.1", 0x1001);
-    let roots = format!("{}{}", ca.pem(), second.pem());
+    let (cert, key) = leaf(&ca, "srv", "127.0.0.1", 0x1001);
+    let roots = format!("{}{}", ca.ca_pem(), second.ca_pem());
     let identity = TlsIdentity::from_pem(cert.as_bytes(), key.as_bytes(), roots.as_bytes())
         .unwrap()
         .with_crls(crls)
@@ -707,7 +673,7 @@ async fn crls_load_from_pem_and_der_and_several_apply_at_once() {
         ("c", "127.0.0.4", 0x2003, &second),
     ];
     for (node, source, serial, issuer) in cases {
-        let tls = ClientTls::new(issuer.identity_trusting(node, source, serial, &[&ca]));
+        let tls = ClientTls::new(identity_trusting(issuer, node, source, serial, &[&ca]));
         let c = client(address.clone(), source, node, Some(tls));
         let error = c.connect().await.unwrap_err();
         assert_eq!(
@@ -730,7 +696,7 @@ async fn crls_load_from_pem_and_der_and_several_apply_at_once() {
         );
     }
     // d, of the second CA and listed nowhere, is taken.
-    let tls = ClientTls::new(second.identity_trusting("d", "127.0.0.5", 0x2004, &[&ca]));
+    let tls = ClientTls::new(identity_trusting(&second, "d", "127.0.0.5", 0x2004, &[&ca]));
     let d = client(address, "127.0.0.5", "d", Some(tls));
     assert_eq!(seen_serial(&d).await, hex(0x2004));
     server.shutdown().await;

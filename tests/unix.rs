@@ -5,6 +5,11 @@
 //! Every test works in a fresh directory under the system's temporary
 //! directory, named from the pid and a random part.
 
+mod support {
+    #[path = "../support/common.rs"]
+    pub mod common;
+}
+
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -15,10 +20,10 @@ use peerwire::{
     ListenOptions, NodeId, PeerCredentials, PeerTable, ProcError, RunningServer, Server,
     ServerIdentity, ServerOptions, UnixAdmission, UnixHolder, VerdictReason,
 };
+use support::common::PROG;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 
-const PROG: u32 = 0x2000_0b17;
 const GENEROUS: Duration = Duration::from_secs(10);
 
 /// Procedure 1 echoes; procedure 2 answers the caller's credentials as

@@ -18,8 +18,8 @@ mod config;
 mod demo;
 mod demo_tls;
 mod node;
-// Shared with the tests (as tests/support's `pki`), which also use its
-// file helpers.
+// Shared with the tests (tests/support/pki.rs includes it), which also
+// use its file helpers, CRLs and chosen serials and validity windows.
 #[allow(dead_code)]
 mod pki;
 mod status;

@@ -1,5 +1,6 @@
 //! A throwaway certificate authority made in memory, for `peerd demo --tls`
-//! and for the tests (which include this file as `support::pki`).
+//! and for the tests: tests/support/pki.rs includes this file, so the demo
+//! and every test make their certificates with this one builder.
 //!
 //! Every certificate follows the rules a peerwire node checks: the subject
 //! CN is the node ID (GlusterFS's convention), and the IP SANs are the
@@ -14,9 +15,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
-    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
-    RevocationReason, RevokedCertParams, SanType, SerialNumber, date_time_ymd,
+    BasicConstraints, CertificateParams, CertificateRevocationList,
+    CertificateRevocationListParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason, RevokedCertParams, SanType,
+    SerialNumber, date_time_ymd,
 };
 
 /// How long a certificate is valid, counted from an hour ago (so a clock
@@ -61,9 +63,24 @@ pub struct LeafSpec {
     pub cn: Option<String>,
     pub ips: Vec<IpAddr>,
     pub dns: Vec<String>,
-    /// Validity as (not before, not after), in seconds relative to now;
-    /// `None` for the default (an hour ago to 30 days ahead).
-    pub valid: Option<(i64, i64)>,
+    pub valid: Validity,
+    /// The serial number's bytes, big-endian (a first byte below 0x80
+    /// keeps it positive); `None` for a random one.
+    pub serial: Option<Vec<u8>>,
+}
+
+/// When a certificate is valid (not before, not after).
+#[derive(Clone, Copy, Debug, Default)]
+pub enum Validity {
+    /// From an hour ago (so a clock a little behind still takes it) to
+    /// 30 days ahead.
+    #[default]
+    Month,
+    /// From `.0` to `.1` seconds relative to now.
+    FromNow(i64, i64),
+    /// From January 1st of year `.0` to January 1st of year `.1`,
+    /// 00:00 UTC.
+    Years(i32, i32),
 }
 
 impl LeafSpec {
@@ -85,7 +102,7 @@ impl Authority {
         params.distinguished_name = subject(Some(name));
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        set_validity(&mut params, None);
+        set_validity(&mut params, Validity::Month);
         let cert = params
             .self_signed(&key)
             .expect("a self-signed CA certificate");
@@ -132,9 +149,11 @@ impl Authority {
         ];
         params.use_authority_key_identifier_extension = true;
         // 0x01 first: positive, and no leading zero byte to drop.
-        let serial: Vec<u8> = std::iter::once(1)
-            .chain(rand::random::<u64>().to_be_bytes())
-            .collect();
+        let serial: Vec<u8> = spec.serial.clone().unwrap_or_else(|| {
+            std::iter::once(1)
+                .chain(rand::random::<u64>().to_be_bytes())
+                .collect()
+        });
         params.serial_number = Some(SerialNumber::from(serial.clone()));
         set_validity(&mut params, spec.valid);
         let cert = params
@@ -152,6 +171,11 @@ impl Authority {
     /// A certificate revocation list of this CA, in PEM, revoking the
     /// certificates with these serials (as [`Leaf::serial`] shows them).
     pub fn crl_pem(&self, serials: &[&str]) -> String {
+        self.crl(serials).pem().expect("PEM")
+    }
+
+    /// [`Authority::crl_pem`]'s list, to write as PEM or DER.
+    pub fn crl(&self, serials: &[&str]) -> CertificateRevocationList {
         let bytes = |hex: &str| -> Vec<u8> {
             (0..hex.len())
                 .step_by(2)
@@ -177,8 +201,6 @@ impl Authority {
         params
             .signed_by(&self.issuer)
             .expect("a CRL signed by the CA")
-            .pem()
-            .expect("PEM")
     }
 
     /// Writes the CA certificate to `path`.
@@ -214,16 +236,25 @@ pub fn write_private(path: &Path, contents: &str) -> io::Result<()> {
 
 fn subject(cn: Option<&str>) -> DistinguishedName {
     let mut name = DistinguishedName::new();
-    // An organisation keeps a subject without a CN from being empty.
-    name.push(DnType::OrganizationName, "peerwire throwaway PKI");
-    if let Some(cn) = cn {
-        name.push(DnType::CommonName, cn);
+    match cn {
+        Some(cn) => name.push(DnType::CommonName, cn),
+        // An organisation keeps a subject without a CN from being empty.
+        None => name.push(DnType::OrganizationName, "peerwire throwaway PKI"),
     }
     name
 }
 
-/// Sets not-before and not-after, `valid` being seconds relative to now.
-fn set_validity(params: &mut CertificateParams, valid: Option<(i64, i64)>) {
+/// Sets not-before and not-after.
+fn set_validity(params: &mut CertificateParams, valid: Validity) {
+    let (from, to) = match valid {
+        Validity::Month => (-(BACKDATE.as_secs() as i64), VALIDITY.as_secs() as i64),
+        Validity::FromNow(from, to) => (from, to),
+        Validity::Years(from, to) => {
+            params.not_before = date_time_ymd(from, 1, 1);
+            params.not_after = date_time_ymd(to, 1, 1);
+            return;
+        }
+    };
     let since_epoch = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("a clock after 1970");
@@ -235,7 +266,6 @@ fn set_validity(params: &mut CertificateParams, valid: Option<(i64, i64)>) {
             now - Duration::from_secs(secs.unsigned_abs())
         }
     };
-    let (from, to) = valid.unwrap_or((-(BACKDATE.as_secs() as i64), VALIDITY.as_secs() as i64));
     params.not_before = shift(from);
     params.not_after = shift(to);
 }

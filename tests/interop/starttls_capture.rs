@@ -11,10 +11,9 @@ use bytes::Bytes;
 use peerwire::tls::{ClientTls, ServerCheck, ServerTls, TlsIdentity, TlsMode};
 use peerwire::{CallContext, ClientOptions, Endpoint, ProcError, Server, ServerOptions};
 
+use super::environment::find_program;
 use super::support::pki::Authority;
-use super::{
-    LOG_DIR, PROG, SECOND_V4, block_on, client_with, find_program, print_skip_banner, required,
-};
+use super::{LOG_DIR, PROG, SECOND_V4, block_on, client_with, print_skip_banner, required};
 
 /// The capture file, on the interop namespace's private /run.
 fn capture_file() -> PathBuf {

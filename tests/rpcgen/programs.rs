@@ -211,7 +211,7 @@ impl CServer {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        support::die_with_parent(&mut cmd);
+        support::harness::die_with_parent(&mut cmd);
         let mut child = cmd.spawn().expect("starting the C server");
         let mut line = String::new();
         let read = BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);

@@ -10,7 +10,12 @@
 //! # Shape of a scenario binary
 //!
 //! ```ignore
-//! mod support;
+//! mod support {
+//!     #[path = "../support/harness.rs"] // netns reports its trials through it
+//!     pub mod harness;
+//!     #[path = "../support/netns.rs"]
+//!     pub mod netns;
+//! }
 //! use support::netns::{self, Host, link};
 //!
 //! fn main() {
@@ -251,7 +256,7 @@ pub fn run_harness(tests: Vec<(&'static str, fn())>) -> ! {
     };
 
     let skipped_why = skipped.as_ref().map(|r| format!("no netns sandbox: {r}"));
-    let trials = super::trials(tests, skipped_why.as_deref());
+    let trials = super::harness::trials(tests, skipped_why.as_deref());
 
     let conclusion = libtest_mimic::run(&args, trials);
     if let Some(reason) = &skipped {
@@ -512,7 +517,7 @@ impl Host {
     pub fn command(&self, program: &str) -> Command {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", self.name.as_str(), program]);
-        super::die_with_parent(&mut cmd);
+        super::harness::die_with_parent(&mut cmd);
         cmd
     }
 
@@ -568,12 +573,6 @@ impl HostProcess {
         // Fails only if it was already reaped; wait() then reports its status.
         let _ = child.kill();
         child.wait()
-    }
-
-    /// Takes the [`Child`] out; it is then no longer killed on drop (the
-    /// parent-death signal still applies).
-    pub fn into_child(mut self) -> Child {
-        self.child.take().expect("HostProcess without a child")
     }
 }
 

@@ -1,14 +1,6 @@
-//! Helpers shared by the integration tests.
-//!
-//! Each test binary that needs them says `mod support;`. Not every binary uses
-//! every helper, so unused ones must not warn.
-#![allow(dead_code)]
-
-pub mod netns;
-pub mod peerd;
-/// The throwaway CA of `peerd demo --tls`, shared with the tests.
-#[path = "../../examples/peerd/pki.rs"]
-pub mod pki;
+//! The harness of the test binaries whose `main` prepares an environment
+//! first (namespaces, daemons) and then hands their trials to libtest-mimic,
+//! and a guard that kills a child process with its test.
 
 use std::io;
 use std::os::unix::process::CommandExt;
