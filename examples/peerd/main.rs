@@ -77,7 +77,7 @@ enum Command {
         /// The node's admin address (its `admin` key).
         #[arg(long)]
         admin: Endpoint,
-        /// Print the JSON (the schema is in the README) instead of tables.
+        /// Print the JSON (the schema is in examples/peerd/README.md) instead of tables.
         #[arg(long)]
         json: bool,
         /// Seconds to wait for the answer.
