@@ -8,6 +8,11 @@
 //! link-local IPv6 sources with a scope (`fe80::a%eth0`), which GlusterFS
 //! cannot bind and hyper and tonic cannot express.
 //!
+//! **The user's guide is [`guide`]**: connecting and the options, calls
+//! (cancel-safety, the slot rule, `sent`), typed programs, errors,
+//! identity, mutual TLS, Unix sockets and tracing, each chapter with
+//! examples that run on loopback.
+//!
 //! ## Layers
 //!
 //! ```text
@@ -219,6 +224,7 @@ pub mod codec;
 mod conn;
 pub mod connect;
 mod error;
+pub mod guide;
 mod limits;
 pub mod listen;
 pub mod peer;
@@ -261,8 +267,8 @@ pub use peer::{
 };
 pub use procedure::Procedure;
 pub use server::{
-    CallContext, ConnectionInfo, ProcError, RunningServer, Server, ServerOptions, ServerStats,
-    Service, Stopper, Verdict, VerdictReason,
+    CallContext, ConnectionInfo, HandlerFuture, ProcError, RunningServer, Server, ServerOptions,
+    ServerStats, Service, Stopper, Verdict, VerdictReason,
 };
 pub use sock::Keepalive;
 
