@@ -272,8 +272,7 @@ pub use server::{
 };
 pub use sock::Keepalive;
 
-/// The README's examples compile as doctests (with the `tls` feature: the
-/// mutual TLS example uses its types).
-#[cfg(all(doctest, feature = "tls"))]
+/// The README's example runs as a doctest.
+#[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

@@ -11,8 +11,8 @@
 //! peerd gluster-dump unix:/run/glusterd.socket          # glusterd's CLI socket
 //! ```
 //!
-//! It uses only peerwire's public API. See the README's "peerd" section for
-//! the config reference and the status JSON schema.
+//! It uses only peerwire's public API. See examples/peerd/README.md for the
+//! config reference and the status JSON schema.
 
 mod config;
 mod demo;
