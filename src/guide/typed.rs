@@ -101,7 +101,17 @@
 //! decoded arguments, served by a generated `<Version>Program<T>(pub T)`:
 //! `Server::program(KvV1Program(store))`.
 //! `cargo run --example xdrgen --features xdrgen -- FILE.x` prints what a
-//! file generates.
+//! file generates; errors name `file:line:column` and what was expected.
+//! The types map `opaque` to `Bytes` and `string` to `XdrString`, linked
+//! lists to bounded `Vec`s decoded without recursion, and enums to Rust
+//! enums that refuse unknown values; they are `Eq` and `Hash` unless they
+//! hold a float. `Builder::clients(false)` and `servers(false)` leave
+//! either side out. What the language covers, and exactly which
+//! preprocessor lines are taken, is in the `xdrgen` module docs. Of the
+//! `.x` files on the machine this was written on, 13 of the 17 in
+//! `/usr/include/rpcsvc` compile as they are (the other four need names
+//! from C headers or other files), and 6 of GlusterFS's 10 in
+//! `rpc/xdr/src` (they are not in the repository).
 //!
 //! peerwire's own programs are `.x` files too: HELLO
 //! (`src/programs/hello.x`), the portmapper (`src/programs/portmap.x`,
@@ -116,3 +126,15 @@
 //! with both `rpcgen` and peerwire's compiler and runs typed calls both
 //! ways over IPv4 and IPv6: the generated client against the rpcgen C
 //! server, and the rpcgen C client against peerwire's generated server.
+//! Each way covers opaque of 0 to 1,000,000 bytes in 96-byte fragments,
+//! non-UTF-8 strings, every union arm, linked lists of 0, 1 and 100 nodes,
+//! fixed and variable arrays, optional values present and absent, AUTH_SYS
+//! credentials (in the handler's `CallContext` on peerwire's side), and the
+//! bound source (`svc_getcaller` on the C side, `CallContext::observed` on
+//! ours). Errors are checked both ways: PROG_MISMATCH with the version
+//! range, PROC_UNAVAIL and GARBAGE_ARGS arrive as `Error::CallRejected`
+//! from the C server and as libtirpc's `clnt_stat` from peerwire's server,
+//! and `rpcinfo -a` reads peerwire's version range; the connection serves
+//! the next call after each. A property test round-trips every type of
+//! `tests/xdrgen/rich.x` (every construct the compiler takes), and the fuzz
+//! target `generated_types` decodes each from arbitrary bytes.
