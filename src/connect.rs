@@ -523,6 +523,10 @@ impl Connector {
 
     /// Resolves `host` and connects with [`Connector::connect_any`]. A
     /// literal address, scoped or not, is used as it is.
+    ///
+    /// Cancel-safe: dropping the future during the lookup abandons it (the
+    /// resolver's thread finishes on its own), and during the connect
+    /// closes every attempt's socket, as [`Connector::connect_any`].
     pub async fn connect_host(&self, host: &str, port: u16) -> Result<Connected, Error> {
         if let Ok(ip) = host.parse::<ScopedIp>() {
             return self.connect(&Endpoint::new(ip, port)).await;

@@ -8,6 +8,11 @@
 //! link-local IPv6 sources with a scope (`fe80::a%eth0`), which GlusterFS
 //! cannot bind and hyper and tonic cannot express.
 //!
+//! **The user's guide is [`guide`]**: connecting and the options, calls
+//! (cancel-safety, the slot rule, `sent`), typed programs, errors,
+//! identity, mutual TLS, Unix sockets and tracing, each chapter with
+//! examples that run on loopback.
+//!
 //! ## Layers
 //!
 //! ```text
@@ -236,6 +241,7 @@ pub mod codec;
 mod conn;
 pub mod connect;
 mod error;
+pub mod guide;
 mod limits;
 pub mod listen;
 pub mod peer;
@@ -283,8 +289,7 @@ pub use server::{
 };
 pub use sock::Keepalive;
 
-/// The README's examples compile as doctests (with the `tls` feature: the
-/// mutual TLS example uses its types).
-#[cfg(all(doctest, feature = "tls"))]
+/// The README's example runs as a doctest.
+#[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

@@ -11,8 +11,8 @@
 //! peerd gluster-dump unix:/run/glusterd.socket          # glusterd's CLI socket
 //! ```
 //!
-//! It uses only peerwire's public API. See the README's "peerd" section for
-//! the config reference and the status JSON schema.
+//! It uses only peerwire's public API. See examples/peerd/README.md for the
+//! config reference and the status JSON schema.
 
 mod config;
 mod demo;
@@ -77,7 +77,7 @@ enum Command {
         /// The node's admin address (its `admin` key).
         #[arg(long)]
         admin: Endpoint,
-        /// Print the JSON (the schema is in the README) instead of tables.
+        /// Print the JSON (the schema is in examples/peerd/README.md) instead of tables.
         #[arg(long)]
         json: bool,
         /// Seconds to wait for the answer.

@@ -248,6 +248,35 @@ pub struct ClientStats {
 /// A handle to one peer. Cheap to clone; all clones share the connection.
 /// The connection closes when the last clone is dropped or
 /// [`Client::close`] is called.
+///
+/// Many calls run at once on the one connection, matched by XID, each
+/// with a deadline and an in-flight slot; the client reconnects with
+/// backoff, behind a circuit breaker. Every async method is cancel-safe.
+/// The guide's [calls chapter](crate::guide::calls) explains the slot rule
+/// and `sent`; the options are in [`ClientOptions`].
+///
+/// ```
+/// use bytes::Bytes;
+/// use peerwire::{Client, ClientOptions, Endpoint, ScopedIp, Server, ServerOptions};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), peerwire::Error> {
+/// let server = Server::new(ServerOptions::default())
+///     .service(0x2000_0001, 1, |_ctx, _procedure, args: Bytes| async move { Ok(args) })
+///     .serve(&["127.0.0.1:0".parse()?])?;
+/// let peer = Endpoint::from(server.local_addrs()[0]);
+///
+/// // Every connection to the peer is bound to the source 127.0.0.2.
+/// let options = ClientOptions::default().with_source("127.0.0.2".parse::<ScopedIp>()?);
+/// let client = Client::new(vec![peer], options)?;
+/// let reply = client.call(0x2000_0001, 1, 1, Bytes::from_static(b"ping")).await?;
+/// assert_eq!(&reply[..], b"ping");
+/// let peerwire::ConnectionState::Connected { local, .. } = client.state() else { unreachable!() };
+/// assert_eq!(local.ip().to_string(), "127.0.0.2");
+/// server.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Client {
     handle: Arc<Handle>,
@@ -504,7 +533,31 @@ impl Client {
             .await
     }
 
-    /// [`Client::call`] with per-call options.
+    /// [`Client::call`] with per-call options: a deadline of its own, a
+    /// credential and a verifier.
+    ///
+    /// Cancel-safe, as [`Client::call`]: a dropped call's record is written
+    /// whole or not at all, and its slot stays held until its XID is free.
+    ///
+    /// ```
+    /// # use bytes::Bytes;
+    /// # use peerwire::{Client, ClientOptions, Endpoint, Server, ServerOptions};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), peerwire::Error> {
+    /// # let server = Server::new(ServerOptions::default())
+    /// #     .service(0x2000_0001, 1, |_ctx, _procedure, args: Bytes| async move { Ok(args) })
+    /// #     .serve(&["127.0.0.1:0".parse()?])?;
+    /// # let client = Client::new(vec![Endpoint::from(server.local_addrs()[0])], ClientOptions::default())?;
+    /// use std::time::Duration;
+    /// use peerwire::CallOptions;
+    ///
+    /// let options = CallOptions { deadline: Some(Duration::from_secs(2)), ..CallOptions::default() };
+    /// let reply = client.call_with(0x2000_0001, 1, 1, Bytes::from_static(b"hi"), &options).await?;
+    /// assert_eq!(&reply[..], b"hi");
+    /// # server.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn call_with(
         &self,
         program: u32,
@@ -589,8 +642,31 @@ impl Client {
     }
 
     /// Calls with typed arguments and results, by number:
-    /// [`Client::call_proc`] with a [`Procedure`] made on the spot.
+    /// [`Client::call_proc`] with a [`Procedure`] made on the spot. The
+    /// result type is named at the call. Arguments over an XDR bound are
+    /// [`Error::BadArgs`] (nothing sent); results that do not decode as `R`
+    /// are [`Error::BadResults`].
+    ///
     /// Cancel-safe, as [`Client::call`].
+    ///
+    /// ```
+    /// # use bytes::Bytes;
+    /// # use peerwire::{Client, ClientOptions, Endpoint, Server, ServerOptions};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), peerwire::Error> {
+    /// # let server = Server::new(ServerOptions::default())
+    /// #     .service(0x2000_0001, 1, |_ctx, _procedure, args: Bytes| async move { Ok(args) })
+    /// #     .serve(&["127.0.0.1:0".parse()?])?;
+    /// # let client = Client::new(vec![Endpoint::from(server.local_addrs()[0])], ClientOptions::default())?;
+    /// use peerwire::proto::xdr::XdrString;
+    ///
+    /// // The echo server hands the XDR string back as it came.
+    /// let echoed: XdrString = client.call_xdr(0x2000_0001, 1, 1, &XdrString::from("colour")).await?;
+    /// assert_eq!(echoed.to_str().ok(), Some("colour"));
+    /// # server.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn call_xdr<A, R>(
         &self,
         program: u32,
@@ -625,7 +701,8 @@ impl Client {
             .await
     }
 
-    /// [`Client::call_proc`] with per-call options.
+    /// [`Client::call_proc`] with per-call options. Cancel-safe, as
+    /// [`Client::call`].
     pub async fn call_proc_with<A, R>(
         &self,
         proc: &Procedure<A, R>,
@@ -651,7 +728,27 @@ impl Client {
     }
 
     /// Calls NULL (procedure 0): a round trip that checks the peer serves
-    /// this program version.
+    /// this program version (a peerwire server answers NULL for every
+    /// program version it serves). A program it does not serve is
+    /// [`Error::CallRejected`].
+    ///
+    /// Cancel-safe, as [`Client::call`].
+    ///
+    /// ```
+    /// # use bytes::Bytes;
+    /// # use peerwire::{Client, ClientOptions, Endpoint, Server, ServerOptions};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), peerwire::Error> {
+    /// # let server = Server::new(ServerOptions::default())
+    /// #     .service(0x2000_0001, 1, |_ctx, _procedure, args: Bytes| async move { Ok(args) })
+    /// #     .serve(&["127.0.0.1:0".parse()?])?;
+    /// # let client = Client::new(vec![Endpoint::from(server.local_addrs()[0])], ClientOptions::default())?;
+    /// client.null(0x2000_0001, 1).await?;
+    /// assert!(matches!(client.null(0x2000_0002, 1).await, Err(peerwire::Error::CallRejected { .. })));
+    /// # server.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn null(&self, program: u32, version: u32) -> Result<(), Error> {
         self.call(program, version, 0, Bytes::new()).await.map(drop)
     }
