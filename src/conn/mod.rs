@@ -13,10 +13,12 @@
 //! hidden `peerwire::internals` path; they are not public API.
 
 pub mod calls;
+pub mod hello_gate;
 pub mod hello_reply;
 pub mod liveness;
 pub mod outbox;
 pub mod reconnect;
+pub mod registry;
 pub mod server;
 pub mod starttls;
 
@@ -25,6 +27,5 @@ pub use hello_reply::{HelloAccepted, HelloExpected, HelloFault, judge_hello_repl
 pub use liveness::{Liveness, LivenessAction};
 pub use outbox::Outbox;
 pub use reconnect::{Breaker, Reconnect};
-pub use server::{
-    Dispatch, Dropped, Expired, Inbound, ProcError, Registry, ServeStats, ServerConnection,
-};
+pub use registry::Registry;
+pub use server::{Dispatch, Dropped, Expired, Inbound, ServeStats, ServerConnection};

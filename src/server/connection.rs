@@ -18,7 +18,7 @@ use tracing::{debug, warn};
 use super::accept::stopped;
 use super::handler::{Handlers, Origin};
 use super::verdicts::{Registered, record_verdict, record_verdict_tls, record_verdict_with};
-use super::{ConnectionInfo, Policy, Shared, VerdictReason};
+use super::{ConnectionInfo, Policy, ProcError, Shared, VerdictReason};
 use crate::addr::CanonicalIp;
 use crate::conn::{Expired, Inbound, Outbox, ServerConnection};
 use crate::peer::{PeerCredentials, Refusal};
@@ -381,7 +381,9 @@ impl Connection<'_> {
             let now = Instant::now();
             // Handlers that finished.
             while let Poll::Ready(Some((xid, outcome))) = self.handlers.poll_finished(cx) {
-                let reply = self.state.complete(xid, outcome, now.into_std());
+                let reply =
+                    self.state
+                        .complete(xid, outcome.map_err(ProcError::body), now.into_std());
                 self.out.push((), &reply);
                 progress = true;
             }
@@ -652,7 +654,9 @@ impl Connection<'_> {
                     tls: self.tls.as_ref(),
                 };
                 if let Some((xid, outcome)) = self.handlers.start(shared, call, origin, cx) {
-                    let reply = self.state.complete(xid, outcome, now.into_std());
+                    let reply =
+                        self.state
+                            .complete(xid, outcome.map_err(ProcError::body), now.into_std());
                     self.out.push((), &reply);
                 }
             }

@@ -47,13 +47,12 @@ use self::program::Handler;
 pub use self::program::{Call, Program};
 pub use self::running::{RunningServer, Stopper};
 pub use self::serve::Server;
-pub use self::service::{CallContext, HandlerFuture, Service};
+pub use self::service::{CallContext, HandlerFuture, ProcError, Service};
 use self::stats::Counters;
 pub use self::stats::ServerStats;
 pub use self::verdicts::{
     ConnectionInfo, VERDICTS_KEPT, VERDICTS_PER_SOURCE, Verdict, VerdictReason,
 };
-pub use crate::conn::ProcError;
 use crate::conn::Registry;
 use crate::peer::{Admission, ServerIdentity, UnixAdmission};
 

@@ -8,9 +8,39 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::ProcError;
 use crate::peer::{NodeId, PeerCredentials};
-use crate::proto::OpaqueAuth;
+use crate::proto::{AcceptStatus, AuthStat, OpaqueAuth, Rejection, ReplyBody};
+
+/// Why a handler did not produce results.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ProcError {
+    /// The procedure does not exist (PROC_UNAVAIL).
+    ProcUnavail,
+    /// The arguments did not decode (GARBAGE_ARGS).
+    GarbageArgs,
+    /// The handler failed or panicked (SYSTEM_ERR).
+    SystemErr,
+    /// The service refuses the call's credentials: the reply is
+    /// MSG_DENIED with AUTH_ERROR and this `auth_stat`, as libtirpc's
+    /// `svcerr_auth` (`svcerr_weakauth` is [`AuthStat::TOO_WEAK`]). The
+    /// client's call fails with
+    /// [`CallStatus::AuthError`](crate::CallStatus::AuthError) carrying it.
+    /// The connection goes on.
+    AuthError(AuthStat),
+}
+
+impl ProcError {
+    /// The reply body that says this error.
+    pub(super) fn body(self) -> ReplyBody {
+        match self {
+            ProcError::ProcUnavail => ReplyBody::accepted(AcceptStatus::ProcUnavail),
+            ProcError::GarbageArgs => ReplyBody::accepted(AcceptStatus::GarbageArgs),
+            ProcError::SystemErr => ReplyBody::accepted(AcceptStatus::SystemErr),
+            ProcError::AuthError(stat) => ReplyBody::Denied(Rejection::AuthError(stat)),
+        }
+    }
+}
 
 /// What a handler learns about its call.
 ///
@@ -97,5 +127,30 @@ where
 {
     fn call(&self, ctx: CallContext, procedure: u32, args: Bytes) -> HandlerFuture {
         Box::pin(self(ctx, procedure, args))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_proc_error_is_answered_with_its_reply_body() {
+        assert_eq!(
+            ProcError::ProcUnavail.body(),
+            ReplyBody::accepted(AcceptStatus::ProcUnavail)
+        );
+        assert_eq!(
+            ProcError::GarbageArgs.body(),
+            ReplyBody::accepted(AcceptStatus::GarbageArgs)
+        );
+        assert_eq!(
+            ProcError::SystemErr.body(),
+            ReplyBody::accepted(AcceptStatus::SystemErr)
+        );
+        assert_eq!(
+            ProcError::AuthError(AuthStat::TOO_WEAK).body(),
+            ReplyBody::Denied(Rejection::AuthError(AuthStat::TOO_WEAK))
+        );
     }
 }
