@@ -133,6 +133,32 @@ def server_connection_seeds(bins, null_call):
     write("server_connection", "truncated_after_calls", seed(2, [20], mixed, dump + ping + fragment(null_call, True)[:30]))
 
 
+def hello_reply_seeds():
+    """Seeds for hello_reply: a flags byte (bit 0 = TLS, bit 1 = no CN,
+    bit 2 = the observed address must match, bit 3 = the XID is the
+    record's own), then one reply record."""
+    xid = 0x5EED
+    success = u32(xid, 1, 0, 0, 0, 0)  # REPLY, MSG_ACCEPTED, AUTH_NONE verifier, SUCCESS
+
+    def results(node, family, address, scope=0, port=40000):
+        return opaque(node) + u32(family) + opaque(address) + u32(scope, port, 1)
+
+    v4 = bytes([192, 0, 2, 10])
+    write("hello_reply", "accepted", b"\x04" + success + results(b"server", 4, v4))
+    write("hello_reply", "accepted_tls", b"\x05" + success + results(b"server", 4, v4))
+    write("hello_reply", "accepted_mapped", b"\x04" + success + results(b"server", 6, bytes(10) + b"\xff\xff" + v4))
+    write("hello_reply", "observed_elsewhere", b"\x04" + success + results(b"server", 4, bytes([198, 51, 100, 7])))
+    write("hello_reply", "observed_elsewhere_allowed", b"\x00" + success + results(b"server", 4, bytes([198, 51, 100, 7])))
+    write("hello_reply", "link_local", b"\x04" + success + results(b"server", 6, b"\xfe\x80" + bytes(13) + b"\x0a", 3))
+    write("hello_reply", "wrong_peer", b"\x04" + success + results(b"impostor", 4, v4))
+    write("hello_reply", "tls_without_cn", b"\x07" + success + results(b"server", 4, v4))
+    write("hello_reply", "wrong_xid", b"\x04" + u32(xid + 1, 1, 0, 0, 0, 0) + results(b"server", 4, v4))
+    write("hello_reply", "auth_error", b"\x04" + u32(xid, 1, 1, 1, 5))
+    write("hello_reply", "prog_unavail", b"\x04" + u32(xid, 1, 0, 0, 0, 1))
+    write("hello_reply", "a_call", b"\x0c" + call(7, 0, b""))
+    write("hello_reply", "bad_port", b"\x04" + success + results(b"server", 4, v4, 0, 70000))
+
+
 def main():
     bins = sorted(DATA.glob("*.bin"))
     assert bins, f"no captures in {DATA}"
@@ -169,6 +195,7 @@ def main():
     write("codec_stream", "three_fragments_write_back_7", b"\x42\x03\x05" + three)
 
     server_connection_seeds(bins, null_call)
+    hello_reply_seeds()
 
     write("message", "call_auth_sys", call(1, 1, AUTH_SYS, u32(0xCAFE)))
     write("message", "call_glusterfs_v2", call(2, 390039, GLUSTERFS_V2))

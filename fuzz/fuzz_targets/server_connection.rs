@@ -64,7 +64,7 @@ use peerwire::internals::starttls::{
     self, MAX_PROBE_RECORD, NotAProbe, ProbeStep, judge_first_record,
 };
 use peerwire::internals::{
-    Dispatch, Dropped, Expired, Inbound, Outbox, ProcError, Registry, ServeStats, ServerConnection,
+    Dispatch, Dropped, Expired, Inbound, Outbox, Registry, ServeStats, ServerConnection,
 };
 use peerwire::proto::{
     AcceptStatus, AuthStat, DecodeError, DecodeErrorKind, Message, MessageBody, RPC_VERSION, RecordLimits,
@@ -134,7 +134,9 @@ struct Running {
     xid: u32,
     /// The step at which it finishes.
     due: u64,
-    outcome: Result<Bytes, ProcError>,
+    /// The results, or the error reply body the server makes of the
+    /// handler's `ProcError`.
+    outcome: Result<Bytes, ReplyBody>,
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -259,19 +261,7 @@ fuzz_target!(|data: &[u8]| {
                     ReplyBody::accepted(AcceptStatus::Success),
                     results,
                 ),
-                Err(error) => Message::reply(
-                    done.xid,
-                    match error {
-                        ProcError::ProcUnavail => ReplyBody::accepted(AcceptStatus::ProcUnavail),
-                        ProcError::GarbageArgs => ReplyBody::accepted(AcceptStatus::GarbageArgs),
-                        ProcError::SystemErr => ReplyBody::accepted(AcceptStatus::SystemErr),
-                        ProcError::AuthError(stat) => {
-                            ReplyBody::Denied(Rejection::AuthError(stat))
-                        }
-                        _ => unreachable!("the schedule makes no other error"),
-                    },
-                    Bytes::new(),
-                ),
+                Err(body) => Message::reply(done.xid, body, Bytes::new()),
             };
             check_reply(done.record, &reply, &expected);
             continue;
@@ -332,10 +322,10 @@ fuzz_target!(|data: &[u8]| {
                 let byte = schedule.next();
                 let outcome = match byte & 7 {
                     0 | 4 => Ok(call.args.clone()),
-                    1 | 5 => Err(ProcError::ProcUnavail),
-                    2 | 6 => Err(ProcError::GarbageArgs),
-                    3 => Err(ProcError::SystemErr),
-                    _ => Err(ProcError::AuthError(AuthStat::TOO_WEAK)),
+                    1 | 5 => Err(ReplyBody::accepted(AcceptStatus::ProcUnavail)),
+                    2 | 6 => Err(ReplyBody::accepted(AcceptStatus::GarbageArgs)),
+                    3 => Err(ReplyBody::accepted(AcceptStatus::SystemErr)),
+                    _ => Err(ReplyBody::Denied(Rejection::AuthError(AuthStat::TOO_WEAK))),
                 };
                 running.push(Running {
                     record,

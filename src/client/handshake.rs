@@ -8,19 +8,16 @@ use tracing::{debug, warn};
 
 use super::link::Link;
 use super::{ClientIdentity, MismatchPolicy};
-use crate::addr::{Address, CanonicalIp};
-use crate::conn::starttls;
+use crate::addr::Address;
+use crate::conn::{HelloExpected, HelloFault, judge_hello_reply, starttls};
 use crate::error::{CallStatus, DisconnectCause, Error, HandshakeError};
 use crate::programs::hello::{
     HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO, Hello, HelloReply, PROTOCOL_VERSIONS,
-    wire::{HelloArgs, HelloRes},
+    wire::HelloArgs,
 };
-use crate::proto::xdr::{from_bytes, to_bytes};
-use crate::proto::{
-    AcceptStatus, CallHeader, Message, MessageBody, RecordDecoder, RecordLimits, Rejection,
-    ReplyBody,
-};
-use crate::tls::{TlsAlert, TlsError, TlsPeer};
+use crate::proto::xdr::to_bytes;
+use crate::proto::{CallHeader, Message, RecordDecoder, RecordLimits};
+use crate::tls::{CertError, TlsAlert, TlsError, TlsPeer};
 
 /// What a server that expects TLS did, for [`Error::ExpectsTls`].
 const ANSWERED_TLS: &str = "it answered our first record with TLS bytes";
@@ -173,70 +170,47 @@ pub(super) async fn handshake(
     let (record, leftover) = tokio::time::timeout(identity.timeout, exchange)
         .await
         .map_err(|_| broken(HandshakeError::Timeout(identity.timeout)))??;
-    let reply = Message::decode(record).map_err(|e| broken(HandshakeError::MalformedReply(e)))?;
-    if reply.xid != xid {
-        return Err(broken(HandshakeError::WrongXid {
-            sent: xid,
-            got: reply.xid,
-        }));
-    }
-    let results = match reply.body {
-        MessageBody::Reply {
-            body:
-                ReplyBody::Accepted {
-                    status: AcceptStatus::Success,
-                    ..
-                },
-            results,
-        } => results,
-        MessageBody::Reply {
-            body: ReplyBody::Denied(Rejection::AuthError(stat)),
-            ..
-        } => {
-            return Err(Error::IdentityRefused {
-                peer: peer.clone(),
-                stat,
-            });
-        }
-        MessageBody::Reply { body, .. } => {
-            let status = CallStatus::of(&body).expect("success was matched above");
-            return Err(broken(HandshakeError::Unsupported(status)));
-        }
-        MessageBody::Call { .. } => return Err(broken(HandshakeError::NotAReply)),
+    let expected = HelloExpected {
+        xid,
+        node: &identity.expect,
+        certificate_cn: tls.map(|tls| tls.cn.as_deref()),
+        bound: link.local,
+        observed_must_match: identity.observed_mismatch == MismatchPolicy::Fail,
     };
-    let answer = from_bytes::<HelloRes>(&results)
-        .and_then(HelloReply::try_from)
-        .map_err(|e| broken(HandshakeError::MalformedResults(e)))?;
-    if answer.node != identity.expect {
-        return Err(Error::WrongPeer {
+    let accepted = judge_hello_reply(record, &expected).map_err(|fault| match fault {
+        HelloFault::MalformedReply(e) => broken(HandshakeError::MalformedReply(e)),
+        HelloFault::WrongXid { sent, got } => broken(HandshakeError::WrongXid { sent, got }),
+        HelloFault::NotAReply => broken(HandshakeError::NotAReply),
+        HelloFault::IdentityRefused(stat) => Error::IdentityRefused {
             peer: peer.clone(),
-            expected: identity.expect.clone(),
-            answered: answer.node,
-        });
-    }
-    if let Some(tls) = tls
-        && let Err(error) = crate::tls::check_cn(tls, answer.node.as_str())
-    {
-        return Err(Error::Tls {
-            peer: peer.clone(),
-            error: Box::new(TlsError::Certificate(error)),
-        });
-    }
-    // The scope of a link-local address is the server's own interface, so
-    // only the IPs compare.
-    if CanonicalIp::from(answer.observed).ip() != CanonicalIp::from(link.local).ip() {
-        match identity.observed_mismatch {
-            MismatchPolicy::Fail => {
-                return Err(Error::ObservedMismatch {
-                    remote: link.remote,
-                    bound: link.local,
-                    observed: answer.observed,
-                });
-            }
-            MismatchPolicy::Warn => {
-                warn!(%peer, bound = %link.local, observed = %answer.observed, "the server saw another source than we bound");
-            }
+            stat,
+        },
+        HelloFault::Unsupported(body) => {
+            let status = CallStatus::of(&body).expect("a SUCCESS reply is no fault");
+            broken(HandshakeError::Unsupported(status))
         }
+        HelloFault::MalformedResults(e) => broken(HandshakeError::MalformedResults(e)),
+        HelloFault::WrongPeer { expected, answered } => Error::WrongPeer {
+            peer: peer.clone(),
+            expected,
+            answered,
+        },
+        HelloFault::CertificateCn { answered, cn } => Error::Tls {
+            peer: peer.clone(),
+            error: Box::new(TlsError::Certificate(CertError::CnMismatch {
+                expected: answered.as_str().to_owned(),
+                cn,
+            })),
+        },
+        HelloFault::ObservedMismatch { bound, observed } => Error::ObservedMismatch {
+            remote: link.remote,
+            bound,
+            observed,
+        },
+    })?;
+    let answer = accepted.reply;
+    if accepted.observed_differs {
+        warn!(%peer, bound = %link.local, observed = %answer.observed, "the server saw another source than we bound");
     }
     debug!(%peer, node = %answer.node, observed = %answer.observed, "HELLO accepted");
     link.leftover = leftover;

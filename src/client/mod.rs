@@ -16,10 +16,11 @@
 //! that floods one client with replies delays no other client on the
 //! runtime by more than one such poll at a time.
 
+mod connection;
 mod core;
-mod driver;
 mod handshake;
 mod link;
+mod supervisor;
 mod unix;
 
 use std::future::Future;
@@ -354,7 +355,7 @@ impl Client {
             core: Mutex::new(Core::default()),
             task: Default::default(),
         });
-        tokio::spawn(driver::run(inner.clone(), connect));
+        tokio::spawn(supervisor::run(inner.clone(), connect));
         Client {
             handle: Arc::new(Handle { inner }),
         }
@@ -604,7 +605,7 @@ impl Client {
                     Ok(Err(_)) => return Err(self.closed()),
                     Err(_) => {
                         inner.lock().outcomes.timed_out += 1;
-                        return Err(driver::timeout(inner, info, false));
+                        return Err(connection::timeout(inner, info, false));
                     }
                 }
             }

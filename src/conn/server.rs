@@ -9,94 +9,21 @@
 //! (HELLO and idle), with time passed in: the driver arms one timer at
 //! [`ServerConnection::next_timeout`] and calls
 //! [`ServerConnection::timeout`] when it fires, whatever else the
-//! connection is waiting for.
+//! connection is waiting for. With the server's identity, the HELLO gate
+//! ([`super::hello_gate`]) stands before the registry ([`Registry`]).
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
-use crate::addr::CanonicalIp;
-use crate::peer::{Refusal, ServerIdentity};
-use crate::programs::hello::{
-    HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO, Hello, HelloReply, NodeId,
-    wire::{HelloArgs, HelloRes},
-};
-use crate::proto::xdr::{from_bytes, to_bytes};
+use super::hello_gate::Gate;
+use super::registry::Registry;
+use crate::peer::Refusal;
+use crate::programs::hello::NodeId;
 use crate::proto::{
     AcceptStatus, AuthStat, DecodeError, Message, MessageBody, OpaqueAuth, RPC_VERSION,
     RecordDecoder, RecordLimits, Rejection, ReplyBody,
 };
-
-/// The programs and versions a server serves. A server serves a handful,
-/// so a sorted list searched in order is faster per call than a map.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Registry {
-    /// (program, version), sorted, without duplicates.
-    entries: Vec<(u32, u32)>,
-}
-
-impl Registry {
-    /// An empty registry.
-    pub fn new() -> Registry {
-        Registry::default()
-    }
-
-    /// Adds a program version.
-    pub fn add(&mut self, program: u32, version: u32) {
-        if let Err(at) = self.entries.binary_search(&(program, version)) {
-            self.entries.insert(at, (program, version));
-        }
-    }
-
-    /// True when the program version is served.
-    pub fn contains(&self, program: u32, version: u32) -> bool {
-        self.entries.contains(&(program, version))
-    }
-
-    /// The lowest and highest version of a program, if it is served.
-    pub fn versions(&self, program: u32) -> Option<(u32, u32)> {
-        let mut versions = self
-            .entries
-            .iter()
-            .filter(|(p, _)| *p == program)
-            .map(|(_, v)| *v);
-        let low = versions.next()?;
-        Some((low, versions.next_back().unwrap_or(low)))
-    }
-}
-
-/// Why a handler did not produce results.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ProcError {
-    /// The procedure does not exist (PROC_UNAVAIL).
-    ProcUnavail,
-    /// The arguments did not decode (GARBAGE_ARGS).
-    GarbageArgs,
-    /// The handler failed or panicked (SYSTEM_ERR).
-    SystemErr,
-    /// The service refuses the call's credentials: the reply is
-    /// MSG_DENIED with AUTH_ERROR and this `auth_stat`, as libtirpc's
-    /// `svcerr_auth` (`svcerr_weakauth` is [`AuthStat::TOO_WEAK`]). The
-    /// client's call fails with
-    /// [`CallStatus::AuthError`](crate::CallStatus::AuthError) carrying it.
-    /// The connection goes on.
-    AuthError(AuthStat),
-}
-
-impl ProcError {
-    /// The reply body that says this error.
-    fn body(self) -> ReplyBody {
-        match self {
-            ProcError::ProcUnavail => ReplyBody::accepted(AcceptStatus::ProcUnavail),
-            ProcError::GarbageArgs => ReplyBody::accepted(AcceptStatus::GarbageArgs),
-            ProcError::SystemErr => ReplyBody::accepted(AcceptStatus::SystemErr),
-            ProcError::AuthError(stat) => ReplyBody::Denied(Rejection::AuthError(stat)),
-        }
-    }
-}
 
 /// A call for a handler.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -145,14 +72,6 @@ pub enum Inbound {
     },
 }
 
-/// The handshake gate of a connection whose server has an identity.
-#[derive(Debug)]
-struct Gate {
-    identity: Arc<ServerIdentity>,
-    observed: SocketAddr,
-    peer: Option<NodeId>,
-}
-
 /// Counters of one server connection.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ServeStats {
@@ -175,7 +94,7 @@ pub enum Expired {
 }
 
 #[derive(Clone, Copy, Debug)]
-struct Timers {
+pub(super) struct Timers {
     idle: Duration,
     idle_deadline: Instant,
     handshake: Duration,
@@ -185,21 +104,21 @@ struct Timers {
 /// One server connection's protocol state.
 #[derive(Debug)]
 pub struct ServerConnection {
-    records: RecordDecoder,
+    pub(super) records: RecordDecoder,
     /// The record limits once HELLO has succeeded (or without a gate).
-    limits: RecordLimits,
+    pub(super) limits: RecordLimits,
     /// The smaller record limits of a gated connection until its HELLO
     /// succeeds, if set.
-    limits_before_hello: Option<RecordLimits>,
-    in_progress: usize,
-    limit: usize,
-    stats: ServeStats,
-    gate: Option<Gate>,
-    timers: Option<Timers>,
-    max_args: usize,
+    pub(super) limits_before_hello: Option<RecordLimits>,
+    pub(super) in_progress: usize,
+    pub(super) limit: usize,
+    pub(super) stats: ServeStats,
+    pub(super) gate: Option<Gate>,
+    pub(super) timers: Option<Timers>,
+    pub(super) max_args: usize,
     /// Over TLS: the CN of the peer's certificate, which a HELLO must
     /// claim as its node ID.
-    certificate_cn: Option<Option<String>>,
+    pub(super) certificate_cn: Option<Option<String>>,
 }
 
 impl ServerConnection {
@@ -218,14 +137,6 @@ impl ServerConnection {
             max_args: usize::MAX,
             certificate_cn: None,
         }
-    }
-
-    /// The connection runs over TLS, and the peer's certificate has this
-    /// subject CN (or none): with an identity, a HELLO is accepted only if
-    /// its claimed node ID equals the CN ([`Refusal::CertificateCn`]).
-    pub fn with_certificate_cn(mut self, cn: Option<String>) -> Self {
-        self.certificate_cn = Some(cn);
-        self
     }
 
     /// Answers a call whose arguments are longer than `max_args` with
@@ -271,80 +182,10 @@ impl ServerConnection {
 
     /// Something counted as activity happened at `now`: the idle timer
     /// starts again.
-    fn active(&mut self, now: Instant) {
+    pub(super) fn active(&mut self, now: Instant) {
         if let Some(timers) = &mut self.timers {
             timers.idle_deadline = now + timers.idle;
         }
-    }
-
-    /// Requires a successful HELLO from the peer at `observed` before any
-    /// call but NULL and HELLO is served.
-    pub fn with_identity(
-        mut self,
-        identity: Arc<ServerIdentity>,
-        observed: SocketAddr,
-    ) -> ServerConnection {
-        self.gate = Some(Gate {
-            identity,
-            observed,
-            peer: None,
-        });
-        self.apply_limits();
-        self
-    }
-
-    /// Until its HELLO succeeds, a connection with the HELLO gate reads
-    /// records under `limits` (each capped at the connection's own): a
-    /// peer that has not identified itself may send only what a HELLO
-    /// needs, and a record over them ends the connection
-    /// ([`ServerConnection::receive`] fails). Without the gate, nothing
-    /// changes.
-    pub fn with_limits_before_hello(mut self, limits: RecordLimits) -> Self {
-        let capped = RecordLimits::new(
-            limits.max_fragment().min(self.limits.max_fragment()),
-            limits.max_record().min(self.limits.max_record()),
-            limits.max_fragments().min(self.limits.max_fragments()),
-        )
-        .expect("the smaller of two valid limits is valid");
-        self.limits_before_hello = Some(capped);
-        self.apply_limits();
-        self
-    }
-
-    /// True while the pre-HELLO limits are the ones in force: a record
-    /// refused now was refused by them.
-    pub fn limited_before_hello(&self) -> bool {
-        self.awaiting_hello() && self.limits_before_hello.is_some()
-    }
-
-    /// Gives the decoder the limits the connection's state calls for.
-    /// Called only between records: at set-up, and when HELLO succeeds
-    /// (on a whole record).
-    fn apply_limits(&mut self) {
-        let limits = match self.limits_before_hello {
-            Some(limits) if self.awaiting_hello() => limits,
-            _ => self.limits,
-        };
-        self.records.set_limits(limits);
-    }
-
-    /// Replaces the identity later HELLOs on this connection are judged by
-    /// (the server's peer table changed). A connection without the HELLO
-    /// gate stays without it.
-    pub fn set_identity(&mut self, identity: Arc<ServerIdentity>) {
-        if let Some(gate) = &mut self.gate {
-            gate.identity = identity;
-        }
-    }
-
-    /// The peer's node ID, once its HELLO succeeded.
-    pub fn peer(&self) -> Option<&NodeId> {
-        self.gate.as_ref()?.peer.as_ref()
-    }
-
-    /// True when the connection still waits for its HELLO.
-    pub fn awaiting_hello(&self) -> bool {
-        self.gate.as_ref().is_some_and(|g| g.peer.is_none())
     }
 
     /// True while another call may be read: at the limit, the driver stops
@@ -448,24 +289,8 @@ impl ServerConnection {
             // knows no upgrade follows.
             return self.answer(xid, ReplyBody::accepted(AcceptStatus::Success));
         }
-        if let Some(gate) = &self.gate {
-            if header.program == HANDSHAKE_PROGRAM {
-                if header.version != HANDSHAKE_VERSION {
-                    let status = AcceptStatus::ProgMismatch {
-                        low: HANDSHAKE_VERSION,
-                        high: HANDSHAKE_VERSION,
-                    };
-                    return self.answer(xid, ReplyBody::accepted(status));
-                }
-                return match header.procedure {
-                    0 => self.answer(xid, ReplyBody::accepted(AcceptStatus::Success)),
-                    HELLO => self.hello(xid, &args),
-                    _ => self.answer(xid, ReplyBody::accepted(AcceptStatus::ProcUnavail)),
-                };
-            }
-            if gate.peer.is_none() {
-                return self.refuse(xid, AuthStat::TOO_WEAK, None, None);
-            }
+        if let Some(inbound) = self.gate_call(xid, &header, &args) {
+            return inbound;
         }
         let Some((low, high)) = registry.versions(header.program) else {
             return self.answer(xid, ReplyBody::accepted(AcceptStatus::ProgUnavail));
@@ -494,64 +319,7 @@ impl ServerConnection {
         })
     }
 
-    fn hello(&mut self, xid: u32, args: &Bytes) -> Inbound {
-        let Ok(hello) = from_bytes::<HelloArgs>(args).and_then(Hello::try_from) else {
-            // A node ID with a control character is a refusal with a
-            // verdict, not merely bad arguments: it is an attempt to forge
-            // log lines or drive a terminal.
-            if let Some(claimed) = invalid_claimed_id(args) {
-                let refusal = Refusal::InvalidNodeId { claimed };
-                return self.refuse(xid, AuthStat::REJECTED_CRED, None, Some(refusal));
-            }
-            return self.answer(xid, ReplyBody::accepted(AcceptStatus::GarbageArgs));
-        };
-        // Over TLS the certificate says who the peer is; the claim must
-        // agree before the peer table is asked.
-        if let Some(cn) = &self.certificate_cn
-            && cn.as_deref() != Some(hello.node.as_str())
-        {
-            let refusal = Refusal::CertificateCn { cn: cn.clone() };
-            return self.refuse(
-                xid,
-                AuthStat::REJECTED_CRED,
-                Some(hello.node),
-                Some(refusal),
-            );
-        }
-        let gate = self
-            .gate
-            .as_mut()
-            .expect("hello is only called with a gate");
-        let verdict = gate
-            .identity
-            .decide(&hello, CanonicalIp::from(gate.observed));
-        match verdict {
-            // A second HELLO must not change who the peer is.
-            Ok(_) if gate.peer.as_ref().is_some_and(|p| *p != hello.node) => {
-                self.refuse(xid, AuthStat::REJECTED_CRED, Some(hello.node), None)
-            }
-            Ok(version) => {
-                let reply = HelloReply {
-                    node: gate.identity.node.clone(),
-                    observed: crate::addr::canonical_socket_addr(gate.observed),
-                    version,
-                };
-                gate.peer = Some(hello.node);
-                self.apply_limits();
-                self.stats.answered_here += 1;
-                let body = ReplyBody::accepted(AcceptStatus::Success);
-                Inbound::Reply(Message::reply(xid, body, to_bytes(&HelloRes::from(&reply))))
-            }
-            Err(refusal) => self.refuse(
-                xid,
-                AuthStat::REJECTED_CRED,
-                Some(hello.node),
-                Some(refusal),
-            ),
-        }
-    }
-
-    fn refuse(
+    pub(super) fn refuse(
         &mut self,
         xid: u32,
         stat: AuthStat,
@@ -571,16 +339,18 @@ impl ServerConnection {
         }
     }
 
-    fn answer(&mut self, xid: u32, body: ReplyBody) -> Inbound {
+    pub(super) fn answer(&mut self, xid: u32, body: ReplyBody) -> Inbound {
         self.stats.answered_here += 1;
         Inbound::Reply(Message::reply(xid, body, Bytes::new()))
     }
 
     /// A handler finished at `now`: builds its reply and frees its slot.
+    /// `outcome` is the results, or the reply body that says why there
+    /// are none.
     pub fn complete(
         &mut self,
         xid: u32,
-        outcome: Result<Bytes, ProcError>,
+        outcome: Result<Bytes, ReplyBody>,
         now: Instant,
     ) -> Message {
         self.in_progress = self.in_progress.saturating_sub(1);
@@ -589,42 +359,29 @@ impl ServerConnection {
         }
         match outcome {
             Ok(results) => Message::reply(xid, ReplyBody::accepted(AcceptStatus::Success), results),
-            Err(error) => Message::reply(xid, error.body(), Bytes::new()),
+            Err(body) => Message::reply(xid, body, Bytes::new()),
         }
     }
 }
 
-/// The node ID a HELLO claims, when it is readable text that is not a
-/// valid node ID because of a control character.
-/// (The arguments start with the node ID, `hello_id` of hello.x.)
-fn invalid_claimed_id(args: &Bytes) -> Option<String> {
-    use crate::proto::xdr::XdrDecode;
-    let mut r = crate::proto::xdr::XdrReader::new(args);
-    let id = crate::programs::hello::wire::HelloId::decode(&mut r).ok()?;
-    let text = id.0.to_str().ok()?;
-    match NodeId::new(text) {
-        Err(e) if e.has_control_character() => Some(text.to_owned()),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+    use crate::conn::hello_gate::tests::gated;
     use crate::proto::{CallHeader, RecordEncoder};
 
-    fn now() -> Instant {
+    pub(in crate::conn) fn now() -> Instant {
         Instant::now()
     }
 
-    fn registry() -> Registry {
+    pub(in crate::conn) fn registry() -> Registry {
         let mut r = Registry::new();
         r.add(100, 1);
         r.add(100, 3);
         r
     }
 
-    fn wire(message: &Message) -> BytesMut {
+    pub(in crate::conn) fn wire(message: &Message) -> BytesMut {
         let mut body = BytesMut::new();
         message.encode(&mut body);
         let mut out = BytesMut::new();
@@ -705,7 +462,7 @@ mod tests {
             ));
         }
         assert!(!conn.can_read(), "at the limit the driver stops reading");
-        let reply = conn.complete(7, Err(ProcError::SystemErr), now());
+        let reply = conn.complete(7, Err(ReplyBody::accepted(AcceptStatus::SystemErr)), now());
         assert!(matches!(
             reply.body,
             MessageBody::Reply {
@@ -725,7 +482,11 @@ mod tests {
         let mut buf = wire(&call(100, 1, 5));
         let inbound = conn.receive(&mut buf, &registry(), now()).unwrap().unwrap();
         assert!(matches!(inbound, Inbound::Dispatch(_)));
-        let reply = conn.complete(7, Err(ProcError::AuthError(AuthStat::TOO_WEAK)), now());
+        let reply = conn.complete(
+            7,
+            Err(ReplyBody::Denied(Rejection::AuthError(AuthStat::TOO_WEAK))),
+            now(),
+        );
         assert_eq!(reply.xid, 7);
         assert!(matches!(
             reply.body,
@@ -798,164 +559,6 @@ mod tests {
             "4 bytes of arguments, limit 3"
         );
         assert_eq!(conn.in_progress(), 0);
-    }
-
-    fn hello_call(node: &str) -> Message {
-        let hello = Hello {
-            node: NodeId::new(node).unwrap(),
-            versions: crate::programs::hello::PROTOCOL_VERSIONS.to_vec(),
-            cluster: None,
-        };
-        Message::call(
-            11,
-            CallHeader::new(HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO),
-            to_bytes(&HelloArgs::from(&hello)),
-        )
-    }
-
-    fn gated(cn: Option<&str>) -> ServerConnection {
-        gated_plain().with_certificate_cn(cn.map(str::to_owned))
-    }
-
-    /// With the HELLO gate, over plain TCP.
-    fn gated_plain() -> ServerConnection {
-        let identity = ServerIdentity {
-            node: NodeId::new("server").unwrap(),
-            cluster: None,
-            peers: crate::peer::PeerTable::new().allow(
-                NodeId::new("node-a").unwrap(),
-                ["192.0.2.10".parse().unwrap()],
-            ),
-            mode: crate::peer::IdentityMode::Strict,
-        };
-        ServerConnection::new(RecordLimits::default(), 4)
-            .with_identity(Arc::new(identity), "192.0.2.10:999".parse().unwrap())
-    }
-
-    #[test]
-    fn over_tls_a_hello_must_claim_the_certificate_cn() {
-        let mut conn = gated(Some("node-a"));
-        let inbound = conn.receive(&mut wire(&hello_call("node-a")), &registry(), now());
-        assert!(
-            matches!(inbound, Ok(Some(Inbound::Reply(_)))),
-            "{inbound:?}"
-        );
-        assert_eq!(conn.peer().map(NodeId::as_str), Some("node-a"));
-
-        // The table allows node-a from this address, but the certificate
-        // says node-b: refused for the certificate, before the table.
-        let mut conn = gated(Some("node-b"));
-        let inbound = conn.receive(&mut wire(&hello_call("node-a")), &registry(), now());
-        match inbound {
-            Ok(Some(Inbound::Refuse {
-                claimed, refusal, ..
-            })) => {
-                assert_eq!(claimed.as_ref().map(NodeId::as_str), Some("node-a"));
-                assert_eq!(
-                    refusal,
-                    Some(Refusal::CertificateCn {
-                        cn: Some("node-b".into())
-                    })
-                );
-            }
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(conn.peer(), None);
-
-        // A certificate without a CN names nobody.
-        let mut conn = gated(None);
-        let inbound = conn.receive(&mut wire(&hello_call("node-a")), &registry(), now());
-        assert!(matches!(
-            inbound,
-            Ok(Some(Inbound::Refuse {
-                refusal: Some(Refusal::CertificateCn { cn: None }),
-                ..
-            }))
-        ));
-    }
-
-    /// The largest HELLO a peer can send: a 255-byte node ID and cluster
-    /// ID, 16 versions, a credential and a verifier of 400 bytes each.
-    fn largest_hello(node: &str) -> Message {
-        let mut args = BytesMut::new();
-        {
-            let mut w = crate::proto::xdr::XdrWriter::new(&mut args);
-            w.string(node);
-            w.array(&[1u32; 16], |w, v| w.u32(*v));
-            w.optional(Some(&"c".repeat(255)), |w, c| w.string(c));
-        }
-        let mut header = CallHeader::new(HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO);
-        let auth = |flavor| OpaqueAuth {
-            flavor,
-            body: Bytes::from(vec![0u8; 400]),
-        };
-        header.cred = auth(1);
-        header.verf = auth(0);
-        Message::call(12, header, args.freeze())
-    }
-
-    #[test]
-    fn before_hello_records_are_held_to_the_small_limits() {
-        let before = RecordLimits::with_max_record(1432).unwrap();
-        let mut conn = gated_plain().with_limits_before_hello(before);
-        assert!(conn.limited_before_hello());
-        // A header over the pre-HELLO limit fails at once, nothing read.
-        let mut buf = BytesMut::from(&crate::proto::record_header(1433, false)[..]);
-        let refused = conn.receive(&mut buf, &registry(), now());
-        assert_eq!(
-            refused,
-            Err(DecodeError::new(
-                crate::proto::DecodeErrorKind::FragmentTooLong {
-                    len: 1433,
-                    max: 1432
-                },
-                0
-            ))
-        );
-
-        // The largest HELLO fits it exactly, and is judged (here refused:
-        // its 255-byte node ID is unknown).
-        let mut conn = gated_plain().with_limits_before_hello(before);
-        let largest = wire(&largest_hello(&"n".repeat(255)));
-        assert_eq!(
-            largest.len() - 4,
-            crate::limits::Limits::HEADER_ALLOWANCE + crate::programs::hello::MAX_HELLO_ARGS
-        );
-        assert_eq!(largest.len() - 4, 1432);
-        let judged = conn.receive(&mut largest.clone(), &registry(), now());
-        assert!(
-            matches!(judged, Ok(Some(Inbound::Refuse { .. }))),
-            "{judged:?}"
-        );
-
-        // After a successful HELLO the connection's own limits apply.
-        let mut conn = gated_plain().with_limits_before_hello(before);
-        let inbound = conn.receive(&mut wire(&hello_call("node-a")), &registry(), now());
-        assert!(
-            matches!(inbound, Ok(Some(Inbound::Reply(_)))),
-            "{inbound:?}"
-        );
-        assert!(!conn.limited_before_hello());
-        let big = Message::call(
-            8,
-            CallHeader::new(100, 1, 5),
-            Bytes::from(vec![0u8; 64 << 10]),
-        );
-        let inbound = conn.receive(&mut wire(&big), &registry(), now());
-        assert!(
-            matches!(inbound, Ok(Some(Inbound::Dispatch(_)))),
-            "{inbound:?}"
-        );
-
-        // Without the gate the pre-HELLO limits do not apply.
-        let mut conn =
-            ServerConnection::new(RecordLimits::default(), 4).with_limits_before_hello(before);
-        assert!(!conn.limited_before_hello());
-        let inbound = conn.receive(&mut wire(&big), &registry(), now());
-        assert!(
-            matches!(inbound, Ok(Some(Inbound::Dispatch(_)))),
-            "{inbound:?}"
-        );
     }
 
     #[test]

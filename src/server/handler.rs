@@ -15,9 +15,10 @@ use futures_util::FutureExt;
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug_span, warn};
 
+use super::ProcError;
 use super::program::{Handler, Started};
 use super::{CallContext, HandlerFuture, Shared};
-use crate::conn::{Dispatch, ProcError};
+use crate::conn::Dispatch;
 use crate::peer::NodeId;
 
 /// Arguments up to this size are copied out of the read buffer into a

@@ -1,12 +1,168 @@
-//! The server's lists: open connections and inbound verdicts.
+//! The server's lists: open connections and inbound verdicts, their
+//! public types, and how the lists are kept.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use super::{ConnectionInfo, Shared, VERDICTS_KEPT, VERDICTS_PER_SOURCE, Verdict, VerdictReason};
+use super::Shared;
+#[cfg(doc)]
+use super::{RunningServer, ServerOptions, ServerStats};
 use crate::peer::{NodeId, PeerCredentials};
 use crate::tls::TlsPeer;
+
+/// How many inbound verdicts [`RunningServer::verdicts`] keeps.
+pub const VERDICTS_KEPT: usize = 64;
+
+/// How many of the [`VERDICTS_KEPT`] one source may hold: one IP address
+/// (on a Unix socket, one user and group). Past it, the source's own
+/// oldest entry makes room, so one address cannot push the others out.
+pub const VERDICTS_PER_SOURCE: usize = 8;
+
+/// Why an inbound connection was turned away before a successful HELLO.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum VerdictReason {
+    /// Refused by the admission lists, closed before a byte was read.
+    NotAdmitted,
+    /// The record marking broke before a successful HELLO (a stream that
+    /// ended inside a record, or a record over the connection's own
+    /// limits).
+    BadFraming(crate::proto::DecodeError),
+    /// Before a successful HELLO, a fragment header or a record exceeded
+    /// the pre-HELLO limit ([`ServerOptions::max_record_before_hello`]):
+    /// closed. Counted with [`ServerStats::bad_framing`].
+    OverLimitBeforeHello(crate::proto::DecodeError),
+    /// The peer closed the connection before a successful HELLO.
+    ClosedBeforeHello,
+    /// No successful HELLO within the handshake timeout.
+    HandshakeTimeout,
+    /// The HELLO was refused.
+    Refused(crate::peer::Refusal),
+    /// A call other than NULL or HELLO came before HELLO.
+    CallBeforeHello,
+    /// A second HELLO claimed another node ID.
+    SecondHello,
+    /// Admitted and identified, but the admission lists or the peer table
+    /// changed ([`RunningServer::update`]) and no longer allow it: closed.
+    NoLongerAllowed(Option<crate::peer::Refusal>),
+    /// Over TLS, established, but the TLS material changed
+    /// ([`RunningServer::update_tls`]) and its revocation lists revoke the
+    /// certificate the peer presented
+    /// ([`CertError::Revoked`](crate::tls::CertError::Revoked), naming its
+    /// serial and CN): closed. [`Verdict::tls`] holds the certificate's
+    /// facts.
+    NoLongerTrusted(crate::tls::CertError),
+    /// On a Unix socket: the peer's credentials are not admitted by
+    /// [`ServerOptions::unix_admission`]; closed before a byte was read.
+    /// The verdict's `credentials` has the pid too.
+    CredentialsNotAdmitted {
+        /// The peer's user ID.
+        uid: u32,
+        /// The peer's group ID.
+        gid: u32,
+    },
+    /// Over TLS, a certificate rule failed: the chain, the observed
+    /// address against the IP SANs, or (with an identity) the claimed
+    /// node ID against the CN. [`Verdict::tls`] holds the certificate's
+    /// facts when it was read.
+    Certificate(crate::tls::CertError),
+    /// The TLS handshake failed otherwise (or did not finish).
+    TlsHandshake(String),
+    /// TLS is required, and the peer spoke plain RPC (or, to a STARTTLS
+    /// server, anything but the `AUTH_TLS` probe): closed.
+    PlainTextRefused,
+}
+
+impl std::fmt::Display for VerdictReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VerdictReason::NotAdmitted => f.write_str("address not admitted"),
+            VerdictReason::BadFraming(error) => write!(f, "bad framing before HELLO: {error}"),
+            VerdictReason::OverLimitBeforeHello(error) => write!(
+                f,
+                "over the record limit before HELLO (ServerOptions::max_record_before_hello): {error}"
+            ),
+            VerdictReason::ClosedBeforeHello => f.write_str("closed before HELLO"),
+            VerdictReason::HandshakeTimeout => f.write_str("no HELLO within the handshake timeout"),
+            VerdictReason::Refused(refusal) => write!(f, "{refusal}"),
+            VerdictReason::CallBeforeHello => f.write_str("a call before HELLO"),
+            VerdictReason::SecondHello => f.write_str("a second HELLO with another node ID"),
+            VerdictReason::NoLongerAllowed(None) => {
+                f.write_str("no longer admitted after a policy change; closed")
+            }
+            VerdictReason::Certificate(error) => write!(f, "certificate refused: {error}"),
+            VerdictReason::NoLongerTrusted(error) => {
+                write!(f, "no longer trusted after a TLS update ({error}); closed")
+            }
+            VerdictReason::TlsHandshake(error) => write!(f, "TLS handshake failed: {error}"),
+            VerdictReason::PlainTextRefused => {
+                f.write_str("plain-text RPC refused: this server requires TLS")
+            }
+            VerdictReason::NoLongerAllowed(Some(refusal)) => {
+                write!(
+                    f,
+                    "no longer allowed after a policy change ({refusal}); closed"
+                )
+            }
+            VerdictReason::CredentialsNotAdmitted { uid, gid } => {
+                write!(f, "credentials uid {uid} gid {gid} not admitted")
+            }
+        }
+    }
+}
+
+/// What the server decided about inbound connections from one address.
+///
+/// Repeated verdicts from one IP address, for one node ID and one reason,
+/// are one entry with a count and the first and last time, so that an
+/// impostor retrying every 200 ms cannot push every other entry out of the
+/// [`VERDICTS_KEPT`] kept. An address that claims a new node ID each time
+/// makes a new entry each time, but holds at most [`VERDICTS_PER_SOURCE`]
+/// entries: its new ones push out its own oldest; and when the list is
+/// full, the address with the most entries gives up its oldest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// The peer's address as observed (the latest connection's), in
+    /// canonical form: an IPv4 caller on a dual-stack listener as IPv4.
+    /// `0.0.0.0:0` for a connection on a Unix socket.
+    pub observed: SocketAddr,
+    /// The node ID it claimed, if it sent a valid HELLO.
+    pub peer: Option<NodeId>,
+    /// Accepted (admitted, and identified where the server has an identity).
+    pub accepted: bool,
+    /// Why it was turned away.
+    pub reason: Option<VerdictReason>,
+    /// How many connections this entry stands for.
+    pub count: u64,
+    /// When the first of them was decided.
+    pub first: std::time::SystemTime,
+    /// When the latest was.
+    pub at: std::time::SystemTime,
+    /// On a Unix socket: the peer's credentials (the latest connection's
+    /// pid; entries coalesce by user and group). `None` on TCP.
+    pub credentials: Option<PeerCredentials>,
+    /// Over TLS: the peer's certificate (its CN and SANs) and the TLS
+    /// version, when the handshake got that far.
+    pub tls: Option<Arc<crate::tls::TlsPeer>>,
+}
+
+/// One open connection, as [`RunningServer::connections`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    /// A process-unique id for logs.
+    pub id: u64,
+    /// The peer's node ID, once its HELLO succeeded.
+    pub peer: Option<NodeId>,
+    /// The peer's address as observed (`0.0.0.0:0` on a Unix socket).
+    pub observed: SocketAddr,
+    /// The local address (`0.0.0.0:0` on a Unix socket).
+    pub local: SocketAddr,
+    /// On a Unix socket: the peer's credentials. `None` on TCP.
+    pub credentials: Option<PeerCredentials>,
+    /// Over TLS: the peer's certificate and the TLS version.
+    pub tls: Option<Arc<crate::tls::TlsPeer>>,
+}
 
 /// Keeps a connection in the server's list while it lives.
 pub(super) struct Registered<'a> {
