@@ -31,7 +31,27 @@ pub use unix_holder::UnixHolder;
 /// Errors from peerwire.
 ///
 /// `Clone`: the OS errors inside are shared ([`Arc`]), so one connect
-/// failure can fail every waiting call with the same error.
+/// failure can fail every waiting call with the same error. The guide's
+/// [errors chapter](crate::guide::errors) says when each is met.
+///
+/// ```
+/// use bytes::Bytes;
+/// use peerwire::{CallStatus, Client, ClientOptions, Endpoint, Error, Server, ServerOptions};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), peerwire::Error> {
+/// let server = Server::new(ServerOptions::default()).serve(&["127.0.0.1:0".parse()?])?;
+/// let client = Client::new(vec![Endpoint::from(server.local_addrs()[0])], ClientOptions::default())?;
+/// match client.call(0x2000_0009, 1, 1, Bytes::new()).await {
+///     Err(Error::CallRejected { status: CallStatus::ProgUnavail, .. }) => {} // not served there
+///     Err(error @ Error::Disconnected { sent: false, .. }) => println!("safe to retry: {error}"),
+///     Err(error) if error.is_config() => panic!("fix the configuration: {error}"),
+///     other => panic!("unexpected: {other:?}"),
+/// }
+/// server.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

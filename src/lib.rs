@@ -20,7 +20,11 @@
 //!   ───────────────────────────────────────────────────────────────────────
 //!   client / server       tokio drivers: one task per connection per   [client], [server]
 //!                         side (plus one for a handler that does not
-//!                         finish at once); sockets, timers, wake-ups
+//!                         finish at once); sockets, timers, wake-ups;
+//!                         the RFC 9289 probe exchange before TLS
+//!   + drive (internal)    what both drivers build on a stream: the
+//!                         batching writer, the cooperative yield, the
+//!                         one timer, the quiet clock
 //!   conn (internal)       PURE per-connection state: call table,
 //!                         liveness, reconnect, the server connection
 //!                         with its HELLO gate and timers, write batching
@@ -240,6 +244,7 @@ pub mod client;
 pub mod codec;
 mod conn;
 pub mod connect;
+mod drive;
 mod error;
 pub mod guide;
 mod limits;

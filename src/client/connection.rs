@@ -16,9 +16,10 @@ use super::handshake::{FirstRead, first_read};
 use super::link::Link;
 use super::supervisor::{set_last_connect_error, set_state, tls_refused};
 use crate::conn::{CallTable, Liveness, LivenessAction, Outbox, ReplyFor};
+use crate::drive::{Quiet, QuietClock, Timer, poll_flush, poll_yield};
 use crate::error::{CallStatus, DisconnectCause, Error};
 use crate::proto::{CallHeader, Message, MessageBody, RecordDecoder};
-use crate::stream::{Quiet, QuietClock, Timer, Transport, poll_flush, poll_yield};
+use crate::stream::Transport;
 
 /// Turns of the connection's poll loop before it yields to other tasks, if
 /// tokio's cooperative budget has not made it yield first.

@@ -20,6 +20,8 @@ mod connection;
 mod core;
 mod handshake;
 mod link;
+#[cfg(feature = "tls")]
+mod starttls;
 mod supervisor;
 mod unix;
 
@@ -90,6 +92,26 @@ impl ClientIdentity {
 }
 
 /// Client settings. The defaults are listed on each field.
+///
+/// ```
+/// use std::time::Duration;
+/// use peerwire::{Client, ClientOptions, ConnectionState, Endpoint, ScopedIp};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), peerwire::Error> {
+/// let options = ClientOptions {
+///     deadline: Duration::from_secs(5),
+///     max_in_flight: 16,
+///     breaker_threshold: 3,
+///     ..ClientOptions::default()
+/// }
+/// .with_source("127.0.0.2".parse::<ScopedIp>()?);
+/// // Connects on the first call (or on `connect()`), from 127.0.0.2.
+/// let client = Client::new(vec!["127.0.0.1:24007".parse::<Endpoint>()?], options)?;
+/// assert_eq!(client.state(), ConnectionState::Idle);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
     /// How to connect: sources, ports, timeouts. Default: [`ConnectOptions::default`].

@@ -167,8 +167,14 @@ async fn start_tls(
             remote,
             leftover: _,
         } = link;
-        let probe = super::DEFAULT_PING_PROGRAM;
-        let handshake = crate::tls::handshake::connect(transport, remote.ip(), &material, probe);
+        let starttls = settings.mode == crate::tls::TlsMode::StartTls;
+        let handshake = async {
+            let mut transport = transport;
+            if starttls {
+                super::starttls::probe(&mut transport, super::DEFAULT_PING_PROGRAM).await?;
+            }
+            crate::tls::handshake::connect(transport, remote.ip(), &material).await
+        };
         match tokio::time::timeout(timeout, handshake).await {
             Ok(Ok((transport, peer, presented))) => {
                 *inner.presented.lock().unwrap_or_else(|p| p.into_inner()) =

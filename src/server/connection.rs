@@ -18,6 +18,8 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 mod pipeline;
+#[cfg(feature = "tls")]
+mod starttls;
 
 use super::accept::stopped;
 use super::handler::Handlers;
@@ -27,9 +29,10 @@ use super::verdicts::{Registered, record_verdict, record_verdict_with};
 use super::{ConnectionInfo, Policy, ProcError, Shared, VerdictReason};
 use crate::addr::CanonicalIp;
 use crate::conn::{Expired, Outbox, ServerConnection};
+use crate::drive::{Quiet, QuietClock, Timer, poll_flush, poll_yield};
 use crate::peer::PeerCredentials;
 use crate::proto::DecodeError;
-use crate::stream::{Quiet, QuietClock, Timer, Transport, poll_flush, poll_yield};
+use crate::stream::Transport;
 #[cfg(feature = "tls")]
 use crate::tls::Cn;
 use crate::tls::TlsPeer;
@@ -256,13 +259,27 @@ async fn open(
     }
     #[cfg(feature = "tls")]
     {
+        use self::starttls::{BeforeTls, before_tls};
         use crate::tls::handshake::{Refused, accept};
         let material = shared.policy.borrow().tls.clone();
         let Some(config) = material else {
             return Some(Ok((Transport::tcp(stream), None, None)));
         };
         let opts = &shared.options;
-        let handshake = accept(stream, &config, observed.ip());
+        /// How the opening ended, before or in the handshake.
+        enum Failed {
+            Before(BeforeTls),
+            Tls(Refused),
+        }
+        let handshake = async {
+            let mut stream = stream;
+            before_tls(&mut stream, config.mode())
+                .await
+                .map_err(Failed::Before)?;
+            accept(Transport::tcp(stream), &config, observed.ip())
+                .await
+                .map_err(Failed::Tls)
+        };
         let result = tokio::select! {
             result = tokio::time::timeout(opts.handshake_timeout, handshake) => result,
             () = stopped(shutdown) => return None,
@@ -287,23 +304,27 @@ async fn open(
                 warn!(conn = id, %observed, "no TLS handshake within the handshake timeout; closing");
                 (VerdictReason::HandshakeTimeout, None)
             }
-            Ok(Err(Refused::PlainText(why))) => {
+            Ok(Err(Failed::Before(BeforeTls::PlainText(why)))) => {
                 warn!(conn = id, %observed, %why, "plain text refused: TLS required; closing");
                 (VerdictReason::PlainTextRefused, None)
             }
-            Ok(Err(Refused::Certificate(rule, Some(peer)))) => {
+            Ok(Err(Failed::Tls(Refused::Certificate(rule, Some(peer))))) => {
                 warn!(conn = id, %observed, cn = %Cn(&peer.cn), sans = ?peer.ip_sans, %rule, "certificate refused; closing");
                 (VerdictReason::Certificate(rule), Some(Arc::new(peer)))
             }
-            Ok(Err(Refused::Certificate(rule, None))) => {
+            Ok(Err(Failed::Tls(Refused::Certificate(rule, None)))) => {
                 warn!(conn = id, %observed, %rule, "certificate refused; closing");
                 (VerdictReason::Certificate(rule), None)
             }
-            Ok(Err(Refused::Handshake(error))) => {
+            Ok(Err(Failed::Tls(Refused::Handshake(error)))) => {
                 warn!(conn = id, %observed, %error, "TLS handshake failed; closing");
                 (VerdictReason::TlsHandshake(error), None)
             }
-            Ok(Err(Refused::Closed)) => {
+            Ok(Err(Failed::Before(BeforeTls::Io(error)))) => {
+                warn!(conn = id, %observed, %error, "TLS handshake failed; closing");
+                (VerdictReason::TlsHandshake(error.to_string()), None)
+            }
+            Ok(Err(Failed::Before(BeforeTls::Closed))) => {
                 debug!(conn = id, %observed, "closed before the TLS handshake");
                 counters.closed_before_hello.fetch_add(1, Ordering::Relaxed);
                 (VerdictReason::ClosedBeforeHello, None)

@@ -10,6 +10,25 @@ use crate::peer::{Admission, ServerIdentity, UnixAdmission};
 use crate::sock::Keepalive;
 
 /// Server limits and timeouts.
+///
+/// ```
+/// use std::time::Duration;
+/// use peerwire::{Server, ServerOptions};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), peerwire::Error> {
+/// let options = ServerOptions {
+///     max_connections: 256,
+///     idle_timeout: Duration::from_secs(60),
+///     shutdown_grace: Duration::from_secs(2),
+///     ..ServerOptions::default()
+/// };
+/// let server = Server::new(options).serve(&["127.0.0.1:0".parse()?])?;
+/// assert_eq!(server.stats().accepted, 0);
+/// server.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
     /// Connections served at once; accepting pauses at the limit. Default 1024.

@@ -254,6 +254,12 @@ impl RunningServer {
     /// Graceful shutdown: stop accepting, stop reading new calls, let calls
     /// in progress finish within the grace period, then close everything.
     /// Returns when every connection is closed.
+    ///
+    /// Cancel-safe in this sense: the shutdown starts at the first poll and
+    /// goes on without the future, so dropping it only stops the waiting
+    /// (the handle is consumed either way; to start the shutdown in one
+    /// place and wait in another, use a [`Stopper`] and
+    /// [`RunningServer::wait`]).
     pub async fn shutdown(self) {
         self.shutdown.send_replace(true);
         self.wait().await;

@@ -21,6 +21,27 @@ use crate::listen::{ListenOptions, listen};
 use crate::peer::ServerIdentity;
 
 /// Registers services, then [`Server::serve`]s them.
+///
+/// ```
+/// use bytes::Bytes;
+/// use peerwire::{Client, ClientOptions, Endpoint, ProcError, Server, ServerOptions};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), peerwire::Error> {
+/// let server = Server::new(ServerOptions::default())
+///     .service(0x2000_0001, 1, |_ctx, procedure, args: Bytes| async move {
+///         match procedure {
+///             1 => Ok(args),
+///             _ => Err(ProcError::ProcUnavail),
+///         }
+///     })
+///     .serve(&["127.0.0.1:0".parse()?])?; // port 0: the port chosen is in local_addrs()
+/// let client = Client::new(vec![Endpoint::from(server.local_addrs()[0])], ClientOptions::default())?;
+/// assert_eq!(&client.call(0x2000_0001, 1, 1, Bytes::from_static(b"hi")).await?[..], b"hi");
+/// server.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
 pub struct Server {
     pub(super) registry: Registry,
     pub(super) services: HashMap<(u32, u32), Handler>,

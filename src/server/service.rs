@@ -113,6 +113,35 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Bytes, ProcError>> +
 ///     },
 /// );
 /// ```
+///
+/// A service on a struct of its own (shared state behind an `Arc` inside
+/// it: `impl Service for Arc<State>` would break the orphan rule):
+///
+/// ```
+/// use std::sync::{Arc, atomic::{AtomicU64, Ordering}};
+/// use bytes::Bytes;
+/// use peerwire::{CallContext, HandlerFuture, ProcError, Server, ServerOptions, Service};
+///
+/// #[derive(Clone, Default)]
+/// struct Counter(Arc<AtomicU64>);
+///
+/// impl Service for Counter {
+///     fn call(&self, _ctx: CallContext, procedure: u32, _args: Bytes) -> HandlerFuture {
+///         let calls = self.0.clone(); // the future is 'static: it cannot borrow `self`
+///         Box::pin(async move {
+///             match procedure {
+///                 1 => {
+///                     let n = calls.fetch_add(1, Ordering::Relaxed) + 1;
+///                     Ok(Bytes::copy_from_slice(&n.to_be_bytes()))
+///                 }
+///                 _ => Err(ProcError::ProcUnavail),
+///             }
+///         })
+///     }
+/// }
+///
+/// let server = Server::new(ServerOptions::default()).service(0x2000_0003, 1, Counter::default());
+/// ```
 pub trait Service: Send + Sync + 'static {
     /// Runs `procedure` with its undecoded `args`; returns the undecoded
     /// results. Return [`ProcError::ProcUnavail`] for an unknown procedure,
