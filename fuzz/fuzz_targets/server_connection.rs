@@ -67,8 +67,8 @@ use peerwire::internals::{
     Dispatch, Dropped, Expired, Inbound, Outbox, Registry, ServeStats, ServerConnection,
 };
 use peerwire::proto::{
-    AcceptStatus, AuthStat, DecodeError, DecodeErrorKind, Message, MessageBody, RPC_VERSION, RecordLimits,
-    Rejection, ReplyBody,
+    AcceptStatus, AuthStat, DecodeError, DecodeErrorKind, Message, MessageBody, RPC_VERSION,
+    RecordLimits, Rejection, ReplyBody,
 };
 use peerwire_fuzz::StreamInput;
 
