@@ -165,7 +165,12 @@ impl Default for ConnectOptions {
 }
 
 impl ConnectOptions {
-    fn check(&self) -> Result<(), Error> {
+    /// Checks the options on their own: a port range must satisfy `1 <=
+    /// low <= high` and the connect timeout must be positive.
+    /// [`crate::Client::new`] calls it, so that a client with options that
+    /// can never connect is refused when it is made, not at every attempt
+    /// (where each failure would count toward the breaker).
+    pub fn validate(&self) -> Result<(), Error> {
         if let PortPolicy::Range { low, high } = self.port_policy
             && (low == 0 || low > high)
         {
@@ -294,7 +299,7 @@ impl Connector {
     /// [`ConnectOptions::wait_tentative`] is set. Cancel-safe.
     pub async fn prepare(&self, destination: &Endpoint) -> Result<Prepared, Error> {
         let opts = &*self.options;
-        opts.check()?;
+        opts.validate()?;
         let source = select_source(&opts.sources, opts.family_policy, destination)?;
         let dest_scope = sock::resolve_scope(destination.host(), Role::Destination)?;
         let source = match source {

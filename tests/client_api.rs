@@ -46,6 +46,30 @@ fn closed_port() -> Endpoint {
     )))
 }
 
+/// Options that can never connect are refused when the client is made,
+/// not at each attempt (where every failure would trip the breaker).
+#[tokio::test]
+async fn connect_options_that_cannot_work_are_refused_by_client_new() {
+    let destination = closed_port();
+    for policy in [
+        peerwire::PortPolicy::Range {
+            low: 41_000,
+            high: 40_000,
+        },
+        peerwire::PortPolicy::Range { low: 0, high: 10 },
+    ] {
+        let mut options = ClientOptions::default();
+        options.connect.port_policy = policy;
+        let error = Client::new(vec![destination.clone()], options).unwrap_err();
+        assert!(error.is_config(), "{error}");
+        assert!(error.to_string().contains("port range"), "{error}");
+    }
+    let mut options = ClientOptions::default();
+    options.connect.connect_timeout = Duration::ZERO;
+    let error = Client::new(vec![destination], options).unwrap_err();
+    assert!(error.is_config(), "{error}");
+}
+
 #[tokio::test]
 async fn a_client_without_destinations_is_an_error_not_a_panic() {
     let result = Client::new(Vec::new(), ClientOptions::default());

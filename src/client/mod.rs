@@ -161,6 +161,7 @@ impl Client {
                 "a client needs at least one destination".into(),
             ));
         };
+        options.connect.validate()?;
         let connector = Connector::new(options.connect.clone());
         let connect: ConnectFn = Arc::new(move || {
             let (connector, destinations) = (connector.clone(), destinations.clone());

@@ -118,8 +118,8 @@ pub struct ClientOptions {
     /// [`crate::tls::TlsError::StartTlsRefused`], and nothing goes in
     /// plain text), the server's certificate is checked, and with an
     /// identity the HELLO answer's node ID must be its CN. Failures are
-    /// [`Error::Tls`], counted as connect failures. Default: none.
-    #[cfg(feature = "tls")]
+    /// [`Error::Tls`], counted as connect failures. Default: none. (The
+    /// field is there without the `tls` feature too, always `None`.)
     pub tls: Option<crate::tls::ClientTls>,
 }
 
@@ -139,7 +139,6 @@ impl Default for ClientOptions {
             breaker_threshold: 5,
             limits: Limits::default(),
             identity: None,
-            #[cfg(feature = "tls")]
             tls: None,
         }
     }

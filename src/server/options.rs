@@ -98,7 +98,7 @@ pub struct ServerOptions {
     /// the observed source IP, and with an identity the HELLO's node ID
     /// must be its CN. Plain RPC is refused. TLS applies to TCP listeners;
     /// a Unix socket's peer is judged by its credentials. Default: none.
-    #[cfg(feature = "tls")]
+    /// (The field is there without the `tls` feature too, always `None`.)
     pub tls: Option<crate::tls::ServerTls>,
 }
 
@@ -123,7 +123,6 @@ impl Default for ServerOptions {
             identity: None,
             unix_admission: UnixAdmission::default(),
             handshake_timeout: Duration::from_secs(10),
-            #[cfg(feature = "tls")]
             tls: None,
         }
     }

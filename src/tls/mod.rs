@@ -67,6 +67,20 @@ pub(crate) use stream::TlsStream;
 pub(crate) use config::{ClientShared, ServerShared, client_config, server_config};
 #[cfg(feature = "tls")]
 pub use config::{ClientTls, ServerCheck, ServerTls, TlsMode};
+/// Without the `tls` feature a client's TLS settings cannot be made: this
+/// type has no values, so [`crate::ClientOptions::tls`] is always `None`.
+/// The field is there in every build, so that a crate that names it
+/// compiles whatever features another crate in the same build turns on.
+#[cfg(not(feature = "tls"))]
+#[derive(Clone, Debug)]
+pub enum ClientTls {}
+
+/// Without the `tls` feature a server's TLS settings cannot be made (see
+/// [`ClientTls`]): [`crate::ServerOptions::tls`] is always `None`.
+#[cfg(not(feature = "tls"))]
+#[derive(Clone, Debug)]
+pub enum ServerTls {}
+
 #[cfg(feature = "tls")]
 pub use identity::TlsIdentity;
 #[cfg(feature = "tls")]
