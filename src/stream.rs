@@ -47,9 +47,6 @@ enum Stream {
     Unix(UnixStream),
     /// Anything else.
     Other(Box<dyn Io>),
-    /// A TLS session over one of the above.
-    #[cfg(feature = "tls")]
-    Tls(Box<crate::tls::TlsStream>),
 }
 
 impl Transport {
@@ -77,36 +74,16 @@ impl Transport {
         }
     }
 
-    /// A TLS session, its handshake done, as the connection's stream.
-    #[cfg(feature = "tls")]
-    pub(crate) fn tls(session: crate::tls::TlsStream) -> Transport {
-        Transport {
-            io: Stream::Tls(Box::new(session)),
-            chunk: READ_CHUNK,
-            unflushed: false,
-        }
-    }
-
     /// True while the stream holds bytes it took but may not have written
     /// (see [`poll_flush`]): the driver must flush again when woken.
     pub(crate) fn unflushed(&self) -> bool {
-        match &self.io {
-            #[cfg(feature = "tls")]
-            Stream::Tls(session) => session.unflushed(),
-            _ => self.unflushed,
-        }
+        self.unflushed
     }
 
     /// True when an idle connection can give its read buffer back (TCP is
-    /// read by readiness, and TLS over it; any other stream needs a buffer
-    /// to poll).
+    /// read by readiness; any other stream needs a buffer to poll).
     pub(crate) fn reads_by_readiness(&self) -> bool {
-        match &self.io {
-            Stream::Tcp(_) | Stream::Unix(_) => true,
-            Stream::Other(_) => false,
-            #[cfg(feature = "tls")]
-            Stream::Tls(session) => session.reads_by_readiness(),
-        }
+        matches!(self.io, Stream::Tcp(_) | Stream::Unix(_))
     }
 
     /// True when the stream buffers what it takes (TLS, or a stream we
@@ -115,14 +92,9 @@ impl Transport {
         !matches!(self.io, Stream::Tcp(_) | Stream::Unix(_))
     }
 
-    /// The connection went quiet: start again from a small read chunk, and
-    /// give back the buffers a TLS session holds empty.
+    /// The connection went quiet: start again from a small read chunk.
     pub(crate) fn quiet(&mut self) {
         self.chunk = READ_CHUNK;
-        #[cfg(feature = "tls")]
-        if let Stream::Tls(session) = &mut self.io {
-            session.quiet();
-        }
     }
 
     /// Reads what is available into `buf`, reserving room only once bytes
@@ -136,14 +108,10 @@ impl Transport {
         // once bytes are there. tokio's read then treats a short read as
         // "drained" (epoll is edge-triggered), which saves the extra read
         // that would only return EAGAIN.
-        match &mut self.io {
+        match &self.io {
             Stream::Tcp(stream) => ready!(stream.poll_read_ready(cx))?,
             Stream::Unix(stream) => ready!(stream.poll_read_ready(cx))?,
             Stream::Other(_) => {}
-            // The session reads its socket by readiness into its own
-            // buffer, and appends plaintext to `buf`.
-            #[cfg(feature = "tls")]
-            Stream::Tls(session) => return session.poll_read_into(cx, buf),
         }
         if buf.capacity() - buf.len() < self.chunk / 2 {
             buf.reserve(self.chunk);
@@ -153,8 +121,6 @@ impl Transport {
             Stream::Tcp(stream) => tokio_util::io::poll_read_buf(Pin::new(stream), cx, buf),
             Stream::Unix(stream) => tokio_util::io::poll_read_buf(Pin::new(stream), cx, buf),
             Stream::Other(io) => tokio_util::io::poll_read_buf(Pin::new(io), cx, buf),
-            #[cfg(feature = "tls")]
-            Stream::Tls(_) => unreachable!("read above"),
         };
         if let Poll::Ready(Ok(n)) = read
             && n == room
@@ -176,8 +142,6 @@ impl AsyncRead for Transport {
             Stream::Tcp(stream) => Pin::new(stream).poll_read(cx, buf),
             Stream::Unix(stream) => Pin::new(stream).poll_read(cx, buf),
             Stream::Other(io) => Pin::new(io).poll_read(cx, buf),
-            #[cfg(feature = "tls")]
-            Stream::Tls(session) => session.poll_read(cx, buf),
         }
     }
 }
@@ -192,8 +156,6 @@ impl AsyncWrite for Transport {
             Stream::Tcp(stream) => Pin::new(stream).poll_write(cx, data),
             Stream::Unix(stream) => Pin::new(stream).poll_write(cx, data),
             Stream::Other(io) => Pin::new(io).poll_write(cx, data),
-            #[cfg(feature = "tls")]
-            Stream::Tls(session) => session.poll_write(cx, data),
         }
     }
 
@@ -202,8 +164,6 @@ impl AsyncWrite for Transport {
             Stream::Tcp(stream) => Pin::new(stream).poll_flush(cx),
             Stream::Unix(stream) => Pin::new(stream).poll_flush(cx),
             Stream::Other(io) => Pin::new(io).poll_flush(cx),
-            #[cfg(feature = "tls")]
-            Stream::Tls(session) => session.poll_flush(cx),
         }
     }
 
@@ -212,8 +172,6 @@ impl AsyncWrite for Transport {
             Stream::Tcp(stream) => Pin::new(stream).poll_shutdown(cx),
             Stream::Unix(stream) => Pin::new(stream).poll_shutdown(cx),
             Stream::Other(io) => Pin::new(io).poll_shutdown(cx),
-            #[cfg(feature = "tls")]
-            Stream::Tls(session) => session.poll_shutdown(cx),
         }
     }
 }

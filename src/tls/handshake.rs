@@ -5,14 +5,12 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use rustls::client::UnbufferedClientConnection;
 use rustls::pki_types::ServerName;
-use rustls::server::UnbufferedServerConnection;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::certificate::facts;
 use super::config::{ClientShared, ServerShared, handshake_error, version_name};
 use super::revocation::Presented;
-use super::stream::TlsStream;
 use super::{CertError, TlsError, TlsPeer, check_address};
 use crate::stream::Transport;
 
@@ -39,19 +37,19 @@ pub(crate) async fn accept(
     let (config, judged) = shared
         .for_connection(observed)
         .map_err(|error| Refused::Handshake(error.to_string()))?;
-    let session = UnbufferedServerConnection::new(config)
-        .map_err(|error| Refused::Handshake(error.to_string()))?;
-    let mut tls = TlsStream::server(transport, session);
-    if let Err(error) = std::future::poll_fn(|cx| tls.poll_handshake(cx)).await {
-        if let Some((rule, peer)) = judged.refused() {
-            return Err(Refused::Certificate(rule, Some(peer)));
+    let mut tls = match TlsAcceptor::from(config).accept(transport).await {
+        Ok(tls) => tls,
+        Err(error) => {
+            if let Some((rule, peer)) = judged.refused() {
+                return Err(Refused::Certificate(rule, Some(peer)));
+            }
+            return Err(match handshake_error(&error) {
+                TlsError::Certificate(cert) => Refused::Certificate(cert, None),
+                other => Refused::Handshake(other.to_string()),
+            });
         }
-        return Err(match handshake_error(&error) {
-            TlsError::Certificate(cert) => Refused::Certificate(cert, None),
-            other => Refused::Handshake(other.to_string()),
-        });
-    }
-    let session = tls.common();
+    };
+    let (_, session) = tls.get_ref();
     let version = version_name(session.protocol_version());
     let peer = session
         .peer_certificates()
@@ -70,7 +68,8 @@ pub(crate) async fn accept(
     let presented = session
         .peer_certificates()
         .and_then(|chain| shared.presented(chain));
-    Ok((Transport::tls(tls), Arc::new(peer), presented))
+    super::stream::batch_writes(tls.get_mut().1);
+    Ok((Transport::other(Box::new(tls)), Arc::new(peer), presented))
 }
 
 /// The client's side, on a fresh connection to `remote` (the address we
@@ -85,13 +84,11 @@ pub(crate) async fn connect(
 ) -> Result<(Transport, Arc<TlsPeer>, Option<Presented>), TlsError> {
     let config = shared.config.clone();
     let name = ServerName::IpAddress(remote.into());
-    let session = UnbufferedClientConnection::new(config, name)
-        .map_err(|error| TlsError::Handshake(error.to_string()))?;
-    let mut stream = TlsStream::client(transport, session);
-    std::future::poll_fn(|cx| stream.poll_handshake(cx))
+    let mut stream = TlsConnector::from(config)
+        .connect(name, transport)
         .await
         .map_err(|error| handshake_error(&error))?;
-    let session = stream.common();
+    let (_, session) = stream.get_ref();
     let version = version_name(session.protocol_version());
     let peer = session
         .peer_certificates()
@@ -103,5 +100,11 @@ pub(crate) async fn connect(
     let presented = session
         .peer_certificates()
         .and_then(|chain| shared.presented(chain));
-    Ok((Transport::tls(stream), Arc::new(peer), presented))
+    super::stream::batch_writes(stream.get_mut().1);
+    let stream = super::stream::ClientStream::new(stream);
+    Ok((
+        Transport::other(Box::new(stream)),
+        Arc::new(peer),
+        presented,
+    ))
 }

@@ -60,8 +60,6 @@ mod identity;
 mod revocation;
 #[cfg(feature = "tls")]
 mod stream;
-#[cfg(feature = "tls")]
-pub(crate) use stream::TlsStream;
 
 #[cfg(feature = "tls")]
 pub(crate) use config::{ClientShared, ServerShared, client_config, server_config};
