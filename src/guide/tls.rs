@@ -1,7 +1,7 @@
 //! # Mutual TLS
 //!
 //! Cargo feature `tls`, on by default (rustls 0.23 on the *ring* provider,
-//! driven through rustls's unbuffered API by peerwire's own TLS stream;
+//! through tokio-rustls;
 //! rustls-webpki for revocation; x509-parser; no system library). One
 //! verdict in which the certificate, the observed address, the peer table
 //! and the claimed node ID must all agree, in both directions. The rules
@@ -184,6 +184,7 @@
 //! - **Without the feature** (`default-features = false`): no rustls in the
 //!   build; [`TlsPeer`](crate::tls::TlsPeer),
 //!   [`CertError`](crate::tls::CertError) and the pure rule functions stay,
-//!   the `tls` option fields do not exist.
+//!   the `tls` option fields stay, always `None` (their types have no
+//!   values), so a struct literal compiles with and without the feature.
 //! - TLS applies to TCP. A Unix socket's peer is judged by its credentials
 //!   ([`unix`](super::unix)).
