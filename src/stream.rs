@@ -75,7 +75,7 @@ impl Transport {
     }
 
     /// True while the stream holds bytes it took but may not have written
-    /// (see [`poll_flush`]): the driver must flush again when woken.
+    /// (see [`crate::drive::poll_flush`]): the driver must flush again when woken.
     pub(crate) fn unflushed(&self) -> bool {
         self.unflushed
     }
@@ -87,7 +87,7 @@ impl Transport {
     }
 
     /// True when the stream buffers what it takes (TLS, or a stream we
-    /// know nothing of): [`poll_flush`] must flush it too.
+    /// know nothing of): [`crate::drive::poll_flush`] must flush it too.
     pub(crate) fn buffers_writes(&self) -> bool {
         !matches!(self.io, Stream::Tcp(_) | Stream::Unix(_))
     }
