@@ -228,7 +228,7 @@ async fn round_trip_with_identity(mode: TlsMode) {
     let peer = client.tls_peer().expect("a TLS link");
     assert_eq!(peer.cn.as_deref(), Some("srv"));
     assert_eq!(peer.ip_sans, vec![ip("127.0.0.1")]);
-    assert_eq!(peer.version, "TLSv1.3");
+    assert_eq!(peer.version, peerwire::tls::TlsVersion::Tls13);
     assert_eq!(
         peer.not_after,
         Some(year_start(4096)),

@@ -85,7 +85,7 @@ impl From<&peerwire::tls::TlsPeer> for TlsStatus {
     fn from(peer: &peerwire::tls::TlsPeer) -> TlsStatus {
         TlsStatus {
             cn: peer.cn.clone(),
-            version: peer.version.clone(),
+            version: peer.version.to_string(),
             serial: peer.serial.clone(),
             not_after_ms: peer.not_after.map(|t| crate::tls::unix_secs(t) * 1000),
         }

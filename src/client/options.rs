@@ -3,8 +3,12 @@
 
 use std::time::Duration;
 
+#[cfg(doc)]
+use super::Client;
 use super::DEFAULT_PING_PROGRAM;
 use crate::connect::ConnectOptions;
+#[cfg(doc)]
+use crate::error::Error;
 use crate::limits::Limits;
 use crate::programs::hello::NodeId;
 use crate::proto::OpaqueAuth;

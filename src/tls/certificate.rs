@@ -5,10 +5,11 @@ use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
 use super::TlsPeer;
+use super::TlsVersion;
 
 /// What the rules need from a DER certificate: the subject CN and the
 /// SANs. `version` is the session's protocol version.
-pub(crate) fn facts(der: &[u8], version: &str) -> Result<TlsPeer, String> {
+pub(crate) fn facts(der: &[u8], version: TlsVersion) -> Result<TlsPeer, String> {
     use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
     let (_, cert) = X509Certificate::from_der(der).map_err(|e| e.to_string())?;
     let cn = cert
@@ -42,7 +43,7 @@ pub(crate) fn facts(der: &[u8], version: &str) -> Result<TlsPeer, String> {
         cn,
         ip_sans,
         dns_sans,
-        version: version.to_owned(),
+        version,
         serial: serial_text(cert.raw_serial()),
         not_after,
     })

@@ -18,6 +18,7 @@ use rustls::{
     ServerConfig, SignatureScheme,
 };
 
+use super::TlsVersion;
 use super::certificate::facts;
 use super::revocation::{Presented, Revocation, Usage};
 use super::{
@@ -227,7 +228,11 @@ impl Judged {
     pub(crate) fn refused(&self) -> Option<(CertError, TlsPeer)> {
         let inner = self.lock();
         let (mut peer, error) = inner.refused.clone()?;
-        peer.version = if inner.tls13 { "TLSv1.3" } else { "TLSv1.2" }.into();
+        peer.version = if inner.tls13 {
+            TlsVersion::Tls13
+        } else {
+            TlsVersion::Tls12
+        };
         Some((error, peer))
     }
 }
@@ -291,7 +296,8 @@ impl ClientCertVerifier for AddressVerifier {
         let verified = self
             .chain
             .verify_client_cert(end_entity, intermediates, now)?;
-        let peer = facts(end_entity, "").map_err(|e| ours(CertError::Other(e)))?;
+        let peer =
+            facts(end_entity, super::TlsVersion::Unknown).map_err(|e| ours(CertError::Other(e)))?;
         let revocation =
             self.revocation
                 .check(end_entity, intermediates, &self.roots, now, Usage::Client);
@@ -423,7 +429,8 @@ impl ServerCertVerifier for PeerVerifier {
         self.revocation
             .check(end_entity, intermediates, &self.roots, now, Usage::Server)
             .map_err(|failure| ours(failure.cert_error(end_entity)))?;
-        let peer = facts(end_entity, "").map_err(|e| ours(CertError::Other(e)))?;
+        let peer =
+            facts(end_entity, super::TlsVersion::Unknown).map_err(|e| ours(CertError::Other(e)))?;
         // We always connect by IP, so the name is the dialled address.
         let dialled = match server_name {
             ServerName::IpAddress(ip) => IpAddr::from(*ip),
@@ -511,12 +518,11 @@ pub(crate) fn handshake_error(error: &std::io::Error) -> TlsError {
 }
 
 /// The version's name, as [`super::TlsPeer::version`] shows it.
-pub(crate) fn version_name(version: Option<rustls::ProtocolVersion>) -> String {
+pub(crate) fn version_name(version: Option<rustls::ProtocolVersion>) -> TlsVersion {
     match version {
-        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".into(),
-        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".into(),
-        Some(other) => format!("{other:?}"),
-        None => "unknown".into(),
+        Some(rustls::ProtocolVersion::TLSv1_3) => TlsVersion::Tls13,
+        Some(rustls::ProtocolVersion::TLSv1_2) => TlsVersion::Tls12,
+        _ => TlsVersion::Unknown,
     }
 }
 

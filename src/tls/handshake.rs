@@ -54,7 +54,7 @@ pub(crate) async fn accept(
     let peer = session
         .peer_certificates()
         .and_then(|chain| chain.first())
-        .map(|der| facts(der, &version));
+        .map(|der| facts(der, version));
     let peer = match peer {
         Some(Ok(peer)) => peer,
         Some(Err(error)) => return Err(Refused::Certificate(CertError::Other(error), None)),
@@ -95,7 +95,7 @@ pub(crate) async fn connect(
         .and_then(|chain| chain.first())
         .ok_or_else(|| TlsError::Handshake("the server sent no certificate".into()))
         .and_then(|der| {
-            facts(der, &version).map_err(|e| TlsError::Certificate(CertError::Other(e)))
+            facts(der, version).map_err(|e| TlsError::Certificate(CertError::Other(e)))
         })?;
     let presented = session
         .peer_certificates()

@@ -127,7 +127,7 @@ impl TlsIdentity {
                 ))
             },
         )?;
-        let own = facts(&chain[0], "")
+        let own = facts(&chain[0], super::TlsVersion::Unknown)
             .map_err(|e| config(Part::Cert, format!("unreadable certificate: {e}")))?;
         Ok(TlsIdentity {
             parts: Arc::new(Parts {

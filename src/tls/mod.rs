@@ -92,6 +92,30 @@ pub(crate) fn provider() -> rustls::crypto::CryptoProvider {
     rustls::crypto::ring::default_provider()
 }
 
+/// A TLS protocol version, as [`TlsPeer::version`] reports it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TlsVersion {
+    /// TLS 1.2.
+    Tls12,
+    /// TLS 1.3.
+    Tls13,
+    /// Not known (facts made outside a session).
+    #[default]
+    Unknown,
+}
+
+impl fmt::Display for TlsVersion {
+    /// `TLSv1.3`, `TLSv1.2` or `unknown`, as OpenSSL names the versions.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TlsVersion::Tls12 => "TLSv1.2",
+            TlsVersion::Tls13 => "TLSv1.3",
+            TlsVersion::Unknown => "unknown",
+        })
+    }
+}
+
 /// A peer's end-entity certificate, as far as the rules need it, and the
 /// TLS session it was presented on.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
@@ -102,8 +126,8 @@ pub struct TlsPeer {
     pub ip_sans: Vec<IpAddr>,
     /// The DNS name SANs (shown, never used by the rules).
     pub dns_sans: Vec<String>,
-    /// The protocol version: `TLSv1.3` or `TLSv1.2`.
-    pub version: String,
+    /// The protocol version of the session it was presented on.
+    pub version: TlsVersion,
     /// The certificate's serial number, in upper-case hex without
     /// separators or leading zeros, as `openssl x509 -serial` prints it:
     /// what a CRL lists.

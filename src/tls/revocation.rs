@@ -330,7 +330,7 @@ impl Failure {
     pub(crate) fn cert_error(&self, end_entity: &CertificateDer<'_>) -> CertError {
         match self {
             Failure::Revoked => {
-                let peer = facts(end_entity, "").unwrap_or_default();
+                let peer = facts(end_entity, super::TlsVersion::Unknown).unwrap_or_default();
                 CertError::Revoked {
                     serial: peer.serial,
                     cn: peer.cn,

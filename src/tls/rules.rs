@@ -76,7 +76,7 @@ mod tests {
             cn: cn.map(str::to_owned),
             ip_sans: sans.iter().map(|s| s.parse().unwrap()).collect(),
             dns_sans: Vec::new(),
-            version: "TLSv1.3".into(),
+            version: crate::tls::TlsVersion::Tls13,
             ..TlsPeer::default()
         }
     }

@@ -113,7 +113,7 @@ pub fn client_gf_dump_over_tls_to_glusterd_by_cn() {
         eprintln!("glusterd's certificate: {peer}");
         assert_eq!(peer.cn.as_deref(), Some(GLUSTERD_CN));
         assert!(peer.ip_sans.is_empty(), "{peer}");
-        assert_eq!(peer.version, "TLSv1.3");
+        assert_eq!(peer.version, peerwire::tls::TlsVersion::Tls13);
         client.close();
     });
 }

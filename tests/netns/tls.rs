@@ -344,7 +344,7 @@ fn tls_right_certificate_from_the_right_address_is_accepted() {
             seen.server_cert.ip_sans,
             vec![ip("192.0.2.1"), ip("198.51.100.1"), ip("fe80::1")]
         );
-        assert_eq!(seen.server_cert.version, "TLSv1.3");
+        assert_eq!(seen.server_cert.version, peerwire::tls::TlsVersion::Tls13);
         assert_eq!(seen.hello_node, id("b"));
         assert_eq!(seen.hello_observed.ip(), ip(source), "{node}: HELLO echo");
         // The handler's view.
@@ -384,7 +384,7 @@ fn tls_right_certificate_from_the_right_address_is_accepted() {
         let cert = v.tls.expect("the verdict carries the certificate");
         assert_eq!(cert.cn.as_deref(), Some(node));
         assert_eq!(cert.ip_sans, vec![ip(source)]);
-        assert_eq!(cert.version, "TLSv1.3");
+        assert_eq!(cert.version, peerwire::tls::TlsVersion::Tls13);
     }
 }
 

@@ -179,7 +179,7 @@ async fn refused_for_the_address(ips: &[&str], rule: CertError) {
         let cert = v.tls.expect("the certificate's facts");
         assert_eq!(cert.cn.as_deref(), Some("a"));
         assert_eq!(cert.ip_sans, ips.iter().map(|s| ip(s)).collect::<Vec<_>>());
-        assert_eq!(cert.version, "TLSv1.3");
+        assert_eq!(cert.version, peerwire::tls::TlsVersion::Tls13);
         assert_eq!(server.stats().calls, 0);
         server.shutdown().await;
     }
