@@ -12,10 +12,10 @@ use bytes::Bytes;
 use peerwire::proto::{DecodeError, DecodeErrorKind};
 use peerwire::{
     CallContext, CallStatus, Client, ClientIdentity, ClientOptions, ConnectionState,
-    DisconnectCause, Endpoint, Error, HandshakeError, Limits, ProcError, RunningServer, Server,
+    DisconnectCause, Endpoint, Error, HandshakeError, Limits, ProcError, RunningServer,
     ServerOptions,
 };
-use support::common::{PROG, free_port};
+use support::common::{PROG, free_port, start};
 use tokio::time::timeout;
 
 const GENEROUS: Duration = Duration::from_secs(10);
@@ -30,12 +30,7 @@ async fn echo(_ctx: CallContext, procedure: u32, args: Bytes) -> Result<Bytes, P
 }
 
 fn serve(options: ServerOptions) -> (RunningServer, Endpoint) {
-    let server = Server::new(options)
-        .service(PROG, 1, echo)
-        .serve(&["127.0.0.1:0".parse().unwrap()])
-        .unwrap();
-    let addr = Endpoint::from(server.local_addrs()[0]);
-    (server, addr)
+    start(options, echo)
 }
 
 /// A port nothing listens on.

@@ -28,7 +28,7 @@ use peerwire::{
     IdentityMode, NodeId, PeerTable, ProcError, RunningServer, ScopedIp, Server, ServerIdentity,
     ServerOptions, Sources,
 };
-use support::common::PROG;
+use support::common::{PROG, start};
 use tokio_util::codec::Framed;
 
 fn id(s: &str) -> NodeId {
@@ -97,12 +97,7 @@ fn server(admission: Admission, calls: Arc<AtomicUsize>) -> (RunningServer, Endp
             }
         }
     };
-    let running = Server::new(options)
-        .service(PROG, 1, service)
-        .serve(&["127.0.0.1:0".parse().unwrap()])
-        .unwrap();
-    let address = Endpoint::from(running.local_addrs()[0]);
-    (running, address)
+    start(options, service)
 }
 
 fn client(address: &Endpoint, source: &str, node: &str, expect: &str) -> Client {
@@ -446,11 +441,7 @@ async fn handler_events_carry_the_connection_and_call_spans() {
         tracing::warn!("handler ran");
         Ok(args)
     };
-    let server = Server::new(options)
-        .service(PROG, 1, service)
-        .serve(&["127.0.0.1:0".parse().unwrap()])
-        .unwrap();
-    let address = Endpoint::from(server.local_addrs()[0]);
+    let (server, address) = start(options, service);
     let a = client(&address, "127.0.0.2", "a", "srv");
     a.call(PROG, 1, 7, Bytes::from_static(b"x")).await.unwrap();
     let log = logs.text();

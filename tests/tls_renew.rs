@@ -25,7 +25,7 @@ use peerwire::{
     ServerIdentity, ServerOptions, Sources, Verdict, VerdictReason,
 };
 
-use support::common::PROG;
+use support::common::{PROG, start};
 use support::pki::{Authority, LeafSpec};
 
 /// A leaf of `ca` with this CN, IP SAN and serial: its PEM and its key's.
@@ -108,12 +108,7 @@ fn server(tls: ServerTls, peers: &[(&str, &str)]) -> (RunningServer, Endpoint) {
         handshake_timeout: Duration::from_secs(5),
         ..ServerOptions::default()
     };
-    let server = Server::new(options)
-        .service(PROG, 1, service)
-        .serve(&["127.0.0.1:0".parse().unwrap()])
-        .unwrap();
-    let address = Endpoint::from(server.local_addrs()[0]);
-    (server, address)
+    start(options, service)
 }
 
 /// A client `node` of "srv" at `address`, from `source`, with `tls`.
