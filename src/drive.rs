@@ -34,15 +34,7 @@ pub(crate) fn poll_flush<T>(
         }
         outbox.consumed(n, &mut sent);
     }
-    if transport.buffers_writes() {
-        // A buffering stream (TLS) may hold the end of what it took; until
-        // it is out, the driver calls this again when woken, even with the
-        // outbox empty.
-        transport.unflushed = true;
-        ready!(Pin::new(&mut *transport).poll_flush(cx))?;
-        transport.unflushed = false;
-    }
-    Poll::Ready(Ok(()))
+    transport.poll_flush_buffered(cx)
 }
 
 /// tokio's cooperative budget: units of work a task may do in one poll.

@@ -37,7 +37,7 @@ pub(crate) struct Transport {
     chunk: usize,
     /// A stream that buffers (TLS) took bytes it may not have written
     /// yet: it must be flushed even once the outbox is empty.
-    pub(crate) unflushed: bool,
+    unflushed: bool,
 }
 
 enum Stream {
@@ -75,7 +75,8 @@ impl Transport {
     }
 
     /// True while the stream holds bytes it took but may not have written
-    /// (see [`crate::drive::poll_flush`]): the driver must flush again when woken.
+    /// (see [`Transport::poll_flush_buffered`]): the driver must flush
+    /// again when woken.
     pub(crate) fn unflushed(&self) -> bool {
         self.unflushed
     }
@@ -86,10 +87,18 @@ impl Transport {
         matches!(self.io, Stream::Tcp(_) | Stream::Unix(_))
     }
 
-    /// True when the stream buffers what it takes (TLS, or a stream we
-    /// know nothing of): [`crate::drive::poll_flush`] must flush it too.
-    pub(crate) fn buffers_writes(&self) -> bool {
-        !matches!(self.io, Stream::Tcp(_) | Stream::Unix(_))
+    /// Flushes a stream that may buffer what it takes (TLS, or any stream
+    /// we know nothing of); TCP and Unix take each write whole. Until its
+    /// flush is done, [`Transport::unflushed`] says so, and the driver
+    /// calls this again when woken, even with its outbox empty.
+    pub(crate) fn poll_flush_buffered(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.reads_by_readiness() {
+            return Poll::Ready(Ok(()));
+        }
+        self.unflushed = true;
+        ready!(Pin::new(&mut *self).poll_flush(cx))?;
+        self.unflushed = false;
+        Poll::Ready(Ok(()))
     }
 
     /// The connection went quiet: start again from a small read chunk.
