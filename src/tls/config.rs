@@ -517,8 +517,8 @@ pub(crate) fn handshake_error(error: &std::io::Error) -> TlsError {
     }
 }
 
-/// The version's name, as [`super::TlsPeer::version`] shows it.
-pub(crate) fn version_name(version: Option<rustls::ProtocolVersion>) -> TlsVersion {
+/// The session's protocol version, as [`super::TlsPeer::version`] reports it.
+pub(crate) fn tls_version(version: Option<rustls::ProtocolVersion>) -> TlsVersion {
     match version {
         Some(rustls::ProtocolVersion::TLSv1_3) => TlsVersion::Tls13,
         Some(rustls::ProtocolVersion::TLSv1_2) => TlsVersion::Tls12,

@@ -9,7 +9,7 @@ use rustls::pki_types::ServerName;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::certificate::facts;
-use super::config::{ClientShared, ServerShared, handshake_error, version_name};
+use super::config::{ClientShared, ServerShared, handshake_error, tls_version};
 use super::revocation::Presented;
 use super::{CertError, TlsError, TlsPeer, check_address};
 use crate::stream::Transport;
@@ -50,7 +50,7 @@ pub(crate) async fn accept(
         }
     };
     let (_, session) = tls.get_ref();
-    let version = version_name(session.protocol_version());
+    let version = tls_version(session.protocol_version());
     let peer = session
         .peer_certificates()
         .and_then(|chain| chain.first())
@@ -89,7 +89,7 @@ pub(crate) async fn connect(
         .await
         .map_err(|error| handshake_error(&error))?;
     let (_, session) = stream.get_ref();
-    let version = version_name(session.protocol_version());
+    let version = tls_version(session.protocol_version());
     let peer = session
         .peer_certificates()
         .and_then(|chain| chain.first())
