@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::addr::{CanonicalIp, Endpoint, Family, FamilyPolicy, Role, ScopedIp, Sources};
-use crate::error::{Attempt, Error};
+use crate::error::{Attempt, ConfigError, Error};
 use crate::sock::{self, Keepalive, Tuning};
 
 mod happy_eyeballs;
@@ -174,12 +174,10 @@ impl ConnectOptions {
         if let PortPolicy::Range { low, high } = self.port_policy
             && (low == 0 || low > high)
         {
-            return Err(Error::Config(format!(
-                "port range {low}-{high} must satisfy 1 <= low <= high"
-            )));
+            return Err(ConfigError::PortRange { low, high }.into());
         }
         if self.connect_timeout.is_zero() {
-            return Err(Error::Config("connect timeout must be positive".into()));
+            return Err(ConfigError::ConnectTimeout.into());
         }
         Ok(())
     }

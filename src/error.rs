@@ -19,11 +19,13 @@ use std::time::Duration;
 use crate::addr::{AddrParseError, Address, Endpoint, Family, Role, ScopedIp};
 
 mod call;
+mod config;
 mod handshake;
 mod hints;
 mod unix_holder;
 
 pub use call::{CallStatus, DisconnectCause};
+pub use config::ConfigError;
 pub use handshake::HandshakeError;
 use hints::{explain_bind, explain_connect, explain_listen, explain_unix};
 pub use unix_holder::UnixHolder;
@@ -110,9 +112,10 @@ pub enum Error {
         configured: Family,
     },
 
-    /// The options contradict each other or are out of range.
+    /// The options contradict each other or are out of range. Found when
+    /// they are used to build something, never on a later connect.
     #[error("invalid configuration: {0}")]
-    Config(String),
+    Config(#[from] ConfigError),
 
     /// A socket could not be made, or an option that identity depends on
     /// (device binding, `IPV6_V6ONLY`, freebind) could not be set.
@@ -377,13 +380,20 @@ pub enum Error {
         error: HandshakeError,
     },
 
-    /// TLS with the server failed: the handshake, the STARTTLS probe, or a
-    /// certificate rule (either side's). Counted as a connect failure.
+    /// TLS failed. With a `peer`, a client's TLS with that server: the
+    /// handshake, the STARTTLS probe, or a certificate rule (either
+    /// side's), counted as a connect failure; or the client's own TLS
+    /// material ([`TlsError::Config`](crate::tls::TlsError::Config)).
+    /// Without one, our own TLS material: a server's (at
+    /// [`Server::serve`](crate::Server::serve) or
+    /// [`RunningServer::update_tls`](crate::RunningServer::update_tls)), or
+    /// one converted from a [`TlsError`](crate::tls::TlsError) by `?`.
     /// Match on `*error`.
-    #[error("TLS with {peer} failed: {error}")]
+    #[error("{}{error}", TlsWith(peer))]
     Tls {
-        /// The peer.
-        peer: Address,
+        /// The server a client talks to; `None` for our own TLS material
+        /// outside a client.
+        peer: Option<Address>,
         /// What failed (boxed: certificate errors carry addresses and
         /// names, and [`Error`] stays small).
         #[source]
@@ -515,6 +525,19 @@ impl fmt::Display for AttemptList<'_> {
     }
 }
 
+/// "TLS with {peer} failed: " before a client's TLS error; nothing before
+/// our own material's (its text names it).
+struct TlsWith<'a>(&'a Option<Address>);
+
+impl fmt::Display for TlsWith<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(peer) => write!(f, "TLS with {peer} failed: "),
+            None => Ok(()),
+        }
+    }
+}
+
 struct OrKernel<'a>(&'a Option<SocketAddr>);
 
 impl fmt::Display for OrKernel<'_> {
@@ -537,20 +560,17 @@ impl fmt::Display for BindTarget<'_> {
     }
 }
 
-/// A TLS error that has no peer: the crate's own TLS material
-/// ([`TlsIdentity`](crate::tls::TlsIdentity) and
+/// A TLS error without a peer, as [`Error::Tls`] with `peer: None`: the
+/// crate's own TLS material ([`TlsIdentity`](crate::tls::TlsIdentity) and
 /// [`RevocationList`](crate::tls::RevocationList) constructors) fails with
-/// [`TlsError::Config`](crate::tls::TlsError::Config), which becomes
-/// [`Error::Config`] with the same text, so `?` works in a function that
-/// returns [`Error`]. A connection's TLS failure is always reported as
-/// [`Error::Tls`], with its peer; any other variant converted here has lost
-/// that peer and becomes [`Error::Config`] with its text.
+/// [`TlsError::Config`](crate::tls::TlsError::Config), and `?` works in a
+/// function that returns [`Error`].
 #[cfg(feature = "tls")]
 impl From<crate::tls::TlsError> for Error {
     fn from(error: crate::tls::TlsError) -> Error {
-        match error {
-            crate::tls::TlsError::Config(text) => Error::Config(text),
-            other => Error::Config(other.to_string()),
+        Error::Tls {
+            peer: None,
+            error: Box::new(error),
         }
     }
 }
@@ -608,6 +628,63 @@ mod tests {
 
     /// A clone shares the OS error (one connect failure fails every
     /// waiting call) and reads the same.
+    /// A TLS error with a peer names it; our own material's error (from
+    /// `?`, or a server's) reads as the material's problem alone, and
+    /// both count as configuration when the material is at fault.
+    #[cfg(feature = "tls")]
+    #[test]
+    fn tls_errors_name_their_peer_only_when_they_have_one() {
+        use crate::tls::{TlsConfigError, TlsError, TlsPart};
+        let material = TlsError::Config(TlsConfigError::Missing {
+            part: TlsPart::Ca,
+            origin: "ca.pem".into(),
+        });
+        let ours = Error::from(material.clone());
+        assert!(matches!(&ours, Error::Tls { peer: None, .. }), "{ours:?}");
+        assert_eq!(
+            ours.to_string(),
+            "TLS configuration: ca.pem: no CA CERTIFICATE in it"
+        );
+        assert!(ours.is_config());
+        let peer: Address = "192.0.2.1:24007".parse::<Endpoint>().unwrap().into();
+        let client = Error::Tls {
+            peer: Some(peer),
+            error: Box::new(material),
+        };
+        assert!(
+            client
+                .to_string()
+                .starts_with("TLS with 192.0.2.1:24007 failed: TLS configuration: ca.pem:"),
+            "{client}"
+        );
+        assert!(client.is_config());
+        let refused = Error::Tls {
+            peer: None,
+            error: Box::new(TlsError::StartTlsRefused),
+        };
+        assert!(!refused.is_config());
+    }
+
+    #[test]
+    fn config_errors_say_which_side_runs_without_tls() {
+        let server = Error::from(ConfigError::TlsOff { peer: None });
+        assert!(
+            server.to_string().contains("this server runs without TLS")
+                && server.to_string().contains("ServerOptions::tls"),
+            "{server}"
+        );
+        let peer: Address = "192.0.2.1:24007".parse::<Endpoint>().unwrap().into();
+        let client = Error::from(ConfigError::TlsOff { peer: Some(peer) });
+        assert!(
+            client
+                .to_string()
+                .contains("the client of 192.0.2.1:24007 runs without TLS")
+                && client.to_string().contains("ClientOptions::tls"),
+            "{client}"
+        );
+        assert!(server.is_config() && client.is_config());
+    }
+
     #[test]
     fn clones_share_the_os_error() {
         let error = Error::Bind {

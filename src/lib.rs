@@ -280,7 +280,9 @@ pub use client::{
     MismatchPolicy,
 };
 pub use connect::{ConnectOptions, Connected, Connector, PortPolicy, Prepared};
-pub use error::{Attempt, CallStatus, DisconnectCause, Error, HandshakeError, UnixHolder};
+pub use error::{
+    Attempt, CallStatus, ConfigError, DisconnectCause, Error, HandshakeError, UnixHolder,
+};
 pub use limits::Limits;
 pub use listen::{ListenOptions, UnixSocketListener, listen, listen_unix};
 pub use peer::{

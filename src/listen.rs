@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::addr::{Endpoint, Family, Role};
 use crate::connect::check_scope;
-use crate::error::Error;
+use crate::error::{ConfigError, Error};
 use crate::sock;
 
 mod unix;
@@ -76,9 +76,10 @@ pub fn listen(address: &Endpoint, options: &ListenOptions) -> Result<TcpListener
     check_scope(address.host(), Role::Listen)?;
     let family = address.family();
     if options.dual_stack && !(family == Family::V6 && address.ip().is_unspecified()) {
-        return Err(Error::Config(format!(
-            "dual_stack applies to [::] only, not to {address}"
-        )));
+        return Err(ConfigError::DualStack {
+            address: address.clone(),
+        }
+        .into());
     }
     let scope = sock::resolve_scope(address.host(), Role::Listen)?;
     let fatal = |what: &'static str| {

@@ -251,7 +251,13 @@ async fn invalid_port_range_is_a_config_error() {
         .connect(&"127.0.0.1:1".parse().unwrap())
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Config(_)), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Config(peerwire::ConfigError::PortRange { low: 9, high: 3 })
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -475,7 +481,14 @@ async fn v6_listener_is_v6_only_unless_dual_stack_is_asked_for() {
         },
     )
     .unwrap_err();
-    assert!(matches!(err, Error::Config(_)), "{err:?}");
+    assert!(
+        matches!(
+            &err,
+            Error::Config(peerwire::ConfigError::DualStack { address })
+                if *address == "[::1]:0".parse().unwrap()
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]

@@ -25,7 +25,9 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use peerwire::proto::Message;
-use peerwire::tls::{ClientTls, ServerCheck, ServerTls, TlsError, TlsIdentity, TlsMode};
+use peerwire::tls::{
+    ClientTls, ServerCheck, ServerTls, TlsConfigError, TlsError, TlsIdentity, TlsMode, TlsPart,
+};
 use peerwire::{
     CallContext, Client, ClientIdentity, ClientOptions, ConnectOptions, Endpoint, Error,
     IdentityMode, NodeId, PeerTable, ProcError, RunningServer, ScopedIp, Server, ServerIdentity,
@@ -312,12 +314,44 @@ fn identities_load_from_files_and_a_key_that_does_not_fit_is_a_config_error() {
     assert_eq!(identity.cn(), Some("node-a"));
     let error = TlsIdentity::from_pem_files(&cert, &other_key, &ca_file).unwrap_err();
     assert!(
-        matches!(error, peerwire::tls::TlsError::Config(_)),
+        matches!(
+            &error,
+            TlsError::Config(config @ TlsConfigError::KeyMismatch { key, .. })
+                if key.ends_with("other.key") && config.part() == Some(TlsPart::Key)
+        ),
         "{error}"
     );
     assert!(error.to_string().contains("other.key"), "{error}");
     let missing = TlsIdentity::from_pem_files(&dir.join("nope.pem"), &key, &ca_file).unwrap_err();
+    assert!(
+        matches!(
+            &missing,
+            TlsError::Config(TlsConfigError::Unreadable {
+                part: TlsPart::Certificate,
+                kind: std::io::ErrorKind::NotFound,
+                ..
+            })
+        ),
+        "{missing}"
+    );
     assert!(missing.to_string().contains("nope.pem"), "{missing}");
+    // Each part with nothing of its kind in it.
+    let empty = write("empty.pem", "");
+    for (files, part) in [
+        ([&empty, &key, &ca_file], TlsPart::Certificate),
+        ([&cert, &empty, &ca_file], TlsPart::Key),
+        ([&cert, &key, &empty], TlsPart::Ca),
+    ] {
+        let error = TlsIdentity::from_pem_files(files[0], files[1], files[2]).unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                TlsError::Config(TlsConfigError::Missing { part: p, origin })
+                    if *p == part && origin.ends_with("empty.pem")
+            ),
+            "{part}: {error}"
+        );
+    }
     let no_ca = TlsIdentity::from_pem_files(&cert, &key, &key).unwrap_err();
     assert!(no_ca.to_string().contains("key.pem"), "{no_ca}");
     std::fs::remove_dir_all(&dir).unwrap();

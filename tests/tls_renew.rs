@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use peerwire::tls::{
-    CertError, ClientTls, RevocationList, ServerTls, TlsAlert, TlsError, TlsIdentity,
+    CertError, ClientTls, RevocationList, ServerTls, TlsAlert, TlsConfigError, TlsError,
+    TlsIdentity, TlsPart,
 };
 use peerwire::{
     Admission, CallContext, Client, ClientIdentity, ClientOptions, ConnectOptions, ConnectionState,
@@ -337,7 +338,11 @@ async fn bad_material_is_refused_with_a_definite_error_and_the_old_stays() {
     let error =
         TlsIdentity::from_pem(cert.as_bytes(), key.as_bytes(), ca.ca_pem().as_bytes()).unwrap_err();
     assert!(
-        matches!(error, peerwire::tls::TlsError::Config(_)),
+        matches!(
+            &error,
+            TlsError::Config(TlsConfigError::KeyMismatch { key, certificate, .. })
+                if key == "key PEM" && certificate == "certificate PEM"
+        ),
         "{error}"
     );
     assert!(error.to_string().contains("does not fit"), "{error}");
@@ -353,13 +358,23 @@ async fn bad_material_is_refused_with_a_definite_error_and_the_old_stays() {
     std::fs::write(&junk, b"\x30\x03\x02\x01\x01").unwrap();
     let error = RevocationList::load(&junk).unwrap_err();
     assert!(
-        matches!(error, peerwire::tls::TlsError::Config(_)),
+        matches!(&error, TlsError::Config(TlsConfigError::BadCrl { origin, .. }) if origin.ends_with("junk.crl")),
         "{error}"
     );
     assert!(error.to_string().contains("junk.crl"), "{error}");
     let no_crl = dir.join("cert.pem");
     std::fs::write(&no_crl, cert.as_bytes()).unwrap();
     let error = RevocationList::load(&no_crl).unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            TlsError::Config(TlsConfigError::Missing {
+                part: TlsPart::Crl,
+                ..
+            })
+        ),
+        "{error}"
+    );
     assert!(
         error.to_string().contains("cert.pem") && error.to_string().contains("no X509 CRL"),
         "{error}"
@@ -377,7 +392,11 @@ async fn bad_material_is_refused_with_a_definite_error_and_the_old_stays() {
         .with_crls(foreign)
         .unwrap_err();
     assert!(
-        matches!(error, peerwire::tls::TlsError::Config(_)),
+        matches!(
+            &error,
+            TlsError::Config(TlsConfigError::CrlIssuerUnknown { issuer, .. })
+                if issuer.contains("other CA")
+        ),
         "{error}"
     );
     let text = error.to_string();
@@ -393,6 +412,14 @@ async fn bad_material_is_refused_with_a_definite_error_and_the_old_stays() {
     let error = identity_of(&ca, "srv", "127.0.0.1", 0x1002)
         .with_crls(forged)
         .unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            TlsError::Config(TlsConfigError::CrlSignature { origin, .. })
+                if origin.ends_with("forged.crl")
+        ),
+        "{error}"
+    );
     let text = error.to_string();
     assert!(
         text.contains("forged.crl") && text.contains("does not verify"),
@@ -411,11 +438,24 @@ async fn bad_material_is_refused_with_a_definite_error_and_the_old_stays() {
     let error = plain
         .update_tls(ServerTls::new(identity_of(&ca, "srv", "127.0.0.1", 0x1002)))
         .unwrap_err();
-    assert!(matches!(error, Error::Config(_)), "{error}");
+    assert!(
+        matches!(
+            error,
+            Error::Config(peerwire::ConfigError::TlsOff { peer: None })
+        ),
+        "{error}"
+    );
     assert!(error.to_string().contains("without TLS"), "{error}");
     let plain_client = client(plain_address, "127.0.0.2", "a", None);
     let error = plain_client.update_tls(a_tls).unwrap_err();
-    assert!(matches!(error, Error::Config(_)), "{error}");
+    assert!(
+        matches!(
+            &error,
+            Error::Config(peerwire::ConfigError::TlsOff { peer: Some(peer) })
+                if *peer == plain_client.peer().clone()
+        ),
+        "{error}"
+    );
     assert!(error.to_string().contains("without TLS"), "{error}");
     plain.shutdown().await;
 

@@ -313,7 +313,13 @@ async fn the_socket_file_has_the_configured_mode() {
         ..ListenOptions::default()
     };
     let err = peerwire::listen_unix(&dir.path("bad.socket"), &bad).unwrap_err();
-    assert!(matches!(err, Error::Config(_)), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Config(peerwire::ConfigError::UnixMode { mode: 0o10000 })
+        ),
+        "{err:?}"
+    );
 }
 
 /// A socket file nothing listens on (its server died) is replaced, and
@@ -544,7 +550,13 @@ async fn hello_does_not_apply_on_unix_sockets() {
         },
     )
     .unwrap_err();
-    assert!(matches!(err, Error::Config(_)), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Config(peerwire::ConfigError::IdentityOverUnix { .. })
+        ),
+        "{err:?}"
+    );
 
     let server = serve_at(
         &path,

@@ -175,10 +175,7 @@ impl Node {
     /// admin listener, without dialling anyone yet.
     pub fn listen(config: &Config) -> Result<Node, StartError> {
         let tls = match &config.tls {
-            Some(tls) => Some(
-                tls.server()
-                    .map_err(|(which, text)| Error::Config(format!("{}: {text}", which.name())))?,
-            ),
+            Some(tls) => Some(tls.server().map_err(|fault| Error::from(fault.error))?),
             None => None,
         };
         let own_cert = tls

@@ -28,7 +28,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Deserialize;
 use toml::Spanned;
 
-use peerwire::tls::{ClientTls, RevocationList, ServerCheck, ServerTls, TlsIdentity};
+use peerwire::tls::{
+    ClientTls, RevocationList, ServerCheck, ServerTls, TlsError, TlsIdentity, TlsPart,
+};
 
 use crate::config::{ConfigError, Cx};
 
@@ -172,7 +174,27 @@ pub enum TlsKey {
     Crl,
 }
 
+/// A problem with the TLS material: the `[tls]` key at fault, the crate's
+/// error, and its text with peerd's file names in place of the crate's
+/// `certificate PEM`, `key PEM`, ... (peerd reads the files itself).
+#[derive(Debug)]
+pub struct TlsFault {
+    pub which: TlsKey,
+    pub error: peerwire::tls::TlsError,
+    pub text: String,
+}
+
 impl TlsKey {
+    /// The key of a part of the material.
+    fn of(part: Option<TlsPart>) -> TlsKey {
+        match part {
+            Some(TlsPart::Key) => TlsKey::Key,
+            Some(TlsPart::Ca) => TlsKey::Ca,
+            Some(TlsPart::Crl) => TlsKey::Crl,
+            _ => TlsKey::Cert,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             TlsKey::Cert => "tls.cert",
@@ -195,79 +217,78 @@ impl From<TlsMode> for peerwire::tls::TlsMode {
 /// Builds the crate's identity from PEM material. The error says which of
 /// the three is at fault (a key that does not fit its certificate is the
 /// key's fault) and names the files.
-fn identity_of(
-    cert: &PemFile,
-    key: &PemFile,
-    ca: &PemFile,
-) -> Result<TlsIdentity, (TlsKey, String)> {
+fn identity_of(cert: &PemFile, key: &PemFile, ca: &PemFile) -> Result<TlsIdentity, TlsFault> {
     TlsIdentity::from_pem(&cert.pem, &key.pem, &ca.pem).map_err(|error| {
-        let text = match &error {
-            peerwire::tls::TlsError::Config(text) => text.clone(),
-            other => other.to_string(),
+        let which = match &error {
+            TlsError::Config(config) => TlsKey::of(config.part()),
+            _ => TlsKey::Cert,
         };
-        // from_pem names the parts "certificate PEM", "key PEM" and "CA
-        // PEM"; the message names the part at fault first.
-        let which = if text.starts_with("key PEM") {
-            TlsKey::Key
-        } else if text.starts_with("CA PEM") {
-            TlsKey::Ca
-        } else {
-            TlsKey::Cert
-        };
-        let text = text
+        let text = config_text(&error)
             .replace("certificate PEM", &cert.origin())
             .replace("key PEM", &key.origin())
             .replace("CA PEM", &ca.origin());
-        (which, text)
+        TlsFault { which, error, text }
     })
 }
 
+/// A material error's text, without the crate's `TLS configuration: `
+/// before it (peerd's messages say which key it is).
+fn config_text(error: &TlsError) -> String {
+    match error {
+        TlsError::Config(config) => config.to_string(),
+        other => other.to_string(),
+    }
+}
+
 /// The revocation lists in `file` (PEM or DER), named by the file.
-fn crl_lists(file: &PemFile) -> Result<Vec<RevocationList>, String> {
-    let name = |text: String| {
-        text.replace("CRL PEM", &file.origin())
-            .replace("CRL DER", &file.origin())
-    };
+fn crl_lists(file: &PemFile) -> Result<Vec<RevocationList>, TlsFault> {
     let text = String::from_utf8_lossy(&file.pem);
     let lists = if text.trim_start().starts_with("-----BEGIN") {
         RevocationList::from_pem(&file.pem)
     } else {
         RevocationList::from_der(&file.pem).map(|list| vec![list])
     };
-    lists.map_err(|error| name(peerwire::Error::from(error).to_string()))
+    lists.map_err(|error| TlsFault {
+        which: TlsKey::Crl,
+        text: config_text(&error)
+            .replace("CRL PEM", &file.origin())
+            .replace("CRL DER", &file.origin()),
+        error,
+    })
 }
 
 impl TlsConfig {
     /// This node's TLS identity (certificate, key, CA roots, CRLs).
-    pub fn identity(&self) -> Result<TlsIdentity, (TlsKey, String)> {
+    pub fn identity(&self) -> Result<TlsIdentity, TlsFault> {
         let identity = identity_of(&self.cert, &self.key, &self.ca)?;
         if self.crl.is_empty() {
             return Ok(identity);
         }
         let mut lists = Vec::new();
         for file in &self.crl {
-            lists.extend(crl_lists(file).map_err(|text| (TlsKey::Crl, text))?);
+            lists.extend(crl_lists(file)?);
         }
         // The list's source is "CRL PEM"/"CRL DER" (and its place in its
         // file): name the file instead.
         let sources: Vec<String> = self.crl.iter().map(PemFile::origin).collect();
         identity.with_crls(lists).map_err(|error| {
-            let text = match &error {
-                peerwire::tls::TlsError::Config(text) => text.clone(),
-                other => other.to_string(),
-            };
+            let text = config_text(&error);
             let text = if sources.len() == 1 {
                 text.replace("CRL PEM", &sources[0])
                     .replace("CRL DER", &sources[0])
             } else {
                 format!("one of {}: {text}", sources.join(", "))
             };
-            (TlsKey::Crl, text)
+            TlsFault {
+                which: TlsKey::Crl,
+                error,
+                text,
+            }
         })
     }
 
     /// The listener side: a client certificate is always required.
-    pub fn server(&self) -> Result<ServerTls, (TlsKey, String)> {
+    pub fn server(&self) -> Result<ServerTls, TlsFault> {
         Ok(ServerTls {
             identity: self.identity()?,
             mode: self.mode.into(),
@@ -275,7 +296,7 @@ impl TlsConfig {
     }
 
     /// A peer link: the peer's certificate must name the dialled IP.
-    pub fn client(&self) -> Result<ClientTls, (TlsKey, String)> {
+    pub fn client(&self) -> Result<ClientTls, TlsFault> {
         Ok(ClientTls {
             identity: self.identity()?,
             mode: self.mode.into(),
@@ -288,13 +309,13 @@ impl ProbeTls {
     /// The client side of `ping` / `gluster-dump`: the server's certificate
     /// must name the dialled IP, or carry `--server-cn`.
     pub fn client(&self) -> Result<ClientTls, String> {
-        let identity = identity_of(&self.cert, &self.key, &self.ca).map_err(|(which, text)| {
-            let flag = match which {
+        let identity = identity_of(&self.cert, &self.key, &self.ca).map_err(|fault| {
+            let flag = match fault.which {
                 TlsKey::Cert => "--cert",
                 TlsKey::Key => "--key",
                 TlsKey::Ca | TlsKey::Crl => "--ca",
             };
-            format!("{flag}: {text}")
+            format!("{flag}: {}", fault.text)
         })?;
         Ok(ClientTls {
             identity,
@@ -385,7 +406,7 @@ impl Cx<'_> {
             mode,
             expiry_warning: Duration::from_secs(days.unsigned_abs() * 86_400),
         };
-        let identity = config.identity().map_err(|(which, text)| {
+        let identity = config.identity().map_err(|TlsFault { which, text, .. }| {
             let span = match which {
                 TlsKey::Cert => raw.cert.span(),
                 TlsKey::Key => raw.key.span(),

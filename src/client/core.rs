@@ -251,8 +251,9 @@ pub(super) struct Inner {
     pub hello: Mutex<Option<HelloReply>>,
     /// The server's certificate on the current link, over TLS.
     pub tls_peer: Mutex<Option<Arc<crate::tls::TlsPeer>>>,
-    /// The TLS material: built from the options at the first TLS connect,
-    /// replaced by [`super::Client::update_tls`].
+    /// The TLS material: built from the options by the constructor (by the
+    /// first TLS connect for [`super::Client::with_transport`]), replaced
+    /// by [`super::Client::update_tls`].
     #[cfg(feature = "tls")]
     pub tls: Mutex<TlsMaterial>,
     /// [`TlsMaterial::epoch`], for a cheap look from the connection.
@@ -275,8 +276,9 @@ pub(super) struct Inner {
 #[cfg(feature = "tls")]
 #[derive(Debug, Default)]
 pub(super) struct TlsMaterial {
-    /// `None` until the first TLS connect builds it from the options (an
-    /// error then is the connect's error); an update replaces it.
+    /// Built by the constructor; `None` until the first TLS connect builds
+    /// it for [`super::Client::with_transport`] (an error then is the
+    /// connect's error); an update replaces it.
     pub material: Option<Result<Arc<crate::tls::ClientShared>, crate::tls::TlsError>>,
     /// Bumped by each update.
     pub epoch: u64,

@@ -43,7 +43,7 @@ impl FirstRead {
                 how,
             },
             FirstRead::Refused(alert) => Error::Tls {
-                peer: peer.clone(),
+                peer: Some(peer.clone()),
                 error: Box::new(TlsError::Refused { alert }),
             },
         }
@@ -196,7 +196,7 @@ pub(super) async fn handshake(
             answered,
         },
         HelloFault::CertificateCn { answered, cn } => Error::Tls {
-            peer: peer.clone(),
+            peer: Some(peer.clone()),
             error: Box::new(TlsError::Certificate(CertError::CnMismatch {
                 expected: answered.as_str().to_owned(),
                 cn,

@@ -149,12 +149,51 @@ impl Drop for Handle {
     }
 }
 
+/// The TLS material built by a constructor, before the client starts.
+#[cfg(feature = "tls")]
+type Prebuilt = Option<Arc<crate::tls::ClientShared>>;
+#[cfg(not(feature = "tls"))]
+type Prebuilt = NoTls;
+
+/// What a constructor builds of the TLS material without the `tls`
+/// feature: nothing.
+#[cfg(not(feature = "tls"))]
+#[derive(Default)]
+struct NoTls;
+
+/// Builds the TLS material of `options` now, so that an unusable one is
+/// the constructor's error ([`Error::Tls`] with
+/// [`TlsError::Config`](crate::tls::TlsError::Config)), not each
+/// connect's.
+fn prebuild_tls(peer: &Address, options: &ClientOptions) -> Result<Prebuilt, Error> {
+    #[cfg(feature = "tls")]
+    {
+        options
+            .tls
+            .as_ref()
+            .map(crate::tls::client_config)
+            .transpose()
+            .map_err(|error| Error::Tls {
+                peer: Some(peer.clone()),
+                error: Box::new(error),
+            })
+    }
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = (peer, options);
+        Ok(NoTls)
+    }
+}
+
 impl Client {
     /// A client for the peer at `destinations` (tried by Happy Eyeballs).
     /// It connects on the first call or on [`Client::connect`]. Must be
     /// called inside a tokio runtime.
     ///
-    /// An empty `destinations` is [`Error::NoDestinations`].
+    /// An empty `destinations` is [`Error::NoDestinations`]. Bad
+    /// [`ClientOptions::connect`] is [`Error::Config`]; unusable TLS
+    /// material in [`ClientOptions::tls`] is [`Error::Tls`] with
+    /// [`TlsError::Config`](crate::tls::TlsError::Config).
     pub fn new(destinations: Vec<Endpoint>, options: ClientOptions) -> Result<Client, Error> {
         let Some(peer) = destinations.first().cloned() else {
             return Err(Error::NoDestinations(
@@ -162,18 +201,24 @@ impl Client {
             ));
         };
         options.connect.validate()?;
+        let peer = Address::from(peer);
+        let prebuilt = prebuild_tls(&peer, &options)?;
         let connector = Connector::new(options.connect.clone());
         let connect: ConnectFn = Arc::new(move || {
             let (connector, destinations) = (connector.clone(), destinations.clone());
             Box::pin(async move { connector.connect_any(&destinations).await.map(Link::from) })
         });
-        Ok(Client::start(peer.into(), options, connect))
+        Ok(Client::start(peer, options, connect, prebuilt))
     }
 
     /// A client over a transport of your own: `connect` is called for each
     /// connection attempt. `peer` names the peer in errors. Useful for
     /// tunnels, Unix sockets and tests; [`ClientOptions::connect`] is unused.
     /// Must be called inside a tokio runtime.
+    ///
+    /// Unusable TLS material in [`ClientOptions::tls`] fails each connect
+    /// here (there is no constructor error to report it), where
+    /// [`Client::new`] refuses it at once.
     pub fn with_transport<F, Fut>(
         peer: impl Into<Address>,
         options: ClientOptions,
@@ -183,10 +228,18 @@ impl Client {
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Link, Error>> + Send + 'static,
     {
-        Client::start(peer.into(), options, Arc::new(move || Box::pin(connect())))
+        let connect: ConnectFn = Arc::new(move || Box::pin(connect()));
+        Client::start(peer.into(), options, connect, Prebuilt::default())
     }
 
-    fn start(peer: Address, options: ClientOptions, connect: ConnectFn) -> Client {
+    fn start(
+        peer: Address,
+        options: ClientOptions,
+        connect: ConnectFn,
+        prebuilt: Prebuilt,
+    ) -> Client {
+        #[cfg(not(feature = "tls"))]
+        let NoTls = prebuilt;
         let (state, _) = watch::channel(ConnectionState::Idle);
         let permits = Semaphore::new(options.max_in_flight.clamp(1, Semaphore::MAX_PERMITS));
         let inner = Arc::new(Inner {
@@ -200,7 +253,10 @@ impl Client {
             hello: Mutex::new(None),
             tls_peer: Mutex::new(None),
             #[cfg(feature = "tls")]
-            tls: Mutex::default(),
+            tls: Mutex::new(self::core::TlsMaterial {
+                material: prebuilt.map(Ok),
+                epoch: 0,
+            }),
             #[cfg(feature = "tls")]
             tls_epoch: AtomicU64::new(0),
             #[cfg(feature = "tls")]
@@ -302,12 +358,13 @@ impl Client {
     /// the mode and the rule for the server's certificate.
     ///
     /// - The new material is checked first; if it is unusable, the error
-    ///   ([`Error::Config`]) says why and nothing changes. (A certificate
-    ///   and key that do not fit, or a CRL that no trusted CA signed, are
-    ///   refused earlier, when the
+    ///   ([`Error::Tls`] with the client's peer and
+    ///   [`TlsError::Config`](crate::tls::TlsError::Config)) says why and
+    ///   nothing changes. (A certificate and key that do not fit, or a CRL
+    ///   that no trusted CA signed, are refused earlier, when the
     ///   [`TlsIdentity`](crate::tls::TlsIdentity) is made.) A client made
     ///   without [`ClientOptions::tls`] cannot take it on:
-    ///   [`Error::Config`].
+    ///   [`ConfigError::TlsOff`](crate::ConfigError::TlsOff).
     /// - Every connection made after it returns uses the new material.
     /// - The established connection goes on untouched, whatever changed,
     ///   with one exception: when the new CRLs revoke the certificate the
@@ -321,16 +378,14 @@ impl Client {
     pub fn update_tls(&self, tls: crate::tls::ClientTls) -> Result<(), Error> {
         let inner = self.inner();
         if inner.options.tls.is_none() {
-            return Err(Error::Config(format!(
-                "the client of {} runs without TLS: it cannot be switched on while it runs (set ClientOptions::tls and make a new client)",
-                inner.peer
-            )));
+            return Err(crate::ConfigError::TlsOff {
+                peer: Some(inner.peer.clone()),
+            }
+            .into());
         }
-        let material = crate::tls::client_config(&tls).map_err(|error| {
-            Error::Config(format!(
-                "client TLS for {}: {error}; the old TLS material stays",
-                inner.peer
-            ))
+        let material = crate::tls::client_config(&tls).map_err(|error| Error::Tls {
+            peer: Some(inner.peer.clone()),
+            error: Box::new(error),
         })?;
         {
             let mut state = inner.tls.lock().unwrap_or_else(|p| p.into_inner());

@@ -18,7 +18,7 @@ pub(super) async fn probe(
     transport: &mut Transport,
     (program, version): (u32, u32),
 ) -> Result<(), TlsError> {
-    let failed = |error: std::io::Error| TlsError::Handshake(error.to_string());
+    let failed = |error: std::io::Error| TlsError::Handshake(crate::tls::io_failure(&error));
     let xid: u32 = rand::random();
     transport
         .write_all(&starttls::probe(xid, program, version))

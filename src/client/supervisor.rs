@@ -155,7 +155,7 @@ async fn start_tls(
             return Ok((link, None));
         };
         let failed = |error: TlsError| Error::Tls {
-            peer: inner.peer.clone(),
+            peer: Some(inner.peer.clone()),
             error: Box::new(error),
         };
         let (material, epoch) = inner.tls_material(settings);
@@ -327,7 +327,7 @@ pub(super) async fn run(inner: Arc<Inner>, connect: ConnectFn) {
 /// The connect error of a TLS session the server refused with `alert`.
 pub(super) fn tls_refused(inner: &Inner, alert: crate::tls::TlsAlert) -> Error {
     Error::Tls {
-        peer: inner.peer.clone(),
+        peer: Some(inner.peer.clone()),
         error: Box::new(crate::tls::TlsError::Refused { alert }),
     }
 }

@@ -38,18 +38,16 @@ impl Client {
         let path = path.into();
         let peer = Address::unix(path.clone())?;
         if options.identity.is_some() {
-            return Err(Error::Config(format!(
-                "{peer}: the HELLO handshake (ClientOptions::identity) does not apply to Unix \
-                 sockets, where the server knows its peer by its credentials"
-            )));
+            return Err(crate::ConfigError::IdentityOverUnix { peer }.into());
         }
+        let prebuilt = super::prebuild_tls(&peer, &options)?;
         let timeout = options.connect.connect_timeout;
         let path: Arc<Path> = path.into();
         let connect: ConnectFn = Arc::new(move || {
             let path = path.clone();
             Box::pin(async move { connect_unix(&path, timeout).await })
         });
-        Ok(Client::start(peer, options, connect))
+        Ok(Client::start(peer, options, connect, prebuilt))
     }
 
     /// A client for `address`: [`Client::new`] with one destination for an

@@ -53,7 +53,8 @@
 //! | `Resolve`, `NoDestinations` | a name did not resolve, or to nothing; an empty destination list | check the name or the list |
 //! | `Socket`, `Listen` | making a socket or listening failed | names the address |
 //! | `UnixListen`, `UnixInUse`, `UnixConnect` | a Unix socket path (see [`unix`](super::unix)) | each names the path and says what holds it |
-//! | `Config` | options that cannot work together, or TLS material that does not load | the message names the option or the file |
+//! | `Config` | options out of range or that cannot work together, found when they are used to build something: a [`ConfigError`](crate::ConfigError) (`PortRange`, `DualStack`, `UnixMode`, `MappedNetwork`, `RecordBeforeHello`, `TlsOff`, ...) | the message names the option and the allowed range |
+//! | `Tls { peer: None, .. }` | our own TLS material does not load: a [`TlsConfigError`](crate::tls::TlsConfigError) naming the part ([`TlsPart`](crate::tls::TlsPart)) and its file; a client's names its `peer` | fix the file it names |
 //!
 //! ## Calls
 //!

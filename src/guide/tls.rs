@@ -117,7 +117,8 @@
 //!   observed-address echo is checked as before. Failures are
 //!   [`Error::Tls { peer, error }`](crate::Error::Tls) with a matchable
 //!   [`TlsError`](crate::tls::TlsError)`::Certificate(CertError::…)`,
-//!   `TlsError::StartTlsRefused`, or `TlsError::Handshake`; they count as
+//!   `TlsError::StartTlsRefused`, or `TlsError::Handshake` with a
+//!   [`HandshakeFailure`](crate::tls::HandshakeFailure); they count as
 //!   connect failures (backoff, breaker), and a certificate error fails
 //!   waiting calls at once.
 //!   [`Client::tls_peer`](crate::Client::tls_peer) is the server's

@@ -133,10 +133,10 @@ pub fn listen_unix(path: &Path, options: &ListenOptions) -> Result<UnixSocketLis
         holder,
     };
     if options.unix_mode > 0o7777 {
-        return Err(Error::Config(format!(
-            "unix_mode {:o} is not a file mode",
-            options.unix_mode
-        )));
+        return Err(crate::ConfigError::UnixMode {
+            mode: options.unix_mode,
+        }
+        .into());
     }
     crate::addr::Address::unix(path)?;
     let lock_path = with_suffix(path, ".lock");

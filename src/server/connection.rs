@@ -322,7 +322,10 @@ async fn open(
             }
             Ok(Err(Failed::Before(BeforeTls::Io(error)))) => {
                 warn!(conn = id, %observed, %error, "TLS handshake failed; closing");
-                (VerdictReason::TlsHandshake(error.to_string()), None)
+                (
+                    VerdictReason::TlsHandshake(crate::tls::io_failure(&error)),
+                    None,
+                )
             }
             Ok(Err(Failed::Before(BeforeTls::Closed))) => {
                 debug!(conn = id, %observed, "closed before the TLS handshake");

@@ -128,9 +128,7 @@ impl RunningServer {
         identity: Option<ServerIdentity>,
     ) -> Result<(), Error> {
         if let Err(net) = admission.check() {
-            return Err(Error::Config(format!(
-                "admission network {net} is IPv4-mapped but shorter than /96: it has no IPv4 form"
-            )));
+            return Err(crate::ConfigError::MappedNetwork { net }.into());
         }
         let identity = identity.map(resolve_identity);
         // Read, modify and write under the channel's lock, so that a
@@ -154,11 +152,13 @@ impl RunningServer {
     /// connection.
     ///
     /// - The new material is checked first; if it is unusable, the error
-    ///   ([`Error::Config`]) says why and nothing changes. (A certificate
-    ///   and key that do not fit, or a CRL that no trusted CA signed, are
-    ///   refused earlier, when the [`TlsIdentity`](crate::tls::TlsIdentity)
-    ///   is made.) A server started without TLS cannot take it on:
-    ///   [`Error::Config`].
+    ///   ([`Error::Tls`] without a peer, and
+    ///   [`TlsError::Config`](crate::tls::TlsError::Config)) says why and
+    ///   nothing changes. (A certificate and key that do not fit, or a CRL
+    ///   that no trusted CA signed, are refused earlier, when the
+    ///   [`TlsIdentity`](crate::tls::TlsIdentity) is made.) A server started
+    ///   without TLS cannot take it on:
+    ///   [`ConfigError::TlsOff`](crate::ConfigError::TlsOff).
     /// - Every handshake that starts after it returns uses the new
     ///   material: our new certificate, the new roots and CRLs.
     /// - Established connections go on untouched, whatever changed (our
@@ -178,13 +178,9 @@ impl RunningServer {
     #[cfg(feature = "tls")]
     pub fn update_tls(&self, tls: crate::tls::ServerTls) -> Result<(), Error> {
         if !self.shared.0.tls_on {
-            return Err(Error::Config(
-                "this server runs without TLS: it cannot be switched on while it runs (set ServerOptions::tls and restart)".into(),
-            ));
+            return Err(crate::ConfigError::TlsOff { peer: None }.into());
         }
-        let tls = crate::tls::server_config(&tls).map_err(|error| {
-            Error::Config(format!("server TLS: {error}; the old TLS material stays"))
-        })?;
+        let tls = crate::tls::server_config(&tls).map_err(Error::from)?;
         let tls = Some(Arc::new(tls));
         self.shared.0.policy.send_modify(|policy| {
             *policy = Arc::new(Policy {

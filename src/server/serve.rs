@@ -16,7 +16,7 @@ use super::stats::Counters;
 use super::{Policy, Program, RunningServer, ServerOptions, Service, Shared};
 use crate::addr::Endpoint;
 use crate::conn::Registry;
-use crate::error::Error;
+use crate::error::{ConfigError, Error};
 use crate::listen::{ListenOptions, listen};
 use crate::peer::ServerIdentity;
 
@@ -99,21 +99,18 @@ impl Server {
         if !(ServerOptions::MIN_RECORD_BEFORE_HELLO..=crate::proto::MAX_RECORD_CEILING)
             .contains(&before_hello)
         {
-            return Err(Error::Config(format!(
-                "ServerOptions::max_record_before_hello is {before_hello} bytes: it must be from {} (the longest HELLO) to 1 GiB",
-                ServerOptions::MIN_RECORD_BEFORE_HELLO
-            )));
+            return Err(ConfigError::RecordBeforeHello {
+                bytes: before_hello,
+            }
+            .into());
         }
         if let Err(net) = self.options.admission.check() {
-            return Err(Error::Config(format!(
-                "admission network {net} is IPv4-mapped but shorter than /96: it has no IPv4 form"
-            )));
+            return Err(ConfigError::MappedNetwork { net }.into());
         }
         #[cfg(feature = "tls")]
         let tls = match &self.options.tls {
             Some(tls) => Some(Arc::new(
-                crate::tls::server_config(tls)
-                    .map_err(|error| Error::Config(format!("server TLS: {error}")))?,
+                crate::tls::server_config(tls).map_err(Error::from)?,
             )),
             None => None,
         };

@@ -67,8 +67,10 @@ pub enum VerdictReason {
     /// node ID against the CN. [`Verdict::tls`] holds the certificate's
     /// facts when it was read.
     Certificate(crate::tls::CertError),
-    /// The TLS handshake failed otherwise (or did not finish).
-    TlsHandshake(String),
+    /// The TLS handshake (or, in STARTTLS mode, the probe before it)
+    /// failed otherwise. (One that did not finish in time is
+    /// [`VerdictReason::HandshakeTimeout`].)
+    TlsHandshake(crate::tls::HandshakeFailure),
     /// TLS is required, and the peer spoke plain RPC (or, to a STARTTLS
     /// server, anything but the `AUTH_TLS` probe): closed.
     PlainTextRefused,

@@ -4,14 +4,16 @@
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
-use super::TlsPeer;
-use super::TlsVersion;
+use super::{CertError, TlsPeer, TlsVersion};
 
 /// What the rules need from a DER certificate: the subject CN and the
-/// SANs. `version` is the session's protocol version.
-pub(crate) fn facts(der: &[u8], version: TlsVersion) -> Result<TlsPeer, String> {
+/// SANs. `version` is the session's protocol version. One that does not
+/// parse is [`CertError::Unparsable`].
+pub(crate) fn facts(der: &[u8], version: TlsVersion) -> Result<TlsPeer, CertError> {
     use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
-    let (_, cert) = X509Certificate::from_der(der).map_err(|e| e.to_string())?;
+    let (_, cert) = X509Certificate::from_der(der).map_err(|e| CertError::Unparsable {
+        detail: e.to_string(),
+    })?;
     let cn = cert
         .subject()
         .iter_common_name()

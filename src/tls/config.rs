@@ -22,8 +22,8 @@ use super::TlsVersion;
 use super::certificate::facts;
 use super::revocation::{Presented, Revocation, Usage};
 use super::{
-    CertError, TlsAlert, TlsError, TlsIdentity, TlsPeer, check_address, check_server_certificate,
-    provider,
+    CertError, TlsConfigError, TlsError, TlsIdentity, TlsPeer, check_address,
+    check_server_certificate, provider,
 };
 
 /// How a connection starts TLS.
@@ -124,9 +124,9 @@ pub(crate) fn server_config(tls: &ServerTls) -> Result<ServerShared, TlsError> {
     let roots = tls.identity.roots();
     let chain = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
         .build()
-        .map_err(|e| TlsError::Config(e.to_string()))?;
+        .map_err(rejected)?;
     let key = CertifiedKey::from_der(tls.identity.chain(), tls.identity.key(), &provider)
-        .map_err(|e| TlsError::Config(e.to_string()))?;
+        .map_err(rejected)?;
     let revocation = Revocation::new(
         tls.identity.crls(),
         provider.signature_verification_algorithms.all,
@@ -174,7 +174,7 @@ impl ServerShared {
         });
         let mut config = ServerConfig::builder_with_provider(self.provider.clone())
             .with_safe_default_protocol_versions()
-            .map_err(|e| TlsError::Config(e.to_string()))?
+            .map_err(rejected)?
             .with_client_cert_verifier(verifier)
             .with_cert_resolver(resolver);
         config.session_storage = Arc::new(NoServerSessionStorage {});
@@ -296,8 +296,7 @@ impl ClientCertVerifier for AddressVerifier {
         let verified = self
             .chain
             .verify_client_cert(end_entity, intermediates, now)?;
-        let peer =
-            facts(end_entity, super::TlsVersion::Unknown).map_err(|e| ours(CertError::Other(e)))?;
+        let peer = facts(end_entity, super::TlsVersion::Unknown).map_err(ours)?;
         let revocation =
             self.revocation
                 .check(end_entity, intermediates, &self.roots, now, Usage::Client);
@@ -384,11 +383,11 @@ pub(crate) fn client_config(tls: &ClientTls) -> Result<Arc<ClientShared>, TlsErr
     });
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError::Config(e.to_string()))?
+        .map_err(rejected)?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_client_auth_cert(tls.identity.chain(), tls.identity.key())
-        .map_err(|e| TlsError::Config(e.to_string()))?;
+        .map_err(rejected)?;
     Ok(Arc::new(ClientShared {
         tls: tls.clone(),
         config: Arc::new(config),
@@ -429,15 +428,14 @@ impl ServerCertVerifier for PeerVerifier {
         self.revocation
             .check(end_entity, intermediates, &self.roots, now, Usage::Server)
             .map_err(|failure| ours(failure.cert_error(end_entity)))?;
-        let peer =
-            facts(end_entity, super::TlsVersion::Unknown).map_err(|e| ours(CertError::Other(e)))?;
+        let peer = facts(end_entity, super::TlsVersion::Unknown).map_err(ours)?;
         // We always connect by IP, so the name is the dialled address.
         let dialled = match server_name {
             ServerName::IpAddress(ip) => IpAddr::from(*ip),
             other => {
-                return Err(ours(CertError::Other(format!(
-                    "dialled a name ({other:?}), not an IP address"
-                ))));
+                return Err(ours(CertError::Invalid {
+                    detail: format!("dialled a name ({other:?}), not an IP address"),
+                }));
             }
         };
         let expected_cn = match &self.check {
@@ -472,49 +470,15 @@ impl ServerCertVerifier for PeerVerifier {
 }
 
 /// Our rule's error, carried through rustls.
-fn ours(error: CertError) -> rustls::Error {
+pub(crate) fn ours(error: CertError) -> rustls::Error {
     rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(error))))
 }
 
-/// The certificate error inside a rustls error, when it is one.
-pub(crate) fn cert_error(error: &rustls::Error) -> Option<CertError> {
-    Some(match error {
-        rustls::Error::NoCertificatesPresented => CertError::NoClientCertificate,
-        rustls::Error::InvalidCertificate(error) => match error {
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                CertError::Expired
-            }
-            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-                CertError::NotYetValid
-            }
-            CertificateError::UnknownIssuer => CertError::UnknownIssuer,
-            CertificateError::Other(other) => match other.0.downcast_ref::<CertError>() {
-                Some(ours) => ours.clone(),
-                None => CertError::Other(other.to_string()),
-            },
-            other => CertError::Other(other.to_string()),
-        },
-        _ => return None,
+/// rustls's refusal to build a configuration from our material.
+fn rejected(error: impl std::fmt::Display) -> TlsError {
+    TlsError::Config(TlsConfigError::Rejected {
+        detail: error.to_string(),
     })
-}
-
-/// A handshake's I/O error as a [`TlsError`]: a certificate error when
-/// rustls refused a certificate, the peer's refusal when it sent a fatal
-/// alert, else the handshake's text.
-pub(crate) fn handshake_error(error: &std::io::Error) -> TlsError {
-    let inner = error
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
-    match inner {
-        Some(rustls::Error::AlertReceived(alert)) => TlsError::Refused {
-            alert: TlsAlert::from_code(u8::from(*alert)),
-        },
-        Some(rustls) => match cert_error(rustls) {
-            Some(cert) => TlsError::Certificate(cert),
-            None => TlsError::Handshake(rustls.to_string()),
-        },
-        None => TlsError::Handshake(error.to_string()),
-    }
 }
 
 /// The session's protocol version, as [`super::TlsPeer::version`] reports it.

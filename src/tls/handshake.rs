@@ -9,9 +9,10 @@ use rustls::pki_types::ServerName;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::certificate::facts;
-use super::config::{ClientShared, ServerShared, handshake_error, tls_version};
+use super::config::{ClientShared, ServerShared, tls_version};
 use super::revocation::Presented;
-use super::{CertError, TlsError, TlsPeer, check_address};
+use super::rustls_error::{Failed, classify, handshake_error};
+use super::{CertError, HandshakeFailure, TlsError, TlsPeer, check_address};
 use crate::stream::Transport;
 
 /// Why a server turned a connection away during the TLS handshake.
@@ -21,7 +22,7 @@ pub(crate) enum Refused {
     /// far.
     Certificate(CertError, Option<TlsPeer>),
     /// The handshake failed otherwise.
-    Handshake(String),
+    Handshake(HandshakeFailure),
 }
 
 /// The server's side: the handshake, in which the connection's verifier
@@ -34,18 +35,21 @@ pub(crate) async fn accept(
     shared: &ServerShared,
     observed: IpAddr,
 ) -> Result<(Transport, Arc<TlsPeer>, Option<Presented>), Refused> {
-    let (config, judged) = shared
-        .for_connection(observed)
-        .map_err(|error| Refused::Handshake(error.to_string()))?;
+    let (config, judged) = shared.for_connection(observed).map_err(|error| {
+        Refused::Handshake(HandshakeFailure::Local {
+            detail: error.to_string(),
+        })
+    })?;
     let mut tls = match TlsAcceptor::from(config).accept(transport).await {
         Ok(tls) => tls,
         Err(error) => {
             if let Some((rule, peer)) = judged.refused() {
                 return Err(Refused::Certificate(rule, Some(peer)));
             }
-            return Err(match handshake_error(&error) {
-                TlsError::Certificate(cert) => Refused::Certificate(cert, None),
-                other => Refused::Handshake(other.to_string()),
+            return Err(match classify(&error) {
+                Failed::Certificate(cert) => Refused::Certificate(cert, None),
+                Failed::Alert(alert) => Refused::Handshake(HandshakeFailure::Alert { alert }),
+                Failed::Handshake(failure) => Refused::Handshake(failure),
             });
         }
     };
@@ -57,7 +61,7 @@ pub(crate) async fn accept(
         .map(|der| facts(der, version));
     let peer = match peer {
         Some(Ok(peer)) => peer,
-        Some(Err(error)) => return Err(Refused::Certificate(CertError::Other(error), None)),
+        Some(Err(error)) => return Err(Refused::Certificate(error, None)),
         None => return Err(Refused::Certificate(CertError::NoClientCertificate, None)),
     };
     // The verifier has checked the address; this is for a session that
@@ -93,10 +97,8 @@ pub(crate) async fn connect(
     let peer = session
         .peer_certificates()
         .and_then(|chain| chain.first())
-        .ok_or_else(|| TlsError::Handshake("the server sent no certificate".into()))
-        .and_then(|der| {
-            facts(der, version).map_err(|e| TlsError::Certificate(CertError::Other(e)))
-        })?;
+        .ok_or(TlsError::Handshake(HandshakeFailure::NoServerCertificate))
+        .and_then(|der| facts(der, version).map_err(TlsError::Certificate))?;
     let presented = session
         .peer_certificates()
         .and_then(|chain| shared.presented(chain));

@@ -12,7 +12,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::certificate::facts;
 use super::revocation::RevocationList;
-use super::{TlsError, TlsPeer, provider};
+use super::{TlsConfigError, TlsError, TlsPart, TlsPeer, provider};
 
 /// Who we are over TLS: our certificate chain and its private key, the CA
 /// roots that sign the peers we trust, and the revocation lists (CRLs) of
@@ -56,79 +56,96 @@ impl TlsIdentity {
     /// readable, no certificate or key in it, or a key that does not match
     /// the certificate.
     pub fn from_pem_files(cert: &Path, key: &Path, ca: &Path) -> Result<TlsIdentity, TlsError> {
-        let read = |path: &Path, what: &str| {
+        let read = |path: &Path, part: TlsPart| {
             std::fs::read(path).map_err(|error| {
-                TlsError::Config(format!(
-                    "cannot read the TLS {what} file {}: {error}",
-                    path.display()
-                ))
+                TlsError::Config(TlsConfigError::Unreadable {
+                    part,
+                    origin: path.display().to_string(),
+                    kind: error.kind(),
+                    detail: error.to_string(),
+                })
             })
         };
         let (cert_pem, key_pem, ca_pem) = (
-            read(cert, "certificate")?,
-            read(key, "key")?,
-            read(ca, "CA")?,
+            read(cert, TlsPart::Certificate)?,
+            read(key, TlsPart::Key)?,
+            read(ca, TlsPart::Ca)?,
         );
-        Self::build(&cert_pem, &key_pem, &ca_pem, |what| match what {
-            Part::Cert => cert.display().to_string(),
-            Part::Key => key.display().to_string(),
-            Part::Ca => ca.display().to_string(),
+        Self::build(&cert_pem, &key_pem, &ca_pem, |part| match part {
+            TlsPart::Key => key.display().to_string(),
+            TlsPart::Ca => ca.display().to_string(),
+            _ => cert.display().to_string(),
         })
     }
 
-    /// Like [`TlsIdentity::from_pem_files`], from PEM text in memory.
+    /// Like [`TlsIdentity::from_pem_files`], from PEM text in memory; the
+    /// errors name the parts `certificate PEM`, `key PEM` and `CA PEM`.
     pub fn from_pem(cert: &[u8], key: &[u8], ca: &[u8]) -> Result<TlsIdentity, TlsError> {
-        Self::build(cert, key, ca, |what| {
-            match what {
-                Part::Cert => "certificate PEM",
-                Part::Key => "key PEM",
-                Part::Ca => "CA PEM",
-            }
-            .to_owned()
-        })
+        Self::build(cert, key, ca, |part| format!("{part} PEM"))
     }
 
     fn build(
         cert: &[u8],
         key: &[u8],
         ca: &[u8],
-        name: impl Fn(Part) -> String,
+        name: impl Fn(TlsPart) -> String,
     ) -> Result<TlsIdentity, TlsError> {
-        let config = |part: Part, what: String| TlsError::Config(format!("{}: {what}", name(part)));
+        let bad_pem = |part: TlsPart, error: &dyn std::fmt::Display| {
+            TlsError::Config(TlsConfigError::BadPem {
+                part,
+                origin: name(part),
+                detail: error.to_string(),
+            })
+        };
+        let missing = |part: TlsPart| {
+            TlsError::Config(TlsConfigError::Missing {
+                part,
+                origin: name(part),
+            })
+        };
+        let bad_certificate = |part: TlsPart, error: &dyn std::fmt::Display| {
+            TlsError::Config(TlsConfigError::BadCertificate {
+                part,
+                origin: name(part),
+                detail: error.to_string(),
+            })
+        };
         let chain = CertificateDer::pem_slice_iter(cert)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| config(Part::Cert, format!("bad PEM: {e}")))?;
+            .map_err(|e| bad_pem(TlsPart::Certificate, &e))?;
         if chain.is_empty() {
-            return Err(config(Part::Cert, "no CERTIFICATE in it".into()));
+            return Err(missing(TlsPart::Certificate));
         }
-        let key = PrivateKeyDer::from_pem_slice(key)
-            .map_err(|e| config(Part::Key, format!("no usable private key: {e}")))?;
+        let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| match e {
+            rustls::pki_types::pem::Error::NoItemsFound => missing(TlsPart::Key),
+            other => bad_pem(TlsPart::Key, &other),
+        })?;
         let mut roots = RootCertStore::empty();
         let mut cas = Vec::new();
         for root in CertificateDer::pem_slice_iter(ca) {
-            let root = root.map_err(|e| config(Part::Ca, format!("bad PEM: {e}")))?;
+            let root = root.map_err(|e| bad_pem(TlsPart::Ca, &e))?;
             roots
                 .add(root.clone())
-                .map_err(|e| config(Part::Ca, format!("unusable CA certificate: {e}")))?;
+                .map_err(|e| bad_certificate(TlsPart::Ca, &e))?;
             cas.push(root);
         }
         if roots.is_empty() {
-            return Err(config(Part::Ca, "no CA CERTIFICATE in it".into()));
+            return Err(missing(TlsPart::Ca));
         }
         // The key must be the certificate's: rustls compares the public
         // key of the certificate with the one the private key gives.
         let provider = provider();
         rustls::sign::CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider).map_err(
             |e| {
-                TlsError::Config(format!(
-                    "{} does not fit {}: {e}",
-                    name(Part::Key),
-                    name(Part::Cert)
-                ))
+                TlsError::Config(TlsConfigError::KeyMismatch {
+                    key: name(TlsPart::Key),
+                    certificate: name(TlsPart::Certificate),
+                    detail: e.to_string(),
+                })
             },
         )?;
         let own = facts(&chain[0], super::TlsVersion::Unknown)
-            .map_err(|e| config(Part::Cert, format!("unreadable certificate: {e}")))?;
+            .map_err(|e| bad_certificate(TlsPart::Certificate, &e))?;
         Ok(TlsIdentity {
             parts: Arc::new(Parts {
                 chain,
@@ -219,11 +236,4 @@ impl TlsIdentity {
     pub(crate) fn roots(&self) -> Arc<RootCertStore> {
         self.parts.roots.clone()
     }
-}
-
-#[derive(Clone, Copy)]
-enum Part {
-    Cert,
-    Key,
-    Ca,
 }

@@ -22,7 +22,7 @@ use rustls::pki_types::{
 };
 
 use super::certificate::{facts, serial_text};
-use super::{CertError, TlsError};
+use super::{CertError, TlsConfigError, TlsError, TlsPart};
 
 /// A certificate revocation list (RFC 5280, section 5): the serial numbers
 /// of the certificates a CA has revoked, signed by that CA. Cheap to clone.
@@ -69,10 +69,12 @@ impl RevocationList {
     /// `nextUpdate`, and no delta CRLs).
     pub fn load(path: &Path) -> Result<Vec<RevocationList>, TlsError> {
         let bytes = std::fs::read(path).map_err(|error| {
-            TlsError::Config(format!(
-                "cannot read the CRL file {}: {error}",
-                path.display()
-            ))
+            TlsError::Config(TlsConfigError::Unreadable {
+                part: TlsPart::Crl,
+                origin: path.display().to_string(),
+                kind: error.kind(),
+                detail: error.to_string(),
+            })
         })?;
         let name = path.display().to_string();
         if looks_like_pem(&bytes) {
@@ -115,11 +117,18 @@ impl RevocationList {
     fn pem(pem: &[u8], name: &str) -> Result<Vec<RevocationList>, TlsError> {
         let blocks = CertificateRevocationListDer::pem_slice_iter(pem)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| TlsError::Config(format!("{name}: bad PEM: {e}")))?;
+            .map_err(|e| {
+                TlsError::Config(TlsConfigError::BadPem {
+                    part: TlsPart::Crl,
+                    origin: name.to_owned(),
+                    detail: e.to_string(),
+                })
+            })?;
         if blocks.is_empty() {
-            return Err(TlsError::Config(format!(
-                "{name}: no X509 CRL in it (a PEM CRL starts with -----BEGIN X509 CRL-----)"
-            )));
+            return Err(TlsError::Config(TlsConfigError::Missing {
+                part: TlsPart::Crl,
+                origin: name.to_owned(),
+            }));
         }
         let many = blocks.len() > 1;
         blocks
@@ -139,12 +148,15 @@ impl RevocationList {
     fn parse(der: Vec<u8>, source: String) -> Result<RevocationList, TlsError> {
         use x509_parser::prelude::FromDer;
         use x509_parser::revocation_list::CertificateRevocationList;
-        let refused = |what: String| TlsError::Config(format!("{source}: {what}"));
-        let parsed = webpki::OwnedCertRevocationList::from_der(&der)
-            .map_err(|e| refused(format!("not a usable CRL ({e}); a version 2 CRL in DER or PEM, with a nextUpdate, is needed")))?;
+        let refused = |detail: &dyn fmt::Display| {
+            TlsError::Config(TlsConfigError::BadCrl {
+                origin: source.clone(),
+                detail: detail.to_string(),
+            })
+        };
+        let parsed = webpki::OwnedCertRevocationList::from_der(&der).map_err(|e| refused(&e))?;
         let (issuer, serials) = {
-            let (_, crl) = CertificateRevocationList::from_der(&der)
-                .map_err(|e| refused(format!("not a CRL: {e}")))?;
+            let (_, crl) = CertificateRevocationList::from_der(&der).map_err(|e| refused(&e))?;
             let serials = crl
                 .iter_revoked_certificates()
                 .map(|revoked| serial_text(revoked.raw_serial()))
@@ -183,22 +195,23 @@ impl RevocationList {
             if let Ok(Some(usage)) = ca.key_usage()
                 && !usage.value.crl_sign()
             {
-                return Err(TlsError::Config(format!(
-                    "{source}: its CA {} may not sign CRLs (its key usage lacks cRLSign)",
-                    self.parts.issuer.escape_debug()
-                )));
+                return Err(TlsError::Config(TlsConfigError::CrlSignerNotAllowed {
+                    origin: source.clone(),
+                    issuer: self.parts.issuer.clone(),
+                }));
             }
             return crl.verify_signature(ca.public_key()).map_err(|e| {
-                TlsError::Config(format!(
-                    "{source}: its signature does not verify with the key of its CA {} ({e}): it is damaged, or signed by another key of that name",
-                    self.parts.issuer.escape_debug()
-                ))
+                TlsError::Config(TlsConfigError::CrlSignature {
+                    origin: source.clone(),
+                    issuer: self.parts.issuer.clone(),
+                    detail: e.to_string(),
+                })
             });
         }
-        Err(TlsError::Config(format!(
-            "{source}: issued by {}, which is none of the CAs we trust (the CA file) nor one in our own certificate chain; a CRL is checked against the CA that issued it: add that CA, or leave the CRL out",
-            self.parts.issuer.escape_debug()
-        )))
+        Err(TlsError::Config(TlsConfigError::CrlIssuerUnknown {
+            origin: source.clone(),
+            issuer: self.parts.issuer.clone(),
+        }))
     }
 }
 
@@ -336,9 +349,9 @@ impl Failure {
                     cn: peer.cn,
                 }
             }
-            Failure::Unchecked(error) => CertError::Other(format!(
-                "its revocation could not be checked against the CRLs: {error}"
-            )),
+            Failure::Unchecked(error) => CertError::RevocationUnknown {
+                detail: error.to_string(),
+            },
         }
     }
 }

@@ -13,7 +13,8 @@ use peerwire::programs::hello::wire::HelloArgs;
 use peerwire::proto::xdr::to_bytes;
 use peerwire::proto::{AcceptStatus, CallHeader, Message, MessageBody, ReplyBody};
 use peerwire::{
-    Admission, Endpoint, Error, IdentityMode, PeerTable, Server, ServerIdentity, ServerOptions,
+    Admission, ConfigError, Endpoint, Error, IdentityMode, PeerTable, Server, ServerIdentity,
+    ServerOptions,
 };
 use tokio_util::codec::Framed;
 
@@ -139,7 +140,12 @@ async fn a_record_over_the_pre_hello_limit_closes_the_connection_with_a_verdict(
     };
     let refused = Server::new(small).serve(&["127.0.0.1:0".parse().unwrap()]);
     assert!(
-        matches!(&refused, Err(Error::Config(why)) if why.contains("max_record_before_hello")),
+        matches!(
+            &refused,
+            Err(Error::Config(ConfigError::RecordBeforeHello {
+                bytes: 1431
+            }))
+        ),
         "{refused:?}"
     );
     server.shutdown().await;

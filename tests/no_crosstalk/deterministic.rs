@@ -64,7 +64,13 @@ fn connect_once(options: ClientOptions) -> (Client, Peer) {
         async move {
             match io {
                 Some(io) => Ok(Link::new(io, local(), remote())),
-                None => Err(Error::Config("the test allows one connection".into())),
+                None => Err(Error::Connect {
+                    source_addr: None,
+                    destination: peer(),
+                    error: std::sync::Arc::new(std::io::Error::other(
+                        "the test allows one connection",
+                    )),
+                }),
             }
         }
     });

@@ -7,12 +7,14 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use peerwire::internals::starttls;
 use peerwire::proto::{CallHeader, Message, MessageBody, RecordDecoder, RecordLimits, ReplyBody};
-use peerwire::tls::{TlsError, TlsMode};
+use peerwire::tls::{HandshakeFailure, TlsError, TlsMode};
 use peerwire::{DisconnectCause, Endpoint, Error, VerdictReason};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{client_tls, framed, identity_of, ip, leaf, new_client, server, verdict};
+use super::{
+    client_tls, framed, identity_of, ip, leaf, new_client, server, verdict, verdict_where,
+};
 use crate::support::common::PROG;
 use crate::support::pki::Authority;
 
@@ -99,6 +101,60 @@ async fn a_plain_client_against_a_direct_tls_server_is_told_it_seems_to_expect_t
     assert!(error.to_string().contains("seems to expect TLS"), "{error}");
     let v = verdict(&server, true).await;
     assert_eq!(v.reason, Some(VerdictReason::PlainTextRefused));
+    assert_eq!(server.stats().calls, 0);
+    server.shutdown().await;
+}
+
+/// A peer that starts a TLS handshake and breaks it: its verdict says how,
+/// as a matchable [`HandshakeFailure`].
+#[tokio::test]
+async fn a_broken_tls_handshake_is_a_typed_verdict() {
+    let ca = Authority::new("test CA");
+    let (server, address) = server(&ca, TlsMode::Direct, false, &["127.0.0.1"]);
+    // A handshake record whose ClientHello is five bytes of nonsense.
+    let mut stream = TcpStream::connect(address.to_string()).await.unwrap();
+    stream
+        .write_all(&[0x16, 0x03, 0x01, 0x00, 0x05, 1, 0, 0, 1, 0xff])
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest).await;
+    let v = verdict(&server, true).await;
+    assert!(
+        matches!(
+            v.reason,
+            Some(VerdictReason::TlsHandshake(
+                HandshakeFailure::Misbehaved { .. }
+            ))
+        ),
+        "{:?}",
+        v.reason
+    );
+    // A handshake record cut short by the peer's close.
+    let mut stream = TcpStream::connect(address.to_string()).await.unwrap();
+    stream
+        .write_all(&[0x16, 0x03, 0x01, 0x00, 0x40, 1, 0, 0])
+        .await
+        .unwrap();
+    stream.shutdown().await.unwrap();
+    let v = verdict_where(&server, |v| {
+        matches!(
+            v.reason,
+            Some(VerdictReason::TlsHandshake(HandshakeFailure::Io { .. }))
+        )
+    })
+    .await;
+    assert!(
+        matches!(
+            v.reason,
+            Some(VerdictReason::TlsHandshake(HandshakeFailure::Io {
+                kind: std::io::ErrorKind::UnexpectedEof,
+                ..
+            }))
+        ),
+        "{:?}",
+        v.reason
+    );
     assert_eq!(server.stats().calls, 0);
     server.shutdown().await;
 }

@@ -42,9 +42,8 @@ impl Node {
         let renewed = match (&old.tls, &new.tls) {
             (old_tls, new_tls) if old_tls == new_tls => None,
             (Some(old_tls), Some(new_tls)) if old_tls.mode == new_tls.mode => {
-                let named = |(which, text): (crate::tls::TlsKey, String)| {
-                    format!("{}: {text}", which.name())
-                };
+                let named =
+                    |fault: crate::tls::TlsFault| format!("{}: {}", fault.which.name(), fault.text);
                 let server = new_tls.server().map_err(named)?;
                 let client = new_tls.client().map_err(named)?;
                 Some((server, client))
