@@ -52,12 +52,14 @@ pub enum ConfigError {
     /// [`ServerOptions::max_record_before_hello`](crate::ServerOptions::max_record_before_hello)
     /// is below the longest HELLO or above 1 GiB.
     #[error(
-        "ServerOptions::max_record_before_hello is {bytes} bytes: it must be from {min} (the longest HELLO) to 1 GiB",
-        min = crate::ServerOptions::MIN_RECORD_BEFORE_HELLO
+        "ServerOptions::max_record_before_hello is {bytes} bytes: it must be from {min} (the longest HELLO) to 1 GiB"
     )]
     RecordBeforeHello {
         /// The limit given.
         bytes: usize,
+        /// The least it may be,
+        /// [`ServerOptions::MIN_RECORD_BEFORE_HELLO`](crate::ServerOptions::MIN_RECORD_BEFORE_HELLO).
+        min: usize,
     },
     /// `update_tls` on a client or server built without TLS: TLS cannot be
     /// switched on while it runs.

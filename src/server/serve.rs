@@ -101,6 +101,7 @@ impl Server {
         {
             return Err(ConfigError::RecordBeforeHello {
                 bytes: before_hello,
+                min: ServerOptions::MIN_RECORD_BEFORE_HELLO,
             }
             .into());
         }

@@ -143,7 +143,8 @@ async fn a_record_over_the_pre_hello_limit_closes_the_connection_with_a_verdict(
         matches!(
             &refused,
             Err(Error::Config(ConfigError::RecordBeforeHello {
-                bytes: 1431
+                bytes: 1431,
+                min: 1432
             }))
         ),
         "{refused:?}"
