@@ -20,19 +20,17 @@ mod refusals;
 #[path = "tls/session_end.rs"]
 mod session_end;
 
-use std::net::IpAddr;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use peerwire::proto::Message;
+use bytes::Bytes;
 use peerwire::tls::{ClientTls, ServerCheck, ServerTls, TlsError, TlsIdentity, TlsMode};
 use peerwire::{
     CallContext, Client, ClientIdentity, ClientOptions, ConnectOptions, Endpoint, Error,
-    IdentityMode, NodeId, PeerTable, ProcError, RunningServer, ScopedIp, Server, ServerIdentity,
+    IdentityMode, PeerTable, ProcError, RunningServer, ScopedIp, Server, ServerIdentity,
     ServerOptions, Sources, Verdict,
 };
 
-use support::common::PROG;
+use support::common::{PROG, id, ip};
 use support::pki::{Authority, LeafSpec, Validity};
 
 /// The window of the tests' certificates unless one says otherwise, in
@@ -81,14 +79,6 @@ fn identity_in(
 ) -> TlsIdentity {
     let (cert, key) = leaf(ca, cn, ips, window);
     TlsIdentity::from_pem(cert.as_bytes(), key.as_bytes(), ca.ca_pem().as_bytes()).unwrap()
-}
-
-fn id(s: &str) -> NodeId {
-    s.parse().unwrap()
-}
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
 }
 
 /// Procedure 1 echoes; procedure 2 returns the caller's certificate CN as
@@ -258,14 +248,6 @@ async fn direct_tls_round_trip_with_identity() {
 #[tokio::test]
 async fn starttls_round_trip_with_identity() {
     round_trip_with_identity(TlsMode::StartTls).await;
-}
-
-fn framed(message: &Message) -> Bytes {
-    let mut body = BytesMut::new();
-    message.encode(&mut body);
-    let mut out = BytesMut::new();
-    peerwire::proto::RecordEncoder::default().encode(&body, &mut out);
-    out.freeze()
 }
 
 #[tokio::test]

@@ -20,11 +20,9 @@ use peerwire::{
     ListenOptions, NodeId, PeerCredentials, PeerTable, ProcError, RunningServer, Server,
     ServerIdentity, ServerOptions, UnixAdmission, UnixHolder, VerdictReason,
 };
-use support::common::PROG;
+use support::common::{GENEROUS, PROG, eventually};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
-
-const GENEROUS: Duration = Duration::from_secs(10);
 
 /// Procedure 1 echoes; procedure 2 answers the caller's credentials as
 /// uid, gid, pid (big-endian u32 each; pid 0 when unknown), and 1 when the
@@ -277,11 +275,10 @@ async fn an_admission_update_closes_connections_no_longer_admitted() {
         reject_uids: vec![uid],
         ..UnixAdmission::default()
     });
-    let deadline = tokio::time::Instant::now() + GENEROUS;
-    while !server.connections().is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "still open");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually("the refused connection closed", || {
+        server.connections().is_empty()
+    })
+    .await;
     assert_eq!(
         server.verdicts()[0].reason,
         Some(VerdictReason::NoLongerAllowed(None))
@@ -435,11 +432,7 @@ async fn the_socket_file_is_removed_at_shutdown() {
     // again at once.
     let mut server = serve_at(&path, ServerOptions::default()).unwrap();
     assert!(server.stop_listening_unix(&path));
-    let deadline = tokio::time::Instant::now() + GENEROUS;
-    while path.exists() {
-        assert!(tokio::time::Instant::now() < deadline, "still there");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually("the stopped listener's file removed", || !path.exists()).await;
     server.shutdown().await;
 }
 

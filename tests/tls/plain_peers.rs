@@ -12,8 +12,8 @@ use peerwire::{DisconnectCause, Endpoint, Error, VerdictReason};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{client_tls, framed, identity_of, ip, leaf, new_client, server, verdict};
-use crate::support::common::PROG;
+use super::{client_tls, identity_of, leaf, new_client, server, verdict};
+use crate::support::common::{PROG, framed, ip};
 use crate::support::pki::Authority;
 
 /// Reads one record from a raw stream.
