@@ -28,12 +28,8 @@ use peerwire::{
     IdentityMode, NodeId, PeerTable, ProcError, RunningServer, ScopedIp, Server, ServerIdentity,
     ServerOptions, Sources,
 };
-use support::common::{PROG, start};
+use support::common::{PROG, id, start};
 use tokio_util::codec::Framed;
-
-fn id(s: &str) -> NodeId {
-    s.parse().unwrap()
-}
 
 /// Log lines written while a test runs, for asserting on what was logged.
 #[derive(Clone, Default)]

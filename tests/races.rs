@@ -177,7 +177,10 @@ async fn concurrent_updates_of_both_lists_are_both_kept() {
         });
         let mut tcp = TcpStream::connect(address).await.unwrap();
         let mut unix = tokio::net::UnixStream::connect(&path).await.unwrap();
-        let (tcp, unix) = (null_answered(&mut tcp).await, null_answered(&mut unix).await);
+        let (tcp, unix) = (
+            null_answered(&mut tcp).await,
+            null_answered(&mut unix).await,
+        );
         if tcp || unix {
             lost.push((round, if tcp { "address" } else { "unix" }));
         }

@@ -21,11 +21,11 @@ use peerwire::tls::{
 };
 use peerwire::{
     Admission, CallContext, Client, ClientIdentity, ClientOptions, ConnectOptions, ConnectionState,
-    Endpoint, Error, IdentityMode, NodeId, PeerTable, ProcError, RunningServer, ScopedIp, Server,
+    Endpoint, Error, IdentityMode, PeerTable, ProcError, RunningServer, ScopedIp, Server,
     ServerIdentity, ServerOptions, Sources, Verdict, VerdictReason,
 };
 
-use support::common::{PROG, start};
+use support::common::{PROG, id, start};
 use support::pki::{Authority, LeafSpec};
 
 /// A leaf of `ca` with this CN, IP SAN and serial: its PEM and its key's.
@@ -67,10 +67,6 @@ fn crl_list(ca: &Authority, serials: &[u16]) -> RevocationList {
     let mut lists = RevocationList::from_pem(pem.as_bytes()).unwrap();
     assert_eq!(lists.len(), 1);
     lists.remove(0)
-}
-
-fn id(s: &str) -> NodeId {
-    s.parse().unwrap()
 }
 
 /// The serial as `TlsPeer::serial` shows it.

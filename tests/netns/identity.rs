@@ -5,22 +5,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use peerwire::{
-    AllowedAddress, CallContext, Client, ClientIdentity, ClientOptions, ConnectOptions, Endpoint,
-    Error, IdentityMode, ListenOptions, NodeId, PeerTable, ProcError, ScopedIp, Server,
-    ServerIdentity, ServerOptions, Sources,
+    CallContext, Client, ClientIdentity, ClientOptions, ConnectOptions, Endpoint, Error,
+    IdentityMode, ListenOptions, PeerTable, ProcError, ScopedIp, Server, ServerIdentity,
+    ServerOptions, Sources,
 };
 
+use crate::support::common::{allowed, id};
 use crate::support::netns::{Host, link};
 
 const PROG: u32 = 0x2000_0051;
-
-fn id(s: &str) -> NodeId {
-    s.parse().unwrap()
-}
-
-fn allowed(s: &str) -> AllowedAddress {
-    s.parse().unwrap()
-}
 
 /// Procedure 1 answers "<peer node ID> <observed address>".
 async fn whoami(ctx: CallContext, procedure: u32, _args: Bytes) -> Result<Bytes, ProcError> {

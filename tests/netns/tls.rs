@@ -26,17 +26,18 @@ use peerwire::tls::{
     CertError, ClientTls, ServerCheck, ServerTls, TlsAlert, TlsError, TlsIdentity, TlsMode, TlsPeer,
 };
 use peerwire::{
-    AllowedAddress, CallContext, Client, ClientIdentity, ClientOptions, ConnectOptions,
-    ConnectionInfo, Endpoint, Error, IdentityMode, NodeId, PeerTable, ProcError, RunningServer,
-    ScopedIp, Server, ServerIdentity, ServerOptions, Sources, Verdict, VerdictReason,
+    CallContext, Client, ClientIdentity, ClientOptions, ConnectOptions, ConnectionInfo, Endpoint,
+    Error, IdentityMode, NodeId, PeerTable, ProcError, RunningServer, ScopedIp, Server,
+    ServerIdentity, ServerOptions, Sources, Verdict, VerdictReason,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::STEP;
+use crate::support::common::{allowed, id, ip};
 use crate::support::netns::{self, Host, link};
 use crate::support::pki::{Authority, Leaf};
 
 const PROG: u32 = 0x2000_0071;
-const STEP: Duration = Duration::from_secs(10);
 
 /// The scenarios of this module, for `main`'s list.
 pub fn scenarios() -> Vec<(&'static str, fn())> {
@@ -66,18 +67,6 @@ pub fn scenarios() -> Vec<(&'static str, fn())> {
             tls_multihomed_certificate_names_only_the_configured_source,
         ),
     ]
-}
-
-fn id(s: &str) -> NodeId {
-    s.parse().unwrap()
-}
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
-
-fn allowed(s: &str) -> AllowedAddress {
-    s.parse().unwrap()
 }
 
 /// Procedure 1 answers "<peer node ID> <observed address> <certificate CN>",
