@@ -18,6 +18,9 @@ mod support {
     #[cfg(feature = "tls")]
     #[path = "../support/pki.rs"]
     pub mod pki;
+    #[cfg(feature = "tls")]
+    #[path = "../support/temp.rs"]
+    pub mod temp;
 }
 
 #[path = "netns/binding.rs"]

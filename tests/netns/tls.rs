@@ -16,7 +16,6 @@
 //! `openssl s_client`).
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -36,6 +35,7 @@ use crate::STEP;
 use crate::support::common::{allowed, id, ip};
 use crate::support::netns::{self, Host, link};
 use crate::support::pki::{Authority, Leaf};
+use crate::support::temp::TempDir;
 
 const PROG: u32 = 0x2000_0071;
 
@@ -495,8 +495,8 @@ fn tls_client_without_a_certificate_is_refused() {
     assert_eq!(v.count, 1);
 
     // OpenSSL's client, in C (its only address on the link is the source).
-    let dir = TempDir::new("noclientcert");
-    let ca_file = cl.ca.write_ca(&dir.0.join("ca.pem")).unwrap();
+    let dir = TempDir::new("netns-tls-noclientcert");
+    let ca_file = cl.ca.write_ca(&dir.join("ca.pem")).unwrap();
     let output =
         cl.c.command("openssl")
             .args(["s_client", "-connect"])
@@ -688,23 +688,4 @@ fn kernel_source(host: &Host, dest: &str) -> String {
         }
     }
     panic!("no src in `ip route get {dest}`: {route}")
-}
-
-/// A directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(what: &str) -> TempDir {
-        let path =
-            std::env::temp_dir().join(format!("peerwire-netns-tls-{what}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir(&path).unwrap();
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
