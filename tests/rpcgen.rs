@@ -66,7 +66,6 @@
 //! `PEERWIRE_REQUIRE_INTEROP=1`, when it is missing.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -77,6 +76,8 @@ use peerwire::proto::xdr::{XdrReader, XdrWriter};
 mod support {
     #[path = "../support/harness.rs"]
     pub mod harness;
+    #[path = "../support/logs.rs"]
+    pub mod logs;
 }
 
 #[path = "rpcgen/c_client.rs"]
@@ -431,41 +432,6 @@ fn echo_reply_len(n: usize) -> usize {
 /// then the opaque.
 fn echo_call_len(n: usize) -> usize {
     24 + 16 + 4 + n.next_multiple_of(4)
-}
-
-/// peerwire's log lines on this thread (debug and up): on a current-thread
-/// runtime that is every task of the trial, so a failure can show why
-/// peerwire closed a connection.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    /// Captures until the guard is dropped.
-    fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
-        let logs = Logs::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_max_level(tracing::Level::DEBUG)
-            .with_writer(move || writer.clone())
-            .finish();
-        (logs, tracing::subscriber::set_default(subscriber))
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
 }
 
 /// Runs `test` on a current-thread runtime: the peerwire side, the tap and
