@@ -119,13 +119,18 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
 
 use libtest_mimic::Arguments;
+
+use super::harness::Requirement;
 use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, setns, unshare};
 use nix::unistd::{getgid, getuid};
 
-/// Environment variable that turns "cannot build the sandbox" from a skip
-/// into a failure.
-pub const REQUIRE_ENV: &str = "PEERWIRE_REQUIRE_NETNS";
+/// What the scenarios need: the sandbox. `PEERWIRE_REQUIRE_NETNS=1` turns
+/// "cannot build the sandbox" from a skip into a failure.
+const NEEDS: Requirement = Requirement {
+    trials: "netns scenarios",
+    env: "PEERWIRE_REQUIRE_NETNS",
+};
 
 /// Set once [`enter_sandbox`] has succeeded in this process.
 static SANDBOX: AtomicBool = AtomicBool::new(false);
@@ -133,12 +138,6 @@ static SANDBOX: AtomicBool = AtomicBool::new(false);
 /// Makes host names unique within the process (and so within the sandbox,
 /// whose `/run/netns` nobody else sees).
 static NEXT_HOST: AtomicUsize = AtomicUsize::new(0);
-
-/// True when `PEERWIRE_REQUIRE_NETNS=1`: the scenarios must run, and a sandbox
-/// that cannot be built is a failure, never a skip.
-pub fn required() -> bool {
-    std::env::var_os(REQUIRE_ENV).is_some_and(|v| v == "1")
-}
 
 /// True once [`enter_sandbox`] has succeeded in this process.
 pub fn sandbox_active() -> bool {
@@ -242,15 +241,12 @@ pub fn run_harness(tests: Vec<(&'static str, fn())>) -> ! {
 
     let skipped = match enter_sandbox() {
         Ok(()) => None,
-        Err(reason) if required() => {
-            eprintln!(
-                "netns scenarios cannot run: {reason}\n\
-                 {REQUIRE_ENV}=1 is set, so this is a failure, not a skip."
-            );
+        Err(reason) if NEEDS.required() => {
+            NEEDS.print_cannot_run(&reason);
             std::process::exit(1);
         }
         Err(reason) => {
-            print_skip_banner(&reason);
+            NEEDS.print_skip_banner(&reason);
             Some(reason)
         }
     };
@@ -261,17 +257,9 @@ pub fn run_harness(tests: Vec<(&'static str, fn())>) -> ! {
     let conclusion = libtest_mimic::run(&args, trials);
     if let Some(reason) = &skipped {
         // Once more after the summary, where nobody can miss it.
-        print_skip_banner(reason);
+        NEEDS.print_skip_banner(reason);
     }
     conclusion.exit()
-}
-
-fn print_skip_banner(reason: &str) {
-    let rule = "!".repeat(78);
-    eprintln!(
-        "{rule}\nnetns scenarios skipped: {reason} \
-         (set {REQUIRE_ENV}=1 to make this fatal)\n{rule}"
-    );
 }
 
 /// Stops a server thread from its `Drop`: signals `stop`, then joins the
