@@ -20,6 +20,7 @@ mod refusals;
 #[path = "tls/session_end.rs"]
 mod session_end;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -53,6 +54,30 @@ fn leaf(
         ..LeafSpec::default()
     });
     (leaf.cert_pem, leaf.key_pem)
+}
+
+/// A raw rustls client configuration: `ca`'s leaf with this CN and IP
+/// SANs as our certificate, and `ca` as the roots the server must chain to.
+fn raw_client_config(ca: &Authority, cn: &str, ips: &[&str]) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let (cert, key) = leaf(ca, Some(cn), ips, None);
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca.ca_pem().as_bytes()).unwrap())
+        .unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_client_auth_cert(
+        vec![CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()],
+        PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    Arc::new(config)
 }
 
 /// An identity with a leaf of `issuer` that trusts `trusted` instead:

@@ -99,18 +99,6 @@ fn call_as(
     })
 }
 
-/// The source the kernel picks toward `dest` from `host` (`ip route get`).
-fn kernel_source(host: &Host, dest: &str) -> String {
-    let route = host.ip(&["route", "get", dest]);
-    let mut words = route.split_whitespace();
-    while let Some(word) = words.next() {
-        if word == "src" {
-            return words.next().unwrap().to_owned();
-        }
-    }
-    panic!("no src in `ip route get {dest}`: {route}")
-}
-
 /// a. A host with two addresses: the table allows the one the kernel does
 /// *not* pick. Unbound, the client is refused; bound to the allowed source,
 /// it is accepted. In IPv4 and in IPv6.
@@ -137,7 +125,7 @@ pub fn unbound_client_is_refused_bound_client_is_accepted() {
             ["2001:db8:6::10", "2001:db8:6::11"],
         ),
     ] {
-        let picked = kernel_source(&client, dest_ip);
+        let picked = client.kernel_source(dest_ip);
         let other = candidates
             .iter()
             .find(|c| **c != picked)

@@ -623,7 +623,7 @@ fn tls_link_local_with_scope_is_accepted() {
 ///    naming the kernel's pick. So the check uses the source observed.
 fn tls_multihomed_certificate_names_only_the_configured_source() {
     let cl = Cluster::new();
-    let picked = kernel_source(&cl.a, "192.0.2.1");
+    let picked = cl.a.kernel_source("192.0.2.1");
     let configured = ["192.0.2.10", "192.0.2.11"]
         .into_iter()
         .find(|s| *s != picked)
@@ -676,16 +676,4 @@ fn assert_refused_access_denied(error: &Error) {
         ),
         other => panic!("expected Error::Tls, got {other:?}"),
     }
-}
-
-/// The source the kernel picks toward `dest` from `host` (`ip route get`).
-fn kernel_source(host: &Host, dest: &str) -> String {
-    let route = host.ip(&["route", "get", dest]);
-    let mut words = route.split_whitespace();
-    while let Some(word) = words.next() {
-        if word == "src" {
-            return words.next().unwrap().to_owned();
-        }
-    }
-    panic!("no src in `ip route get {dest}`: {route}")
 }

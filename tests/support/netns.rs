@@ -345,6 +345,19 @@ impl Host {
         }
     }
 
+    /// The source address the kernel picks toward `dest` from this host
+    /// (`ip route get`).
+    pub fn kernel_source(&self, dest: &str) -> String {
+        let route = self.ip(&["route", "get", dest]);
+        let mut words = route.split_whitespace();
+        while let Some(word) = words.next() {
+            if word == "src" {
+                return words.next().unwrap().to_owned();
+            }
+        }
+        panic!("no src in `ip route get {dest}`: {route}")
+    }
+
     /// Runs `ip -n <name> <args>`: stdout on success, otherwise a message with
     /// the command line, exit status and ip's stderr.
     pub fn try_ip(&self, args: &[&str]) -> Result<String, String> {

@@ -13,33 +13,9 @@ use peerwire::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{client_tls, identity_of, leaf, new_client, server};
+use super::{client_tls, identity_of, new_client, raw_client_config, server};
 use crate::support::common::{PROG, eventually, id, ip, null_answered};
 use crate::support::pki::Authority;
-
-/// A raw rustls client configuration: `ca`'s leaf with this CN and IP
-/// SANs as our certificate, and `ca` as the roots the server must chain to.
-fn raw_client_config(ca: &Authority, cn: &str, ips: &[&str]) -> Arc<rustls::ClientConfig> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let (cert, key) = leaf(ca, Some(cn), ips, None);
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_slice(ca.ca_pem().as_bytes()).unwrap())
-        .unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_client_auth_cert(
-        vec![CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()],
-        PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
-    )
-    .unwrap();
-    Arc::new(config)
-}
 
 /// Connections still in their TLS handshake (or just past it) when
 /// `update` refuses their address: once it returns, none of them answers a
