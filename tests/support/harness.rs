@@ -4,6 +4,11 @@
 //! environment cannot be made, and a guard that kills a child process with
 //! its test.
 
+// Each binary uses some of these helpers, and a helper one binary does not
+// use would warn there (rpcgen enters no namespace, and the netns sandbox
+// is made whatever trials are selected).
+#![allow(dead_code)]
+
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::panic;
@@ -30,9 +35,6 @@ pub fn trials(tests: Vec<(&'static str, fn())>, skipped: Option<&str>) -> Vec<Tr
 }
 
 /// Whether libtest's filter and `--skip` select `name`.
-// For a `main` that makes its environment only when a selected trial needs
-// it (interop, rpcgen); the netns sandbox is made whatever the selection.
-#[allow(dead_code)]
 pub fn selected(args: &Arguments, name: &str) -> bool {
     let matches = |pattern: &str| {
         if args.exact {
@@ -42,6 +44,16 @@ pub fn selected(args: &Arguments, name: &str) -> bool {
         }
     };
     args.filter.as_deref().is_none_or(matches) && !args.skip.iter().any(|s| matches(s))
+}
+
+/// The threads of this process, from /proc/self/status: namespaces are
+/// entered while it has one.
+pub fn thread_count() -> Option<usize> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|line| line.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
 }
 
 /// What a binary's trials need of the machine (namespaces, daemons, C

@@ -110,6 +110,7 @@
 
 use std::fs::{self, File};
 use std::future::Future;
+use std::hash::{BuildHasher, RandomState};
 use std::io;
 use std::ops::{Deref, DerefMut};
 use std::panic;
@@ -120,7 +121,7 @@ use std::thread::{self, JoinHandle};
 
 use libtest_mimic::Arguments;
 
-use super::harness::Requirement;
+use super::harness::{Requirement, thread_count};
 use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, setns, unshare};
 use nix::unistd::{getgid, getuid};
@@ -142,6 +143,23 @@ static NEXT_HOST: AtomicUsize = AtomicUsize::new(0);
 /// True once [`enter_sandbox`] has succeeded in this process.
 pub fn sandbox_active() -> bool {
     SANDBOX.load(Ordering::SeqCst)
+}
+
+/// A fresh directory `/run/TAG-PID-RANDOM` on the sandbox's private /run:
+/// gone with the sandbox, whatever way the process ends. Refuses to run
+/// outside the sandbox, where /run is the machine's.
+pub fn run_dir(tag: &str) -> PathBuf {
+    assert!(sandbox_active(), "run_dir outside the netns sandbox");
+    loop {
+        // Each `RandomState` has keys of its own, so each try a name.
+        let random = RandomState::new().hash_one(tag);
+        let dir = PathBuf::from(format!("/run/{tag}-{}-{random:016x}", std::process::id()));
+        match fs::create_dir(&dir) {
+            Ok(()) => return dir,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => panic!("creating {}: {e}", dir.display()),
+        }
+    }
 }
 
 /// Moves the whole process into a private user, mount and network namespace.
@@ -663,14 +681,6 @@ fn current_thread_runtime(host: &str) -> tokio::runtime::Runtime {
 
 fn write_proc_file(path: &str, contents: &str) -> Result<(), String> {
     fs::write(path, contents).map_err(|e| format!("writing {contents:?} to {path} failed: {e}"))
-}
-
-fn thread_count() -> Option<usize> {
-    let status = fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("Threads:"))
-        .and_then(|n| n.trim().parse().ok())
 }
 
 fn sysctl_path(key: &str) -> PathBuf {
