@@ -24,14 +24,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use peerwire::tls::{ClientTls, ServerCheck, ServerTls, TlsError, TlsIdentity, TlsMode};
+use peerwire::tls::{ClientTls, ServerCheck, ServerTls, TlsIdentity, TlsMode};
 use peerwire::{
     CallContext, Client, ClientIdentity, ClientOptions, ConnectOptions, Endpoint, Error,
     IdentityMode, PeerTable, ProcError, RunningServer, ScopedIp, Server, ServerIdentity,
     ServerOptions, Sources, Verdict,
 };
 
-use support::common::{PROG, id, ip};
+use support::common::{PROG, id, ip, verdict_where};
 use support::pki::{Authority, LeafSpec, Validity};
 
 /// The window of the tests' certificates unless one says otherwise, in
@@ -189,26 +189,6 @@ fn client_tls(identity: TlsIdentity, mode: TlsMode) -> ClientTls {
 /// The newest verdict, once there is one with a reason (or accepted).
 async fn verdict(server: &RunningServer, refused: bool) -> Verdict {
     verdict_where(server, |v| v.reason.is_some() == refused).await
-}
-
-/// The newest verdict that `wanted`, once there is one (within 2 s).
-async fn verdict_where(server: &RunningServer, wanted: impl Fn(&Verdict) -> bool) -> Verdict {
-    for _ in 0..200 {
-        if let Some(v) = server.verdicts().into_iter().find(&wanted) {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("no verdict: {:?}", server.verdicts());
-}
-
-/// The TLS error inside a client's connect error.
-fn tls_error(error: &Error) -> TlsError {
-    match error {
-        Error::Unreachable { error, .. } => tls_error(error),
-        Error::Tls { error, .. } => (**error).clone(),
-        other => panic!("not a TLS error: {other}"),
-    }
 }
 
 /// January 1st of `year`, 00:00 UTC, as rcgen writes it into a

@@ -24,10 +24,10 @@ use peerwire::tls::{
 use peerwire::{
     Admission, CallContext, Client, ClientIdentity, ClientOptions, ConnectOptions, ConnectionState,
     Endpoint, Error, IdentityMode, PeerTable, ProcError, RunningServer, ScopedIp, Server,
-    ServerIdentity, ServerOptions, Sources, Verdict, VerdictReason,
+    ServerIdentity, ServerOptions, Sources, VerdictReason,
 };
 
-use support::common::{PROG, id, start};
+use support::common::{PROG, id, start, tls_error, verdict_where};
 use support::pki::{Authority, LeafSpec};
 use support::temp::TempDir;
 
@@ -134,17 +134,6 @@ async fn seen_serial(client: &Client) -> String {
     String::from_utf8(reply.to_vec()).unwrap()
 }
 
-/// The newest verdict that `wanted`, once there is one (within 5 s).
-async fn verdict_where(server: &RunningServer, wanted: impl Fn(&Verdict) -> bool) -> Verdict {
-    for _ in 0..500 {
-        if let Some(v) = server.verdicts().into_iter().find(&wanted) {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("no such verdict: {:#?}", server.verdicts());
-}
-
 /// Waits (within 5 s) until `client` is no longer connected.
 async fn disconnected(client: &Client) {
     let mut state = client.watch_state();
@@ -153,15 +142,6 @@ async fn disconnected(client: &Client) {
         .await
         .expect("the connection was not closed")
         .unwrap();
-}
-
-/// The TLS error inside a client's connect (or call) error.
-fn tls_error(error: &Error) -> TlsError {
-    match error {
-        Error::Unreachable { error, .. } => tls_error(error),
-        Error::Tls { error, .. } => (**error).clone(),
-        other => panic!("not a TLS error: {other}"),
-    }
 }
 
 fn revoked(serial: u16, cn: &str) -> CertError {

@@ -29,7 +29,7 @@ use bytes::{Bytes, BytesMut};
 use peerwire::proto::{AuthStat, CallHeader, Message, RecordDecoder, RecordEncoder, RecordLimits};
 use peerwire::{
     AllowedAddress, CallContext, CallOptions, ClientOptions, Endpoint, NodeId, ProcError,
-    RunningServer, Server, ServerOptions, Service,
+    RunningServer, Server, ServerOptions, Service, Verdict,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::sleep;
@@ -164,4 +164,31 @@ pub fn ip(s: &str) -> IpAddr {
 /// The allowed address (an address or a network) `s`.
 pub fn allowed(s: &str) -> AllowedAddress {
     s.parse().unwrap()
+}
+
+/// The newest of `server`'s verdicts that `wanted`, once there is one;
+/// panics with them all after [`GENEROUS`].
+pub async fn verdict_where(server: &RunningServer, wanted: impl Fn(&Verdict) -> bool) -> Verdict {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = server.verdicts().into_iter().find(&wanted) {
+            return v;
+        }
+        assert!(
+            start.elapsed() < GENEROUS,
+            "no such verdict: {:#?}",
+            server.verdicts()
+        );
+        sleep(ms(10)).await;
+    }
+}
+
+/// The TLS error inside a client's connect or call error.
+#[cfg(feature = "tls")]
+pub fn tls_error(error: &peerwire::Error) -> peerwire::tls::TlsError {
+    match error {
+        peerwire::Error::Unreachable { error, .. } => tls_error(error),
+        peerwire::Error::Tls { error, .. } => (**error).clone(),
+        other => panic!("not a TLS error: {other}"),
+    }
 }
