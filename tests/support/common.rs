@@ -1,11 +1,16 @@
 //! Helpers of the loopback test binaries: one program number, an echo
 //! service and a server of it on 127.0.0.1, client options without pings,
 //! call options with a deadline, free ports, the bound that means "hung"
-//! and a poll up to it, raw NULL calls, and parsers of node IDs and
-//! addresses.
+//! and polls up to it (a condition, a verdict), raw NULL calls, the TLS
+//! error inside a client's error, and parsers of node IDs and addresses
+//! (which the netns scenarios take too).
 //!
 //! Each module of tests/support stands alone (netns.rs reports through
-//! harness.rs), and a binary names the ones it uses:
+//! harness.rs): common.rs; harness.rs, the `main` of binaries that prepare
+//! an environment first; netns.rs, hosts from network namespaces; peerd.rs,
+//! the built example; pki.rs, the certificate authority; temp.rs, temporary
+//! directories; logs.rs, captured log lines. A binary names the ones it
+//! uses:
 //!
 //! ```ignore
 //! mod support {
