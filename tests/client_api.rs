@@ -15,10 +15,8 @@ use peerwire::{
     DisconnectCause, Endpoint, Error, HandshakeError, Limits, ProcError, RunningServer,
     ServerOptions,
 };
-use support::common::{PROG, free_port, start};
+use support::common::{GENEROUS, PROG, free_port, start};
 use tokio::time::timeout;
-
-const GENEROUS: Duration = Duration::from_secs(10);
 
 async fn echo(_ctx: CallContext, procedure: u32, args: Bytes) -> Result<Bytes, ProcError> {
     match procedure {

@@ -26,14 +26,12 @@ use peerwire::{
     CallContext, Client, ClientOptions, DisconnectCause, Endpoint, Error, IdentityMode, NodeId,
     PeerTable, ProcError, ServerIdentity, ServerOptions,
 };
-use support::common::{PROG, echo, ms, quiet_client_options, start, within};
+use support::common::{GENEROUS, PROG, echo, ms, quiet_client_options, start, within};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::time::{Instant, sleep, timeout};
 use tokio_util::codec::{Encoder, Framed};
 
-/// Long enough to mean "hung" on the slowest machine.
-const GENEROUS: Duration = Duration::from_secs(20);
 /// Slack on top of a configured timeout before it counts as not held.
 const SLACK: Duration = Duration::from_secs(3);
 /// No write progress for this long: the peer's writes are blocked (not

@@ -21,20 +21,3 @@ mod hostile_clients;
 mod server_gone;
 #[path = "faults/shutdown.rs"]
 mod shutdown;
-
-use std::time::Duration;
-
-use support::common::ms;
-use tokio::time::{Instant, sleep};
-
-/// Long enough to mean "hung" on the slowest machine.
-const GENEROUS: Duration = Duration::from_secs(20);
-
-/// Waits until `done()` holds, polling; panics after [`GENEROUS`].
-async fn eventually(what: &str, done: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < GENEROUS, "gave up waiting: {what}");
-        sleep(ms(10)).await;
-    }
-}

@@ -6,6 +6,8 @@
 mod support {
     #[path = "../support/common.rs"]
     pub mod common;
+    #[path = "../support/logs.rs"]
+    pub mod logs;
 }
 
 #[path = "identity/client_checks.rs"]
@@ -13,9 +15,8 @@ mod client_checks;
 #[path = "identity/early_ends.rs"]
 mod early_ends;
 
-use std::io::Write;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -28,49 +29,9 @@ use peerwire::{
     IdentityMode, NodeId, PeerTable, ProcError, RunningServer, ScopedIp, Server, ServerIdentity,
     ServerOptions, Sources,
 };
-use support::common::{PROG, start};
+use support::common::{PROG, id, start};
+use support::logs::Logs;
 use tokio_util::codec::Framed;
-
-fn id(s: &str) -> NodeId {
-    s.parse().unwrap()
-}
-
-/// Log lines written while a test runs, for asserting on what was logged.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    /// Captures warnings and errors on this thread.
-    fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
-        Logs::capture_at(tracing::Level::WARN)
-    }
-
-    /// Captures events up to `level` on this thread.
-    fn capture_at(level: tracing::Level) -> (Logs, tracing::subscriber::DefaultGuard) {
-        let logs = Logs::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_max_level(level)
-            .with_writer(move || writer.clone())
-            .finish();
-        (logs.clone(), tracing::subscriber::set_default(subscriber))
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
 
 /// A server known as "srv" that accepts "a" from 127.0.0.2 and "b" from
 /// 127.0.0.3; procedure 1 returns the caller's node ID.

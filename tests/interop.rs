@@ -92,9 +92,14 @@ use peerwire::{
     CallContext, Client, ClientOptions, ConnectionState, Endpoint, Error, ProcError, RunningServer,
     ScopedIp, Server, Sources,
 };
+use support::harness::{Requirement, selected};
 
-/// Turns "cannot run the real programs" from a skip into a failure.
-const REQUIRE_ENV: &str = "PEERWIRE_REQUIRE_INTEROP";
+/// What the trials need: the real programs. `PEERWIRE_REQUIRE_INTEROP=1`
+/// turns "cannot run them" from a skip into a failure.
+const NEEDS: Requirement = Requirement {
+    trials: "interop tests",
+    env: "PEERWIRE_REQUIRE_INTEROP",
+};
 
 /// The program the peerwire server serves to rpcinfo (user-defined range).
 const PROG: u32 = 0x2000_0099;
@@ -223,15 +228,12 @@ fn main() {
     } else {
         match Environment::set_up() {
             Ok(environment) => (Some(environment), None),
-            Err(reason) if required() => {
-                eprintln!(
-                    "interop tests cannot run: {reason}\n\
-                     {REQUIRE_ENV}=1 is set, so this is a failure, not a skip."
-                );
+            Err(reason) if NEEDS.required() => {
+                NEEDS.print_cannot_run(&reason);
                 std::process::exit(1);
             }
             Err(reason) => {
-                print_skip_banner(&reason);
+                NEEDS.print_skip_banner(&reason);
                 (None, Some(reason))
             }
         }
@@ -252,33 +254,9 @@ fn main() {
     }
     if let Some(reason) = &skipped {
         // Once more after the summary, where nobody can miss it.
-        print_skip_banner(reason);
+        NEEDS.print_skip_banner(reason);
     }
     conclusion.exit()
-}
-
-fn required() -> bool {
-    std::env::var_os(REQUIRE_ENV).is_some_and(|v| v == "1")
-}
-
-fn print_skip_banner(reason: &str) {
-    let rule = "!".repeat(78);
-    eprintln!(
-        "{rule}\ninterop tests skipped: {reason} \
-         (set {REQUIRE_ENV}=1 to make this fatal)\n{rule}"
-    );
-}
-
-/// Whether libtest's filter and `--skip` select `name`.
-fn selected(args: &Arguments, name: &str) -> bool {
-    let matches = |pattern: &str| {
-        if args.exact {
-            name == pattern
-        } else {
-            name.contains(pattern)
-        }
-    };
-    args.filter.as_deref().is_none_or(matches) && !args.skip.iter().any(|s| matches(s))
 }
 
 // ──────────────────────────────── helpers ─────────────────────────────────

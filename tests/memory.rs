@@ -24,13 +24,13 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use peerwire::proto::{CallHeader, Message, RecordEncoder, record_header};
+use bytes::Bytes;
+use peerwire::proto::{CallHeader, Message, record_header};
 use peerwire::{
     IdentityMode, NodeId, PeerTable, RunningServer, Server, ServerIdentity, ServerOptions,
     VerdictReason,
 };
-use support::common::{PROG, echo};
+use support::common::{PROG, echo, framed};
 
 const CONNECTIONS: u64 = 1000;
 /// The most one connection may cost, in address space and in RSS.
@@ -144,10 +144,7 @@ fn null_call(address: SocketAddr) {
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
-    let mut body = BytesMut::new();
-    Message::call(1, CallHeader::new(PROG, 1, 0), Bytes::new()).encode(&mut body);
-    let mut wire = BytesMut::new();
-    RecordEncoder::default().encode(&body, &mut wire);
+    let wire = framed(&Message::call(1, CallHeader::new(PROG, 1, 0), Bytes::new()));
     stream.write_all(&wire).unwrap();
     let mut header = [0u8; 4];
     stream.read_exact(&mut header).unwrap();

@@ -7,6 +7,8 @@
 //! `main`.
 
 mod support {
+    #[path = "../support/common.rs"]
+    pub mod common;
     #[path = "../support/harness.rs"]
     pub mod harness;
     #[path = "../support/netns.rs"]
@@ -16,6 +18,9 @@ mod support {
     #[cfg(feature = "tls")]
     #[path = "../support/pki.rs"]
     pub mod pki;
+    #[cfg(feature = "tls")]
+    #[path = "../support/temp.rs"]
+    pub mod temp;
 }
 
 #[path = "netns/binding.rs"]
@@ -32,7 +37,7 @@ mod tls;
 
 use std::fs;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::ExitStatusExt;
 use std::sync::mpsc;
@@ -43,9 +48,11 @@ use nix::errno::Errno;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 
+use support::common::ip;
 use support::netns::{self, Host, link};
 
-/// Upper bound for any single step that should take milliseconds.
+/// Upper bound for any single step that should take milliseconds (the
+/// scenarios' modules use it too).
 const STEP: Duration = Duration::from_secs(10);
 
 fn main() {
@@ -137,10 +144,6 @@ fn main() {
     #[cfg(feature = "tls")]
     scenarios.extend(tls::scenarios());
     netns::run_harness(scenarios);
-}
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
 }
 
 /// Two linked hosts reach each other over the veth in both families, the

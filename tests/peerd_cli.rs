@@ -12,6 +12,8 @@ mod support {
     pub mod peerd;
     #[path = "../support/pki.rs"]
     pub mod pki;
+    #[path = "../support/temp.rs"]
+    pub mod temp;
 }
 
 #[path = "peerd_cli/config.rs"]
@@ -81,24 +83,6 @@ fn demo_exits_0_with_every_verdict_as_expected() {
             stdout.contains(expected),
             "no {expected:?} in the demo's output:\n{stdout}"
         );
-    }
-}
-
-/// A fresh directory of our own: the pid plus a random part, created
-/// atomically (never a name from a clock).
-fn temp_dir(tag: &str) -> std::path::PathBuf {
-    use std::hash::{BuildHasher, RandomState};
-    loop {
-        let random = RandomState::new().hash_one(tag);
-        let dir = std::env::temp_dir().join(format!(
-            "peerd-cli-{tag}-{}-{random:016x}",
-            std::process::id()
-        ));
-        match std::fs::create_dir(&dir) {
-            Ok(()) => return dir,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => panic!("creating {}: {e}", dir.display()),
-        }
     }
 }
 

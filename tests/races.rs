@@ -10,16 +10,10 @@ mod support {
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use peerwire::proto::{CallHeader, Message, RecordDecoder, RecordEncoder, RecordLimits};
 use peerwire::{Admission, RunningServer, Server, ServerOptions};
-use support::common::{PROG, echo};
+use support::common::{PROG, echo, null_answered};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-/// How long a raw peer waits for an answer that, on a correct server, is
-/// an end of stream instead. Generous: it only bounds a failing run.
-const ANSWER_WAIT: Duration = Duration::from_secs(10);
 
 fn serve(options: ServerOptions) -> (RunningServer, SocketAddr) {
     let server = Server::new(options)
@@ -28,39 +22,6 @@ fn serve(options: ServerOptions) -> (RunningServer, SocketAddr) {
         .unwrap();
     let address = server.local_addrs()[0];
     (server, address)
-}
-
-/// A NULL call of [`PROG`], record-marked.
-fn null_call(xid: u32) -> Bytes {
-    let mut body = BytesMut::new();
-    Message::call(xid, CallHeader::new(PROG, 1, 0), Bytes::new()).encode(&mut body);
-    let mut out = BytesMut::new();
-    RecordEncoder::default().encode(&body, &mut out);
-    out.freeze()
-}
-
-/// Sends a NULL call on a raw connection; true when it is answered (false:
-/// the server closed or reset the connection instead).
-async fn answered<S: AsyncReadExt + AsyncWriteExt + Unpin>(stream: &mut S) -> bool {
-    if stream.write_all(&null_call(7)).await.is_err() {
-        return false;
-    }
-    let mut records = RecordDecoder::new(RecordLimits::default());
-    let mut buf = BytesMut::new();
-    let read = async {
-        loop {
-            if let Ok(Some(_)) = records.decode(&mut buf) {
-                return true;
-            }
-            match stream.read_buf(&mut buf).await {
-                Ok(0) | Err(_) => return false,
-                Ok(_) => {}
-            }
-        }
-    };
-    tokio::time::timeout(ANSWER_WAIT, read)
-        .await
-        .expect("neither an answer nor a close")
 }
 
 /// Every loopback address: what the update below refuses.
@@ -108,7 +69,7 @@ where
         let mut leaked = 0;
         for connect in connects {
             let mut stream = connect.await.unwrap().unwrap();
-            if answered(&mut stream).await {
+            if null_answered(&mut stream).await {
                 leaked += 1;
             }
         }
@@ -216,7 +177,10 @@ async fn concurrent_updates_of_both_lists_are_both_kept() {
         });
         let mut tcp = TcpStream::connect(address).await.unwrap();
         let mut unix = tokio::net::UnixStream::connect(&path).await.unwrap();
-        let (tcp, unix) = (answered(&mut tcp).await, answered(&mut unix).await);
+        let (tcp, unix) = (
+            null_answered(&mut tcp).await,
+            null_answered(&mut unix).await,
+        );
         if tcp || unix {
             lost.push((round, if tcp { "address" } else { "unix" }));
         }

@@ -66,7 +66,6 @@
 //! `PEERWIRE_REQUIRE_INTEROP=1`, when it is missing.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -77,6 +76,8 @@ use peerwire::proto::xdr::{XdrReader, XdrWriter};
 mod support {
     #[path = "../support/harness.rs"]
     pub mod harness;
+    #[path = "../support/logs.rs"]
+    pub mod logs;
 }
 
 #[path = "rpcgen/c_client.rs"]
@@ -102,9 +103,15 @@ mod pwtest {
 }
 
 use programs::{Build, CServer, Unavailable, run_c_client, run_rpcinfo};
+use support::harness::{Requirement, selected};
 
-/// Turns "cannot build or run the C programs" from a skip into a failure.
-const REQUIRE_ENV: &str = "PEERWIRE_REQUIRE_INTEROP";
+/// What the C trials need: rpcgen, gcc and libtirpc.
+/// `PEERWIRE_REQUIRE_INTEROP=1` turns "cannot build or run the C programs"
+/// from a skip into a failure.
+const NEEDS: Requirement = Requirement {
+    trials: "rpcgen interop tests",
+    env: "PEERWIRE_REQUIRE_INTEROP",
+};
 
 /// pwtest.x's program and procedures.
 const PROG: u32 = 0x2000_0777;
@@ -221,16 +228,13 @@ fn main() {
             skip_rpcinfo = programs::rpcinfo_missing();
         }
         for reason in reasons(&skip_v4, &skip_v6).into_iter().chain(&skip_rpcinfo) {
-            if required() {
-                eprintln!(
-                    "rpcgen interop tests cannot run: {reason}\n\
-                     {REQUIRE_ENV}=1 is set, so this is a failure, not a skip."
-                );
+            if NEEDS.required() {
+                NEEDS.print_cannot_run(reason);
                 // `exit` skips destructors: remove the build first.
                 drop(build);
                 std::process::exit(1);
             }
-            print_skip_banner(reason);
+            NEEDS.print_skip_banner(reason);
         }
     }
 
@@ -246,7 +250,7 @@ fn main() {
     drop(build);
     for reason in reasons(&skip_v4, &skip_v6).into_iter().chain(&skip_rpcinfo) {
         // Once more after the summary, where nobody can miss it.
-        print_skip_banner(reason);
+        NEEDS.print_skip_banner(reason);
     }
     conclusion.exit()
 }
@@ -256,30 +260,6 @@ fn reasons<'a>(v4: &'a Option<String>, v6: &'a Option<String>) -> Vec<&'a String
     let mut reasons: Vec<&String> = v4.iter().chain(v6).collect();
     reasons.dedup();
     reasons
-}
-
-fn required() -> bool {
-    std::env::var_os(REQUIRE_ENV).is_some_and(|v| v == "1")
-}
-
-fn print_skip_banner(reason: &str) {
-    let rule = "!".repeat(78);
-    eprintln!(
-        "{rule}\nrpcgen interop tests skipped: {reason} \
-         (set {REQUIRE_ENV}=1 to make this fatal)\n{rule}"
-    );
-}
-
-/// Whether libtest's filter and `--skip` select `name`.
-fn selected(args: &Arguments, name: &str) -> bool {
-    let matches = |pattern: &str| {
-        if args.exact {
-            name == pattern
-        } else {
-            name.contains(pattern)
-        }
-    };
-    args.filter.as_deref().is_none_or(matches) && !args.skip.iter().any(|s| matches(s))
 }
 
 // ─────────────────────────────── families ───────────────────────────────
@@ -431,41 +411,6 @@ fn echo_reply_len(n: usize) -> usize {
 /// then the opaque.
 fn echo_call_len(n: usize) -> usize {
     24 + 16 + 4 + n.next_multiple_of(4)
-}
-
-/// peerwire's log lines on this thread (debug and up): on a current-thread
-/// runtime that is every task of the trial, so a failure can show why
-/// peerwire closed a connection.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    /// Captures until the guard is dropped.
-    fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
-        let logs = Logs::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_max_level(tracing::Level::DEBUG)
-            .with_writer(move || writer.clone())
-            .finish();
-        (logs, tracing::subscriber::set_default(subscriber))
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
 }
 
 /// Runs `test` on a current-thread runtime: the peerwire side, the tap and

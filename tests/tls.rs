@@ -20,21 +20,20 @@ mod refusals;
 #[path = "tls/session_end.rs"]
 mod session_end;
 
-use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use peerwire::proto::Message;
+use bytes::Bytes;
 use peerwire::tls::{
     ClientTls, ServerCheck, ServerTls, TlsConfigError, TlsError, TlsIdentity, TlsMode, TlsPart,
 };
 use peerwire::{
     CallContext, Client, ClientIdentity, ClientOptions, ConnectOptions, Endpoint, Error,
-    IdentityMode, NodeId, PeerTable, ProcError, RunningServer, ScopedIp, Server, ServerIdentity,
+    IdentityMode, PeerTable, ProcError, RunningServer, ScopedIp, Server, ServerIdentity,
     ServerOptions, Sources, Verdict,
 };
 
-use support::common::PROG;
+use support::common::{PROG, id, ip, verdict_where};
 use support::pki::{Authority, LeafSpec, Validity};
 
 /// The window of the tests' certificates unless one says otherwise, in
@@ -57,6 +56,30 @@ fn leaf(
         ..LeafSpec::default()
     });
     (leaf.cert_pem, leaf.key_pem)
+}
+
+/// A raw rustls client configuration: `ca`'s leaf with this CN and IP
+/// SANs as our certificate, and `ca` as the roots the server must chain to.
+fn raw_client_config(ca: &Authority, cn: &str, ips: &[&str]) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let (cert, key) = leaf(ca, Some(cn), ips, None);
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca.ca_pem().as_bytes()).unwrap())
+        .unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_client_auth_cert(
+        vec![CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()],
+        PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    Arc::new(config)
 }
 
 /// An identity with a leaf of `issuer` that trusts `trusted` instead:
@@ -83,14 +106,6 @@ fn identity_in(
 ) -> TlsIdentity {
     let (cert, key) = leaf(ca, cn, ips, window);
     TlsIdentity::from_pem(cert.as_bytes(), key.as_bytes(), ca.ca_pem().as_bytes()).unwrap()
-}
-
-fn id(s: &str) -> NodeId {
-    s.parse().unwrap()
-}
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
 }
 
 /// Procedure 1 echoes; procedure 2 returns the caller's certificate CN as
@@ -178,26 +193,6 @@ async fn verdict(server: &RunningServer, refused: bool) -> Verdict {
     verdict_where(server, |v| v.reason.is_some() == refused).await
 }
 
-/// The newest verdict that `wanted`, once there is one (within 2 s).
-async fn verdict_where(server: &RunningServer, wanted: impl Fn(&Verdict) -> bool) -> Verdict {
-    for _ in 0..200 {
-        if let Some(v) = server.verdicts().into_iter().find(&wanted) {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("no verdict: {:?}", server.verdicts());
-}
-
-/// The TLS error inside a client's connect error.
-fn tls_error(error: &Error) -> TlsError {
-    match error {
-        Error::Unreachable { error, .. } => tls_error(error),
-        Error::Tls { error, .. } => (**error).clone(),
-        other => panic!("not a TLS error: {other}"),
-    }
-}
-
 /// January 1st of `year`, 00:00 UTC, as rcgen writes it into a
 /// certificate's validity.
 fn year_start(year: i32) -> std::time::SystemTime {
@@ -260,14 +255,6 @@ async fn direct_tls_round_trip_with_identity() {
 #[tokio::test]
 async fn starttls_round_trip_with_identity() {
     round_trip_with_identity(TlsMode::StartTls).await;
-}
-
-fn framed(message: &Message) -> Bytes {
-    let mut body = BytesMut::new();
-    message.encode(&mut body);
-    let mut out = BytesMut::new();
-    peerwire::proto::RecordEncoder::default().encode(&body, &mut out);
-    out.freeze()
 }
 
 #[tokio::test]

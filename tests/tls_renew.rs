@@ -9,6 +9,8 @@ mod support {
     pub mod common;
     #[path = "../support/pki.rs"]
     pub mod pki;
+    #[path = "../support/temp.rs"]
+    pub mod temp;
 }
 
 use std::sync::Arc;
@@ -22,12 +24,13 @@ use peerwire::tls::{
 };
 use peerwire::{
     Admission, CallContext, Client, ClientIdentity, ClientOptions, ConnectOptions, ConnectionState,
-    Endpoint, Error, IdentityMode, NodeId, PeerTable, ProcError, RunningServer, ScopedIp, Server,
-    ServerIdentity, ServerOptions, Sources, Verdict, VerdictReason,
+    Endpoint, Error, IdentityMode, PeerTable, ProcError, RunningServer, ScopedIp, Server,
+    ServerIdentity, ServerOptions, Sources, VerdictReason,
 };
 
-use support::common::{PROG, start};
+use support::common::{PROG, id, start, tls_error, verdict_where};
 use support::pki::{Authority, LeafSpec};
+use support::temp::TempDir;
 
 /// A leaf of `ca` with this CN, IP SAN and serial: its PEM and its key's.
 fn leaf(ca: &Authority, cn: &str, ip: &str, serial: u16) -> (String, String) {
@@ -68,10 +71,6 @@ fn crl_list(ca: &Authority, serials: &[u16]) -> RevocationList {
     let mut lists = RevocationList::from_pem(pem.as_bytes()).unwrap();
     assert_eq!(lists.len(), 1);
     lists.remove(0)
-}
-
-fn id(s: &str) -> NodeId {
-    s.parse().unwrap()
 }
 
 /// The serial as `TlsPeer::serial` shows it.
@@ -136,17 +135,6 @@ async fn seen_serial(client: &Client) -> String {
     String::from_utf8(reply.to_vec()).unwrap()
 }
 
-/// The newest verdict that `wanted`, once there is one (within 5 s).
-async fn verdict_where(server: &RunningServer, wanted: impl Fn(&Verdict) -> bool) -> Verdict {
-    for _ in 0..500 {
-        if let Some(v) = server.verdicts().into_iter().find(&wanted) {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("no such verdict: {:#?}", server.verdicts());
-}
-
 /// Waits (within 5 s) until `client` is no longer connected.
 async fn disconnected(client: &Client) {
     let mut state = client.watch_state();
@@ -155,15 +143,6 @@ async fn disconnected(client: &Client) {
         .await
         .expect("the connection was not closed")
         .unwrap();
-}
-
-/// The TLS error inside a client's connect (or call) error.
-fn tls_error(error: &Error) -> TlsError {
-    match error {
-        Error::Unreachable { error, .. } => tls_error(error),
-        Error::Tls { error, .. } => (**error).clone(),
-        other => panic!("not a TLS error: {other}"),
-    }
 }
 
 fn revoked(serial: u16, cn: &str) -> CertError {
@@ -348,12 +327,7 @@ async fn bad_material_is_refused_with_a_definite_error_and_the_old_stays() {
     assert!(error.to_string().contains("does not fit"), "{error}");
 
     // CRLs that do not parse, named by their file.
-    let dir = std::env::temp_dir().join(format!(
-        "peerwire-tls-renew-{}-{:x}",
-        std::process::id(),
-        rand_part()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("tls-renew");
     let junk = dir.join("junk.crl");
     std::fs::write(&junk, b"\x30\x03\x02\x01\x01").unwrap();
     let error = RevocationList::load(&junk).unwrap_err();
@@ -425,7 +399,7 @@ async fn bad_material_is_refused_with_a_definite_error_and_the_old_stays() {
         text.contains("forged.crl") && text.contains("does not verify"),
         "{text}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
+    drop(dir);
 
     // TLS cannot be switched on while running.
     let (plain, plain_address) = {
@@ -468,19 +442,6 @@ async fn bad_material_is_refused_with_a_definite_error_and_the_old_stays() {
     assert_eq!(seen_serial(&a).await, hex(0x2001));
     assert_eq!(a.stats().reconnects, 0);
     server.shutdown().await;
-}
-
-/// A random part for file names.
-fn rand_part() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos(),
-    );
-    hasher.finish()
 }
 
 #[tokio::test]
@@ -661,12 +622,7 @@ async fn a_crl_update_on_the_client_closes_its_connection_to_a_revoked_server_on
 async fn crls_load_from_pem_and_der_and_several_apply_at_once() {
     let ca = Authority::new("cluster CA");
     let second = Authority::new("second CA");
-    let dir = std::env::temp_dir().join(format!(
-        "peerwire-tls-crls-{}-{:x}",
-        std::process::id(),
-        rand_part()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("tls-crls");
     // Two CRLs of the first CA (each revoking one client) in one PEM file;
     // one of the second CA in DER.
     let pem = dir.join("cluster.pem");
@@ -686,7 +642,7 @@ async fn crls_load_from_pem_and_der_and_several_apply_at_once() {
     assert_eq!(from_der.len(), 1);
     assert_eq!(from_der[0].issuer(), "CN=second CA");
     crls.extend(from_der);
-    std::fs::remove_dir_all(&dir).unwrap();
+    drop(dir);
 
     let (cert, key) = leaf(&ca, "srv", "127.0.0.1", 0x1001);
     let roots = format!("{}{}", ca.ca_pem(), second.ca_pem());

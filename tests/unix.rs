@@ -8,10 +8,12 @@
 mod support {
     #[path = "../support/common.rs"]
     pub mod common;
+    #[path = "../support/temp.rs"]
+    pub mod temp;
 }
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,11 +22,10 @@ use peerwire::{
     ListenOptions, NodeId, PeerCredentials, PeerTable, ProcError, RunningServer, Server,
     ServerIdentity, ServerOptions, UnixAdmission, UnixHolder, VerdictReason,
 };
-use support::common::PROG;
+use support::common::{GENEROUS, PROG, eventually};
+use support::temp::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
-
-const GENEROUS: Duration = Duration::from_secs(10);
 
 /// Procedure 1 echoes; procedure 2 answers the caller's credentials as
 /// uid, gid, pid (big-endian u32 each; pid 0 when unknown), and 1 when the
@@ -46,41 +47,6 @@ async fn service(ctx: CallContext, procedure: u32, args: Bytes) -> Result<Bytes,
             Ok(Bytes::from(out))
         }
         _ => Err(ProcError::ProcUnavail),
-    }
-}
-
-/// A fresh directory, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "pw-unix-{}-{:08x}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
-        std::fs::create_dir(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    /// The names in the directory, sorted.
-    fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(&self.0)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -120,8 +86,8 @@ fn ours() -> (u32, u32, i32) {
 
 #[tokio::test]
 async fn a_call_round_trips_over_a_unix_socket() {
-    let dir = TempDir::new();
-    let path = dir.path("rt.socket");
+    let dir = TempDir::new("unix");
+    let path = dir.join("rt.socket");
     let server = serve_at(&path, ServerOptions::default()).unwrap();
     assert_eq!(server.unix_paths(), vec![path.clone()]);
     assert!(
@@ -155,8 +121,8 @@ async fn a_call_round_trips_over_a_unix_socket() {
 
 #[tokio::test]
 async fn the_handler_sees_our_own_credentials() {
-    let dir = TempDir::new();
-    let path = dir.path("cred.socket");
+    let dir = TempDir::new("unix");
+    let path = dir.join("cred.socket");
     let server = serve_at(&path, ServerOptions::default()).unwrap();
     let client = quick_client(&path);
     let reply = timeout(GENEROUS, client.call(PROG, 1, 2, Bytes::new()))
@@ -188,8 +154,8 @@ async fn the_handler_sees_our_own_credentials() {
 /// credentials; one with it admits us.
 #[tokio::test]
 async fn admission_by_uid_refuses_and_admits() {
-    let dir = TempDir::new();
-    let path = dir.path("adm.socket");
+    let dir = TempDir::new("unix");
+    let path = dir.join("adm.socket");
     let (uid, gid, pid) = ours();
     let server = serve_at(
         &path,
@@ -266,8 +232,8 @@ async fn admission_by_uid_refuses_and_admits() {
 /// longer admitted.
 #[tokio::test]
 async fn an_admission_update_closes_connections_no_longer_admitted() {
-    let dir = TempDir::new();
-    let path = dir.path("upd.socket");
+    let dir = TempDir::new("unix");
+    let path = dir.join("upd.socket");
     let (uid, _, _) = ours();
     let server = serve_at(&path, ServerOptions::default()).unwrap();
     let client = quick_client(&path);
@@ -277,11 +243,10 @@ async fn an_admission_update_closes_connections_no_longer_admitted() {
         reject_uids: vec![uid],
         ..UnixAdmission::default()
     });
-    let deadline = tokio::time::Instant::now() + GENEROUS;
-    while !server.connections().is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "still open");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually("the refused connection closed", || {
+        server.connections().is_empty()
+    })
+    .await;
     assert_eq!(
         server.verdicts()[0].reason,
         Some(VerdictReason::NoLongerAllowed(None))
@@ -291,9 +256,9 @@ async fn an_admission_update_closes_connections_no_longer_admitted() {
 
 #[tokio::test]
 async fn the_socket_file_has_the_configured_mode() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("unix");
     for (name, mode) in [("default.socket", None), ("group.socket", Some(0o660))] {
-        let path = dir.path(name);
+        let path = dir.join(name);
         let mut options = ServerOptions::default();
         if let Some(mode) = mode {
             options.listen.unix_mode = mode;
@@ -312,7 +277,7 @@ async fn the_socket_file_has_the_configured_mode() {
         unix_mode: 0o10000,
         ..ListenOptions::default()
     };
-    let err = peerwire::listen_unix(&dir.path("bad.socket"), &bad).unwrap_err();
+    let err = peerwire::listen_unix(&dir.join("bad.socket"), &bad).unwrap_err();
     assert!(
         matches!(
             err,
@@ -326,8 +291,8 @@ async fn the_socket_file_has_the_configured_mode() {
 /// no temporary name is left behind.
 #[tokio::test]
 async fn a_stale_socket_file_is_replaced() {
-    let dir = TempDir::new();
-    let path = dir.path("stale.socket");
+    let dir = TempDir::new("unix");
+    let path = dir.join("stale.socket");
     // std's listener leaves its file behind when dropped: a stale socket.
     drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
     assert!(std::os::unix::net::UnixStream::connect(&path).is_err());
@@ -343,8 +308,8 @@ async fn a_stale_socket_file_is_replaced() {
 /// the path, and that program keeps its socket.
 #[tokio::test]
 async fn a_live_foreign_socket_is_never_stolen() {
-    let dir = TempDir::new();
-    let path = dir.path("live.socket");
+    let dir = TempDir::new("unix");
+    let path = dir.join("live.socket");
     let foreign = std::os::unix::net::UnixListener::bind(&path).unwrap();
     let err = serve_at(&path, ServerOptions::default()).unwrap_err();
     assert!(
@@ -366,8 +331,8 @@ async fn a_live_foreign_socket_is_never_stolen() {
 /// first holds the lock), and the first keeps serving.
 #[tokio::test]
 async fn a_live_peerwire_server_keeps_its_path() {
-    let dir = TempDir::new();
-    let path = dir.path("mine.socket");
+    let dir = TempDir::new("unix");
+    let path = dir.join("mine.socket");
     let first = serve_at(&path, ServerOptions::default()).unwrap();
     let err = serve_at(&path, ServerOptions::default()).unwrap_err();
     assert!(
@@ -388,10 +353,10 @@ async fn a_live_peerwire_server_keeps_its_path() {
 /// probe: the lock only guards the window between probe and rename.
 #[tokio::test]
 async fn a_live_server_is_found_by_the_probe_without_its_lock() {
-    let dir = TempDir::new();
-    let path = dir.path("probe.socket");
+    let dir = TempDir::new("unix");
+    let path = dir.join("probe.socket");
     let first = serve_at(&path, ServerOptions::default()).unwrap();
-    std::fs::remove_file(dir.path("probe.socket.lock")).unwrap();
+    std::fs::remove_file(dir.join("probe.socket.lock")).unwrap();
     let err = serve_at(&path, ServerOptions::default()).unwrap_err();
     assert!(
         matches!(
@@ -410,8 +375,8 @@ async fn a_live_server_is_found_by_the_probe_without_its_lock() {
 
 #[tokio::test]
 async fn a_file_that_is_not_a_socket_is_left_alone() {
-    let dir = TempDir::new();
-    let path = dir.path("data.socket");
+    let dir = TempDir::new("unix");
+    let path = dir.join("data.socket");
     std::fs::write(&path, b"precious").unwrap();
     let err = serve_at(&path, ServerOptions::default()).unwrap_err();
     assert!(
@@ -430,8 +395,8 @@ async fn a_file_that_is_not_a_socket_is_left_alone() {
 
 #[tokio::test]
 async fn the_socket_file_is_removed_at_shutdown() {
-    let dir = TempDir::new();
-    let path = dir.path("bye.socket");
+    let dir = TempDir::new("unix");
+    let path = dir.join("bye.socket");
     let server = serve_at(&path, ServerOptions::default()).unwrap();
     assert!(path.exists());
     server.shutdown().await;
@@ -441,19 +406,15 @@ async fn the_socket_file_is_removed_at_shutdown() {
     // again at once.
     let mut server = serve_at(&path, ServerOptions::default()).unwrap();
     assert!(server.stop_listening_unix(&path));
-    let deadline = tokio::time::Instant::now() + GENEROUS;
-    while path.exists() {
-        assert!(tokio::time::Instant::now() < deadline, "still there");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually("the stopped listener's file removed", || !path.exists()).await;
     server.shutdown().await;
 }
 
 /// A file another server put at the path since is not ours to remove.
 #[tokio::test]
 async fn shutdown_leaves_a_file_that_is_no_longer_ours() {
-    let dir = TempDir::new();
-    let path = dir.path("moved.socket");
+    let dir = TempDir::new("unix");
+    let path = dir.join("moved.socket");
     let server = serve_at(&path, ServerOptions::default()).unwrap();
     std::fs::remove_file(&path).unwrap();
     let other = std::os::unix::net::UnixListener::bind(&path).unwrap();
@@ -464,8 +425,8 @@ async fn shutdown_leaves_a_file_that_is_no_longer_ours() {
 
 #[tokio::test]
 async fn the_server_survives_garbage_bytes() {
-    let dir = TempDir::new();
-    let path = dir.path("junk.socket");
+    let dir = TempDir::new("unix");
+    let path = dir.join("junk.socket");
     let server = serve_at(&path, ServerOptions::default()).unwrap();
     let mut buf = [0u8; 256];
 
@@ -500,8 +461,8 @@ async fn the_server_survives_garbage_bytes() {
 
 #[tokio::test]
 async fn the_client_reconnects_after_the_server_restarts() {
-    let dir = TempDir::new();
-    let path = dir.path("again.socket");
+    let dir = TempDir::new("unix");
+    let path = dir.join("again.socket");
     let server = serve_at(&path, ServerOptions::default()).unwrap();
     let client = quick_client(&path);
     assert_eq!(&echo(&client, b"one").await.unwrap()[..], b"one");
@@ -517,8 +478,8 @@ async fn the_client_reconnects_after_the_server_restarts() {
 
 #[tokio::test]
 async fn connect_errors_name_the_path() {
-    let dir = TempDir::new();
-    let path = dir.path("absent.socket");
+    let dir = TempDir::new("unix");
+    let path = dir.join("absent.socket");
     let client = quick_client(&path);
     let result = timeout(GENEROUS, client.connect()).await.unwrap();
     let Err(Error::Unreachable { error, peer }) = result else {
@@ -539,8 +500,8 @@ async fn connect_errors_name_the_path() {
 /// connections with HELLO; they are known by their credentials.
 #[tokio::test]
 async fn hello_does_not_apply_on_unix_sockets() {
-    let dir = TempDir::new();
-    let path = dir.path("hello.socket");
+    let dir = TempDir::new("unix");
+    let path = dir.join("hello.socket");
     let id = |s: &str| s.parse::<NodeId>().unwrap();
     let err = Client::unix(
         &path,
@@ -584,8 +545,8 @@ async fn hello_does_not_apply_on_unix_sockets() {
 /// One server on TCP and a Unix path at once.
 #[tokio::test]
 async fn one_server_serves_tcp_and_unix_together() {
-    let dir = TempDir::new();
-    let path = dir.path("both.socket");
+    let dir = TempDir::new("unix");
+    let path = dir.join("both.socket");
     let server = Server::new(ServerOptions::default())
         .service(PROG, 1, service)
         .serve_on(&[

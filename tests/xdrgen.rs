@@ -15,6 +15,12 @@ use std::path::Path;
 
 use peerwire::proto::xdr::XdrString;
 use peerwire::xdrgen::Builder;
+use support::temp::TempDir;
+
+mod support {
+    #[path = "../support/temp.rs"]
+    pub mod temp;
+}
 
 #[allow(dead_code)]
 mod rich {
@@ -130,14 +136,13 @@ fn peerwires_own_programs_are_what_their_x_files_generate() {
 
 #[test]
 fn generate_to_writes_one_file_per_x_file() {
-    let out = std::env::temp_dir().join(format!("peerwire-xdrgen-{}", std::process::id()));
-    std::fs::create_dir_all(&out).unwrap();
+    let out = TempDir::new("xdrgen");
     builder()
         .file(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/xdrgen/rich.x"))
         .generate_to(&out)
         .unwrap();
     let written = std::fs::read_to_string(out.join("rich.rs")).unwrap();
-    std::fs::remove_dir_all(&out).unwrap();
+    drop(out);
     assert!(written.contains("pub struct Shapes"));
 }
 

@@ -39,7 +39,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
 
-use crate::support::netns::{Host, link};
+use crate::support::netns::{self, Host, link};
 use crate::support::peerd;
 
 /// The peerd port on every host.
@@ -175,7 +175,7 @@ impl Cluster {
                 ifindex,
             });
         }
-        let dir = work_dir();
+        let dir = netns::run_dir("cluster");
         if neigh == Neigh::Static {
             for m in &machines {
                 let mut batch = String::new();
@@ -422,21 +422,6 @@ fn mac_of(host: &Host, dev: &str) -> String {
         .nth(1)
         .unwrap_or_else(|| panic!("no MAC for {dev} in {}: {out}", host.name()))
         .to_owned()
-}
-
-/// A fresh directory on the sandbox's private /run (gone with the
-/// sandbox, whatever way the process ends).
-fn work_dir() -> PathBuf {
-    use std::hash::{BuildHasher, RandomState};
-    loop {
-        let random = RandomState::new().hash_one(std::process::id());
-        let dir = PathBuf::from(format!("/run/cluster-{}-{random:016x}", std::process::id()));
-        match fs::create_dir(&dir) {
-            Ok(()) => return dir,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => panic!("creating {}: {e}", dir.display()),
-        }
-    }
 }
 
 /// Reads `/proc/PID/...` figures of a process: (RSS in KiB, CPU ticks

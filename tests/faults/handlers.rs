@@ -11,8 +11,9 @@ use peerwire::{
 use tokio::sync::Semaphore;
 use tokio::time::{sleep, timeout};
 
-use super::{GENEROUS, eventually};
-use crate::support::common::{PROG, echo, ms, quiet_client_options, start, within};
+use crate::support::common::{
+    GENEROUS, PROG, echo, eventually, ms, quiet_client_options, start, within,
+};
 
 /// A handler that panics is answered with SYSTEM_ERR; the other calls on
 /// the same connection, in progress at the time or made later, are served.

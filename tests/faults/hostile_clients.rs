@@ -7,8 +7,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep, timeout};
 
-use super::{GENEROUS, eventually};
-use crate::support::common::{PROG, echo, ms, quiet_client_options, start};
+use crate::support::common::{GENEROUS, PROG, echo, eventually, ms, quiet_client_options, start};
 
 /// Slowloris: two bytes of a record header, then nothing. The server closes
 /// the connection at its idle timeout, and not before.

@@ -13,8 +13,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep, timeout};
 
-use super::GENEROUS;
-use crate::support::common::{PROG, echo, free_port, ms, quiet_client_options, start, within};
+use crate::support::common::{
+    GENEROUS, PROG, echo, free_port, ms, quiet_client_options, start, within,
+};
 
 /// More bytes than the two socket buffers of a loopback connection can
 /// hold when the receiver never reads: a write of this size cannot finish.

@@ -10,8 +10,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::time::{Instant, sleep, timeout};
 
-use super::GENEROUS;
-use crate::support::common::{PROG, echo, ms, quiet_client_options, start, within};
+use crate::support::common::{GENEROUS, PROG, echo, ms, quiet_client_options, start, within};
 
 /// A handler that runs until `gate` has a permit; `entered` hears each call.
 fn gated(gate: Arc<Semaphore>, entered: mpsc::UnboundedSender<()>) -> impl Service {

@@ -20,8 +20,9 @@ use peerwire::{
 use tokio::net::TcpListener;
 use tokio_util::codec::Framed;
 
-use super::{Logs, client, id, server};
-use crate::support::common::PROG;
+use super::{client, server};
+use crate::support::common::{PROG, id};
+use crate::support::logs::Logs;
 
 /// A peer that refuses our identity is retried with growing backoff up to
 /// the maximum, however often calls come: callers pinging every 20 ms for

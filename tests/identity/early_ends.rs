@@ -18,8 +18,9 @@ use peerwire::{
 };
 use tokio_util::codec::Framed;
 
-use super::{Logs, client, id, server};
-use crate::support::common::PROG;
+use super::{client, server};
+use crate::support::common::{PROG, id};
+use crate::support::logs::Logs;
 
 /// A raw connection from `source` that has passed HELLO as `node`.
 async fn hello_from(address: &Endpoint, source: &str, node: &str) -> tokio::net::TcpStream {

@@ -14,6 +14,7 @@ use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, unshare};
 use nix::unistd::geteuid;
 
+use super::support::harness::thread_count;
 use super::{
     GLUSTERD, GLUSTERD_VERSION, LOG_DIR, RPCBIND_V4, RPCBIND_V6, SECOND_V4, SECOND_V6, START_LIMIT,
     TOOLS, support, tls,
@@ -173,15 +174,6 @@ impl Environment {
             );
         }
     }
-}
-
-/// The threads of this process, from /proc/self/status.
-pub fn thread_count() -> Option<usize> {
-    fs::read_to_string("/proc/self/status")
-        .ok()?
-        .lines()
-        .find_map(|line| line.strip_prefix("Threads:"))
-        .and_then(|n| n.trim().parse().ok())
 }
 
 /// Moves the process into private network and mount namespaces with `lo`

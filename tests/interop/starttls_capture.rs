@@ -13,7 +13,7 @@ use peerwire::{CallContext, ClientOptions, Endpoint, ProcError, Server, ServerOp
 
 use super::environment::find_program;
 use super::support::pki::Authority;
-use super::{LOG_DIR, PROG, SECOND_V4, block_on, client_with, print_skip_banner, required};
+use super::{LOG_DIR, NEEDS, PROG, SECOND_V4, block_on, client_with};
 
 /// The capture file, on the interop namespace's private /run.
 fn capture_file() -> PathBuf {
@@ -67,8 +67,8 @@ pub fn starttls_probe_and_reply_are_well_formed_rpc_in_a_capture() {
     let Some(tshark) = find_program("tshark") else {
         let reason = "tshark is not installed (Debian package tshark): the STARTTLS capture \
                       cannot be checked";
-        assert!(!required(), "{reason}");
-        print_skip_banner(reason);
+        assert!(!NEEDS.required(), "{reason}");
+        NEEDS.print_skip_banner(reason);
         return;
     };
     // Certificates for the two ends, in memory.

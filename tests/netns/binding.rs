@@ -5,7 +5,7 @@
 //! source would be visible, and asserts on observed facts: the address the
 //! server saw, the client's local address, and the exact error kind.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -15,14 +15,9 @@ use peerwire::{
     listen,
 };
 
+use crate::STEP;
+use crate::support::common::ip;
 use crate::support::netns::{Host, link, stop_and_join};
-
-/// Upper bound for a step that normally takes milliseconds.
-const STEP: Duration = Duration::from_secs(10);
-
-fn ip(text: &str) -> IpAddr {
-    text.parse().unwrap()
-}
 
 fn scoped(text: &str) -> ScopedIp {
     text.parse().unwrap()

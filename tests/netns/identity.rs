@@ -5,22 +5,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use peerwire::{
-    AllowedAddress, CallContext, Client, ClientIdentity, ClientOptions, ConnectOptions, Endpoint,
-    Error, IdentityMode, ListenOptions, NodeId, PeerTable, ProcError, ScopedIp, Server,
-    ServerIdentity, ServerOptions, Sources,
+    CallContext, Client, ClientIdentity, ClientOptions, ConnectOptions, Endpoint, Error,
+    IdentityMode, ListenOptions, PeerTable, ProcError, ScopedIp, Server, ServerIdentity,
+    ServerOptions, Sources,
 };
 
+use crate::support::common::{allowed, id};
 use crate::support::netns::{Host, link};
 
 const PROG: u32 = 0x2000_0051;
-
-fn id(s: &str) -> NodeId {
-    s.parse().unwrap()
-}
-
-fn allowed(s: &str) -> AllowedAddress {
-    s.parse().unwrap()
-}
 
 /// Procedure 1 answers "<peer node ID> <observed address>".
 async fn whoami(ctx: CallContext, procedure: u32, _args: Bytes) -> Result<Bytes, ProcError> {
@@ -106,18 +99,6 @@ fn call_as(
     })
 }
 
-/// The source the kernel picks toward `dest` from `host` (`ip route get`).
-fn kernel_source(host: &Host, dest: &str) -> String {
-    let route = host.ip(&["route", "get", dest]);
-    let mut words = route.split_whitespace();
-    while let Some(word) = words.next() {
-        if word == "src" {
-            return words.next().unwrap().to_owned();
-        }
-    }
-    panic!("no src in `ip route get {dest}`: {route}")
-}
-
 /// a. A host with two addresses: the table allows the one the kernel does
 /// *not* pick. Unbound, the client is refused; bound to the allowed source,
 /// it is accepted. In IPv4 and in IPv6.
@@ -144,7 +125,7 @@ pub fn unbound_client_is_refused_bound_client_is_accepted() {
             ["2001:db8:6::10", "2001:db8:6::11"],
         ),
     ] {
-        let picked = kernel_source(&client, dest_ip);
+        let picked = client.kernel_source(dest_ip);
         let other = candidates
             .iter()
             .find(|c| **c != picked)

@@ -12,7 +12,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
 
-use crate::support::netns::{Host, link};
+use crate::support::netns::{self, Host, link};
 use crate::support::peerd;
 
 /// How long peers may take to connect, or a verdict to show.
@@ -92,15 +92,6 @@ impl Drop for Daemon {
             eprintln!("--- {} log ---\n{}", self.name, self.log());
         }
     }
-}
-
-/// A fresh directory on the sandbox's private /run.
-fn work_dir() -> PathBuf {
-    use std::hash::{BuildHasher, RandomState};
-    let random = RandomState::new().hash_one(std::process::id());
-    let dir = PathBuf::from(format!("/run/peerd-{}-{random:016x}", std::process::id()));
-    fs::create_dir(&dir).unwrap();
-    dir
 }
 
 /// `peerd status --admin ADDR --json` in `host`.
@@ -235,7 +226,7 @@ pub fn peerd_nodes_connect_over_ipv4_and_ipv6_from_their_sources() {
     }
     b.add_addr("veth0", "192.0.2.20/24");
     b.add_addr("veth0", "2001:db8:1::20/64");
-    let dir = work_dir();
+    let dir = netns::run_dir("peerd");
     let da = Daemon::start(
         &a,
         &dir,
@@ -327,7 +318,7 @@ pub fn peerd_nodes_connect_over_link_local() {
     link(&a, "veth0", &b, "veth1");
     a.add_addr("veth0", "fe80::a/64");
     b.add_addr("veth1", "fe80::b/64");
-    let dir = work_dir();
+    let dir = netns::run_dir("peerd");
     let da = Daemon::start(
         &a,
         &dir,
@@ -404,7 +395,7 @@ pub fn peerd_peer_with_the_wrong_source_is_rejected() {
     a.add_addr("veth0", "192.0.2.10/24");
     b.add_addr("veth0", "192.0.2.20/24");
     b.add_addr("veth0", "192.0.2.21/24");
-    let dir = work_dir();
+    let dir = netns::run_dir("peerd");
     let da = Daemon::start(
         &a,
         &dir,
@@ -470,7 +461,7 @@ pub fn peerd_dual_stack_listener_judges_and_shows_ipv4_callers_as_ipv4() {
     b.add_addr("veth0", "192.0.2.20/24");
     b.add_addr("veth0", "192.0.2.29/24"); // the impostor's
     b.add_addr("veth0", "2001:db8:1::20/64");
-    let dir = work_dir();
+    let dir = netns::run_dir("peerd");
     let da = Daemon::start(
         &a,
         &dir,
@@ -559,7 +550,7 @@ pub fn peerd_reload_keeps_unchanged_links() {
     a.add_addr("veth0", "2001:db8:1::10/64");
     b.add_addr("veth0", "192.0.2.20/24");
     b.add_addr("veth0", "2001:db8:1::20/64");
-    let dir = work_dir();
+    let dir = netns::run_dir("peerd");
     let a_config = |extra: &str| {
         node_config(
             "node-a",

@@ -4,7 +4,7 @@
 //! Each scenario asserts on observed facts: the error a caller gets and when,
 //! the client's counters, and the address the server saw.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -16,10 +16,9 @@ use peerwire::{
     Sources,
 };
 
+use crate::STEP;
+use crate::support::common::ip;
 use crate::support::netns::{Host, join, link, stop_and_join};
-
-/// Upper bound for a step that normally takes milliseconds.
-const STEP: Duration = Duration::from_secs(10);
 
 /// The test program: procedure 1 sleeps for [`SLOW`], procedure 2 answers at
 /// once with the caller's address as the server observed it (as text).
@@ -28,10 +27,6 @@ const VERSION: u32 = 1;
 const PROC_SLOW: u32 = 1;
 const PROC_OBSERVED: u32 = 2;
 const SLOW: Duration = Duration::from_secs(30);
-
-fn ip(text: &str) -> IpAddr {
-    text.parse().unwrap()
-}
 
 /// A peerwire server running in a host, on its own thread, until dropped.
 struct RunningIn {

@@ -16,7 +16,6 @@
 //! `openssl s_client`).
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -26,17 +25,19 @@ use peerwire::tls::{
     CertError, ClientTls, ServerCheck, ServerTls, TlsAlert, TlsError, TlsIdentity, TlsMode, TlsPeer,
 };
 use peerwire::{
-    AllowedAddress, CallContext, Client, ClientIdentity, ClientOptions, ConnectOptions,
-    ConnectionInfo, Endpoint, Error, IdentityMode, NodeId, PeerTable, ProcError, RunningServer,
-    ScopedIp, Server, ServerIdentity, ServerOptions, Sources, Verdict, VerdictReason,
+    CallContext, Client, ClientIdentity, ClientOptions, ConnectOptions, ConnectionInfo, Endpoint,
+    Error, IdentityMode, NodeId, PeerTable, ProcError, RunningServer, ScopedIp, Server,
+    ServerIdentity, ServerOptions, Sources, Verdict, VerdictReason,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::STEP;
+use crate::support::common::{allowed, id, ip};
 use crate::support::netns::{self, Host, link};
 use crate::support::pki::{Authority, Leaf};
+use crate::support::temp::TempDir;
 
 const PROG: u32 = 0x2000_0071;
-const STEP: Duration = Duration::from_secs(10);
 
 /// The scenarios of this module, for `main`'s list.
 pub fn scenarios() -> Vec<(&'static str, fn())> {
@@ -66,18 +67,6 @@ pub fn scenarios() -> Vec<(&'static str, fn())> {
             tls_multihomed_certificate_names_only_the_configured_source,
         ),
     ]
-}
-
-fn id(s: &str) -> NodeId {
-    s.parse().unwrap()
-}
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
-
-fn allowed(s: &str) -> AllowedAddress {
-    s.parse().unwrap()
 }
 
 /// Procedure 1 answers "<peer node ID> <observed address> <certificate CN>",
@@ -506,8 +495,8 @@ fn tls_client_without_a_certificate_is_refused() {
     assert_eq!(v.count, 1);
 
     // OpenSSL's client, in C (its only address on the link is the source).
-    let dir = TempDir::new("noclientcert");
-    let ca_file = cl.ca.write_ca(&dir.0.join("ca.pem")).unwrap();
+    let dir = TempDir::new("netns-tls-noclientcert");
+    let ca_file = cl.ca.write_ca(&dir.join("ca.pem")).unwrap();
     let output =
         cl.c.command("openssl")
             .args(["s_client", "-connect"])
@@ -634,7 +623,7 @@ fn tls_link_local_with_scope_is_accepted() {
 ///    naming the kernel's pick. So the check uses the source observed.
 fn tls_multihomed_certificate_names_only_the_configured_source() {
     let cl = Cluster::new();
-    let picked = kernel_source(&cl.a, "192.0.2.1");
+    let picked = cl.a.kernel_source("192.0.2.1");
     let configured = ["192.0.2.10", "192.0.2.11"]
         .into_iter()
         .find(|s| *s != picked)
@@ -686,36 +675,5 @@ fn assert_refused_access_denied(error: &Error) {
             "the TLS error: {tls:?}"
         ),
         other => panic!("expected Error::Tls, got {other:?}"),
-    }
-}
-
-/// The source the kernel picks toward `dest` from `host` (`ip route get`).
-fn kernel_source(host: &Host, dest: &str) -> String {
-    let route = host.ip(&["route", "get", dest]);
-    let mut words = route.split_whitespace();
-    while let Some(word) = words.next() {
-        if word == "src" {
-            return words.next().unwrap().to_owned();
-        }
-    }
-    panic!("no src in `ip route get {dest}`: {route}")
-}
-
-/// A directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(what: &str) -> TempDir {
-        let path =
-            std::env::temp_dir().join(format!("peerwire-netns-tls-{what}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir(&path).unwrap();
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }

@@ -3,7 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::{run, spawn_node, temp_dir};
+use super::{run, spawn_node};
+use crate::support::temp::TempDir;
 
 const GOOD: &str = r#"node_id = "node-a"
 listen = ["127.0.0.1:24007"]
@@ -154,7 +155,7 @@ const BAD: &[(&str, &str, &str, usize)] = &[
 
 #[test]
 fn bad_configs_exit_2_naming_the_key_and_the_line() {
-    let dir = temp_dir("bad");
+    let dir = TempDir::new("peerd-cli-bad");
     let mut failures = Vec::new();
     for (i, (name, text, key, line)) in BAD.iter().enumerate() {
         let path = dir.join(format!("bad{i}.toml"));
@@ -173,7 +174,7 @@ fn bad_configs_exit_2_naming_the_key_and_the_line() {
             ));
         }
     }
-    std::fs::remove_dir_all(&dir).unwrap();
+    drop(dir);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
@@ -181,7 +182,7 @@ fn bad_configs_exit_2_naming_the_key_and_the_line() {
 fn the_documented_config_shape_is_accepted() {
     // A good config gets past loading: the node starts, and a missing file
     // (not a bad config) is also exit 2, naming the file.
-    let dir = temp_dir("good");
+    let dir = TempDir::new("peerd-cli-good");
     let missing = dir.join("missing.toml");
     let output = run(
         &["run", "--config", missing.to_str().unwrap()],
@@ -274,7 +275,6 @@ fn the_documented_config_shape_is_accepted() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(exit.success(), "peerd ended with {exit} after SIGTERM");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

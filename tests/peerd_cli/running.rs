@@ -4,8 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::{KillOnDrop, peer_of, run, spawn_node, status_json, temp_dir, wait_for};
+use super::{KillOnDrop, peer_of, run, spawn_node, status_json, wait_for};
 use crate::support::common::free_port;
+use crate::support::temp::TempDir;
 
 /// SIGHUP re-reads the config and applies only the difference: the
 /// unchanged peer keeps its connection (the same local port), an added one
@@ -18,7 +19,7 @@ fn sighup_reload_applies_only_the_difference() {
     const B: &str = "127.79.0.2";
     let (a_port, a_admin, b_port, b_admin) =
         (free_port(A), free_port(A), free_port(B), free_port(B));
-    let dir = temp_dir("reload");
+    let dir = TempDir::new("peerd-cli-reload");
     let config = |node: &str, host: &str, port: u16, admin: u16, peers: &[(&str, &str, u16)]| {
         let mut text = format!(
             "node_id = \"{node}\"\nlisten = [\"{host}:{port}\"]\nadmin = \"{host}:{admin}\"\n[source]\nv4 = \"{host}\"\n"
@@ -180,7 +181,6 @@ fn sighup_reload_applies_only_the_difference() {
         "{end:#}"
     );
     drop(node_a);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A `unix:` listen entry, relative to the config file's directory: the
@@ -196,7 +196,7 @@ fn unix_listen_ping_and_status_credentials() {
     // An address of its own on loopback, which nothing else here uses.
     const HOST: &str = "127.81.0.1";
     let (port, admin) = (free_port(HOST), free_port(HOST));
-    let dir = temp_dir("unix");
+    let dir = TempDir::new("peerd-cli-unix");
     let socket = dir.join("node.socket");
     let socket_addr = format!("unix:{}", socket.display());
     // Written relative: it is taken from the config file's directory (as
@@ -287,7 +287,6 @@ fn unix_listen_ping_and_status_credentials() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(!socket.exists(), "the socket file outlived peerd");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A `[[peer]]`'s own `source` replaces `[source]` for that peer only: a's
@@ -303,7 +302,7 @@ fn a_peers_own_source_replaces_the_sources_for_that_peer_and_reloads() {
     const C: &str = "127.82.0.3";
     let (a_port, a_admin, b_port, c_port) =
         (free_port(A), free_port(A), free_port(B), free_port(C));
-    let dir = temp_dir("peer-source");
+    let dir = TempDir::new("peerd-cli-peer-source");
     let node = |id: &str, host: &str, port: u16, peers: &str| {
         format!(
             "node_id = \"{id}\"\nlisten = [\"{host}:{port}\"]\n[source]\nv4 = \"{host}\"\n{peers}\
@@ -389,5 +388,4 @@ fn a_peers_own_source_replaces_the_sources_for_that_peer_and_reloads() {
         "node-c's link must be kept: {after:#}"
     );
     drop(node_a);
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -5,9 +5,10 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{KillOnDrop, peer_of, run, spawn_node, status_json, temp_dir, wait_for};
+use super::{KillOnDrop, peer_of, run, spawn_node, status_json, wait_for};
 use crate::support::common::free_port;
 use crate::support::peerd;
+use crate::support::temp::TempDir;
 
 /// `[tls]` errors: exit 2, naming the file (where one is involved), the
 /// key and the line. Paths are relative to the config file, wherever peerd
@@ -15,7 +16,7 @@ use crate::support::peerd;
 #[test]
 fn tls_config_errors_exit_2_naming_the_key() {
     use crate::support::pki::Authority;
-    let dir = temp_dir("tls");
+    let dir = TempDir::new("peerd-cli-tls");
     let ca = Authority::new("peerd-cli test CA");
     ca.write_ca(&dir.join("ca.pem")).unwrap();
     let ip = "127.0.0.1".parse().unwrap();
@@ -131,7 +132,7 @@ fn tls_config_errors_exit_2_naming_the_key() {
             ));
         }
     }
-    std::fs::remove_dir_all(&dir).unwrap();
+    drop(dir);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
@@ -142,7 +143,7 @@ fn tls_config_errors_exit_2_naming_the_key() {
 fn a_certificate_near_its_expiry_is_warned_of() {
     use crate::support::pki::{Authority, LeafSpec, Validity};
     const HOST: &str = "127.79.2.1";
-    let dir = temp_dir("tls-expiry");
+    let dir = TempDir::new("peerd-cli-tls-expiry");
     let ca = Authority::new("peerd-cli expiry CA");
     ca.write_ca(&dir.join("ca.pem")).unwrap();
     let five_days = 5 * 86_400;
@@ -288,7 +289,7 @@ fn tls_link_between_two_peerd_processes() {
     const B: &str = "127.79.1.2";
     let (a_port, a_admin, b_port, b_admin) =
         (free_port(A), free_port(A), free_port(B), free_port(B));
-    let dir = temp_dir("tls-link");
+    let dir = TempDir::new("peerd-cli-tls-link");
     let ca = Authority::new("peerd-cli link CA");
     ca.write_ca(&dir.join("ca.pem")).unwrap();
     ca.issue("node-a", &[A.parse().unwrap()])
@@ -418,7 +419,6 @@ fn tls_link_between_two_peerd_processes() {
         "{after:#}"
     );
     drop(node_a);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Waits (10 s at most) until the log at `path` holds `needle` `times`
@@ -463,7 +463,7 @@ fn sighup_renews_tls_material_live_and_a_new_crl_cuts_the_revoked_link() {
     const B: &str = "127.79.2.2";
     let (a_port, a_admin, b_port, b_admin) =
         (free_port(A), free_port(A), free_port(B), free_port(B));
-    let dir = temp_dir("tls-renew");
+    let dir = TempDir::new("peerd-cli-tls-renew");
     let ca = Authority::new("peerd-cli renew CA");
     ca.write_ca(&dir.join("ca.pem")).unwrap();
     let a_old = ca.issue("node-a", &[A.parse().unwrap()]);
@@ -654,5 +654,4 @@ fn sighup_renews_tls_material_live_and_a_new_crl_cuts_the_revoked_link() {
         "{a_last:#}"
     );
     drop((node_a, node_b));
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -12,9 +12,10 @@ use peerwire::{CallContext, Endpoint, ProcError, RunningServer, Server, ServerOp
 
 use super::tap::{Direction, Tap};
 use super::{
-    AUTH_SYS, CALLER, CREDS, ECHO, Ip, Logs, block_on, caller, creds, echo_call_len,
-    echo_reply_len, libtirpc_fragments, pattern, run_c_client,
+    AUTH_SYS, CALLER, CREDS, ECHO, Ip, block_on, caller, creds, echo_call_len, echo_reply_len,
+    libtirpc_fragments, pattern, run_c_client,
 };
+use crate::support::logs::Logs;
 
 /// What the peerwire server saw of one call.
 #[derive(Clone, Debug)]
@@ -38,7 +39,9 @@ struct PeerwireServer {
 
 impl PeerwireServer {
     fn start(ip: Ip) -> PeerwireServer {
-        let (logs, _logging) = Logs::capture();
+        // Debug and up: enough for a failure to show why peerwire closed a
+        // connection (on the trial's current-thread runtime, every task's).
+        let (logs, _logging) = Logs::capture_at(tracing::Level::DEBUG);
         let seen = Arc::new(Mutex::new(Vec::new()));
         let service = {
             let seen = seen.clone();

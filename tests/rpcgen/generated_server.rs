@@ -19,9 +19,10 @@ use super::pwtest::{
 };
 use super::tap::{Direction, Tap};
 use super::{
-    AUTH_SYS, Ip, Logs, block_on, echo_call_len, echo_reply_len, libtirpc_fragments, pattern,
+    AUTH_SYS, Ip, block_on, echo_call_len, echo_reply_len, libtirpc_fragments, pattern,
     run_c_client,
 };
+use crate::support::logs::Logs;
 
 /// What one call gave a generated handler, as decoded.
 #[derive(Clone, Debug, PartialEq)]
@@ -126,7 +127,9 @@ impl GeneratedServer {
 
     /// Serves version 1 and what `more` adds. Call inside a runtime.
     pub fn start_with(ip: Ip, more: impl FnOnce(Server) -> Server) -> GeneratedServer {
-        let (logs, _logging) = Logs::capture();
+        // Debug and up: enough for a failure to show why peerwire closed a
+        // connection (on the trial's current-thread runtime, every task's).
+        let (logs, _logging) = Logs::capture_at(tracing::Level::DEBUG);
         let handlers = Handlers::default();
         let server =
             Server::new(ServerOptions::default()).program(PwtestVersProgram(handlers.clone()));

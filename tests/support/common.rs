@@ -1,9 +1,16 @@
 //! Helpers of the loopback test binaries: one program number, an echo
 //! service and a server of it on 127.0.0.1, client options without pings,
-//! call options with a deadline, and free ports.
+//! call options with a deadline, free ports, the bound that means "hung"
+//! and polls up to it (a condition, a verdict), raw NULL calls, the TLS
+//! error inside a client's error, and parsers of node IDs and addresses
+//! (which the netns scenarios take too).
 //!
 //! Each module of tests/support stands alone (netns.rs reports through
-//! harness.rs), and a binary names the ones it uses:
+//! harness.rs): common.rs; harness.rs, the `main` of binaries that prepare
+//! an environment first; netns.rs, hosts from network namespaces; peerd.rs,
+//! the built example; pki.rs, the certificate authority; temp.rs, temporary
+//! directories; logs.rs, captured log lines. A binary names the ones it
+//! uses:
 //!
 //! ```ignore
 //! mod support {
@@ -20,18 +27,24 @@
 // use would warn there; the module is small, so the allow covers all of it.
 #![allow(dead_code)]
 
-use std::time::Duration;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use peerwire::proto::AuthStat;
+use bytes::{Bytes, BytesMut};
+use peerwire::proto::{AuthStat, CallHeader, Message, RecordDecoder, RecordEncoder, RecordLimits};
 use peerwire::{
-    CallContext, CallOptions, ClientOptions, Endpoint, ProcError, RunningServer, Server,
-    ServerOptions, Service,
+    AllowedAddress, CallContext, CallOptions, ClientOptions, Endpoint, NodeId, ProcError,
+    RunningServer, Server, ServerOptions, Service, Verdict,
 };
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::sleep;
 
 /// The program the tests serve (from the range RFC 5531 leaves to users).
 pub const PROG: u32 = 0x2000_0001;
+
+/// Long enough to mean "hung" on the slowest machine: the bound of a wait
+/// that only ends a failing run, never one that a passing run comes near.
+pub const GENEROUS: Duration = Duration::from_secs(20);
 
 /// `n` milliseconds.
 pub fn ms(n: u64) -> Duration {
@@ -94,4 +107,93 @@ pub fn free_port(host: &str) -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Waits until `done()` holds, polling it every 10 ms; panics naming `what`
+/// once [`GENEROUS`] has passed on the wall clock.
+pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < GENEROUS, "gave up waiting: {what}");
+        sleep(ms(10)).await;
+    }
+}
+
+/// `message`, record-marked as one fragment.
+pub fn framed(message: &Message) -> Bytes {
+    let mut body = BytesMut::new();
+    message.encode(&mut body);
+    let mut out = BytesMut::new();
+    RecordEncoder::default().encode(&body, &mut out);
+    out.freeze()
+}
+
+/// Sends a NULL call of [`PROG`] version 1 on a raw stream; true when it is
+/// answered, false when the stream ends or fails first (the server closed
+/// or reset the connection, or a TLS stream never got through its
+/// handshake). Panics when neither comes within [`GENEROUS`].
+pub async fn null_answered<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) -> bool {
+    let call = framed(&Message::call(7, CallHeader::new(PROG, 1, 0), Bytes::new()));
+    // A TLS stream holds written bytes until it is flushed.
+    if stream.write_all(&call).await.is_err() || stream.flush().await.is_err() {
+        return false;
+    }
+    let mut records = RecordDecoder::new(RecordLimits::default());
+    let mut buf = BytesMut::new();
+    let read = async {
+        loop {
+            if let Ok(Some(_)) = records.decode(&mut buf) {
+                return true;
+            }
+            match stream.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(GENEROUS, read)
+        .await
+        .expect("neither an answer nor a close")
+}
+
+/// The node ID `s`.
+pub fn id(s: &str) -> NodeId {
+    s.parse().unwrap()
+}
+
+/// The IP address `s`.
+pub fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// The allowed address (an address or a network) `s`.
+pub fn allowed(s: &str) -> AllowedAddress {
+    s.parse().unwrap()
+}
+
+/// The newest of `server`'s verdicts that `wanted`, once there is one;
+/// panics with them all after [`GENEROUS`].
+pub async fn verdict_where(server: &RunningServer, wanted: impl Fn(&Verdict) -> bool) -> Verdict {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = server.verdicts().into_iter().find(&wanted) {
+            return v;
+        }
+        assert!(
+            start.elapsed() < GENEROUS,
+            "no such verdict: {:#?}",
+            server.verdicts()
+        );
+        sleep(ms(10)).await;
+    }
+}
+
+/// The TLS error inside a client's connect or call error.
+#[cfg(feature = "tls")]
+pub fn tls_error(error: &peerwire::Error) -> peerwire::tls::TlsError {
+    match error {
+        peerwire::Error::Unreachable { error, .. } => tls_error(error),
+        peerwire::Error::Tls { error, .. } => (**error).clone(),
+        other => panic!("not a TLS error: {other}"),
+    }
 }

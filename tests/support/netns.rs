@@ -110,6 +110,7 @@
 
 use std::fs::{self, File};
 use std::future::Future;
+use std::hash::{BuildHasher, RandomState};
 use std::io;
 use std::ops::{Deref, DerefMut};
 use std::panic;
@@ -119,13 +120,18 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
 
 use libtest_mimic::Arguments;
+
+use super::harness::{Requirement, thread_count};
 use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, setns, unshare};
 use nix::unistd::{getgid, getuid};
 
-/// Environment variable that turns "cannot build the sandbox" from a skip
-/// into a failure.
-pub const REQUIRE_ENV: &str = "PEERWIRE_REQUIRE_NETNS";
+/// What the scenarios need: the sandbox. `PEERWIRE_REQUIRE_NETNS=1` turns
+/// "cannot build the sandbox" from a skip into a failure.
+const NEEDS: Requirement = Requirement {
+    trials: "netns scenarios",
+    env: "PEERWIRE_REQUIRE_NETNS",
+};
 
 /// Set once [`enter_sandbox`] has succeeded in this process.
 static SANDBOX: AtomicBool = AtomicBool::new(false);
@@ -134,15 +140,26 @@ static SANDBOX: AtomicBool = AtomicBool::new(false);
 /// whose `/run/netns` nobody else sees).
 static NEXT_HOST: AtomicUsize = AtomicUsize::new(0);
 
-/// True when `PEERWIRE_REQUIRE_NETNS=1`: the scenarios must run, and a sandbox
-/// that cannot be built is a failure, never a skip.
-pub fn required() -> bool {
-    std::env::var_os(REQUIRE_ENV).is_some_and(|v| v == "1")
-}
-
 /// True once [`enter_sandbox`] has succeeded in this process.
 pub fn sandbox_active() -> bool {
     SANDBOX.load(Ordering::SeqCst)
+}
+
+/// A fresh directory `/run/TAG-PID-RANDOM` on the sandbox's private /run:
+/// gone with the sandbox, whatever way the process ends. Refuses to run
+/// outside the sandbox, where /run is the machine's.
+pub fn run_dir(tag: &str) -> PathBuf {
+    assert!(sandbox_active(), "run_dir outside the netns sandbox");
+    loop {
+        // Each `RandomState` has keys of its own, so each try a name.
+        let random = RandomState::new().hash_one(tag);
+        let dir = PathBuf::from(format!("/run/{tag}-{}-{random:016x}", std::process::id()));
+        match fs::create_dir(&dir) {
+            Ok(()) => return dir,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => panic!("creating {}: {e}", dir.display()),
+        }
+    }
 }
 
 /// Moves the whole process into a private user, mount and network namespace.
@@ -242,15 +259,12 @@ pub fn run_harness(tests: Vec<(&'static str, fn())>) -> ! {
 
     let skipped = match enter_sandbox() {
         Ok(()) => None,
-        Err(reason) if required() => {
-            eprintln!(
-                "netns scenarios cannot run: {reason}\n\
-                 {REQUIRE_ENV}=1 is set, so this is a failure, not a skip."
-            );
+        Err(reason) if NEEDS.required() => {
+            NEEDS.print_cannot_run(&reason);
             std::process::exit(1);
         }
         Err(reason) => {
-            print_skip_banner(&reason);
+            NEEDS.print_skip_banner(&reason);
             Some(reason)
         }
     };
@@ -261,17 +275,9 @@ pub fn run_harness(tests: Vec<(&'static str, fn())>) -> ! {
     let conclusion = libtest_mimic::run(&args, trials);
     if let Some(reason) = &skipped {
         // Once more after the summary, where nobody can miss it.
-        print_skip_banner(reason);
+        NEEDS.print_skip_banner(reason);
     }
     conclusion.exit()
-}
-
-fn print_skip_banner(reason: &str) {
-    let rule = "!".repeat(78);
-    eprintln!(
-        "{rule}\nnetns scenarios skipped: {reason} \
-         (set {REQUIRE_ENV}=1 to make this fatal)\n{rule}"
-    );
 }
 
 /// Stops a server thread from its `Drop`: signals `stop`, then joins the
@@ -355,6 +361,19 @@ impl Host {
             Ok(stdout) => stdout,
             Err(e) => panic!("{e}"),
         }
+    }
+
+    /// The source address the kernel picks toward `dest` from this host
+    /// (`ip route get`).
+    pub fn kernel_source(&self, dest: &str) -> String {
+        let route = self.ip(&["route", "get", dest]);
+        let mut words = route.split_whitespace();
+        while let Some(word) = words.next() {
+            if word == "src" {
+                return words.next().unwrap().to_owned();
+            }
+        }
+        panic!("no src in `ip route get {dest}`: {route}")
     }
 
     /// Runs `ip -n <name> <args>`: stdout on success, otherwise a message with
@@ -662,14 +681,6 @@ fn current_thread_runtime(host: &str) -> tokio::runtime::Runtime {
 
 fn write_proc_file(path: &str, contents: &str) -> Result<(), String> {
     fs::write(path, contents).map_err(|e| format!("writing {contents:?} to {path} failed: {e}"))
-}
-
-fn thread_count() -> Option<usize> {
-    let status = fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("Threads:"))
-        .and_then(|n| n.trim().parse().ok())
 }
 
 fn sysctl_path(key: &str) -> PathBuf {

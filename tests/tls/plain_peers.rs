@@ -1,7 +1,6 @@
 //! Plain peers meeting TLS peers, and the RFC 9289 STARTTLS probe on a raw
 //! stream.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -12,10 +11,8 @@ use peerwire::{DisconnectCause, Endpoint, Error, VerdictReason};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{
-    client_tls, framed, identity_of, ip, leaf, new_client, server, verdict, verdict_where,
-};
-use crate::support::common::PROG;
+use super::{client_tls, identity_of, new_client, raw_client_config, server, verdict};
+use crate::support::common::{PROG, framed, ip, verdict_where};
 use crate::support::pki::Authority;
 
 /// Reads one record from a raw stream.
@@ -204,25 +201,8 @@ async fn a_hello_less_probe_to_a_starttls_server_is_answered_per_rfc_9289_then_t
     assert_eq!((verf.flavor, &verf.body[..]), (0, &b"STARTTLS"[..]));
     assert!(starttls::answers_starttls(record, 0xabcd));
     // Then TLS on the same connection, and RPC inside it.
-    let (cert, key) = leaf(&ca, Some("a"), &["127.0.0.1"], None);
-    let chain: Vec<_> = rustls::pki_types::pem::PemObject::pem_slice_iter(cert.as_bytes())
-        .collect::<Result<Vec<rustls::pki_types::CertificateDer<'static>>, _>>()
-        .unwrap();
-    let key: rustls::pki_types::PrivateKeyDer<'static> =
-        rustls::pki_types::pem::PemObject::from_pem_slice(key.as_bytes()).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(rustls::pki_types::pem::PemObject::from_pem_slice(ca.ca_pem().as_bytes()).unwrap())
-        .unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_client_auth_cert(chain, key)
-    .unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+    let config = raw_client_config(&ca, "a", &["127.0.0.1"]);
+    let mut tls = tokio_rustls::TlsConnector::from(config)
         .connect(
             rustls::pki_types::ServerName::IpAddress(ip("127.0.0.1").into()),
             stream,

@@ -15,10 +15,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::{
-    client_options, client_tls, id, identity_in, identity_of, ip, leaf, new_client, serve, server,
-    stranger_of, tls_error, verdict, verdict_where,
+    client_options, client_tls, identity_in, identity_of, leaf, new_client, serve, server,
+    stranger_of, verdict,
 };
-use crate::support::common::PROG;
+use crate::support::common::{PROG, id, ip, tls_error, verdict_where};
 use crate::support::pki::Authority;
 
 #[tokio::test]

@@ -4,8 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use peerwire::proto::{CallHeader, Message, RecordDecoder, RecordLimits};
+use bytes::Bytes;
 use peerwire::tls::{ServerTls, TlsAlert, TlsMode};
 use peerwire::{
     CallContext, DisconnectCause, Endpoint, Error, IdentityMode, PeerTable, ProcError,
@@ -14,59 +13,9 @@ use peerwire::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{client_tls, framed, id, identity_of, ip, leaf, new_client, server};
-use crate::support::common::PROG;
+use super::{client_tls, identity_of, new_client, raw_client_config, server};
+use crate::support::common::{PROG, eventually, id, ip, null_answered};
 use crate::support::pki::Authority;
-
-/// A raw rustls client configuration: `ca`'s leaf with this CN and IP
-/// SANs as our certificate, and `ca` as the roots the server must chain to.
-fn raw_client_config(ca: &Authority, cn: &str, ips: &[&str]) -> Arc<rustls::ClientConfig> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let (cert, key) = leaf(ca, Some(cn), ips, None);
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_slice(ca.ca_pem().as_bytes()).unwrap())
-        .unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_client_auth_cert(
-        vec![CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()],
-        PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
-    )
-    .unwrap();
-    Arc::new(config)
-}
-
-/// A NULL call on a raw stream; true when it is answered (false: the
-/// server closed the connection, or it never got through its handshake).
-async fn null_answered<S: AsyncReadExt + AsyncWriteExt + Unpin>(stream: &mut S) -> bool {
-    let call = framed(&Message::call(7, CallHeader::new(PROG, 1, 0), Bytes::new()));
-    if stream.write_all(&call).await.is_err() || stream.flush().await.is_err() {
-        return false;
-    }
-    let mut records = RecordDecoder::new(RecordLimits::default());
-    let mut buf = BytesMut::new();
-    let read = async {
-        loop {
-            if let Ok(Some(_)) = records.decode(&mut buf) {
-                return true;
-            }
-            match stream.read_buf(&mut buf).await {
-                Ok(0) | Err(_) => return false,
-                Ok(_) => {}
-            }
-        }
-    };
-    // Generous: it only bounds a failing run.
-    tokio::time::timeout(Duration::from_secs(10), read)
-        .await
-        .expect("neither an answer nor a close")
-}
 
 /// Connections still in their TLS handshake (or just past it) when
 /// `update` refuses their address: once it returns, none of them answers a
@@ -242,16 +191,6 @@ fn alert_server(
     (running, address)
 }
 
-/// Waits (polling, for at most 10 s: it only bounds a failing run) until
-/// `done` holds.
-async fn until(what: &str, done: impl Fn() -> bool) {
-    let start = std::time::Instant::now();
-    while !done() {
-        assert!(start.elapsed() < Duration::from_secs(10), "gave up: {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 /// A call lost with the connection after it was written: "sent" (it may
 /// have run), and not a refusal of our certificate.
 fn assert_lost_as_sent(result: &Result<Bytes, Error>) {
@@ -285,7 +224,7 @@ async fn a_fatal_alert_after_the_server_ran_a_call_is_no_refusal_and_the_calls_c
         let client = client.clone();
         async move { client.call(PROG, 1, 3, Bytes::from_static(b"runs")).await }
     });
-    until("the first call ran", || {
+    eventually("the first call ran", || {
         ran.load(std::sync::atomic::Ordering::SeqCst) == 1
     })
     .await;
@@ -333,7 +272,7 @@ async fn a_reply_that_arrives_with_a_fatal_alert_is_delivered() {
                 .await
         }
     });
-    until("the answer reached the proxy", || {
+    eventually("the answer reached the proxy", || {
         proxy.held.load(SeqCst) > 0
     })
     .await;
