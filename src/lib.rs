@@ -18,6 +18,9 @@
 //! ```text
 //!   peerd (examples/)     config, CLI, status: a user of the public API only
 //!   ───────────────────────────────────────────────────────────────────────
+//!   programs/             typed programs generated from .x files:       [programs]
+//!                         portmap and GF-DUMP with their typed clients,
+//!                         on top of the client as a user's program is
 //!   client / server       tokio drivers: one task per connection per   [client], [server]
 //!                         side (plus one for a handler that does not
 //!                         finish at once); sockets, timers, wake-ups;
@@ -28,10 +31,11 @@
 //!   conn (internal)       PURE per-connection state: call table,
 //!                         liveness, reconnect, the server connection
 //!                         with its HELLO gate and timers, write batching
-//!   peer                  identity policy: admission, peer table (pure) [peer]
-//!   programs/             typed XDR: portmap, GF-DUMP, our HELLO        [programs]
-//!   xdrgen (feature)      the .x compiler that writes them; imports     [xdrgen]
-//!                         nothing else of the crate
+//!   peer                  identity policy: admission, peer table, and   [peer]
+//!                         the HELLO program's types and node ID (pure)
+//!   xdrgen (feature)      the .x compiler that writes the programs and  [xdrgen]
+//!                         HELLO's types; imports nothing else of the
+//!                         crate
 //!   proto/ + codec        PURE wire format: record marking, XDR,       [proto], [codec]
 //!                         RPC messages, credentials; Limits and
 //!                         Procedure beside it
@@ -111,7 +115,7 @@
 //! A peer is who the address the server *observed* says it is. With
 //! [`ServerOptions::identity`] set, a server admits connections by address
 //! ([`Admission`], before a byte is read), then requires a HELLO (program
-//! `0x2050_5752`, see [`programs::hello`] for the XDR layout) whose claimed
+//! `0x2050_5752`, see [`peer::hello`] for the XDR layout) whose claimed
 //! [`NodeId`] must be allowed from the observed address in its
 //! [`PeerTable`]. The server answers with its own node ID and the address
 //! it observed; with [`ClientOptions::identity`] set, the client checks

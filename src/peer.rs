@@ -1,6 +1,6 @@
 //! Peer identity policy (pure): the peer table, admission lists and the
 //! verdict on a HELLO. The HELLO messages and node IDs are wire types, in
-//! [`crate::programs::hello`]; they are re-exported here.
+//! [`crate::peer::hello`]; they are re-exported here.
 //!
 //! A peer is who its source address says it is. Every decision here takes
 //! the address the server *observed*, normalised by [`CanonicalIp`]: an
@@ -25,12 +25,13 @@ use ipnet::IpNet;
 use crate::addr::{AddrParseError, CanonicalIp, Scope, canonical_net};
 
 mod credentials;
-pub use crate::programs::hello::{
+pub mod hello;
+pub use crate::sock::PeerCredentials;
+pub use credentials::UnixAdmission;
+pub use hello::{
     HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO, Hello, HelloReply, InvalidId, MAX_ID_LEN, NodeId,
     PROTOCOL_VERSIONS,
 };
-pub use crate::sock::PeerCredentials;
-pub use credentials::UnixAdmission;
 
 /// Which interfaces a link-local entry accepts.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -371,7 +372,7 @@ impl ServerIdentity {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::programs::hello::wire::{HelloArgs, HelloId, HelloRes, ObservedAddr};
+    use crate::peer::hello::wire::{HelloArgs, HelloId, HelloRes, ObservedAddr};
     use crate::proto::xdr::{from_bytes, to_bytes};
     use crate::proto::{DecodeError, DecodeErrorKind};
     use proptest::prelude::*;

@@ -88,8 +88,8 @@ fn dogfood() -> [(&'static str, &'static str, Builder); 4] {
     let in_crate = || Builder::new().crate_path("crate");
     [
         (
-            "src/programs/hello.x",
-            "src/programs/generated/hello.rs",
+            "src/peer/hello.x",
+            "src/peer/generated/hello.rs",
             in_crate().clients(false).servers(false),
         ),
         (

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use bytes::{Buf, Bytes, BytesMut};
-use peerwire::programs::hello::HANDSHAKE_PROGRAM;
+use peerwire::peer::HANDSHAKE_PROGRAM;
 use peerwire::proto::{AcceptStatus, CallHeader, Message, ReplyBody, record_header};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

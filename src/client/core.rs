@@ -29,7 +29,7 @@ use super::{ClientOptions, ClientStats, ConnectionState};
 use crate::addr::Address;
 use crate::conn::{CallTable, Outbox};
 use crate::error::Error;
-use crate::programs::hello::HelloReply;
+use crate::peer::hello::HelloReply;
 use crate::proto::CallHeader;
 use crate::proto::xdr::{XdrEncode, XdrWriter, to_bytes};
 

@@ -11,7 +11,7 @@ use super::{ClientIdentity, MismatchPolicy};
 use crate::addr::Address;
 use crate::conn::{HelloExpected, HelloFault, judge_hello_reply, starttls};
 use crate::error::{CallStatus, DisconnectCause, Error, HandshakeError};
-use crate::programs::hello::{
+use crate::peer::hello::{
     HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO, Hello, HelloReply, PROTOCOL_VERSIONS,
     wire::HelloArgs,
 };

@@ -41,8 +41,8 @@ pub use self::options::{CallOptions, ClientIdentity, ClientOptions, MismatchPoli
 use crate::addr::{Address, Endpoint};
 use crate::connect::Connector;
 use crate::error::Error;
+use crate::peer::hello::HelloReply;
 use crate::procedure::Procedure;
-use crate::programs::hello::HelloReply;
 use crate::proto::CallHeader;
 use crate::proto::xdr::{XdrDecode, XdrEncode, check_bounds, from_shared};
 pub use crate::stream::Io;

@@ -10,7 +10,7 @@ use crate::connect::ConnectOptions;
 #[cfg(doc)]
 use crate::error::Error;
 use crate::limits::Limits;
-use crate::programs::hello::NodeId;
+use crate::peer::hello::NodeId;
 use crate::proto::OpaqueAuth;
 
 /// What to do when the server observed another source than we bound.

@@ -13,11 +13,11 @@ use bytes::Bytes;
 
 use super::server::{Inbound, ServerConnection};
 use crate::addr::CanonicalIp;
-use crate::peer::{Refusal, ServerIdentity};
-use crate::programs::hello::{
+use crate::peer::hello::{
     HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO, Hello, HelloReply, NodeId,
     wire::{HelloArgs, HelloRes},
 };
+use crate::peer::{Refusal, ServerIdentity};
 use crate::proto::xdr::{from_bytes, to_bytes};
 use crate::proto::{AcceptStatus, AuthStat, CallHeader, Message, RecordLimits, ReplyBody};
 
@@ -200,7 +200,7 @@ impl ServerConnection {
 fn invalid_claimed_id(args: &Bytes) -> Option<String> {
     use crate::proto::xdr::XdrDecode;
     let mut r = crate::proto::xdr::XdrReader::new(args);
-    let id = crate::programs::hello::wire::HelloId::decode(&mut r).ok()?;
+    let id = crate::peer::hello::wire::HelloId::decode(&mut r).ok()?;
     let text = id.0.to_str().ok()?;
     match NodeId::new(text) {
         Err(e) if e.has_control_character() => Some(text.to_owned()),
@@ -219,7 +219,7 @@ pub(super) mod tests {
     fn hello_call(node: &str) -> Message {
         let hello = Hello {
             node: NodeId::new(node).unwrap(),
-            versions: crate::programs::hello::PROTOCOL_VERSIONS.to_vec(),
+            versions: crate::peer::hello::PROTOCOL_VERSIONS.to_vec(),
             cluster: None,
         };
         Message::call(
@@ -335,7 +335,7 @@ pub(super) mod tests {
         let largest = wire(&largest_hello(&"n".repeat(255)));
         assert_eq!(
             largest.len() - 4,
-            crate::limits::Limits::HEADER_ALLOWANCE + crate::programs::hello::MAX_HELLO_ARGS
+            crate::limits::Limits::HEADER_ALLOWANCE + crate::peer::hello::MAX_HELLO_ARGS
         );
         assert_eq!(largest.len() - 4, 1432);
         let judged = conn.receive(&mut largest.clone(), &registry(), now());

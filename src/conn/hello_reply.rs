@@ -25,7 +25,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 
 use crate::addr::CanonicalIp;
-use crate::programs::hello::{HelloReply, NodeId, wire::HelloRes};
+use crate::peer::hello::{HelloReply, NodeId, wire::HelloRes};
 use crate::proto::xdr::from_bytes;
 use crate::proto::{
     AcceptStatus, AuthStat, DecodeError, Message, MessageBody, Rejection, ReplyBody,
@@ -169,7 +169,7 @@ mod tests {
     use bytes::BytesMut;
 
     use super::*;
-    use crate::programs::hello::{HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO};
+    use crate::peer::hello::{HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO};
     use crate::proto::xdr::to_bytes;
     use crate::proto::{CallHeader, DecodeErrorKind};
 

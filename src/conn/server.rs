@@ -19,7 +19,7 @@ use bytes::{Bytes, BytesMut};
 use super::hello_gate::Gate;
 use super::registry::Registry;
 use crate::peer::Refusal;
-use crate::programs::hello::NodeId;
+use crate::peer::hello::NodeId;
 use crate::proto::{
     AcceptStatus, AuthStat, DecodeError, Message, MessageBody, OpaqueAuth, RPC_VERSION,
     RecordDecoder, RecordLimits, Rejection, ReplyBody,

@@ -60,7 +60,7 @@
 //!   list (empty allows all). A refused connection is closed unread,
 //!   logged and counted.
 //! - **HELLO** (program 542136146 = `0x2050_5752`, version 1, procedure 1;
-//!   the XDR layout is in [`programs::hello`](crate::programs::hello)): the
+//!   the XDR layout is in [`programs::hello`](crate::peer::hello)): the
 //!   caller's node ID (1–255 bytes of UTF-8 without control characters: a
 //!   claim with one is refused with a verdict that shows it escaped), its
 //!   protocol versions and an optional cluster ID. The server answers with

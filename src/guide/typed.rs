@@ -114,7 +114,7 @@
 //! `rpc/xdr/src` (they are not in the repository).
 //!
 //! peerwire's own programs are `.x` files too: HELLO
-//! (`src/programs/hello.x`), the portmapper (`src/programs/portmap.x`,
+//! (`src/peer/hello.x`), the portmapper (`src/programs/portmap.x`,
 //! [`PmapV2Client`](crate::programs::portmap::PmapV2Client)), GF-DUMP
 //! (`src/programs/gf_dump.x`,
 //! [`GfDumpV1Client`](crate::programs::gf_dump::GfDumpV1Client)) and

@@ -4,17 +4,23 @@
 //! Each program is written in the XDR language as a `.x` file next to its
 //! module, and its Rust is generated from it by `peerwire::xdrgen`
 //! (feature `xdrgen`): types with [`XdrEncode`] and [`XdrDecode`], the
-//! program, version and [`Procedure`] constants, and for the programs
-//! peerwire calls, a typed client. (The generated files are committed, src/programs/generated/,
-//! because the library is built without the generator; tests/xdrgen.rs
-//! checks that they are what the `.x` files generate.)
+//! program, version and [`Procedure`] constants, and a typed client. (The
+//! generated files are committed, in src/programs/generated/, because the
+//! library is built without the generator; tests/xdrgen.rs checks that
+//! they are what the `.x` files generate.)
+//!
+//! These modules sit above the client, as a user's generated program
+//! does: their typed clients wrap a [`Client`](crate::Client), and nothing
+//! below the drivers imports them.
 //!
 //! - [`portmap`]: the portmapper, program 100000 version 2 (RFC 1833),
 //!   as served by rpcbind on port 111 (portmap.x).
 //! - [`gf_dump`]: GlusterFS's GF-DUMP, program 123451501 version 1, which
 //!   every glusterd serves on port 24007: the list of programs a peer
 //!   speaks, and a ping (gf_dump.x).
-//! - [`hello`]: peerwire's handshake, HELLO (hello.x), and the node ID.
+//! - [`hello`]: peerwire's handshake, HELLO (hello.x), and the node ID;
+//!   it lives in [`crate::peer::hello`], below the connection state that
+//!   reads it, and is re-exported here.
 //!
 //! ```
 //! use peerwire::programs::portmap::{self, Mapping, MappingList};
@@ -48,8 +54,12 @@
 //! [`Procedure`]: crate::Procedure
 
 pub mod gf_dump;
-pub mod hello;
 pub mod portmap;
+
+/// HELLO's module, [`crate::peer::hello`], where the identity layer keeps
+/// it (the connection state below the drivers reads its types), under its
+/// old path.
+pub use crate::peer::hello;
 
 /// Splits one captured record (4-byte record mark, then an accepted,
 /// successful reply) into its XID and results, for the submodules' tests.

@@ -134,7 +134,7 @@ impl ServerOptions {
     /// a verifier of 400 bytes each, a node ID and a cluster ID of 255
     /// bytes, 16 versions).
     pub const MIN_RECORD_BEFORE_HELLO: usize =
-        Limits::HEADER_ALLOWANCE + crate::programs::hello::MAX_HELLO_ARGS;
+        Limits::HEADER_ALLOWANCE + crate::peer::hello::MAX_HELLO_ARGS;
 
     /// The record limits of a connection before its HELLO succeeds.
     pub(super) fn record_limits_before_hello(&self) -> crate::proto::RecordLimits {

@@ -130,7 +130,7 @@
 //! and a client in one process (`cargo run --example kv`).
 //!
 //! peerwire's own programs are defined the same way, their generated Rust
-//! committed next to them: src/programs/hello.x (types and numbers only,
+//! committed next to them: src/peer/hello.x (types and numbers only,
 //! `.clients(false).servers(false)`: the connection code drives HELLO),
 //! src/programs/portmap.x and gf_dump.x (typed clients, no servers) and
 //! examples/peerd/admin.x (client and server).

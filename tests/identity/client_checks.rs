@@ -9,8 +9,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use peerwire::codec::RpcCodec;
+use peerwire::peer::hello::wire::HelloRes;
 use peerwire::peer::{HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO, HelloReply};
-use peerwire::programs::hello::wire::HelloRes;
 use peerwire::proto::xdr::to_bytes;
 use peerwire::proto::{AcceptStatus, Message, MessageBody, ReplyBody};
 use peerwire::{

@@ -8,8 +8,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use peerwire::codec::RpcCodec;
+use peerwire::peer::hello::wire::HelloArgs;
 use peerwire::peer::{HANDSHAKE_PROGRAM, HANDSHAKE_VERSION, HELLO};
-use peerwire::programs::hello::wire::HelloArgs;
 use peerwire::proto::xdr::to_bytes;
 use peerwire::proto::{AcceptStatus, CallHeader, Message, MessageBody, ReplyBody};
 use peerwire::{

@@ -4,14 +4,14 @@
 //!
 //! Program [`HANDSHAKE_PROGRAM`] (542136146, `0x2050_5752`), version 1.
 //! Procedure 0 is NULL; procedure 1 is [`HELLO`]. Its XDR definition is
-//! src/programs/hello.x; the types it generates are in [`wire`]
+//! src/peer/hello.x; the types it generates are in [`wire`]
 //! (`HelloArgs`, `ObservedAddr`, `HelloRes`), and this module gives their
 //! meaning: [`Hello`] and [`HelloReply`] convert from them (`TryFrom`,
 //! checking the node ID and the observed address) and to them (`From`).
 //!
 //! ```
 //! use peerwire::peer::{Hello, NodeId};
-//! use peerwire::programs::hello::wire::HelloArgs;
+//! use peerwire::peer::hello::wire::HelloArgs;
 //! use peerwire::proto::xdr::{from_bytes, to_bytes};
 //!
 //! let hello = Hello {
@@ -42,7 +42,7 @@ use crate::proto::{DecodeError, DecodeErrorKind};
 
 use wire::{HelloArgs, HelloId, HelloRes, ObservedAddr};
 
-/// The XDR types and numbers of src/programs/hello.x, as `peerwire::xdrgen`
+/// The XDR types and numbers of src/peer/hello.x, as `peerwire::xdrgen`
 /// (feature `xdrgen`) generates them: types and constants only, no client
 /// or server, since the connection code drives HELLO itself.
 pub mod wire {
