@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use rustls::pki_types::ServerName;
+use rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::certificate::facts;
@@ -53,15 +53,9 @@ pub(crate) async fn accept(
             });
         }
     };
-    let (_, session) = tls.get_ref();
-    let version = tls_version(session.protocol_version());
-    let peer = session
-        .peer_certificates()
-        .and_then(|chain| chain.first())
-        .map(|der| facts(der, version));
-    let peer = match peer {
-        Some(Ok(peer)) => peer,
-        Some(Err(error)) => return Err(Refused::Certificate(error, None)),
+    let (peer, chain) = match peer_of(tls.get_ref().1) {
+        Some((Ok(peer), chain)) => (peer, chain),
+        Some((Err(error), _)) => return Err(Refused::Certificate(error, None)),
         None => return Err(Refused::Certificate(CertError::NoClientCertificate, None)),
     };
     // The verifier has checked the address; this is for a session that
@@ -69,9 +63,7 @@ pub(crate) async fn accept(
     if let Err(error) = check_address(&peer, observed) {
         return Err(Refused::Certificate(error, Some(peer)));
     }
-    let presented = session
-        .peer_certificates()
-        .and_then(|chain| shared.presented(chain));
+    let presented = shared.presented(chain);
     super::stream::batch_writes(tls.get_mut().1);
     Ok((Transport::other(Box::new(tls)), Arc::new(peer), presented))
 }
@@ -92,16 +84,10 @@ pub(crate) async fn connect(
         .connect(name, transport)
         .await
         .map_err(|error| handshake_error(&error))?;
-    let (_, session) = stream.get_ref();
-    let version = tls_version(session.protocol_version());
-    let peer = session
-        .peer_certificates()
-        .and_then(|chain| chain.first())
-        .ok_or(TlsError::Handshake(HandshakeFailure::NoServerCertificate))
-        .and_then(|der| facts(der, version).map_err(TlsError::Certificate))?;
-    let presented = session
-        .peer_certificates()
-        .and_then(|chain| shared.presented(chain));
+    let (peer, chain) = peer_of(stream.get_ref().1)
+        .ok_or(TlsError::Handshake(HandshakeFailure::NoServerCertificate))?;
+    let peer = peer.map_err(TlsError::Certificate)?;
+    let presented = shared.presented(chain);
     super::stream::batch_writes(stream.get_mut().1);
     let stream = super::stream::ClientStream::new(stream);
     Ok((
@@ -109,4 +95,16 @@ pub(crate) async fn connect(
         Arc::new(peer),
         presented,
     ))
+}
+
+/// What a finished handshake says about the peer: its end-entity
+/// certificate's facts (with the session's version) and its chain as
+/// presented; `None` when it sent no certificate. Each side says what that
+/// means for it.
+fn peer_of(
+    session: &rustls::CommonState,
+) -> Option<(Result<TlsPeer, CertError>, &[CertificateDer<'static>])> {
+    let chain = session.peer_certificates()?;
+    let version = tls_version(session.protocol_version());
+    Some((facts(chain.first()?, version), chain))
 }
