@@ -242,6 +242,9 @@
 //! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+// Without `tls`, the docs' links to TLS-only items (`TlsMode`,
+// `update_tls`, ...) cannot resolve; the default build checks every link.
+#![cfg_attr(not(feature = "tls"), allow(rustdoc::broken_intra_doc_links))]
 
 pub mod addr;
 pub mod client;

@@ -24,7 +24,7 @@ pub mod admin {
     include!("admin.rs");
 }
 
-/// A node's view, as `peerd status --json` prints it. Stable: see the README.
+/// A node's view, as `peerd status --json` prints it. Stable: see peerd's README (examples/peerd/README.md).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Status {
     pub node_id: String,
