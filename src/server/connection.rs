@@ -322,10 +322,7 @@ async fn open(
             }
             Ok(Err(Failed::Before(BeforeTls::Io(error)))) => {
                 warn!(conn = id, %observed, %error, "TLS handshake failed; closing");
-                (
-                    VerdictReason::TlsHandshake(crate::tls::io_failure(&error)),
-                    None,
-                )
+                (VerdictReason::TlsHandshake(error), None)
             }
             Ok(Err(Failed::Before(BeforeTls::Closed))) => {
                 debug!(conn = id, %observed, "closed before the TLS handshake");

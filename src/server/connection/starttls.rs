@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::conn::starttls::{self, NotAProbe, ProbeStep};
-use crate::tls::TlsMode;
+use crate::tls::{HandshakeFailure, TlsMode, io_failure};
 
 /// Why a connection got no further than its first bytes.
 #[derive(Debug)]
@@ -19,7 +19,7 @@ pub(super) enum BeforeTls {
     /// The peer closed first.
     Closed,
     /// Reading or writing failed.
-    Io(std::io::Error),
+    Io(HandshakeFailure),
 }
 
 /// Reads (direct: peeks at) what comes before the TLS handshake, and
@@ -30,12 +30,12 @@ pub(super) async fn before_tls(stream: &mut TcpStream, mode: TlsMode) -> Result<
             // Plain record marking never opens with 0x16 for a sane record
             // (that would be a non-last fragment of 369 MiB).
             let mut first = [0u8; 1];
-            if stream.peek(&mut first).await.map_err(BeforeTls::Io)? == 0 {
+            if stream.peek(&mut first).await.map_err(io)? == 0 {
                 return Err(BeforeTls::Closed);
             }
             if first[0] != 0x16 {
                 let mut head = [0u8; 64];
-                let n = stream.peek(&mut head).await.map_err(BeforeTls::Io)?;
+                let n = stream.peek(&mut head).await.map_err(io)?;
                 let reason = match starttls::judge_first_record(&head[..n]) {
                     ProbeStep::Refuse(reason) => reason,
                     // A probe (or the start of a call): plain RPC either way.
@@ -58,17 +58,14 @@ pub(super) async fn before_tls(stream: &mut TcpStream, mode: TlsMode) -> Result<
                         // after it is the handshake's to read.
                         let start = buf.len();
                         buf.resize(total, 0);
-                        let n = stream
-                            .read(&mut buf[start..])
-                            .await
-                            .map_err(BeforeTls::Io)?;
+                        let n = stream.read(&mut buf[start..]).await.map_err(io)?;
                         if n == 0 {
                             return Err(BeforeTls::Closed);
                         }
                         buf.truncate(start + n);
                     }
                     ProbeStep::Upgrade { reply, .. } => {
-                        stream.write_all(&reply).await.map_err(BeforeTls::Io)?;
+                        stream.write_all(&reply).await.map_err(io)?;
                         return Ok(());
                     }
                     ProbeStep::Refuse(reason) => return Err(BeforeTls::PlainText(reason)),
@@ -76,4 +73,9 @@ pub(super) async fn before_tls(stream: &mut TcpStream, mode: TlsMode) -> Result<
             }
         }
     }
+}
+
+/// A read or write that failed before the handshake.
+fn io(error: std::io::Error) -> BeforeTls {
+    BeforeTls::Io(io_failure(&error))
 }
