@@ -113,3 +113,121 @@ pub(crate) fn cert_error(error: &rustls::Error) -> Option<CertError> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use rustls::{AlertDescription, PeerIncompatible, PeerMisbehaved};
+
+    use super::*;
+
+    fn io(error: rustls::Error) -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, error)
+    }
+
+    #[test]
+    fn certificate_errors_keep_their_kind() {
+        let cert = |e: CertificateError| cert_error(&rustls::Error::InvalidCertificate(e));
+        assert_eq!(cert(CertificateError::Expired), Some(CertError::Expired));
+        assert_eq!(
+            cert(CertificateError::NotValidYet),
+            Some(CertError::NotYetValid)
+        );
+        assert_eq!(
+            cert(CertificateError::UnknownIssuer),
+            Some(CertError::UnknownIssuer)
+        );
+        assert_eq!(
+            cert(CertificateError::BadSignature),
+            Some(CertError::BadSignature)
+        );
+        assert_eq!(
+            cert(CertificateError::InvalidPurpose),
+            Some(CertError::WrongPurpose)
+        );
+        assert!(matches!(
+            cert(CertificateError::UnknownRevocationStatus),
+            Some(CertError::RevocationUnknown { .. })
+        ));
+        assert!(matches!(
+            cert(CertificateError::BadEncoding),
+            Some(CertError::Unparsable { .. })
+        ));
+        assert!(matches!(
+            cert(CertificateError::UnhandledCriticalExtension),
+            Some(CertError::Invalid { .. })
+        ));
+        // Our own rule, carried through rustls, comes back as it was.
+        let ours = CertError::NoIpSan {
+            cn: Some("a".into()),
+        };
+        assert_eq!(
+            cert(CertificateError::Other(rustls::OtherError(Arc::new(
+                ours.clone()
+            )))),
+            Some(ours)
+        );
+        assert_eq!(
+            cert_error(&rustls::Error::NoCertificatesPresented),
+            Some(CertError::NoClientCertificate)
+        );
+        assert_eq!(cert_error(&rustls::Error::DecryptError), None);
+    }
+
+    #[test]
+    fn a_handshake_failure_says_what_kind_it_is() {
+        let failure = |e: rustls::Error| match classify(&io(e)) {
+            Failed::Handshake(failure) => failure,
+            _ => panic!("not a handshake failure"),
+        };
+        assert!(matches!(
+            failure(rustls::Error::PeerIncompatible(
+                PeerIncompatible::NoCipherSuitesInCommon
+            )),
+            HandshakeFailure::Incompatible { .. }
+        ));
+        assert!(matches!(
+            failure(rustls::Error::PeerMisbehaved(
+                PeerMisbehaved::TooManyEmptyFragments
+            )),
+            HandshakeFailure::Misbehaved { .. }
+        ));
+        assert!(matches!(
+            failure(rustls::Error::DecryptError),
+            HandshakeFailure::Misbehaved { .. }
+        ));
+        assert!(matches!(
+            failure(rustls::Error::FailedToGetRandomBytes),
+            HandshakeFailure::Local { .. }
+        ));
+        let eof = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
+        assert!(matches!(
+            classify(&eof),
+            Failed::Handshake(HandshakeFailure::Io {
+                kind: std::io::ErrorKind::UnexpectedEof,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn an_alert_is_the_servers_refusal_on_a_client() {
+        let alert = io(rustls::Error::AlertReceived(AlertDescription::AccessDenied));
+        assert!(matches!(
+            classify(&alert),
+            Failed::Alert(a) if a == TlsAlert::ACCESS_DENIED
+        ));
+        assert_eq!(
+            handshake_error(&alert),
+            TlsError::Refused {
+                alert: TlsAlert::ACCESS_DENIED
+            }
+        );
+        let cert = io(rustls::Error::InvalidCertificate(CertificateError::Expired));
+        assert_eq!(
+            handshake_error(&cert),
+            TlsError::Certificate(CertError::Expired)
+        );
+    }
+}
