@@ -6,10 +6,10 @@
 #![allow(dead_code)]
 
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use tracing::Level;
-use tracing::subscriber::DefaultGuard;
+use tracing::subscriber::{DefaultGuard, NoSubscriber};
+use tracing::{Dispatch, Level};
 
 /// The text of the events captured, shared by every clone.
 #[derive(Clone, Default)]
@@ -36,6 +36,7 @@ impl Logs {
     /// Captures events up to `level` on this thread until the guard is
     /// dropped. On a current-thread runtime that is every task's.
     pub fn capture_at(level: Level) -> (Logs, DefaultGuard) {
+        second_dispatcher();
         let logs = Logs::default();
         let writer = logs.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -50,4 +51,16 @@ impl Logs {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
+}
+
+/// tracing caches whether a callsite is enabled, for every thread. While
+/// only one dispatcher exists (this thread's), tracing-core 0.1 caches
+/// the interest of a callsite first reached on *another* thread from that
+/// thread's default, which for a test without a subscriber is "never": a
+/// span or event first met by a concurrent test would then be lost here.
+/// A second dispatcher that lives for the whole run makes tracing combine
+/// every dispatcher's interest instead, and ask again at each event.
+fn second_dispatcher() {
+    static SECOND: OnceLock<Dispatch> = OnceLock::new();
+    SECOND.get_or_init(|| Dispatch::new(NoSubscriber::default()));
 }
