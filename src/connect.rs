@@ -33,6 +33,7 @@ mod source;
 
 #[doc(hidden)]
 pub use happy_eyeballs::interleave;
+pub(crate) use source::resolve_scope;
 #[doc(hidden)]
 pub use source::{check_scope, select_source};
 
@@ -299,10 +300,10 @@ impl Connector {
         let opts = &*self.options;
         opts.validate()?;
         let source = select_source(&opts.sources, opts.family_policy, destination)?;
-        let dest_scope = sock::resolve_scope(destination.host(), Role::Destination)?;
+        let dest_scope = source::resolve_scope(destination.host(), Role::Destination)?;
         let source = match source {
             Some(source) => {
-                let scope = sock::resolve_scope(source, Role::Source)?;
+                let scope = source::resolve_scope(source, Role::Source)?;
                 if source.is_link_local()
                     && destination.host().is_link_local()
                     && scope != dest_scope

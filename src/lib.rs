@@ -56,9 +56,11 @@
 //! of the public API, names what every layer knows (addresses, node IDs,
 //! RPC statuses, TLS failures), so it belongs with the drivers: `addr` and
 //! `tls` report their own errors ([`AddrParseError`], [`tls::TlsError`]),
-//! which [`Error`] converts from. The socket layer (`connect`, `listen`,
-//! `sock`) returns [`Error`] too, through its address and OS-error
-//! variants only.
+//! which [`Error`] converts from. `sock` makes the system calls and
+//! returns `io::Error`; `connect` and `listen` return [`Error`], through
+//! its address, configuration and OS-error variants only: a socket error
+//! type of their own would be the same variants again, wrapped once more
+//! by every caller.
 //! All raw socket code and `cfg(target_os)` sit in one private module
 //! under `connect` and `listen`; the crate has no `unsafe`
 //! (`#![forbid(unsafe_code)]`: nix makes the system calls). [`proto`] and

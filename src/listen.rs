@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::addr::{Endpoint, Family, Role};
-use crate::connect::check_scope;
+use crate::connect::{check_scope, resolve_scope};
 use crate::error::{ConfigError, Error};
 use crate::sock;
 
@@ -81,7 +81,7 @@ pub fn listen(address: &Endpoint, options: &ListenOptions) -> Result<TcpListener
         }
         .into());
     }
-    let scope = sock::resolve_scope(address.host(), Role::Listen)?;
+    let scope = resolve_scope(address.host(), Role::Listen)?;
     let fatal = |what: &'static str| {
         move |error| Error::Socket {
             what,

@@ -8,13 +8,11 @@
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::sync::Arc;
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, TcpKeepalive, Type};
 
-use crate::addr::{Family, Role, Scope, ScopedIp};
-use crate::error::Error;
+use crate::addr::Family;
 
 /// A new non-blocking, close-on-exec TCP socket of `family`
 /// (`socket(2)`).
@@ -29,20 +27,6 @@ pub(crate) fn tcp_socket(family: Family) -> io::Result<Socket> {
         Some(Protocol::TCP),
     )?;
     Ok(socket)
-}
-
-/// Resolves a scope to an interface index (`if_nametoindex(3)` for names).
-pub(crate) fn resolve_scope(address: &ScopedIp, role: Role) -> Result<u32, Error> {
-    match address.scope() {
-        None => Ok(0),
-        Some(Scope::Index(index)) => Ok(*index),
-        Some(Scope::Name(name)) => interface_index(name).map_err(|error| Error::UnknownInterface {
-            role,
-            address: address.clone(),
-            name: name.clone(),
-            error: Arc::new(error),
-        }),
-    }
 }
 
 /// The index of the interface `name` (`if_nametoindex(3)`).

@@ -67,6 +67,23 @@ pub fn check_scope(address: &ScopedIp, role: Role) -> Result<(), Error> {
     Ok(())
 }
 
+/// Resolves a scope to an interface index (`if_nametoindex(3)` for
+/// names); an interface this host lacks is [`Error::UnknownInterface`].
+pub(crate) fn resolve_scope(address: &ScopedIp, role: Role) -> Result<u32, Error> {
+    match address.scope() {
+        None => Ok(0),
+        Some(Scope::Index(index)) => Ok(*index),
+        Some(Scope::Name(name)) => {
+            crate::sock::interface_index(name).map_err(|error| Error::UnknownInterface {
+                role,
+                address: address.clone(),
+                name: name.clone(),
+                error: std::sync::Arc::new(error),
+            })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
