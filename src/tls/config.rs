@@ -470,7 +470,7 @@ impl ServerCertVerifier for PeerVerifier {
 }
 
 /// Our rule's error, carried through rustls.
-pub(crate) fn ours(error: CertError) -> rustls::Error {
+fn ours(error: CertError) -> rustls::Error {
     rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(error))))
 }
 
