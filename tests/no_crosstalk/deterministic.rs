@@ -2,6 +2,7 @@
 //! callers, reserved XIDs and their slots, and pings.
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -52,6 +53,21 @@ impl Peer {
     async fn reply(&mut self, xid: u32, results: Bytes) {
         self.writer.send(success(xid, results)).await.unwrap();
     }
+}
+
+/// A call of `token` with `deadline`, on a task of its own, for a test
+/// that answers it (or not) meanwhile.
+fn spawn_call(
+    client: &Client,
+    token: u64,
+    deadline: Duration,
+) -> tokio::task::JoinHandle<Result<Bytes, Error>> {
+    let client = client.clone();
+    tokio::spawn(async move {
+        client
+            .call_with(PROG, VERS, PROC, token_bytes(token), &within(deadline))
+            .await
+    })
 }
 
 /// A client whose first connection is a duplex to the returned [`Peer`];
@@ -107,14 +123,7 @@ fn a_late_reply_never_reaches_a_newer_call() {
             assert_eq!(args, token_bytes(token));
             old.push(xid);
         }
-        let newer = tokio::spawn({
-            let client = client.clone();
-            async move {
-                client
-                    .call_with(PROG, VERS, PROC, token_bytes(100), &within(ms(60_000)))
-                    .await
-            }
-        });
+        let newer = spawn_call(&client, 100, ms(60_000));
         let (xid, args) = peer.next_real_call().await;
         assert_eq!(args, token_bytes(100));
         assert!(!old.contains(&xid), "xid {xid} reused while reserved");
@@ -163,14 +172,7 @@ fn a_dropped_callers_reply_never_reaches_a_newer_call() {
             assert_eq!(args, token_bytes(token));
             old.push(xid);
         }
-        let newer = tokio::spawn({
-            let client = client.clone();
-            async move {
-                client
-                    .call_with(PROG, VERS, PROC, token_bytes(100), &within(ms(60_000)))
-                    .await
-            }
-        });
+        let newer = spawn_call(&client, 100, ms(60_000));
         let (xid, _) = peer.next_real_call().await;
         assert!(!old.contains(&xid), "xid {xid} reused while reserved");
         for (token, &old_xid) in old.iter().enumerate() {
@@ -216,14 +218,7 @@ fn a_reserved_xid_holds_its_slot_until_the_late_reply() {
             matches!(result, Err(Error::CallTimeout { sent: false, .. })),
             "{result:?}"
         );
-        let newer = tokio::spawn({
-            let client = client.clone();
-            async move {
-                client
-                    .call_with(PROG, VERS, PROC, token_bytes(3), &within(ms(60_000)))
-                    .await
-            }
-        });
+        let newer = spawn_call(&client, 3, ms(60_000));
         tokio::time::sleep(ms(1_000)).await;
         assert_eq!(client.stats().sent, 1, "the newer call waits for the slot");
         peer.reply(old, token_bytes(1)).await;
@@ -253,14 +248,7 @@ fn answered_pings_keep_a_slow_call_alive() {
         };
         let (client, mut peer) = connect_once(options);
         let t0 = Instant::now();
-        let call = tokio::spawn({
-            let client = client.clone();
-            async move {
-                client
-                    .call_with(PROG, VERS, PROC, token_bytes(7), &within(ms(60_000)))
-                    .await
-            }
-        });
+        let call = spawn_call(&client, 7, ms(60_000));
         let (xid, header, _) = peer.next_call().await;
         assert!(!is_ping(&header));
         let mut pings = 0;
@@ -348,14 +336,7 @@ fn a_call_that_times_out_waiting_for_a_slot_counts_as_timed_out() {
             ..quiet_client_options()
         };
         let (client, mut peer) = connect_once(options);
-        let first = tokio::spawn({
-            let client = client.clone();
-            async move {
-                client
-                    .call_with(PROG, VERS, PROC, token_bytes(1), &within(ms(10_000)))
-                    .await
-            }
-        });
+        let first = spawn_call(&client, 1, ms(10_000));
         let (xid, _) = peer.next_real_call().await;
         let result = client
             .call_with(PROG, VERS, PROC, token_bytes(2), &within(ms(100)))
