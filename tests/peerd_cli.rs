@@ -152,6 +152,15 @@ fn demo_tls_exits_0_with_the_impostor_refused_for_the_ip_mismatch() {
     assert_eq!(stdout.matches("TLSv1.3 CN node-").count(), 7, "{stdout}");
 }
 
+/// Writes two nodes' configurations into `dir` as `a.toml` and `b.toml`;
+/// their paths.
+fn write_pair(dir: &std::path::Path, a: &str, b: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (a_path, b_path) = (dir.join("a.toml"), dir.join("b.toml"));
+    std::fs::write(&a_path, a).unwrap();
+    std::fs::write(&b_path, b).unwrap();
+    (a_path, b_path)
+}
+
 /// `peerd run` with the config at `path`, its log (at `info`) written to
 /// `log` when given; killed when dropped.
 fn spawn_node(path: &std::path::Path, log: Option<&std::path::Path>) -> KillOnDrop {

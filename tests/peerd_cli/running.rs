@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{KillOnDrop, peer_of, run, spawn_node, status_json, wait_for};
+use super::{KillOnDrop, peer_of, run, spawn_node, status_json, wait_for, write_pair};
 use crate::support::common::free_port;
 use crate::support::temp::TempDir;
 
@@ -32,18 +32,11 @@ fn sighup_reload_applies_only_the_difference() {
         text.push_str("[timeouts]\nping_interval = 0.1\n");
         text
     };
-    let a_path = dir.join("a.toml");
-    let b_path = dir.join("b.toml");
-    std::fs::write(
-        &a_path,
-        config("node-a", A, a_port, a_admin, &[("node-b", B, b_port)]),
-    )
-    .unwrap();
-    std::fs::write(
-        &b_path,
-        config("node-b", B, b_port, b_admin, &[("node-a", A, a_port)]),
-    )
-    .unwrap();
+    let (a_path, b_path) = write_pair(
+        &dir,
+        &config("node-a", A, a_port, a_admin, &[("node-b", B, b_port)]),
+        &config("node-b", B, b_port, b_admin, &[("node-a", A, a_port)]),
+    );
     let a_log = dir.join("a.log");
     let node_a = spawn_node(&a_path, Some(&a_log));
     let _node_b = spawn_node(&b_path, None);

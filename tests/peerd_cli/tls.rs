@@ -5,7 +5,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{KillOnDrop, peer_of, run, spawn_node, status_json, wait_for};
+use super::{KillOnDrop, peer_of, run, spawn_node, status_json, wait_for, write_pair};
 use crate::support::common::free_port;
 use crate::support::peerd;
 use crate::support::temp::TempDir;
@@ -309,11 +309,9 @@ fn tls_link_between_two_peerd_processes() {
                 &format!("mode = \"{mode}\"\n"),
             )
         };
-    let a_path = dir.join("a.toml");
-    let b_path = dir.join("b.toml");
-    std::fs::write(
-        &a_path,
-        config(
+    let (a_path, b_path) = write_pair(
+        &dir,
+        &config(
             "node-a",
             A,
             a_port,
@@ -321,11 +319,7 @@ fn tls_link_between_two_peerd_processes() {
             ("node-b", B, b_port),
             "direct",
         ),
-    )
-    .unwrap();
-    std::fs::write(
-        &b_path,
-        config(
+        &config(
             "node-b",
             B,
             b_port,
@@ -333,8 +327,7 @@ fn tls_link_between_two_peerd_processes() {
             ("node-a", A, a_port),
             "direct",
         ),
-    )
-    .unwrap();
+    );
     let a_log = dir.join("a.log");
     let node_a = spawn_node(&a_path, Some(&a_log));
     let _node_b = spawn_node(&b_path, None);
@@ -472,11 +465,9 @@ fn sighup_renews_tls_material_live_and_a_new_crl_cuts_the_revoked_link() {
         .write(&dir, "node-b")
         .unwrap();
     let config = tls_pair_config;
-    let a_path = dir.join("a.toml");
-    let b_path = dir.join("b.toml");
-    std::fs::write(
-        &a_path,
-        config(
+    let (a_path, b_path) = write_pair(
+        &dir,
+        &config(
             "node-a",
             A,
             a_port,
@@ -484,13 +475,8 @@ fn sighup_renews_tls_material_live_and_a_new_crl_cuts_the_revoked_link() {
             ("node-b", B, b_port),
             "expiry_warning_days = 60\n",
         ),
-    )
-    .unwrap();
-    std::fs::write(
-        &b_path,
-        config("node-b", B, b_port, b_admin, ("node-a", A, a_port), ""),
-    )
-    .unwrap();
+        &config("node-b", B, b_port, b_admin, ("node-a", A, a_port), ""),
+    );
     let (a_log, b_log) = (dir.join("a.log"), dir.join("b.log"));
     let node_a = spawn_node(&a_path, Some(&a_log));
     let node_b = spawn_node(&b_path, Some(&b_log));
