@@ -161,6 +161,21 @@ fn write_pair(dir: &std::path::Path, a: &str, b: &str) -> (std::path::PathBuf, s
     (a_path, b_path)
 }
 
+/// What is wrong with how peerd refused the config case `name`: it must
+/// exit 2 with each of `wants` in its stderr. `None` when it did.
+fn not_refused_as_wanted(name: &str, output: &Output, wants: &[String]) -> Option<String> {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    (output.status.code() != Some(2) || !wants.iter().all(|w| stderr.contains(w.as_str()))).then(
+        || {
+            format!(
+                "{name}: exit {:?}, wanted 2 and {wants:?} in: {}",
+                output.status.code(),
+                stderr.trim()
+            )
+        },
+    )
+}
+
 /// `peerd run` with the config at `path`, its log (at `info`) written to
 /// `log` when given; killed when dropped.
 fn spawn_node(path: &std::path::Path, log: Option<&std::path::Path>) -> KillOnDrop {

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{run, spawn_node};
+use super::{not_refused_as_wanted, run, spawn_node};
 use crate::support::temp::TempDir;
 
 const GOOD: &str = r#"node_id = "node-a"
@@ -164,15 +164,11 @@ fn bad_configs_exit_2_naming_the_key_and_the_line() {
             &["run", "--config", path.to_str().unwrap()],
             Duration::from_secs(10),
         );
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let wants = [format!("line {line}"), format!("`{key}`")];
-        if output.status.code() != Some(2) || !wants.iter().all(|w| stderr.contains(w.as_str())) {
-            failures.push(format!(
-                "{name}: exit {:?}, wanted 2 and {wants:?} in: {}",
-                output.status.code(),
-                stderr.trim()
-            ));
-        }
+        failures.extend(not_refused_as_wanted(
+            name,
+            &output,
+            &[format!("line {line}"), format!("`{key}`")],
+        ));
     }
     drop(dir);
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -5,7 +5,9 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{KillOnDrop, peer_of, run, spawn_node, status_json, wait_for, write_pair};
+use super::{
+    KillOnDrop, not_refused_as_wanted, peer_of, run, spawn_node, status_json, wait_for, write_pair,
+};
 use crate::support::common::free_port;
 use crate::support::peerd;
 use crate::support::temp::TempDir;
@@ -122,15 +124,11 @@ fn tls_config_errors_exit_2_naming_the_key() {
             .stdin(Stdio::null())
             .output()
             .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let wants = [format!("line {line}"), format!("`{key}`"), says.clone()];
-        if output.status.code() != Some(2) || !wants.iter().all(|w| stderr.contains(w.as_str())) {
-            failures.push(format!(
-                "{name}: exit {:?}, wanted 2 and {wants:?} in: {}",
-                output.status.code(),
-                stderr.trim()
-            ));
-        }
+        failures.extend(not_refused_as_wanted(
+            name,
+            &output,
+            &[format!("line {line}"), format!("`{key}`"), says.clone()],
+        ));
     }
     drop(dir);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
