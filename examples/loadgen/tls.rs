@@ -1,10 +1,16 @@
 //! `--mode tls`: a throwaway CA and the two certificates, made once per
-//! process (rcgen), and the client's and server's TLS options.
+//! process (by peerd's CA builder), and the client's and server's TLS options.
 
+use std::net::IpAddr;
 use std::sync::OnceLock;
 
 use peerwire::tls::{ClientTls, ServerCheck, ServerTls, TlsIdentity, TlsMode};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SanType};
+
+// peerd's throwaway CA (shared with its demo and the tests); loadgen uses
+// only its node certificates.
+#[allow(dead_code)]
+#[path = "../peerd/pki.rs"]
+mod pki;
 
 struct Pair {
     server: TlsIdentity,
@@ -14,24 +20,15 @@ struct Pair {
 fn pair() -> &'static Pair {
     static PAIR: OnceLock<Pair> = OnceLock::new();
     PAIR.get_or_init(|| {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "loadgen CA");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        let ca = pki::Authority::new("loadgen CA");
         let leaf = |cn: &str| {
-            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-            params.distinguished_name.push(DnType::CommonName, cn);
-            params.subject_alt_names = vec![SanType::IpAddress("127.0.0.1".parse().unwrap())];
-            let key = KeyPair::generate().unwrap();
-            let cert = params.signed_by(&key, &ca).unwrap();
+            let leaf = ca.issue(cn, &[IpAddr::from([127, 0, 0, 1])]);
             TlsIdentity::from_pem(
-                cert.pem().as_bytes(),
-                key.serialize_pem().as_bytes(),
-                ca.pem().as_bytes(),
+                leaf.cert_pem.as_bytes(),
+                leaf.key_pem.as_bytes(),
+                ca.ca_pem().as_bytes(),
             )
-            .unwrap()
+            .expect("the CA's own certificates")
         };
         Pair {
             server: leaf("server"),
