@@ -40,7 +40,8 @@ fn sighup_reload_applies_only_the_difference() {
     let a_log = dir.join("a.log");
     let node_a = spawn_node(&a_path, Some(&a_log));
     let _node_b = spawn_node(&b_path, None);
-    let a_admin = format!("{A}:{a_admin}");
+    let admin_port = a_admin;
+    let a_admin = format!("{A}:{admin_port}");
     let connected = |id: &str| {
         let id = id.to_owned();
         move |s: &serde_json::Value| peer_of(s, &id).is_some_and(|p| p["state"] == "connected")
@@ -63,7 +64,7 @@ fn sighup_reload_applies_only_the_difference() {
             "node-a",
             A,
             a_port,
-            a_admin.rsplit_once(':').unwrap().1.parse().unwrap(),
+            admin_port,
             &[("node-b", B, b_port), ("node-c", "127.79.0.3", 9)],
         ),
     )
@@ -111,13 +112,7 @@ fn sighup_reload_applies_only_the_difference() {
     // Remove node-c.
     std::fs::write(
         &a_path,
-        config(
-            "node-a",
-            A,
-            a_port,
-            a_admin.rsplit_once(':').unwrap().1.parse().unwrap(),
-            &[("node-b", B, b_port)],
-        ),
+        config("node-a", A, a_port, admin_port, &[("node-b", B, b_port)]),
     )
     .unwrap();
     hup(&node_a);
@@ -133,7 +128,6 @@ fn sighup_reload_applies_only_the_difference() {
     // A second listen entry: opened; the link to node-b untouched. Then
     // removed again: closed, and the first listener never touched.
     let extra = free_port(A);
-    let admin_port: u16 = a_admin.rsplit_once(':').unwrap().1.parse().unwrap();
     let two = config("node-a", A, a_port, admin_port, &[("node-b", B, b_port)]).replace(
         &format!("listen = [\"{A}:{a_port}\"]"),
         &format!("listen = [\"{A}:{a_port}\", \"{A}:{extra}\"]"),
